@@ -1,0 +1,111 @@
+"""Settings, and every environment variable Impetus reads, in one place.
+
+Resolution order everywhere: explicit argument > environment > config file
+(the local stack's ``local.json``) > default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impetus.exceptions import ConfigError
+
+# --- environment variable names (the only place they are spelled) -------------------------
+ENV_API_URL = "IMPETUS_API_URL"
+ENV_AUTHKEY = "IMPETUS_AUTHKEY"
+ENV_HOME = "IMPETUS_HOME"
+ENV_TABLE_PREFIX = "IMPETUS_TABLE_PREFIX"
+ENV_AUTHKEY_SECRET = "IMPETUS_AUTHKEY_SECRET"
+ENV_SIGNING_SECRET = "IMPETUS_SIGNING_SECRET"
+ENV_BUCKET = "IMPETUS_BUCKET"
+ENV_REGION = "AWS_DEFAULT_REGION"
+ENV_ENDPOINT = "AWS_ENDPOINT_URL"
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_TABLE_PREFIX = "impetus"
+DEFAULT_AUTHKEY_SECRET = "impetus/authkey"
+DEFAULT_SIGNING_SECRET = "impetus/signing-key"
+
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    ENV_API_URL: "URL of the Impetus HTTP API (client, CLI).",
+    ENV_AUTHKEY: "Bearer authkey for the API (client, CLI).",
+    ENV_HOME: "Directory of the local stack's state and settings (default ~/.impetus).",
+    ENV_TABLE_PREFIX: "Prefix of the DynamoDB table names (default 'impetus').",
+    ENV_AUTHKEY_SECRET: "Secrets Manager id of the API authkey (API Lambda).",
+    ENV_SIGNING_SECRET: "Secrets Manager id of the job signing key (API Lambda, nodes).",
+    ENV_BUCKET: "S3 bucket for large payloads.",
+    ENV_REGION: "AWS region (default us-east-1).",
+    ENV_ENDPOINT: "AWS endpoint override; the local stack points it at its moto server.",
+}
+
+
+def impetus_home() -> Path:
+    return Path(os.environ.get(ENV_HOME) or Path.home() / ".impetus")
+
+
+def local_settings_path() -> Path:
+    return impetus_home() / "local.json"
+
+
+def read_local_settings() -> dict[str, Any]:
+    """The local stack's connection settings, or {} when no stack is up."""
+    path = local_settings_path()
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read local stack settings {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where the client finds the API and how it authenticates."""
+
+    api_url: str
+    authkey: str = field(repr=False)
+
+    @classmethod
+    def resolve(cls, api_url: str | None = None, authkey: str | None = None) -> ClientSettings:
+        local = None
+        if not (api_url or os.environ.get(ENV_API_URL)) or not (
+            authkey or os.environ.get(ENV_AUTHKEY)
+        ):
+            local = read_local_settings()
+        local = local or {}
+        url = api_url or os.environ.get(ENV_API_URL) or local.get("api_url")
+        key = authkey or os.environ.get(ENV_AUTHKEY) or local.get("authkey")
+        if not url or not key:
+            raise ConfigError(
+                "no Impetus API configured: pass address/authkey, set "
+                f"{ENV_API_URL} and {ENV_AUTHKEY}, or run `impetus local up`"
+            )
+        return cls(api_url=url.rstrip("/"), authkey=key)
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where the server side (API Lambda, DFS, node agents) finds its AWS resources."""
+
+    region: str = DEFAULT_REGION
+    endpoint_url: str | None = None
+    table_prefix: str = DEFAULT_TABLE_PREFIX
+    authkey_secret: str = DEFAULT_AUTHKEY_SECRET
+    signing_secret: str = DEFAULT_SIGNING_SECRET
+    bucket: str | None = None
+
+    @classmethod
+    def from_env(cls) -> AwsSettings:
+        env = os.environ
+        return cls(
+            region=env.get(ENV_REGION) or env.get("AWS_REGION") or DEFAULT_REGION,
+            endpoint_url=env.get(ENV_ENDPOINT) or None,
+            table_prefix=env.get(ENV_TABLE_PREFIX) or DEFAULT_TABLE_PREFIX,
+            authkey_secret=env.get(ENV_AUTHKEY_SECRET) or DEFAULT_AUTHKEY_SECRET,
+            signing_secret=env.get(ENV_SIGNING_SECRET) or DEFAULT_SIGNING_SECRET,
+            bucket=env.get(ENV_BUCKET) or None,
+        )

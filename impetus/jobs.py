@@ -1,0 +1,103 @@
+"""The job record: what a fork becomes, what a stage receives, what a task file holds.
+
+A job dict carries the original's fields (id, name, args, result, status, callback,
+client, created, delay, priority, transport, code) plus attempt bookkeeping. ``status``
+is one of :data:`STATUSES`; ``result`` of an error job is an :func:`error_record`.
+"""
+
+from __future__ import annotations
+
+import linecache
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+WAITING = "waiting"
+RUNNING = "running"
+READY = "ready"
+ERROR = "error"
+ACKED = "acked"
+STATUSES = (WAITING, RUNNING, READY, ERROR, ACKED)
+FINISHED = (READY, ERROR)
+
+JOB_FIELDS = (
+    "id", "name", "args", "result", "status", "callback", "client", "created",
+    "delay", "priority", "transport", "code",
+)  # fmt: skip
+
+MAX_JOB_ID_LENGTH = 200
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class JobSpec:
+    """One fork, as the client sends it to the API (args already encoded)."""
+
+    name: str
+    code: str  # digest of the function's encoded code (see codec.digest)
+    args: str  # codec.dumps(args)
+    stage: str
+    id: str = field(default_factory=new_job_id)
+    priority: int = 0
+    delay: float = 0.0
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "code": self.code,
+            "args": self.args,
+            "stage": self.stage,
+            "priority": self.priority,
+            "delay": self.delay,
+            "properties": self.properties,
+        }
+
+
+@dataclass
+class Outcome:
+    """What running one job produced: an encoded result, or an error record."""
+
+    status: str  # READY or ERROR
+    result: str | None = None  # codec.dumps(value) when READY
+    error: dict[str, Any] | None = None  # error_record(...) when ERROR
+    started: float = 0.0
+    finished: float = 0.0
+
+
+def error_record(exc: BaseException, function_name: str | None = None) -> dict[str, Any]:
+    """The original's error result, plus the exception type and the full traceback.
+
+    ``linenumber`` and ``statement`` point at the innermost frame, which is where the
+    user's code raised (the frame of the function that ran, or deeper).
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    statement = ""
+    if last is not None:
+        statement = last.line or linecache.getline(last.filename, last.lineno or 0).strip()
+    return {
+        "error": str(exc),
+        "type": type(exc).__name__,
+        "name": last.name if last is not None else (function_name or ""),
+        "linenumber": last.lineno if last is not None else None,
+        "statement": statement,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+def system_error(kind: str, message: str, name: str = "") -> dict[str, Any]:
+    """An error record for a job that failed outside the user's code (lost, signature...)."""
+    return {
+        "error": f"{kind}: {message}",
+        "type": kind,
+        "name": name,
+        "linenumber": None,
+        "statement": "",
+        "traceback": "",
+    }

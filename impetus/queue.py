@@ -1,0 +1,123 @@
+"""The Queue: streams, their job queues, results and stores, on DynamoDB.
+
+This is the one object the API Lambda, the DFS and the node agents talk to; it composes
+:class:`~impetus.streams.Streams`, :class:`~impetus.store.Store` and
+:class:`~impetus.jobqueue.JobQueue` (read those for the item layouts and the
+conditional writes). Thread-safe: it holds one boto3 client and caches only immutable
+data (function code by digest) and short-lived stream properties.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from impetus import aws, properties
+from impetus.config import AwsSettings
+from impetus.jobqueue import JobQueue
+from impetus.jobs import Outcome
+from impetus.queue_types import Claim, ClaimedJob
+from impetus.store import Store
+from impetus.streams import Streams
+from impetus.tables import JOBS, NODES, QUEUE, STORE, STREAMS, table_names
+
+__all__ = ["Claim", "ClaimedJob", "Queue"]
+
+
+class Queue:
+    def __init__(self, settings: AwsSettings | None = None, client: Any = None) -> None:
+        self.settings = settings or AwsSettings.from_env()
+        self.client = client or aws.client("dynamodb", self.settings)
+        self.tables = table_names(self.settings.table_prefix)
+        self.streams = Streams(self.client, self.tables[STREAMS])
+        self.store = Store(self.client, self.tables[STORE])
+        self.jobs = JobQueue(
+            self.client, {"jobs": self.tables[JOBS], "queue": self.tables[QUEUE]}, self.streams
+        )
+        self.nodes_table = self.tables[NODES]
+
+    # --- streams ------------------------------------------------------------------------
+    def create_stream(
+        self, stream_id: str | None = None, properties: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a stream; an existing id is reused. Returns (description, created?)."""
+        return self.streams.create(stream_id, properties)
+
+    def get_stream(self, stream_id: str) -> dict[str, Any]:
+        return self.streams.get(stream_id)
+
+    def list_streams(self) -> list[dict[str, Any]]:
+        return self.streams.list()
+
+    def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge properties (a None value removes a key); returns the description."""
+        return self.streams.update_properties(stream_id, changes)
+
+    def delete_stream(self, stream_id: str) -> None:
+        """Hide the stream at once, then remove its chunks, job records, code and store."""
+        item = self.streams.mark_deleting(stream_id)
+        shards = properties.get(item.get("properties", {}), "shards")
+        self.jobs.purge(stream_id, shards)
+        self.store.purge(stream_id)
+        self.streams.remove(stream_id)
+
+    # --- store ----------------------------------------------------------------------------
+    def store_get(self, stream_id: str, key: str) -> Any:
+        self.streams.get_item(stream_id)
+        return self.store.get(stream_id, key)
+
+    def store_put(self, stream_id: str, key: str, value: Any) -> None:
+        self.streams.get_item(stream_id)
+        self.store.put(stream_id, key, value)
+
+    def store_delete(self, stream_id: str, key: str) -> None:
+        self.streams.get_item(stream_id)
+        self.store.delete(stream_id, key)
+
+    def store_keys(self, stream_id: str) -> list[str]:
+        self.streams.get_item(stream_id)
+        return self.store.keys(stream_id)
+
+    # --- client side of jobs ----------------------------------------------------------------
+    def enqueue(
+        self,
+        stream_id: str,
+        jobs: list[dict[str, Any]],
+        functions: dict[str, str],
+        client_python: str,
+    ) -> dict[str, list[str]]:
+        """Enqueue JobSpec dicts (see impetus.jobs.JobSpec); ``functions`` maps a code
+        digest to the encoded code. Ids the stream already knows are skipped.
+        Returns {"accepted": [ids], "existing": [ids]}."""
+        return self.jobs.enqueue(stream_id, jobs, functions, client_python)
+
+    def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
+        return self.jobs.get_job(stream_id, job_id)
+
+    def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Finished, unacknowledged jobs of one stage (job dicts, results encoded)."""
+        return self.jobs.results(stream_id, stage, limit)
+
+    def ack(self, stream_id: str, job_ids: list[str]) -> int:
+        """Acknowledge collected jobs: their results leave the queue. Returns the count."""
+        return self.jobs.ack(stream_id, job_ids)
+
+    # --- node side ----------------------------------------------------------------------
+    def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
+        """Lease up to ``max_jobs`` due jobs, highest priority first; None when none."""
+        return self.jobs.claim(stream_id, node, max_jobs, lease)
+
+    def renew(self, claim: Claim, lease: float) -> None:
+        """Extend a lease; ClaimLost when it is no longer ours."""
+        self.jobs.renew(claim, lease)
+
+    def complete(self, claim: Claim, outcomes: dict[str, Outcome]) -> None:
+        """Record every outcome of a claim at once, if we still hold it (else ClaimLost)."""
+        self.jobs.complete(claim, outcomes)
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim's jobs back to the queue unrun."""
+        self.jobs.release(claim)
+
+    def reap(self, stream_id: str) -> int:
+        """Return jobs of expired leases to the queue. Returns how many."""
+        return self.jobs.reap(stream_id)

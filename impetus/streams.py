@@ -1,0 +1,168 @@
+"""Streams: properties, status and backlog counters, one item per stream.
+
+Counters are kept with atomic ADDs by whoever changes the backlog (enqueue, claim,
+complete, ack), so DFS and ``impetus watch`` read a backlog without scanning anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from impetus import dynamo, properties
+from impetus.exceptions import InvalidRequest, StreamNotFound
+from impetus.keys import STREAM_ID, check
+
+ACTIVE = "active"
+DELETING = "deleting"
+COUNTERS = ("waiting", "delayed", "running", "finished", "errors", "acked", "forked")
+MAX_PROPERTIES_BYTES = 64 * 1024
+
+
+def _describe(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": item["stream"],
+        "properties": item.get("properties", {}),
+        "counts": {c: max(0, int(item.get(c, 0))) for c in COUNTERS},
+        "created": item.get("created"),
+        "status": item.get("status", ACTIVE),
+    }
+
+
+def _json_properties(props: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(props, dict):
+        raise InvalidRequest("properties must be a JSON object")
+    try:
+        text = json.dumps(props)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"properties must be JSON: {exc}") from exc
+    if len(text) > MAX_PROPERTIES_BYTES:
+        raise InvalidRequest("properties are larger than 64 KB")
+    # DynamoDB has no floats: round-trip through Decimal keeps the exact JSON value.
+    return json.loads(text, parse_float=Decimal)
+
+
+class Streams:
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def create(
+        self, stream_id: str | None, props: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], bool]:
+        stream_id = check(STREAM_ID, stream_id or uuid.uuid4().hex, "stream id")
+        props = properties.validate(props or {})
+        item = {
+            "stream": stream_id,
+            "properties": _json_properties(props),
+            "created": time.time(),
+            "status": ACTIVE,
+            **dict.fromkeys(COUNTERS, 0),
+        }
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=dynamo.serialize(item),
+                ConditionExpression="attribute_not_exists(#stream)",
+                ExpressionAttributeNames={"#stream": "stream"},
+            )
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+            return self.get(stream_id), False
+        return _describe(dynamo.deserialize(dynamo.serialize(item))), True
+
+    def get_item(self, stream_id: str) -> dict[str, Any]:
+        check(STREAM_ID, stream_id, "stream id")
+        answer = self.client.get_item(
+            TableName=self.table, Key=dynamo.serialize({"stream": stream_id}), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if not item:
+            raise StreamNotFound(f"no stream {stream_id!r}")
+        item = dynamo.deserialize(item)
+        if item.get("status") == DELETING:
+            raise StreamNotFound(f"stream {stream_id!r} is being deleted")
+        return item
+
+    def get(self, stream_id: str) -> dict[str, Any]:
+        return _describe(self.get_item(stream_id))
+
+    def list(self) -> list[dict[str, Any]]:
+        items = dynamo.scan(self.client, TableName=self.table, ConsistentRead=True)
+        return sorted(
+            (_describe(i) for i in items if i.get("status") != DELETING),
+            key=lambda s: s["created"] or 0,
+        )
+
+    def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        check(STREAM_ID, stream_id, "stream id")
+        if not isinstance(changes, dict) or not changes:
+            raise InvalidRequest("properties must be a non-empty JSON object")
+        changes = properties.validate(changes)
+        names = {"#p": "properties", "#s": "status", "#stream": "stream"}
+        sets, removes, vals = [], [], {}
+        for i, (name, value) in enumerate(changes.items()):
+            names[f"#k{i}"] = name
+            if value is None:
+                removes.append(f"#p.#k{i}")
+            else:
+                sets.append(f"#p.#k{i} = :v{i}")
+                vals[f":v{i}"] = dynamo.serialize_value(_json_properties({"v": value})["v"])
+        expression = (f"SET {', '.join(sets)} " if sets else "") + (
+            f"REMOVE {', '.join(removes)}" if removes else ""
+        )
+        vals.update(dynamo.values(active=ACTIVE))
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=dynamo.serialize({"stream": stream_id}),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#stream) AND #s = :active",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=vals,
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                raise StreamNotFound(f"no stream {stream_id!r}") from exc
+            raise
+        return self.get(stream_id)
+
+    def mark_deleting(self, stream_id: str) -> dict[str, Any]:
+        """First step of a delete: nodes and clients stop seeing the stream at once."""
+        item = self.get_item(stream_id)
+        self.client.update_item(
+            TableName=self.table,
+            Key=dynamo.serialize({"stream": stream_id}),
+            UpdateExpression="SET #s = :deleting",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=dynamo.values(deleting=DELETING),
+        )
+        return item
+
+    def remove(self, stream_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key=dynamo.serialize({"stream": stream_id}))
+
+    def count(self, stream_id: str, **deltas: int) -> None:
+        """Atomically add to backlog counters (only if the stream still exists)."""
+        deltas = {k: v for k, v in deltas.items() if v}
+        if not deltas:
+            return
+        assert set(deltas) <= set(COUNTERS), deltas
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=dynamo.serialize({"stream": stream_id}),
+                UpdateExpression="ADD " + ", ".join(f"#{k} :{k}" for k in deltas),
+                ConditionExpression="attribute_exists(#stream)",
+                ExpressionAttributeNames={f"#{k}": k for k in (*deltas, "stream")},
+                ExpressionAttributeValues=dynamo.values(**deltas),
+            )
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise

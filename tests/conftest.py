@@ -1,0 +1,41 @@
+"""Shared fixtures: fake AWS credentials everywhere, moto in-process tables."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Never talk to real AWS from the test suite, whatever the machine's environment says.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    IMPETUS_TABLE_PREFIX="test",
+)
+for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "IMPETUS_API_URL", "IMPETUS_AUTHKEY"):
+    os.environ.pop(var, None)
+
+
+@pytest.fixture
+def aws():
+    """moto in-process, for the duration of one test."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def queue(aws):
+    """A Queue on freshly created tables."""
+    from impetus import aws as impetus_aws
+    from impetus.config import AwsSettings
+    from impetus.queue import Queue
+    from impetus.tables import create_tables
+
+    settings = AwsSettings.from_env()
+    create_tables(impetus_aws.client("dynamodb", settings), settings.table_prefix)
+    return Queue(settings)
