@@ -36,7 +36,9 @@ def drain(queue, stream, node="n1", batch=1):
     order = []
     while claim := queue.claim(stream, node, batch, lease=30):
         order += [j.id for j in claim.jobs]
-        queue.complete(claim, {j.id: Outcome(jobs.READY, result=codec.dumps(0)) for j in claim.jobs})
+        queue.complete(
+            claim, {j.id: Outcome(jobs.READY, result=codec.dumps(0)) for j in claim.jobs}
+        )
     return order
 
 
@@ -81,7 +83,9 @@ def test_store_round_trip(queue):
 def test_priority_then_fifo(queue):
     queue.create_stream("s")
     enqueue(queue, "s", [spec("low1", priority=5), spec("high1", priority=-1)])
-    enqueue(queue, "s", [spec("low2", priority=5), spec("high2", priority=-1), spec("mid", priority=0)])
+    enqueue(
+        queue, "s", [spec("low2", priority=5), spec("high2", priority=-1), spec("mid", priority=0)]
+    )
     assert drain(queue, "s") == ["high1", "high2", "mid", "low1", "low2"]
 
 
