@@ -1,0 +1,1 @@
+"""AWS Lambda functions of Impetus (thin handlers; the logic lives in ``impetus``)."""

@@ -1,0 +1,320 @@
+"""The API Lambda: HTTP API (payload v2.0) events -> Queue operations -> JSON.
+
+Order of checks for every request: auth (401/403), raw body (413/415/400), routing
+(404/405), validation (400/413), then the Queue. Nothing is written before all checks pass.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+
+from impetus.config import AwsSettings
+from impetus.exceptions import ImpetusError
+from impetus.queue import Queue
+from lambdas.api import auth, guards, models
+from lambdas.api.config import (
+    JOB_ID_PATTERN,
+    MAX_KEY_BYTES,
+    MAX_KEY_CHARS,
+    MAX_RESULTS_LIMIT,
+    SERVICE,
+    STAGE_PATTERN,
+    STREAM_ID_PATTERN,
+)
+from lambdas.api.exceptions import (
+    BadRequest,
+    HttpError,
+    MethodNotAllowed,
+    NotFound,
+    ServerError,
+    error_body,
+    from_impetus,
+    raw_error_response,
+    raw_response,
+)
+
+logger = Logger(service=SERVICE)
+
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=guards.loads)
+
+OPENAPI = {
+    "title": "Impetus API",
+    "version": "1",
+    "description": "Streams, jobs, results and stores of Impetus. Errors: {error, message}.",
+    "security_schemes": {"bearer": HTTPBearer(description="Authorization: Bearer <authkey>")},
+    "security": [{"bearer": []}],
+}
+
+_queue: Queue | None = None
+_openapi_json: str | None = None
+
+
+def queue() -> Queue:
+    """One Queue per container (created on first use, reused by warm invocations)."""
+    global _queue
+    if _queue is None:
+        _queue = Queue(AwsSettings.from_env())
+    return _queue
+
+
+def reset_state() -> None:
+    """Forget per-container state (Queue, cached authkey): the next call is a cold start."""
+    global _queue
+    _queue = None
+    auth.reset_cache()
+
+
+# --- path parameters ------------------------------------------------------------------------
+StreamIdPath = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="stream id")]
+JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="job id")]
+KeyPath = Annotated[str, Path(description="store key, percent-encoded")]
+
+
+def store_key(raw: str) -> str:
+    try:
+        key = unquote(raw, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("store key is not percent-encoded UTF-8") from exc
+    if not 1 <= len(key) <= MAX_KEY_CHARS or len(key.encode()) > MAX_KEY_BYTES:
+        raise BadRequest(f"store keys are 1-{MAX_KEY_CHARS} characters, ≤ {MAX_KEY_BYTES} bytes")
+    return key
+
+
+def answers(model: type, description: str, created: str | None = None) -> dict[int, Any]:
+    """OpenAPI ``responses`` of a route (documentation only; answers are not re-validated)."""
+    doc = {200: {"description": description, "content": {"application/json": {"model": model}}}}
+    if created:
+        doc[201] = {"description": created, "content": {"application/json": {"model": model}}}
+    error = {"application/json": {"model": models.Error}}
+    doc[400] = {"description": "bad input", "content": error}
+    doc[404] = {"description": "unknown stream, job, key or route", "content": error}
+    return doc
+
+
+def json_response(body: Any, status: int = HTTPStatus.OK) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+# --- streams --------------------------------------------------------------------------------
+@app.get("/streams", responses=answers(models.StreamList, "all streams"))
+def list_streams():
+    return {"streams": queue().list_streams()}
+
+
+@app.post("/streams", responses=answers(models.Stream, "the id existed", created="created"))
+def create_stream(body: Annotated[models.CreateStream, Body()]):
+    description, created = queue().create_stream(body.id, body.properties)
+    return json_response(description, HTTPStatus.CREATED if created else HTTPStatus.OK)
+
+
+@app.get("/streams/<stream_id>", responses=answers(models.Stream, "the stream"))
+def get_stream(stream_id: StreamIdPath):
+    return queue().get_stream(stream_id)
+
+
+@app.patch("/streams/<stream_id>", responses=answers(models.Stream, "the stream"))
+def update_stream(stream_id: StreamIdPath, body: Annotated[models.UpdateStream, Body()]):
+    return queue().update_properties(stream_id, body.properties)
+
+
+@app.delete("/streams/<stream_id>", responses=answers(models.Deleted, "deleted"))
+def delete_stream(stream_id: StreamIdPath):
+    queue().delete_stream(stream_id)
+    return {"deleted": stream_id}
+
+
+# --- jobs and results -----------------------------------------------------------------------
+@app.post("/streams/<stream_id>/jobs", responses=answers(models.Enqueued, "enqueued"))
+def enqueue(stream_id: StreamIdPath, body: Annotated[models.Enqueue, Body()]):
+    jobs = [job.model_dump() for job in body.jobs]
+    return queue().enqueue(stream_id, jobs, body.functions, body.python)
+
+
+@app.get("/streams/<stream_id>/jobs/<job_id>", responses=answers(models.Job, "the job"))
+def get_job(stream_id: StreamIdPath, job_id: JobIdPath):
+    return queue().get_job(stream_id, job_id)
+
+
+@app.get("/streams/<stream_id>/results", responses=answers(models.JobList, "finished jobs"))
+def results(
+    stream_id: StreamIdPath,
+    stage: Annotated[str, Query(pattern=STAGE_PATTERN, description="stage name")],
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = MAX_RESULTS_LIMIT,
+):
+    return {"jobs": queue().results(stream_id, stage, limit)}
+
+
+@app.post("/streams/<stream_id>/results/ack", responses=answers(models.Acked, "acknowledged"))
+def ack(stream_id: StreamIdPath, body: Annotated[models.Ack, Body()]):
+    return {"acked": queue().ack(stream_id, body.ids)}
+
+
+# --- store ----------------------------------------------------------------------------------
+@app.get("/streams/<stream_id>/store", responses=answers(models.KeyList, "the store's keys"))
+def store_keys(stream_id: StreamIdPath):
+    return {"keys": queue().store_keys(stream_id)}
+
+
+@app.get("/streams/<stream_id>/store/<key>", responses=answers(models.StoreItem, "the value"))
+def store_get(stream_id: StreamIdPath, key: KeyPath):
+    decoded = store_key(key)
+    return {"key": decoded, "value": queue().store_get(stream_id, decoded)}
+
+
+@app.put("/streams/<stream_id>/store/<key>", responses=answers(models.StoreKey, "stored"))
+def store_put(stream_id: StreamIdPath, key: KeyPath, body: Annotated[models.PutValue, Body()]):
+    decoded = store_key(key)
+    queue().store_put(stream_id, decoded, body.value)
+    return {"key": decoded}
+
+
+@app.delete("/streams/<stream_id>/store/<key>", responses=answers(models.Deleted, "deleted"))
+def store_delete(stream_id: StreamIdPath, key: KeyPath):
+    decoded = store_key(key)
+    queue().store_delete(stream_id, decoded)
+    return {"deleted": decoded}
+
+
+# --- OpenAPI --------------------------------------------------------------------------------
+@app.get("/openapi.json", include_in_schema=False)
+def openapi():
+    global _openapi_json
+    if _openapi_json is None:
+        _openapi_json = app.get_openapi_json_schema(**OPENAPI)
+    return Response(
+        status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON, body=_openapi_json
+    )
+
+
+# --- errors ---------------------------------------------------------------------------------
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error_body(code, message),
+        headers=headers,
+    )
+
+
+@app.exception_handler(HttpError)
+def _http_error(exc: HttpError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+@app.exception_handler(ImpetusError)
+def _impetus_error(exc: ImpetusError) -> Response:
+    status, code = from_impetus(exc)
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        logger.error("server error", extra={"code": code, "detail": str(exc)})
+        return error_response(status, code, "the API is misconfigured; see its logs")
+    return error_response(status, code, str(exc))
+
+
+def _describe(errors: list[dict[str, Any]], limit: int = 5) -> str:
+    """Where and what, never the offending input (it may be large or sensitive)."""
+    parts = []
+    for err in errors[:limit]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    more = len(errors) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+@app.exception_handler(RequestValidationError)
+def _validation_error(exc: RequestValidationError) -> Response:
+    errors = list(exc.errors())
+    kinds = {err.get("type") for err in errors}
+    if "json_invalid" in kinds:
+        bad = next(e for e in errors if e.get("type") == "json_invalid")
+        detail = (bad.get("ctx") or {}).get("error")
+        message = f"request body is not JSON: {detail}" if detail else "request body is not JSON"
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid_json", message)
+    if kinds == {models.TOO_LARGE}:
+        return error_response(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", _describe(errors)
+        )
+    return error_response(HTTPStatus.BAD_REQUEST, "validation_error", _describe(errors))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_media(exc: RequestUnsupportedContentType) -> Response:
+    return error_response(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"
+    )
+
+
+@app.exception_handler(ServiceError)
+def _service_error(exc: ServiceError) -> Response:
+    return error_response(exc.status_code, "error", exc.msg)
+
+
+@app.not_found
+def _not_found(exc: NotFoundError) -> Response:
+    path = app.current_event.path
+    allowed = sorted({r.method for r in _routes() if r.rule.match(path)})
+    if allowed:
+        error = MethodNotAllowed(
+            f"{app.current_event.http_method} is not allowed here; use {', '.join(allowed)}",
+            {"Allow": ", ".join(allowed)},
+        )
+    else:
+        error = NotFound(f"no route for {path}")
+    return _http_error(error)
+
+
+def _routes() -> list:
+    # Powertools keeps no public route table; its two lists are stable across 2.x/3.x.
+    return [*app._static_routes, *app._dynamic_routes]
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+
+
+# --- entry point ----------------------------------------------------------------------------
+def _precheck(event: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(normalized event, None) when the request may proceed, else (None, refusal)."""
+    try:
+        auth.check(event.get("headers") or {})
+        return guards.normalize_body(event), None
+    except HttpError as exc:
+        return None, raw_error_response(exc)
+    except ImpetusError as exc:
+        status, code = from_impetus(exc)
+        logger.error("request refused before routing", extra={"code": code, "detail": str(exc)})
+        return None, raw_response(status, code, "the API is misconfigured; see its logs")
+    except Exception:
+        logger.exception("unhandled error before routing")
+        return None, raw_error_response(ServerError("internal error"))
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point (API Gateway HTTP API, payload format 2.0)."""
+    request = event.get("requestContext") or {}
+    logger.set_correlation_id(request.get("requestId"))
+    normalized, response = _precheck(event)
+    if normalized is not None:
+        response = app.resolve(normalized, context)
+    logger.info(
+        "request",
+        extra={
+            "method": guards.method_of(event),
+            "path": event.get("rawPath"),
+            "status": response["statusCode"],
+        },
+    )
+    return response

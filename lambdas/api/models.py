@@ -1,0 +1,258 @@
+"""Request bodies (validated, strict, unknown fields refused) and documented responses.
+
+Size limits raise ``payload_too_large`` errors, which the app answers with 413; every
+other validation error is a 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from impetus.codec import digest
+from impetus.jobs import new_job_id
+from lambdas.api.config import (
+    DIGEST_PATTERN,
+    JOB_ID_PATTERN,
+    MAX_ACK_IDS,
+    MAX_DELAY_SECONDS,
+    MAX_JOBS_PER_BATCH,
+    MAX_JSON_DEPTH,
+    MAX_NAME_CHARS,
+    MAX_NUMBER_DIGITS,
+    MAX_NUMBER_MAGNITUDE,
+    MAX_PAYLOAD_BYTES,
+    MAX_PRIORITY,
+    MAX_PROPERTIES_BYTES,
+    MIN_NUMBER_MAGNITUDE,
+    PYTHON_PATTERN,
+    STAGE_PATTERN,
+    STREAM_ID_PATTERN,
+)
+
+TOO_LARGE = "payload_too_large"
+
+
+def json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of containers (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
+
+
+def _fits_dynamodb(number: int | float) -> bool:
+    if isinstance(number, bool) or number == 0:
+        return True
+    if isinstance(number, int):
+        # boto3 refuses any int it would have to round, trailing zeros included.
+        return len(str(abs(number))) <= MAX_NUMBER_DIGITS
+    return MIN_NUMBER_MAGNITUDE <= abs(number) <= MAX_NUMBER_MAGNITUDE
+
+
+def _numbers(value: Any) -> Iterator[int | float]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, (int, float)):
+            yield item
+
+
+def _dynamodb_numbers(value: Any) -> Any:
+    if not all(_fits_dynamodb(n) for n in _numbers(value)):
+        raise PydanticCustomError(
+            "number_range", "numbers must have at most 38 digits and |x| in [1e-130, 9.99e125]"
+        )
+    return value
+
+
+def _limited_json(max_bytes: int, what: str):
+    def check(value: Any) -> Any:
+        if json_depth(value) > MAX_JSON_DEPTH:
+            raise PydanticCustomError(
+                "json_too_deep", f"{what} nests deeper than {MAX_JSON_DEPTH} levels"
+            )
+        if json_size(value) > max_bytes:
+            raise PydanticCustomError(TOO_LARGE, f"{what} exceeds {max_bytes} bytes as JSON")
+        return value
+
+    return AfterValidator(check)
+
+
+def _codec_string(value: str) -> str:
+    if len(value) > MAX_PAYLOAD_BYTES:
+        raise PydanticCustomError(
+            TOO_LARGE,
+            f"payload exceeds {MAX_PAYLOAD_BYTES} bytes (large payloads are not supported yet)",
+        )
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise PydanticCustomError("codec_string", "not a base64 codec string") from exc
+    return value
+
+
+StreamId = Annotated[str, Field(pattern=STREAM_ID_PATTERN, min_length=1, max_length=100)]
+JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, min_length=1, max_length=200)]
+Stage = Annotated[str, Field(pattern=STAGE_PATTERN, min_length=1, max_length=100)]
+Digest = Annotated[str, Field(pattern=DIGEST_PATTERN)]
+CodecString = Annotated[str, Field(min_length=1), AfterValidator(_codec_string)]
+Properties = Annotated[
+    dict[str, Any],
+    _limited_json(MAX_PROPERTIES_BYTES, "properties"),
+    AfterValidator(_dynamodb_numbers),
+]
+StoreValue = Annotated[Any, _limited_json(MAX_PAYLOAD_BYTES, "value")]
+
+
+class Strict(BaseModel):
+    """JSON types as sent: no coercion ("1" is not 1), unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# --- requests -----------------------------------------------------------------------------
+class CreateStream(Strict):
+    id: StreamId | None = None
+    properties: Properties = Field(default_factory=dict)
+
+
+class UpdateStream(Strict):
+    properties: Properties = Field(description="merged; a null value removes the key")
+
+
+class JobSpec(Strict):
+    id: JobId = Field(default_factory=new_job_id)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    code: Digest = Field(description="sha256 of the encoded function (impetus.codec.digest)")
+    args: CodecString
+    stage: Stage
+    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+    delay: float = Field(default=0.0, ge=0, le=MAX_DELAY_SECONDS)
+    properties: Properties = Field(default_factory=dict)
+
+
+class Enqueue(Strict):
+    python: str = Field(pattern=PYTHON_PATTERN, description="client's Python major.minor")
+    functions: dict[Digest, CodecString] = Field(
+        default_factory=dict, max_length=MAX_JOBS_PER_BATCH
+    )
+    jobs: list[JobSpec] = Field(min_length=1, max_length=MAX_JOBS_PER_BATCH)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Enqueue:
+        ids = [job.id for job in self.jobs]
+        if len(set(ids)) != len(ids):
+            raise PydanticCustomError("duplicate_job_id", "job ids repeat within the batch")
+        for key, code in self.functions.items():
+            if digest(code) != key:
+                raise PydanticCustomError(
+                    "digest_mismatch", "a functions key is not the sha256 of its code"
+                )
+        return self
+
+
+class Ack(Strict):
+    ids: list[JobId] = Field(max_length=MAX_ACK_IDS)
+
+
+class PutValue(Strict):
+    value: StoreValue
+
+
+# --- responses (documentation only: answers are not re-validated) --------------------------
+class Counts(BaseModel):
+    waiting: int
+    delayed: int
+    running: int
+    finished: int
+    errors: int
+    acked: int
+    forked: int
+
+
+class Stream(BaseModel):
+    id: str
+    properties: dict[str, Any]
+    counts: Counts
+    created: float
+
+
+class StreamList(BaseModel):
+    streams: list[Stream]
+
+
+class Job(BaseModel):
+    id: str
+    name: str
+    args: str | None
+    result: Any = Field(description="codec string when ready; the error record when error")
+    status: str
+    callback: str
+    client: str
+    created: float
+    delay: float
+    priority: int
+    transport: Any = None
+    code: str
+    attempt: int
+    node: str | None
+    started: float | None
+    finished: float | None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class Enqueued(BaseModel):
+    accepted: list[str]
+    existing: list[str]
+
+
+class Acked(BaseModel):
+    acked: int
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+class KeyList(BaseModel):
+    keys: list[str]
+
+
+class StoreItem(BaseModel):
+    key: str
+    value: Any
+
+
+class StoreKey(BaseModel):
+    key: str
+
+
+class Error(BaseModel):
+    error: str
+    message: str
