@@ -1,0 +1,42 @@
+# Impetus developer entry points. `make demo` and `make test` are all a newcomer needs.
+
+VENV    := .venv
+BIN     := $(VENV)/bin
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+STAMP   := $(VENV)/.installed
+
+.PHONY: venv demo test lint format clean distclean
+
+venv: $(STAMP)
+
+# Re-install only when the project's metadata changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Runs the original helloworld against a fresh local stack (state in ~/.impetus).
+# The stack is stopped even when the example fails; the example's exit code wins.
+demo: venv
+	-$(BIN)/impetus local down
+	$(BIN)/impetus local up --nodes 2 && \
+	  $(BIN)/python examples/helloworld.py; \
+	  rc=$$?; $(BIN)/impetus local down; exit $$rc
+
+test: venv lint
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache cdk.out
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

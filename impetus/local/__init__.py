@@ -1,0 +1,1 @@
+"""The embedded local stack: moto server, local API server, node agents, one supervisor."""

@@ -1,0 +1,89 @@
+"""``impetus local up|down|status``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from impetus.local import control, stack
+
+
+def register(subparsers: Any) -> None:
+    local = subparsers.add_parser(
+        "local", help="run Impetus on this machine (moto stands in for AWS)"
+    )
+    commands = local.add_subparsers(dest="local_command", metavar="{up,down,status}", required=True)
+
+    up = commands.add_parser("up", help="start the local stack (no-op when it is up)")
+    stack.add_stack_arguments(up)
+    up.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
+    up.set_defaults(func=cmd_up)
+
+    down = commands.add_parser("down", help="stop the local stack and every process it ran")
+    down.set_defaults(func=cmd_down)
+
+    status = commands.add_parser("status", help="show what runs; exit 1 when not up")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    try:
+        options = stack.options_from_args(args)
+    except ValueError as exc:
+        raise control.LocalStackError(str(exc)) from exc
+    if args.foreground:
+        return _up_foreground(options)
+    settings = control.up(options)
+    if settings["already_up"]:
+        print(f"local stack already up: {settings['api_url']}")
+    else:
+        print(f"local stack up: {settings['api_url']}")
+    return 0
+
+
+def _up_foreground(options: stack.StackOptions) -> int:
+    with control.exclusive():
+        current = control.check_can_start()
+    if current:
+        print(f"local stack already up: {current['api_url']}")
+        return 0
+    stack.configure_logging()
+
+    def ready(settings: dict[str, Any]) -> None:
+        print(f"local stack up: {settings['api_url']} (Ctrl-C stops it)", flush=True)
+
+    return stack.run(options, on_ready=ready)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if control.down():
+        print("local stack stopped")
+    else:
+        print("no local stack running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = control.status()
+    if args.json:
+        print(json.dumps(info or {"up": False}, indent=2))
+        return 0 if info else 1
+    if info is None:
+        print("local stack: down")
+        return 1
+    nodes = info["nodes"]
+    print("local stack: up")
+    print(f"  api:        {info['api_url']}")
+    print(f"  supervisor: pid {info['supervisor_pid']}")
+    moto_state = "alive" if info["moto_alive"] else "DEAD"
+    print(f"  moto:       {info['endpoint_url']} (pid {info['moto_pid']}, {moto_state})")
+    print(f"  nodes:      {info['nodes_alive']}/{len(nodes)} alive")
+    for node in nodes:
+        alive = "alive" if node["alive"] else "down"
+        print(f"    {node['node_id']}: pid {node['pid']} {alive}, restarts {node['restarts']}")
+    print(f"  logs:       {info['logs']}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,157 @@
+"""A moto server whose request handling is serialised by one lock.
+
+moto's conditional writes are not atomic when requests run concurrently (two racing
+claims can both succeed), so every request runs under :class:`SerialApp`'s lock. The
+same lock lets a test pause the whole "AWS" to simulate an outage: requests queue up
+until it is resumed.
+
+Run ``python -m impetus.local.motoserver [--port N]``: prints the bound port on stdout
+once listening. SIGUSR1 pauses request handling, SIGUSR2 resumes, SIGTERM stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+HOST = "127.0.0.1"
+
+
+class SerialApp:
+    """WSGI wrapper: one request at a time, and a pause switch that holds them all."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._cond = threading.Condition()
+        self._paused = False
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self._cond:
+            while self._paused:
+                self._cond.wait()
+            result = self._app(environ, start_response)
+            try:
+                # Drain the body inside the lock: a lazy iterable would run moto code later.
+                return list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+    def pause(self) -> None:
+        """Block new requests; returns once the request in flight (if any) has finished."""
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+
+class MotoServer:
+    """In-process serialised moto server on 127.0.0.1 (threads, werkzeug)."""
+
+    def __init__(self, port: int = 0, host: str = HOST) -> None:
+        self.app = SerialApp(DomainDispatcherApplication(create_backend_app))
+        self._host = host
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def bind(self) -> int:
+        """Bind and listen (connections queue from now on); returns the port."""
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        self._server = make_server(
+            self._host, self._port, self.app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._server.daemon_threads = True
+        self._port = self._server.server_port
+        return self._port
+
+    def serve_forever(self) -> None:
+        assert self._server is not None, "bind() first"
+        self._server.serve_forever(poll_interval=0.2)
+
+    def start(self) -> MotoServer:
+        self.bind()
+        self._thread = threading.Thread(target=self.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.app.resume()  # a paused server would never finish its queued requests
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    def pause(self) -> None:
+        self.app.pause()
+
+    def resume(self) -> None:
+        self.app.resume()
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _install_signals(server: MotoServer) -> None:
+    # Pausing waits for the request in flight: do it off the signal handler's frame.
+    def later(fn: Callable[[], None]) -> Callable[..., None]:
+        return lambda *_: threading.Thread(target=fn, daemon=True).start()
+
+    signal.signal(signal.SIGUSR1, later(server.pause))
+    signal.signal(signal.SIGUSR2, later(server.resume))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m impetus.local.motoserver")
+    parser.add_argument("--port", type=int, default=0, help="port (default: chosen by the OS)")
+    args = parser.parse_args(argv)
+    server = MotoServer(port=args.port)
+    port = server.bind()
+    os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (SQS, presigned) from it
+    _install_signals(server)
+    print(port, flush=True)
+    # Nobody reads stdout after the port line: send later output to stderr, never a full pipe.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    with contextlib.suppress(SystemExit):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

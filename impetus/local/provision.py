@@ -1,0 +1,113 @@
+"""The AWS resources of a local stack, created in its moto server.
+
+Same table definitions as the deployed stack (impetus.tables), the two secrets the API
+and the nodes read, and the payload bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from impetus.config import (
+    ENV_AUTHKEY_SECRET,
+    ENV_BUCKET,
+    ENV_ENDPOINT,
+    ENV_REGION,
+    ENV_SIGNING_SECRET,
+    ENV_TABLE_PREFIX,
+    AwsSettings,
+)
+from impetus.tables import create_tables
+
+# moto accepts any credentials; fixed fake ones keep boto3 from looking for real ones.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+}
+# Variables that would point boto3 at a real account or profile.
+_REAL_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_REGION",
+)
+
+BOTO_CONFIG = Config(retries={"mode": "standard"})
+
+
+@dataclass(frozen=True)
+class LocalResources:
+    settings: AwsSettings
+    authkey: str = field(repr=False)
+
+
+def local_settings(endpoint_url: str, table_prefix: str = "impetus") -> AwsSettings:
+    return AwsSettings(
+        endpoint_url=endpoint_url,
+        table_prefix=table_prefix,
+        bucket=f"{table_prefix}-payloads",
+    )
+
+
+def server_environment(settings: AwsSettings, base: dict[str, str]) -> dict[str, str]:
+    """The environment of everything that plays "server side" (API handler, node agents)."""
+    env = {k: v for k, v in base.items() if k not in _REAL_AWS_VARIABLES}
+    env.update(FAKE_CREDENTIALS)
+    # A proxy from the user's environment must not intercept loopback traffic.
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = ",".join(filter(None, [env.get(name, ""), "127.0.0.1", "localhost"]))
+    env.update(
+        {
+            ENV_ENDPOINT: settings.endpoint_url or "",
+            ENV_REGION: settings.region,
+            ENV_TABLE_PREFIX: settings.table_prefix,
+            ENV_AUTHKEY_SECRET: settings.authkey_secret,
+            ENV_SIGNING_SECRET: settings.signing_secret,
+            ENV_BUCKET: settings.bucket or "",
+        }
+    )
+    return env
+
+
+def client(service: str, settings: AwsSettings) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        config=BOTO_CONFIG,
+    )
+
+
+def _put_secret(sm: Any, name: str, value: str) -> None:
+    try:
+        sm.create_secret(Name=name, SecretString=value)
+    except sm.exceptions.ResourceExistsException:
+        sm.put_secret_value(SecretId=name, SecretString=value)
+
+
+def provision(settings: AwsSettings) -> LocalResources:
+    """Create tables, secrets and bucket; returns the authkey clients must present."""
+    create_tables(client("dynamodb", settings), settings.table_prefix)
+    authkey = secrets.token_urlsafe(32)
+    sm = client("secretsmanager", settings)
+    _put_secret(sm, settings.authkey_secret, authkey)
+    _put_secret(sm, settings.signing_secret, secrets.token_urlsafe(32))
+    if settings.bucket:
+        s3 = client("s3", settings)
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=settings.bucket)
+    return LocalResources(settings=settings, authkey=authkey)
