@@ -1,0 +1,84 @@
+"""Node agent settings: defaults, then the environment, then command-line overrides."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from impetus.config import AwsSettings, impetus_home
+from impetus.exceptions import ConfigError
+
+DEFAULT_MPPS = 2
+DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_LEASE = 60.0
+DEFAULT_GRACE = 30.0
+
+
+def default_node_dir() -> Path:
+    return impetus_home() / "node"
+
+
+def default_node_id() -> str:
+    """``<hostname>-<pid>``: unique per running agent (call after daemonizing)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def parse_properties(text: str | None) -> dict[str, str]:
+    """``k:v,k2:v2`` -> {"k": "v", "k2": "v2"}. Values may contain ':' after the first."""
+    result: dict[str, str] = {}
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition(":")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad property filter {part!r}: expected key:value")
+        result[key.strip()] = value.strip()
+    return result
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Everything the agent needs to run; ``node_id`` empty means "resolve at start"."""
+
+    node_id: str = ""
+    mpps: int = DEFAULT_MPPS
+    properties: dict[str, str] = field(default_factory=dict)
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    lease: float = DEFAULT_LEASE
+    grace: float = DEFAULT_GRACE
+    logdir: Path | None = None
+    piddir: Path = field(default_factory=default_node_dir)
+    aws: AwsSettings = field(default_factory=AwsSettings)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> NodeSettings:
+        """AWS resources from the environment; ``None`` overrides are ignored."""
+        base = cls(aws=AwsSettings.from_env())
+        return base.with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> NodeSettings:
+        given = {k: v for k, v in overrides.items() if v is not None}
+        settings = replace(self, **given)
+        settings.validate()
+        return settings
+
+    def resolved(self) -> NodeSettings:
+        """A copy with ``node_id`` filled in (hostname-pid unless given)."""
+        return self if self.node_id else replace(self, node_id=default_node_id())
+
+    def validate(self) -> None:
+        if self.mpps < 1:
+            raise ConfigError(f"mpps must be at least 1, got {self.mpps}")
+        for name in ("poll_interval", "heartbeat_interval", "lease"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.grace < 0:
+            raise ConfigError(f"grace must be >= 0, got {self.grace}")
+        if self.lease < 2 * self.heartbeat_interval:
+            raise ConfigError("lease must be at least twice the heartbeat interval")

@@ -1,0 +1,350 @@
+"""The node agent as a real process against a (serialised) moto server.
+
+Jobs go in through ``Queue.enqueue``; ``impetus-node foreground`` runs them in worker
+processes; results come back through ``Queue.results``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from impetus import aws, codec
+from impetus.config import AwsSettings
+from impetus.local.motoserver import MotoServer
+from impetus.queue import Queue
+from impetus.tables import NODES, TABLES, create_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- job functions (travel by value: this file is no installed module) ---------------------
+def pid_of_square(i):
+    return i * i, os.getpid()
+
+
+def write_pid_then_sleep(path):
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def sleep_for(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+# --- fixtures -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(moto: MotoServer) -> AwsSettings:
+    prefix = f"node{uuid.uuid4().hex[:8]}"
+    s = AwsSettings(endpoint_url=moto.endpoint_url, table_prefix=prefix)
+    create_tables(aws.client("dynamodb", s), prefix)
+    return s
+
+
+@pytest.fixture
+def queue(settings: AwsSettings) -> Queue:
+    return Queue(settings)
+
+
+class AgentProcess:
+    def __init__(self, settings: AwsSettings, log: Path, *extra: str) -> None:
+        env = dict(
+            os.environ,
+            AWS_ENDPOINT_URL=settings.endpoint_url or "",
+            IMPETUS_TABLE_PREFIX=settings.table_prefix,
+        )
+        self.node_id = f"n-{uuid.uuid4().hex[:6]}"
+        command = [
+            sys.executable,
+            "-m",
+            "node_agent.cli",
+            "foreground",
+            "--node-id",
+            self.node_id,
+            "--poll-interval",
+            "0.2",
+            "--heartbeat-interval",
+            "1",
+            "--lease",
+            "10",
+            "--log-level",
+            "DEBUG",
+            *extra,
+        ]
+        self.log = log
+        self._log_file = log.open("wb")
+        # A session of its own: its process group holds the agent and every worker.
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def group(self) -> list[int]:
+        """Live processes of the agent's process group (zombies excluded)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[2]) == self.proc.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        for pid in self.group():
+            os.kill(pid, signal.SIGKILL)
+        self._log_file.close()
+
+
+@pytest.fixture
+def start_agent(settings: AwsSettings, tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    agents: list[AgentProcess] = []
+
+    def start(*extra: str) -> AgentProcess:
+        agent = AgentProcess(settings, tmp_path / f"agent{len(agents)}.log", *extra)
+        agents.append(agent)
+        return agent
+
+    yield start
+    for agent in agents:
+        agent.cleanup()
+        print(agent.log.read_text()[-4000:])  # shown when the test failed
+
+
+# --- helpers --------------------------------------------------------------------------------
+def enqueue(queue: Queue, stream: str, fn: Callable, args_list: list[Any]) -> list[str]:
+    code = codec.dump_function(fn)
+    digest = codec.digest(code)
+    specs = [
+        {
+            "id": f"job{i}",
+            "name": fn.__name__,
+            "code": digest,
+            "args": codec.dumps(a),
+            "stage": "stage1",
+        }
+        for i, a in enumerate(args_list)
+    ]
+    return queue.enqueue(stream, specs, {digest: code}, codec.PYTHON_VERSION)["accepted"]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def results_when(queue: Queue, stream: str, count: int, timeout: float = 60.0) -> dict:
+    def collected():
+        found = {job["id"]: job for job in queue.results(stream, "stage1")}
+        return found if len(found) >= count else None
+
+    return wait_for(collected, timeout, f"{count} results of {stream}")
+
+
+def node_item(settings: AwsSettings, node_id: str) -> dict | None:
+    client = aws.client("dynamodb", settings)
+    table = TABLES[NODES].physical_name(settings.table_prefix)
+    return client.get_item(TableName=table, Key={"node": {"S": node_id}}).get("Item")
+
+
+# --- tests ----------------------------------------------------------------------------------
+def test_runs_jobs_heartbeats_and_stops_cleanly(queue, settings, start_agent):
+    queue.create_stream("s1", {"frequency": 0.0})
+    assert len(enqueue(queue, "s1", pid_of_square, list(range(30)))) == 30
+    agent = start_agent("--mpps", "2")
+
+    found = results_when(queue, "s1", 30)
+    values = {jid: codec.loads(job["result"]) for jid, job in found.items()}
+    assert {jid: v[0] for jid, v in values.items()} == {f"job{i}": i * i for i in range(30)}
+    assert all(job["status"] == "ready" for job in found.values())
+    worker_pids = {v[1] for v in values.values()}
+    assert 1 <= len(worker_pids) <= 2 and agent.proc.pid not in worker_pids
+
+    item = wait_for(lambda: node_item(settings, agent.node_id), 10, "node item")
+    assert item["state"]["S"] == "running"
+    assert int(item["pid"]["N"]) == agent.proc.pid
+    assert int(item["mpps"]["N"]) == 2
+    assert float(item["expires"]["N"]) > time.time()
+
+    before = agent.cpu_seconds()  # idle with live workers: no busy loop
+    time.sleep(1.0)
+    assert agent.cpu_seconds() - before < 0.3
+
+    assert agent.terminate() == 0
+    assert node_item(settings, agent.node_id) is None
+    assert wait_for(lambda: not agent.group() or None, 5, "no leftover processes") is not None
+
+
+def test_stream_filter_and_mpps_property(queue, start_agent):
+    queue.create_stream("big", {"node_class": "big", "mpps": 1})
+    queue.create_stream("small", {"node_class": "small"})
+    enqueue(queue, "big", pid_of_square, list(range(6)))
+    enqueue(queue, "small", pid_of_square, [1])
+    agent = start_agent("--mpps", "3", "--properties", "node_class:big")
+
+    found = results_when(queue, "big", 6)
+    assert len({codec.loads(job["result"])[1] for job in found.values()}) == 1  # mpps 1
+    time.sleep(1.0)
+    assert queue.results("small", "stage1") == []
+    assert queue.get_stream("small")["counts"]["waiting"] == 1
+    assert agent.terminate() == 0
+
+
+def test_killed_worker_gives_lost_error_and_agent_keeps_serving(queue, start_agent, tmp_path):
+    queue.create_stream("s2")
+    pidfile = tmp_path / "worker.pid"
+    enqueue(queue, "s2", write_pid_then_sleep, [str(pidfile)])
+    agent = start_agent()
+
+    worker = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 60, "job start"))
+    os.kill(worker, signal.SIGKILL)
+    job = results_when(queue, "s2", 1)["job0"]
+    assert job["status"] == "error"
+    assert job["result"]["error"] == f"lost: worker exited with code {-signal.SIGKILL}"
+
+    queue.ack("s2", ["job0"])
+    code = codec.dump_function(sleep_for)
+    digest = codec.digest(code)
+    spec = {
+        "id": "after",
+        "name": "sleep_for",
+        "code": digest,
+        "args": codec.dumps(0.01),
+        "stage": "stage1",
+    }
+    queue.enqueue("s2", [spec], {digest: code}, codec.PYTHON_VERSION)
+    after = results_when(queue, "s2", 1)["after"]
+    assert after["status"] == "ready" and codec.loads(after["result"]) == 0.01
+    assert agent.proc.poll() is None
+    assert agent.terminate() == 0
+
+
+def test_heartbeat_renews_the_lease_of_a_long_job(queue, start_agent):
+    queue.create_stream("s5")
+    enqueue(queue, "s5", sleep_for, [4])
+    agent = start_agent("--lease", "2", "--heartbeat-interval", "0.5")
+    wait_for(lambda: queue.get_stream("s5")["counts"]["running"] == 1, 60, "job running")
+
+    reaped = 0
+    while not queue.results("s5", "stage1"):  # a DFS reaping all along finds nothing expired
+        reaped += queue.reap("s5")
+        time.sleep(0.3)
+    assert reaped == 0
+    job = queue.get_job("s5", "job0")
+    assert job["status"] == "ready"
+    assert agent.terminate() == 0
+
+
+def test_drain_finishes_running_jobs_within_grace(queue, start_agent):
+    queue.create_stream("s3")
+    enqueue(queue, "s3", sleep_for, [1.5])
+    agent = start_agent("--grace", "20")
+    wait_for(lambda: queue.get_stream("s3")["counts"]["running"] == 1, 60, "job running")
+
+    assert agent.terminate() == 0
+    job = queue.get_job("s3", "job0")
+    assert job["status"] == "ready" and codec.loads(job["result"]) == 1.5
+
+
+def test_drain_past_grace_releases_unfinished_jobs(queue, start_agent):
+    queue.create_stream("s4")
+    enqueue(queue, "s4", sleep_for, [60])
+    agent = start_agent("--grace", "0.5")
+    wait_for(lambda: queue.get_stream("s4")["counts"]["running"] == 1, 60, "job running")
+
+    started = time.monotonic()
+    assert agent.terminate() == 0
+    assert time.monotonic() - started < 10
+    assert queue.get_job("s4", "job0")["status"] == "waiting"
+    assert queue.get_stream("s4")["counts"]["waiting"] == 1
+    assert wait_for(lambda: not agent.group() or None, 5, "no leftover processes") is not None
+
+
+def test_start_and_stop_as_a_daemon(queue, settings, tmp_path):
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=settings.endpoint_url or "",
+        IMPETUS_TABLE_PREFIX=settings.table_prefix,
+    )
+    base = [sys.executable, "-m", "node_agent.cli"]
+    opts = [
+        "--piddir",
+        str(tmp_path / "run"),
+        "--logdir",
+        str(tmp_path / "log"),
+        "--node-id",
+        "daemon1",
+        "--heartbeat-interval",
+        "1",
+        "--poll-interval",
+        "0.2",
+    ]
+    queue.create_stream("d1")
+    enqueue(queue, "d1", pid_of_square, [3])
+
+    started = subprocess.run(
+        [*base, "start", *opts], env=env, cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    pidfile = tmp_path / "run" / "impetus-node.pid"
+    try:
+        assert started.returncode == 0, started.stderr
+        pid = int(pidfile.read_text())
+        assert started.stdout.strip() == f"impetus-node: started (pid {pid})"
+        again = subprocess.run(
+            [*base, "start", *opts], env=env, cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
+        assert again.returncode == 1 and f"already running (pid {pid}" in again.stderr
+        assert codec.loads(results_when(queue, "d1", 1)["job0"]["result"])[0] == 9
+        assert node_item(settings, "daemon1") is not None
+
+        stopped = subprocess.run(
+            [*base, "stop", *opts], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.strip() == f"impetus-node: stopped (pid {pid})"
+        assert not pidfile.exists()
+        assert node_item(settings, "daemon1") is None
+        assert (
+            "node daemon1 stopped after 1 jobs"
+            in (tmp_path / "log" / "impetus-node.log").read_text()
+        )
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
