@@ -7,7 +7,9 @@ is one of :data:`STATUSES`; ``result`` of an error job is an :func:`error_record
 
 from __future__ import annotations
 
+import inspect
 import linecache
+import re
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -101,3 +103,25 @@ def system_error(kind: str, message: str, name: str = "") -> dict[str, Any]:
         "statement": "",
         "traceback": "",
     }
+
+
+# cloudpickle names the file of every by-value code object "<dynamic-code>", so a node
+# cannot quote the source line of a function shipped by value. The client has the source:
+# it fills the statement in when it decodes the error.
+DYNAMIC_CODE = "<dynamic-code>"
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def fill_statement(record: dict[str, Any], fn: Any) -> None:
+    """Quote the failing statement from the client's copy of ``fn``'s source file."""
+    if record.get("statement") or not record.get("linenumber") or fn is None:
+        return
+    frames = _FRAME.findall(record.get("traceback") or "")
+    if not frames or frames[-1][0] != DYNAMIC_CODE:
+        return
+    try:
+        filename = inspect.getsourcefile(fn)
+    except TypeError:
+        return
+    if filename:
+        record["statement"] = linecache.getline(filename, int(record["linenumber"])).strip()

@@ -1,0 +1,508 @@
+"""The client programming model: ``class App(Impetus)`` with a startup, stages, a shutdown.
+
+How a run goes (``Impetus.run``):
+
+1. ``startup`` runs; its forks default to the first stage.
+2. One collector loop in the calling thread polls each unfinished stage's results
+   (``GET /results?stage=S``), calls the stage with the new jobs ``(ready, errors)``, sends
+   its forks, appends the jobs to ``<taskdir>/<id>/<stage>.ok`` or ``.err`` and then
+   acknowledges the batch. Stage
+   calls never overlap, so stages need no locks for the instance's state. A stage ends
+   when the step before it (startup, then the previous stage) has ended and every job
+   forked into it has been collected.
+3. ``shutdown(ready, errors, progress)`` gets every job of the task files by stage,
+   ``{stage: [job]}``, and ``{stage: {"forked": n, "processed": m}}``.
+4. The stream is deleted unless ``run(keep=True)`` or the stream property ``keep``.
+
+Forks are buffered and sent in batches (at most :data:`FLUSH_JOBS` per request, flushed
+when full and whenever a step returns). A function is encoded once per function object
+and sent once per stream, referenced by its digest.
+
+Exactly-once task files: ids already in a stage's files are loaded at start; such a job is
+acknowledged but neither written nor handed to the stage again, so a client restarted with
+the same ``id`` (and deterministic ``job_id`` values) resumes without duplicates. A fork
+whose ``job_id`` is already in the files counts as forked and processed at once. A stage
+may see a batch twice only if the client died after the stage ran and before the batch
+was written; its forks are idempotent when it uses deterministic ``job_id`` values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
+from typing import IO, Any
+
+from impetus import codec, taskfiles
+from impetus.api_client import ApiClient
+from impetus.config import ClientSettings
+from impetus.exceptions import ApiError, ImpetusError
+from impetus.jobs import JOB_FIELDS, MAX_JOB_ID_LENGTH, READY, fill_statement, system_error
+from impetus.progress import Progress
+
+log = logging.getLogger(__name__)
+
+STARTUP = "startup"
+SHUTDOWN = "shutdown"
+FLUSH_JOBS = 500
+FLUSH_BYTES = 4_000_000  # under the API's 6 MB body limit, with room for JSON overhead
+RESULTS_LIMIT = 500
+MIN_SLEEP = 0.02
+IDLE_SLEEP = 0.5
+EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished")
+STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+_ORDER = itertools.count()  # declaration order of decorated steps, across classes
+
+
+def _mark(fn: Callable[..., Any], role: str) -> Callable[..., Any]:
+    fn._impetus_role = role  # type: ignore[attr-defined]
+    fn._impetus_order = next(_ORDER)  # type: ignore[attr-defined]
+    return fn
+
+
+class StreamStore(MutableMapping):
+    """Dict-like view on the stream's key-value store; every access is one API call.
+
+    Values are JSON. A missing key raises KeyError, as a dict does.
+    """
+
+    def __init__(self, api: ApiClient, stream_id: str) -> None:
+        self._api = api
+        self._id = stream_id
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._api.store_get(self._id, key)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise KeyError(key) from None
+            raise
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._api.store_put(self._id, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        try:
+            self._api.store_delete(self._id, key)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise KeyError(key) from None
+            raise
+
+    def keys(self) -> list[str]:  # type: ignore[override]  # one call, not a live view
+        return list(self._api.store_keys(self._id))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+
+class _Counts:
+    """Per step: jobs forked into it / collected, and jobs it forked / collected."""
+
+    __slots__ = ("forked_by", "forked_into", "processed_by", "processed_into")
+
+    def __init__(self) -> None:
+        self.forked_into = self.processed_into = self.forked_by = self.processed_by = 0
+
+
+class Impetus:
+    """Base class of an Impetus program. See the module doc and DESIGN.md "Client"."""
+
+    #: The API client class; a hook for unit tests (the end-to-end tests use the real one).
+    api_class: type = ApiClient
+
+    _startup_name: str | None = None
+    _stage_names: tuple[str, ...] = ()
+    _shutdown_name: str | None = None
+
+    # --- declaration ------------------------------------------------------------------------
+    @staticmethod
+    def node(fn: Callable[..., Any]) -> Any:
+        """A function that runs on nodes. Callable as a plain function, on the class too."""
+        fn._impetus_node = True  # type: ignore[attr-defined]
+        return staticmethod(fn)
+
+    @staticmethod
+    def startup(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``startup(self)``: runs first; forks default to the first stage."""
+        return _mark(fn, STARTUP)
+
+    @staticmethod
+    def process(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``stage(self, ready, errors)``: a stage, called once per batch of its jobs."""
+        return _mark(fn, "process")
+
+    @staticmethod
+    def shutdown(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``shutdown(self, ready, errors, progress)``: runs last."""
+        return _mark(fn, SHUTDOWN)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        roles: dict[str, str] = {}  # name -> role; a base's position survives an override
+        for klass in reversed(cls.__mro__):
+            marked = [
+                (attr._impetus_order, name, attr._impetus_role)
+                for name, attr in vars(klass).items()
+                if getattr(attr, "_impetus_role", None)
+            ]
+            for _, name, role in sorted(marked):
+                roles[name] = role
+        for name in list(roles):  # an override without the decorator drops the step
+            if getattr(getattr(cls, name, None), "_impetus_role", None) is None:
+                del roles[name]
+        cls._startup_name = _single(cls, roles, STARTUP)
+        cls._shutdown_name = _single(cls, roles, SHUTDOWN)
+        cls._stage_names = tuple(name for name, role in roles.items() if role == "process")
+        if STARTUP in cls._stage_names:
+            raise TypeError(f"{cls.__name__}: a stage cannot be named {STARTUP!r}")
+
+    # --- construction -------------------------------------------------------------------------
+    def __init__(
+        self,
+        address: str | None = None,
+        authkey: str | None = None,
+        taskdir: str | os.PathLike[str] = "tasks",
+        id: str | None = None,  # the seed's parameter name
+        **properties: Any,
+    ) -> None:
+        stream_id = id if id is not None else uuid.uuid4().hex
+        if not STREAM_ID.match(stream_id):
+            raise ValueError(f"invalid stream id {stream_id!r}: 1-100 of [A-Za-z0-9_.-]")
+        self._api = self.api_class(ClientSettings.resolve(address, authkey))
+        answer = self._api.create_stream(stream_id, properties)
+        self.id: str = answer.get("id", stream_id)
+        self.properties: dict[str, Any] = dict(answer.get("properties") or {})
+        if any(self.properties.get(k) != v for k, v in properties.items()):
+            # The id existed with other properties: this run's properties win.
+            answer = self._api.update_properties(self.id, properties)
+            self.properties = dict(answer.get("properties") or {})
+        self.store = StreamStore(self._api, self.id)
+        self.taskdir = Path(taskdir)
+        self._lock = threading.RLock()
+        self._current: str | None = None  # the step running now (explicit bookkeeping)
+        self._last_step: str | None = None
+        self._ended: set[str] = set()
+        # fork side
+        self._buffer: list[dict[str, Any]] = []
+        self._buffer_bytes = 0
+        self._fn_cache: dict[int, tuple[Any, str, str]] = {}  # id(fn) -> (fn, code, digest)
+        self._codes: dict[str, str] = {}  # digest -> encoded function
+        self._functions: dict[str, Any] = {}  # digest -> the function (to quote its source)
+        self._sent: set[str] = set()  # digests the stream has
+        # accounting
+        self._job_stage: dict[str, tuple[str, str]] = {}  # forked id -> (stage, origin)
+        self._outstanding: dict[str, set[str]] = {s: set() for s in self._stage_names}
+        self._done: dict[str, set[str]] = {s: set() for s in self._stage_names}
+        self._counts: dict[str, _Counts] = {s: _Counts() for s in (STARTUP, *self._stage_names)}
+        self._files: dict[str, IO[str]] = {}
+        self._load_done()
+
+    @property
+    def stream_dir(self) -> Path:
+        return self.taskdir / self.id
+
+    # --- forking ------------------------------------------------------------------------------
+    def fork(
+        self,
+        target: Callable[..., Any],
+        args: Any = None,
+        callback: Callable[..., Any] | str | None = None,
+        priority: int | None = None,
+        job_id: str | None = None,
+        delay: float | None = None,
+        **properties: Any,
+    ) -> str:
+        """Queue ``target(args)`` on the nodes; returns the job id at once.
+
+        ``callback``: the stage (method or name) that receives the result; default the
+        stage after the running one. A given ``job_id`` makes the fork idempotent.
+        """
+        if isinstance(target, staticmethod):
+            target = target.__func__
+        if not callable(target):
+            raise TypeError(f"fork target must be callable, not {type(target).__name__}")
+        jid = job_id if job_id is not None else uuid.uuid4().hex
+        if not isinstance(jid, str) or not 0 < len(jid) <= MAX_JOB_ID_LENGTH:
+            raise ValueError(f"job_id must be a string of 1-{MAX_JOB_ID_LENGTH} characters")
+        encoded_args = codec.dumps(args)  # fail here, in the caller's frame, if unpicklable
+        with self._lock:
+            stage = self._resolve_callback(callback)
+            if jid in self._job_stage:
+                return jid  # forked already in this run
+            digest, code = self._encode(target)
+            origin = self._current or STARTUP
+            self._job_stage[jid] = (stage, origin)
+            self._counts[stage].forked_into += 1
+            self._counts[origin].forked_by += 1
+            if jid in self._done[stage]:  # collected by an earlier run with this id
+                self._counted_processed(jid)
+                return jid
+            self._outstanding[stage].add(jid)
+            spec: dict[str, Any] = {
+                "id": jid,
+                "name": getattr(target, "__name__", "function"),
+                "code": digest,
+                "args": encoded_args,
+                "stage": stage,
+            }
+            if priority is not None:
+                spec["priority"] = int(priority)
+            if delay is not None:
+                spec["delay"] = float(delay)
+            if properties:
+                spec["properties"] = properties
+            self._buffer.append(spec)
+            self._buffer_bytes += len(encoded_args) + (0 if digest in self._sent else len(code))
+            if len(self._buffer) >= FLUSH_JOBS or self._buffer_bytes >= FLUSH_BYTES:
+                self.flush()
+        return jid
+
+    def flush(self) -> None:
+        """Send the buffered forks (batches of at most FLUSH_JOBS and about FLUSH_BYTES)."""
+        with self._lock:
+            while self._buffer:
+                batch, size = [], 0
+                for spec in self._buffer:
+                    if batch and (len(batch) >= FLUSH_JOBS or size >= FLUSH_BYTES):
+                        break
+                    batch.append(spec)
+                    size += len(spec["args"])
+                functions = {
+                    spec["code"]: self._codes[spec["code"]]
+                    for spec in batch
+                    if spec["code"] not in self._sent
+                }
+                answer = self._api.enqueue(self.id, batch, functions, codec.PYTHON_VERSION)
+                self._sent.update(functions)
+                del self._buffer[: len(batch)]
+                if answer.get("existing"):
+                    log.debug("%d forks existed already", len(answer["existing"]))
+            self._buffer_bytes = 0
+
+    def _encode(self, fn: Any) -> tuple[str, str]:
+        """(digest, code) of a function, encoded once per function object."""
+        cached = self._fn_cache.get(id(fn))
+        if cached is None or cached[0] is not fn:
+            try:
+                code = codec.dump_function(fn)
+            except Exception as exc:
+                raise TypeError(f"cannot encode function {fn!r}: {exc}") from exc
+            # Keeping fn referenced keeps its id() from being reused by another object.
+            cached = (fn, code, codec.digest(code))
+            self._fn_cache[id(fn)] = cached
+            self._codes[cached[2]] = code
+            self._functions[cached[2]] = fn
+        return cached[2], cached[1]
+
+    def _resolve_callback(self, callback: Callable[..., Any] | str | None) -> str:
+        stages = self._stage_names
+        if callback is None:
+            current = self._current
+            if current is None or current == STARTUP:
+                index = 0
+            elif current in stages:
+                index = stages.index(current) + 1
+            else:
+                raise ImpetusError(f"fork from {current!r} needs an explicit callback")
+            if index >= len(stages):
+                raise ImpetusError(f"no stage after {current or STARTUP!r} to receive the job")
+            name = stages[index]
+        else:
+            name = callback if isinstance(callback, str) else getattr(callback, "__name__", "")
+            if name not in stages:
+                raise ImpetusError(f"callback {callback!r} is not a stage of {type(self).__name__}")
+        if name in self._ended:
+            raise ImpetusError(f"stage {name!r} has ended; it cannot receive jobs")
+        return name
+
+    # --- running ----------------------------------------------------------------------------
+    def run(self, keep: bool = False, progress: Progress | None = None) -> None:
+        """Startup, stages until all jobs are collected, shutdown; then delete the stream."""
+        progress = progress or Progress()
+        try:
+            self._step(STARTUP, self._startup_name, ())
+            self._ended.add(STARTUP)
+            self._collect_loop(progress)
+            progress.update(self._progress_steps(), self._last_step, force=True)
+            ready, errors = self._read_task_files()
+            self._step(SHUTDOWN, self._shutdown_name, (ready, errors, self.progress()))
+        finally:
+            self._close_files()
+            progress.close()
+        if not (keep or self.properties.get("keep")):
+            try:
+                self._api.delete_stream(self.id)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+
+    def progress(self) -> dict[str, dict[str, int]]:
+        """{stage: {"forked": n, "processed": m}} of this run."""
+        with self._lock:
+            return {
+                s: {
+                    "forked": self._counts[s].forked_into,
+                    "processed": self._counts[s].processed_into,
+                }
+                for s in self._stage_names
+            }
+
+    def _step(self, label: str, name: str | None, args: tuple[Any, ...]) -> None:
+        """Run one step with its label as the current stage, then send its forks."""
+        if name is not None:
+            self._current = self._last_step = label
+            try:
+                getattr(self, name)(*args)
+            finally:
+                self._current = None
+        self.flush()
+
+    def _collect_loop(self, progress: Progress) -> None:
+        polled: set[str] = set()
+        sleep = 0.0
+        while True:
+            self._end_stages(polled)
+            active = [s for s in self._stage_names if s not in self._ended]
+            if not active:
+                return
+            got = 0
+            for stage in active:
+                # Every stage is polled at least once before it can end: results of an
+                # earlier run with this id (written but not acknowledged) may wait there.
+                if self._outstanding[stage] or stage not in polled:
+                    polled.add(stage)
+                    got += self._collect(stage)
+            progress.update(self._progress_steps(), self._last_step)
+            if got:
+                sleep = 0.0
+            else:
+                sleep = min(IDLE_SLEEP, max(MIN_SLEEP, sleep * 2))
+                time.sleep(sleep)
+
+    def _end_stages(self, polled: set[str]) -> None:
+        previous = STARTUP
+        for stage in self._stage_names:
+            ready_to_end = stage not in self._ended and previous in self._ended
+            idle = stage in polled and not self._outstanding[stage] and not self._buffer
+            if ready_to_end and idle:
+                self._ended.add(stage)
+            previous = stage
+
+    def _collect(self, stage: str) -> int:
+        """One results batch of a stage: hand to the stage, write, acknowledge.
+
+        The stage runs (and its forks are sent) before the batch is written, so a client
+        that dies in between sees the batch again after a restart and re-forks: with
+        deterministic ``job_id`` values nothing is lost and nothing is duplicated. The
+        lines are encoded before the stage runs, so the files hold what the API returned.
+        """
+        raw_jobs = self._api.results(self.id, stage, RESULTS_LIMIT)
+        if not raw_jobs:
+            return 0
+        ready: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        lines: dict[bool, list[str]] = {True: [], False: []}  # is ready -> encoded lines
+        seen: set[str] = set()
+        for raw in raw_jobs:
+            if raw["id"] in self._done[stage] or raw["id"] in seen:
+                continue  # written by an earlier batch or run: acknowledge only
+            seen.add(raw["id"])
+            job = self._decode(raw)
+            is_ready = job["status"] == READY
+            (ready if is_ready else errors).append(job)
+            lines[is_ready].append(taskfiles.encode_line(job))
+        if ready or errors:
+            self._step(stage, stage, (ready, errors))
+        self._write(stage, lines[True], lines[False])
+        self._done[stage].update(seen)
+        self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
+        with self._lock:
+            for job_id in seen:
+                if job_id in self._outstanding[stage]:
+                    self._outstanding[stage].discard(job_id)
+                    self._counted_processed(job_id)
+        return len(raw_jobs)
+
+    def _counted_processed(self, job_id: str) -> None:
+        stage, origin = self._job_stage[job_id]
+        self._counts[stage].processed_into += 1
+        self._counts[origin].processed_by += 1
+
+    def _decode(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """An API job as a stage sees it: args and result decoded, code filled in."""
+        job = {key: raw.get(key) for key in JOB_FIELDS}
+        job.update({k: raw[k] for k in EXTRA_JOB_FIELDS if raw.get(k) is not None})
+        job["code"] = self._codes.get(raw.get("code") or "", raw.get("code"))
+        try:
+            if isinstance(raw.get("args"), str):
+                job["args"] = codec.loads(raw["args"])
+            if job["status"] == READY and isinstance(raw.get("result"), str):
+                job["result"] = codec.loads(raw["result"])
+        except Exception as exc:  # e.g. the result's class cannot be imported here
+            job["status"] = "error"
+            job["result"] = system_error("DecodeError", f"{type(exc).__name__}: {exc}", job["name"])
+        if job["status"] != READY and isinstance(job["result"], dict):
+            fill_statement(job["result"], self._functions.get(raw.get("code") or ""))
+        return job
+
+    # --- task files -------------------------------------------------------------------------
+    def _load_done(self) -> None:
+        for stage in self._stage_names:
+            for path in taskfiles.stage_paths(self.stream_dir, stage):
+                for job in taskfiles.iter_jobs(path, restore=False):
+                    self._done[stage].add(job["id"])
+
+    def _write(self, stage: str, ready: list[str], errors: list[str]) -> None:
+        """Append encoded lines, durable before the batch is acknowledged."""
+        ok_path, err_path = taskfiles.stage_paths(self.stream_dir, stage)
+        for path, lines in ((ok_path, ready), (err_path, errors)):
+            if not lines:
+                continue
+            fh = self._files.get(str(path))
+            if fh is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fh = self._files[str(path)] = open(path, "a", encoding="ascii")  # noqa: SIM115
+            fh.write("".join(line + "\n" for line in lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _close_files(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
+
+    def _read_task_files(self) -> tuple[dict[str, list], dict[str, list]]:
+        ready: dict[str, list] = {}
+        errors: dict[str, list] = {}
+        for stage in self._stage_names:
+            ok_path, err_path = taskfiles.stage_paths(self.stream_dir, stage)
+            ready[stage] = taskfiles.read(ok_path)
+            errors[stage] = taskfiles.read(err_path)
+        return ready, errors
+
+    def _progress_steps(self) -> list[tuple[str, int, int]]:
+        with self._lock:
+            start = self._counts[STARTUP]
+            steps = [(STARTUP, start.forked_by, start.processed_by)]
+            for stage in self._stage_names:
+                c = self._counts[stage]
+                steps.append((stage, c.forked_into, c.processed_into))
+            return steps
+
+
+def _single(cls: type, roles: dict[str, str], role: str) -> str | None:
+    names = [name for name, r in roles.items() if r == role]
+    if len(names) > 1:
+        raise TypeError(f"{cls.__name__}: more than one @Impetus.{role}: {names}")
+    return names[0] if names else None

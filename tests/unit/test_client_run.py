@@ -1,0 +1,370 @@
+"""Client logic against a test double of ApiClient (unit tests only; e2e uses the real API).
+
+The double keeps jobs in memory and "runs" them when results are asked for, decoding the
+function sent by digest and the args exactly as a node would.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from impetus import Impetus, codec, taskfiles
+from impetus.exceptions import ApiError, ImpetusError
+from impetus.progress import Progress
+
+
+class FakeApi:
+    """Speaks the ApiClient method contract; records the calls."""
+
+    def __init__(self, settings=None):
+        self.calls: list[tuple] = []
+        self.streams: dict[str, dict] = {}
+        self.code: dict[str, str] = {}
+        self.jobs: dict[str, dict] = {}  # id -> job (API shape)
+        self.acked: set[str] = set()
+        self.store: dict[str, object] = {}
+        self.max_results = 1000
+
+    def create_stream(self, stream_id=None, properties=None):
+        self.calls.append(("create_stream", stream_id))
+        stream = self.streams.setdefault(stream_id, {"id": stream_id, "properties": {}})
+        stream["properties"].update(properties or {})
+        return stream
+
+    def update_properties(self, stream_id, properties):
+        self.calls.append(("update_properties", stream_id))
+        self.streams[stream_id]["properties"].update(properties)
+        return self.streams[stream_id]
+
+    def delete_stream(self, stream_id):
+        self.calls.append(("delete_stream", stream_id))
+        del self.streams[stream_id]
+        return {"deleted": stream_id}
+
+    def enqueue(self, stream_id, jobs, functions, python):
+        self.calls.append(("enqueue", len(jobs), sorted(functions)))
+        assert len(jobs) <= 1000 and python == codec.PYTHON_VERSION
+        self.code.update(functions)
+        accepted, existing = [], []
+        for spec in jobs:
+            assert spec["code"] in self.code, "digest neither sent nor stored"
+            if spec["id"] in self.jobs:
+                existing.append(spec["id"])
+                continue
+            accepted.append(spec["id"])
+            self.jobs[spec["id"]] = {"spec": spec, "stream": stream_id, "done": None}
+        return {"accepted": accepted, "existing": existing}
+
+    def _finish(self, job):
+        spec = job["spec"]
+        try:
+            value = codec.loads(self.code[spec["code"]])(codec.loads(spec["args"]))
+            status, result = "ready", codec.dumps(value)
+        except Exception as exc:
+            status, result = "error", {"error": str(exc), "type": type(exc).__name__}
+        job["done"] = {
+            "id": spec["id"],
+            "name": spec["name"],
+            "args": spec["args"],
+            "result": result,
+            "status": status,
+            "callback": spec["stage"],
+            "client": job["stream"],
+            "created": 1.0,
+            "delay": spec.get("delay", 0),
+            "priority": spec.get("priority", 0),
+            "transport": None,
+            "code": spec["code"],
+            "attempt": 1,
+        }
+
+    def results(self, stream_id, stage, limit=500):
+        self.calls.append(("results", stage))
+        out = []
+        for jid, job in self.jobs.items():
+            if jid in self.acked or job["spec"]["stage"] != stage:
+                continue
+            if job["done"] is None:
+                self._finish(job)
+            out.append(job["done"])
+        return out[: min(limit, self.max_results)]
+
+    def ack(self, stream_id, ids):
+        self.calls.append(("ack", len(ids)))
+        self.acked.update(ids)
+        return len(ids)
+
+    def store_get(self, stream_id, key):
+        if key not in self.store:
+            raise ApiError(404, "key_not_found", key)
+        return self.store[key]
+
+    def store_put(self, stream_id, key, value):
+        self.store[key] = value
+
+    def store_delete(self, stream_id, key):
+        if key not in self.store:
+            raise ApiError(404, "key_not_found", key)
+        del self.store[key]
+
+    def store_keys(self, stream_id):
+        return sorted(self.store)
+
+    def count(self, name):
+        return sum(1 for call in self.calls if call[0] == name)
+
+
+@pytest.fixture
+def api(monkeypatch):
+    """Every Impetus created in the test talks to this one double."""
+    fake = FakeApi()
+    monkeypatch.setattr(Impetus, "api_class", staticmethod(lambda settings: fake))
+    return fake
+
+
+def make(cls, tmp_path, **kwargs):
+    return cls("http://api.invalid", "secret-key", taskdir=tmp_path, **kwargs)
+
+
+def quiet():
+    return Progress(io.StringIO())
+
+
+class Hello(Impetus):
+    @Impetus.node
+    def pow(i):
+        return i * i
+
+    @Impetus.startup
+    def start(self):
+        self.total = 0
+        self.failed = 0
+        for i in range(self.n):
+            self.fork(self.pow, args=i)
+
+    @Impetus.process
+    def stage1(self, ready, errors):
+        self.total += sum(job["result"] for job in ready)
+        self.failed += len(errors)
+
+    @Impetus.shutdown
+    def stop(self, ready, errors, progress):
+        self.final = (ready, errors, progress)
+
+
+def test_helloworld_flow_batches_forks_and_writes_task_files(api, tmp_path):
+    app = make(Hello, tmp_path)
+    app.n = 1200
+    app.run(progress=quiet())
+    assert app.total == sum(i * i for i in range(1200))
+    assert app.failed == 0
+    # 1200 forks -> 3 POSTs (500, 500, 200); the function travels in the first only
+    enqueues = [c for c in api.calls if c[0] == "enqueue"]
+    assert [c[1] for c in enqueues] == [500, 500, 200]
+    assert len(enqueues[0][2]) == 1 and enqueues[1][2] == [] and enqueues[2][2] == []
+    lines = (tmp_path / app.id / "stage1.ok").read_text().splitlines()
+    assert len(lines) == 1200
+    ready, errors, progress = app.final
+    assert len(ready["stage1"]) == 1200 and errors == {"stage1": []}
+    assert progress == {"stage1": {"forked": 1200, "processed": 1200}}
+    job = ready["stage1"][0]
+    assert job["status"] == "ready" and job["callback"] == "stage1"
+    assert job["result"] == job["args"] ** 2
+    assert codec.loads(job["code"])(7) == 49  # the encoded function, not the digest
+    assert app.id not in api.streams  # deleted at the end
+
+
+def test_keep_and_keep_property(api, tmp_path):
+    app = make(Hello, tmp_path)
+    app.n = 1
+    app.run(keep=True, progress=quiet())
+    assert app.id in api.streams
+    app2 = make(Hello, tmp_path, keep=True)
+    app2.n = 1
+    app2.run(progress=quiet())
+    assert app2.id in api.streams
+
+
+class ThreeStages(Impetus):
+    @Impetus.startup
+    def start(self):
+        self.seen = []
+        self.fork(lambda x: x + 1, args=1, job_id="a")
+
+    @Impetus.process
+    def one(self, ready, errors):
+        self.seen.append(("one", [j["result"] for j in ready]))
+        for job in ready:
+            self.fork(lambda x: x * 10, args=job["result"], job_id="b")  # default -> two
+
+    @Impetus.process
+    def two(self, ready, errors):
+        self.seen.append(("two", [j["result"] for j in ready]))
+        self.fork(str, args=ready[0]["result"], callback=self.three, job_id="c")
+
+    @Impetus.process
+    def three(self, ready, errors):
+        self.seen.append(("three", [j["result"] for j in ready]))
+        with pytest.raises(ImpetusError, match="no stage after"):
+            self.fork(abs, args=1)
+
+
+def test_default_callback_is_next_stage_and_last_stage_has_none(api, tmp_path):
+    app = make(ThreeStages, tmp_path)
+    app.run(progress=quiet())
+    assert app.seen == [("one", [2]), ("two", [20]), ("three", ["20"])]
+
+
+def test_errors_reach_stage_and_err_file(api, tmp_path):
+    class Failing(Impetus):
+        @Impetus.startup
+        def start(self):
+            self.errors = []
+            self.fork(lambda x: 1 / x, args=0)
+            self.fork(lambda x: 1 / x, args=2)
+
+        @Impetus.process
+        def stage1(self, ready, errors):
+            self.errors += errors
+
+    app = make(Failing, tmp_path)
+    app.run(progress=quiet())
+    assert [e["result"]["type"] for e in app.errors] == ["ZeroDivisionError"]
+    assert app.errors[0]["status"] == "error" and app.errors[0]["args"] == 0
+    assert len(taskfiles.read(tmp_path / app.id / "stage1.err")) == 1
+    assert len(taskfiles.read(tmp_path / app.id / "stage1.ok")) == 1
+
+
+def test_restart_with_same_id_never_writes_a_job_twice(api, tmp_path):
+    class Idempotent(Impetus):
+        @Impetus.startup
+        def start(self):
+            self.got = []
+            for i in range(10):
+                self.fork(abs, args=-i, job_id=f"job-{i}")
+
+        @Impetus.process
+        def stage1(self, ready, errors):
+            self.got += [j["id"] for j in ready]
+
+    first = make(Idempotent, tmp_path, id="fixed")
+    first.run(keep=True, progress=quiet())
+    assert len(first.got) == 10
+    # an earlier run wrote job-0 .. job-9; pretend the last ack was lost
+    api.acked.discard("job-3")
+    second = make(Idempotent, tmp_path, id="fixed")
+    second.run(keep=True, progress=quiet())
+    assert second.got == []  # nothing handed to the stage twice
+    assert "job-3" in api.acked  # but the lost ack was redone
+    assert len((tmp_path / "fixed" / "stage1.ok").read_text().splitlines()) == 10
+    assert second.progress() == {"stage1": {"forked": 10, "processed": 10}}
+
+
+def test_fork_encodes_each_function_once(api, tmp_path, monkeypatch):
+    encoded = []
+    original = codec.dump_function
+    monkeypatch.setattr(codec, "dump_function", lambda fn: encoded.append(fn) or original(fn))
+
+    def f(x):
+        return x
+
+    app = make(Hello, tmp_path)
+    for i in range(50):
+        app.fork(f, args=i)
+        app.fork(Hello.pow, args=i)
+    assert len(encoded) == 2
+    assert api.count("enqueue") == 0  # still buffered
+    app.flush()
+    assert api.count("enqueue") == 1
+
+
+def test_fork_into_ended_stage_and_unknown_callback_fail(api, tmp_path):
+    app = make(Hello, tmp_path)
+    with pytest.raises(ImpetusError, match="not a stage"):
+        app.fork(abs, args=1, callback="nope")
+    app._ended.add("stage1")
+    with pytest.raises(ImpetusError, match="ended"):
+        app.fork(abs, args=1)
+
+
+def test_fork_properties_priority_delay_reach_the_spec(api, tmp_path):
+    app = make(Hello, tmp_path)
+    jid = app.fork(abs, args=-1, priority=3, delay=2.5, job_id="x1", colour="red")
+    assert jid == "x1"
+    app.flush()
+    spec = api.jobs["x1"]["spec"]
+    assert spec["priority"] == 3 and spec["delay"] == 2.5
+    assert spec["properties"] == {"colour": "red"} and spec["stage"] == "stage1"
+    assert spec["name"] == "abs"
+
+
+def test_unpicklable_args_fail_at_fork(api, tmp_path):
+    import threading
+
+    app = make(Hello, tmp_path)
+    with pytest.raises(TypeError):
+        app.fork(abs, args=threading.Lock())
+
+
+def test_store_view(api, tmp_path):
+    app = make(Hello, tmp_path)
+    app.store["a"] = {"x": 1}
+    assert app.store["a"] == {"x": 1}
+    assert "a" in app.store and "b" not in app.store
+    assert app.store.get("b", 5) == 5
+    assert app.store.keys() == ["a"]
+    del app.store["a"]
+    with pytest.raises(KeyError):
+        app.store["a"]
+    with pytest.raises(KeyError):
+        del app.store["a"]
+
+
+def test_stream_id_rules(api, tmp_path):
+    assert len(make(Hello, tmp_path).id) == 32
+    with pytest.raises(ValueError):
+        make(Hello, tmp_path, id="bad id/with slash")
+
+
+def test_progress_line_format():
+    out = io.StringIO()
+    Progress(out, interval=0).update([("startup", 100, 100), ("stage1", 100, 100)], "stage1")
+    assert out.getvalue() == "thread: startup 100/100 -> stage1 100/100 via stage1\n"
+
+
+def test_stage_failure_leaves_batch_unwritten_and_unacked_for_a_restart(api, tmp_path):
+    class Crashy(Impetus):
+        crash = True
+
+        @Impetus.startup
+        def start(self):
+            self.got = []
+            for i in range(3):
+                self.fork(abs, args=-i, job_id=f"c{i}")
+
+        @Impetus.process
+        def stage1(self, ready, errors):
+            if self.crash:
+                raise RuntimeError("client died mid-stage")
+            for job in ready:
+                job["result"] = "mutated by the stage"
+            self.got += sorted(j["id"] for j in ready)
+
+    first = make(Crashy, tmp_path, id="crashy")
+    with pytest.raises(RuntimeError):
+        first.run(progress=quiet())
+    assert "crashy" in api.streams  # kept for a restart
+    assert not api.acked
+    assert not (tmp_path / "crashy" / "stage1.ok").exists()
+    Crashy.crash = False
+    second = make(Crashy, tmp_path, id="crashy")
+    second.run(progress=quiet())
+    assert second.got == ["c0", "c1", "c2"]
+    # the file holds what the API returned, not the stage's mutation
+    assert sorted(j["result"] for j in taskfiles.read(tmp_path / "crashy" / "stage1.ok")) == [
+        0,
+        1,
+        2,
+    ]
