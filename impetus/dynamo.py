@@ -79,14 +79,28 @@ def batch_write(client: Any, table: str, puts: list[dict] = (), deletes: list[di
                 attempt += 1
 
 
-def batch_get(client: Any, table: str, keys: list[dict], consistent: bool = True) -> list[dict]:
-    """Get plain items by key in batches of 100 (missing keys are simply absent)."""
+def batch_get(
+    client: Any,
+    table: str,
+    keys: list[dict],
+    consistent: bool = True,
+    attributes: tuple[str, ...] = (),
+) -> list[dict]:
+    """Get plain items by key in batches of 100 (missing keys are simply absent);
+    ``attributes`` limits what is read back."""
     found: list[dict] = []
+    projection = {}
+    if attributes:
+        projection = {
+            "ProjectionExpression": ", ".join(f"#{a}" for a in attributes),
+            "ExpressionAttributeNames": {f"#{a}": a for a in attributes},
+        }
     for start in range(0, len(keys), BATCH_GET_LIMIT):
         pending = {
             table: {
                 "Keys": [serialize(k) for k in keys[start : start + BATCH_GET_LIMIT]],
                 "ConsistentRead": consistent,
+                **projection,
             }
         }
         attempt = 0

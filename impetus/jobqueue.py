@@ -43,6 +43,7 @@ MAX_ARGS_BYTES = 350 * 1024
 MAX_DELAY = 14 * 86400
 PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
 PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
+POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
 CHUNK_FIELDS = "#pk, #sk, #jobs, #n, #cursor, #attempt, #stage, #priority"
 
 
@@ -150,7 +151,10 @@ class JobQueue:
             else:
                 unique[spec["id"]] = spec
         found = dynamo.batch_get(
-            self.client, self.jobs_table, [{"stream": stream_id, "job": i} for i in unique]
+            self.client,
+            self.jobs_table,
+            [{"stream": stream_id, "job": i} for i in unique],
+            attributes=POINTER_FIELDS,
         )
         orphans = self._orphans([r for r in found if r.get("status") == jobs.WAITING])
         existing = [r["job"] for r in found if r["job"] not in orphans]
@@ -242,6 +246,7 @@ class JobQueue:
             "results": {},
             "acked": 0,
             "moved": 0,
+            "left": len(ids),  # jobs neither acknowledged nor moved: 0 means spent
         }
 
     @staticmethod
@@ -299,7 +304,7 @@ class JobQueue:
             ExpressionAttributeNames=dynamo.names("#pk", "#cursor < #n AND #due", CHUNK_FIELDS),
             ExpressionAttributeValues=dynamo.values(pk=pk, now=now),
             ConsistentRead=True,
-            Limit=50,
+            Limit=TOP_K,  # a page is serialised whole: keep it to the candidates we need
         )
         return list(itertools.islice(found, TOP_K))
 
@@ -358,7 +363,10 @@ class JobQueue:
         records = {
             r["job"]: r
             for r in dynamo.batch_get(
-                self.client, self.jobs_table, [{"stream": stream_id, "job": i} for i in ids]
+                self.client,
+                self.jobs_table,
+                [{"stream": stream_id, "job": i} for i in ids],
+                attributes=("job", "name", "code", "args", "python"),
             )
         }
         self._load_code(stream_id, {r["code"] for r in records.values()})
@@ -649,8 +657,10 @@ class JobQueue:
             claim.stream, pk, sk, ids, chunk["stage"], chunk["priority"], keys.now_ms(), attempt
         )
         vals = {k: dynamo.serialize_value(v) for k, v in condition_values.items()}
-        vals.update(dynamo.values(k=len(ids), active="active"))  # reap's condition uses :active
-        update = "REMOVE #claims.#id ADD #moved :k"
+        vals.update(
+            dynamo.values(k=len(ids), minus_k=-len(ids), active="active")
+        )  # reap's condition uses :active
+        update = "REMOVE #claims.#id ADD #moved :k, #left :minus_k"
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -704,17 +714,18 @@ class JobQueue:
         return dynamo.deserialize(answer["Item"]) if "Item" in answer else None
 
     def _delete_if_spent(self, pk: str, sk: str, chunk: dict[str, Any] | None = None) -> None:
+        # The delete is conditional on ``left`` so a concurrent release cannot lose jobs.
         """Delete a chunk whose every job was acknowledged or moved elsewhere."""
         chunk = chunk or self._get_chunk(pk, sk)
-        if not chunk or chunk["acked"] + chunk["moved"] < chunk["n"]:
+        if not chunk or chunk["left"] > 0:
             return
         try:
             self.client.delete_item(
                 TableName=self.queue_table,
                 Key=dynamo.serialize({"pk": pk, "sk": sk}),
-                ConditionExpression="#acked = :a AND #moved = :m",
-                ExpressionAttributeNames=dynamo.names("#acked #moved"),
-                ExpressionAttributeValues=dynamo.values(a=chunk["acked"], m=chunk["moved"]),
+                ConditionExpression="#left <= :zero",
+                ExpressionAttributeNames=dynamo.names("#left"),
+                ExpressionAttributeValues=dynamo.values(zero=0),
             )
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):
@@ -751,9 +762,14 @@ class JobQueue:
             if job_id in records
         ]
 
-    def _records(self, stream_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    def _records(
+        self, stream_id: str, ids: list[str], attributes: tuple[str, ...] = ()
+    ) -> dict[str, dict[str, Any]]:
         found = dynamo.batch_get(
-            self.client, self.jobs_table, [{"stream": stream_id, "job": i} for i in ids]
+            self.client,
+            self.jobs_table,
+            [{"stream": stream_id, "job": i} for i in ids],
+            attributes=attributes,
         )
         return {r["job"]: r for r in found}
 
@@ -803,7 +819,7 @@ class JobQueue:
 
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
         self.streams.get_item(stream_id)
-        records = self._records(stream_id, list(dict.fromkeys(job_ids)))
+        records = self._records(stream_id, list(dict.fromkeys(job_ids)), POINTER_FIELDS)
         by_chunk: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
         for r in records.values():
             if r.get("status") != jobs.ACKED:
@@ -833,34 +849,38 @@ class JobQueue:
         Conditional on every result still being there, so a repeated ack cannot count
         twice; on a conflict it re-reads the chunk and acks what is left.
         """
+        present = {i: {} for i in members}  # first try: assume all are there (no read)
         for _ in range(5):
-            chunk = self._get_chunk(pk, sk)
-            present = {i: chunk["results"][i] for i in members if chunk and i in chunk["results"]}
-            if not present:
-                return {}
             slots = [f"#slot{n}" for n in range(len(present))]
             names = dict(zip(slots, present, strict=True))
-            names.update(dynamo.names("#results #acked"))
+            names.update(dynamo.names("#results #acked #left"))
             try:
                 answer = self.client.update_item(
                     TableName=self.queue_table,
                     Key=dynamo.serialize({"pk": pk, "sk": sk}),
                     UpdateExpression="REMOVE "
                     + ", ".join(f"#results.{n}" for n in slots)
-                    + " ADD #acked :k",
+                    + " ADD #acked :k, #left :minus_k",
                     ConditionExpression=" AND ".join(
                         f"attribute_exists(#results.{n})" for n in slots
                     ),
                     ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=dynamo.values(k=len(present)),
-                    ReturnValues="ALL_NEW",
+                    ExpressionAttributeValues=dynamo.values(k=len(present), minus_k=-len(present)),
+                    ReturnValues="UPDATED_OLD",
                 )
             except ClientError as exc:
-                if dynamo.is_condition_failure(exc):
-                    continue
-                raise
-            self._delete_if_spent(pk, sk, dynamo.deserialize(answer["Attributes"]))
-            return present
+                if not dynamo.is_condition_failure(exc):
+                    raise
+                # Some were acked already (a retried request): ack what is left.
+                chunk = self._get_chunk(pk, sk) or {"results": {}}
+                present = {i: chunk["results"][i] for i in members if i in chunk["results"]}
+                if not present:
+                    return {}
+                continue
+            old = dynamo.deserialize(answer["Attributes"])
+            if old["left"] - len(present) <= 0:
+                self._delete_if_spent(pk, sk, {"left": 0})
+            return {i: old["results"][i] for i in present}
         return {}
 
     # --- inspect ----------------------------------------------------------------------------
