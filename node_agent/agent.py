@@ -27,6 +27,7 @@ from node_agent.batching import BatchSizer
 from node_agent.config import NodeSettings
 from node_agent.handle import WorkerHandle
 from node_agent.nodes import DRAINING, RUNNING, Heartbeat, NodeTable, node_item
+from node_agent.reaper import Reaper
 from node_agent.streams import StreamTracker, TrackedStream
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Agent:
         self._next_poll = 0.0
         self.jobs_done = 0
         self._stats: dict[str, Any] = {}
+        self.reaper = Reaper(self.queue)
         self._heartbeat = Heartbeat(self.settings.heartbeat_interval, self.beat)
 
     @property
@@ -139,6 +141,7 @@ class Agent:
         except Exception:
             log.exception("listing streams failed")
             return
+        self.reaper.maybe_reap(listing, now)
         added, dropped = self.tracker.refresh(listing, now, self._holds_jobs)
         for sid in added:
             log.info("tracking stream %s", sid)
