@@ -24,7 +24,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -106,7 +106,9 @@ class JobQueue:
         if not isinstance(spec.get("args"), str) or len(spec["args"]) > MAX_ARGS_BYTES:
             raise InvalidRequest("job args must be an encoded string of at most 350 KB")
         priority = spec.get("priority") or 0
-        if not isinstance(priority, int) or not keys.PRIORITY_MIN <= priority <= keys.PRIORITY_MAX:
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidRequest("priority must be an integer in [-1e9, 1e9]")
+        if not keys.PRIORITY_MIN <= priority <= keys.PRIORITY_MAX:
             raise InvalidRequest("priority must be an integer in [-1e9, 1e9]")
         delay = spec.get("delay") or 0
         if not isinstance(delay, (int, float)) or isinstance(delay, bool):
@@ -212,7 +214,8 @@ class JobQueue:
                 else:
                     shard = _shard_of(suffix, shards)
                     pk, sk = keys.ready_pk(stream_id, shard), keys.ready_sk(priority, due, suffix)
-                chunks.append(self._new_chunk(stream_id, pk, sk, part, stage, priority, due, 0))
+                ids = [spec["id"] for spec in part]
+                chunks.append(self._new_chunk(stream_id, pk, sk, ids, stage, priority, due, 0))
                 records += [
                     self._record(stream_id, spec, pk, sk, i, now, client_python)
                     for i, spec in enumerate(part)
@@ -224,13 +227,12 @@ class JobQueue:
         stream_id: str,
         pk: str,
         sk: str,
-        members: list[dict[str, Any]] | list[str],
+        ids: list[str],
         stage: str,
         priority: int,
         due: int,
         attempt: int,
     ) -> dict[str, Any]:
-        ids = [m if isinstance(m, str) else m["id"] for m in members]
         return {
             "pk": pk,
             "sk": sk,
@@ -244,9 +246,7 @@ class JobQueue:
             "cursor": 0,
             "claims": {},
             "results": {},
-            "acked": 0,
-            "moved": 0,
-            "left": len(ids),  # jobs neither acknowledged nor moved: 0 means spent
+            "left": len(ids),  # jobs neither acknowledged nor moved elsewhere: 0 = spent
         }
 
     @staticmethod
@@ -281,8 +281,8 @@ class JobQueue:
     def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
         if max_jobs < 1:
             return None
+        self._promote_due(stream_id)
         props = self._properties(stream_id)
-        self._promote_due(stream_id, props)
         shards = list(range(properties.get(props, "shards")))
         random.shuffle(shards)
         for shard in shards:
@@ -406,7 +406,7 @@ class JobQueue:
         self._props_cache[stream_id] = (time.monotonic(), props)
         return props
 
-    def _promote_due(self, stream_id: str, props: dict[str, Any]) -> None:
+    def _promote_due(self, stream_id: str) -> None:
         """Move delayed chunks that fell due into the ready partitions.
 
         Rare path, so it uses a transaction: the ready copy appears exactly when the
@@ -416,7 +416,6 @@ class JobQueue:
         if now - self._promoted_at.get(stream_id, 0) < PROMOTE_EVERY:
             return
         self._promoted_at[stream_id] = now
-        shards = properties.get(props, "shards")
         due = dynamo.query(
             self.client,
             TableName=self.queue_table,
@@ -428,11 +427,8 @@ class JobQueue:
             ConsistentRead=True,
         )
         for chunk in itertools.islice(due, 25):
-            ready = dict(
-                chunk,
-                pk=keys.ready_pk(stream_id, _shard_of(_suffix(chunk["sk"]), shards)),
-                sk=keys.delayed_to_ready_sk(chunk["sk"]),
-            )
+            pk, sk = self._ready_location(stream_id, chunk["pk"], chunk["sk"])
+            ready = dict(chunk, pk=pk, sk=sk)
             try:
                 self.client.transact_write_items(
                     TransactItems=[
@@ -625,11 +621,10 @@ class JobQueue:
                     f"node {entry['node']} stopped answering; gave up after "
                     f"{chunk['attempt'] + 1} attempts",
                 )
+                outcome = Outcome(jobs.ERROR, error=lost, finished=time.time())
                 entries = {
-                    str(j.index): {"s": jobs.ERROR, "a": claim.attempt, "node": claim.node,
-                                   "e": lost, "st": 0, "fi": time.time()}
-                    for j in claim.jobs
-                }  # fmt: skip
+                    str(j.index): self._result_entry(claim, j, outcome)[0] for j in claim.jobs
+                }
                 self._write_results(
                     claim, entries, condition, {":seen": entry["expires"], ":active": "active"}
                 )
@@ -657,10 +652,8 @@ class JobQueue:
             claim.stream, pk, sk, ids, chunk["stage"], chunk["priority"], keys.now_ms(), attempt
         )
         vals = {k: dynamo.serialize_value(v) for k, v in condition_values.items()}
-        vals.update(
-            dynamo.values(k=len(ids), minus_k=-len(ids), active="active")
-        )  # reap's condition uses :active
-        update = "REMOVE #claims.#id ADD #moved :k, #left :minus_k"
+        vals.update(dynamo.values(minus_k=-len(ids), active="active"))
+        update = "REMOVE #claims.#id ADD #left :minus_k"
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -714,8 +707,10 @@ class JobQueue:
         return dynamo.deserialize(answer["Item"]) if "Item" in answer else None
 
     def _delete_if_spent(self, pk: str, sk: str, chunk: dict[str, Any] | None = None) -> None:
-        # The delete is conditional on ``left`` so a concurrent release cannot lose jobs.
-        """Delete a chunk whose every job was acknowledged or moved elsewhere."""
+        """Delete a chunk whose every job was acknowledged or moved elsewhere.
+
+        Conditional on ``left`` so that a concurrent move or ack cannot be lost.
+        """
         chunk = chunk or self._get_chunk(pk, sk)
         if not chunk or chunk["left"] > 0:
             return
@@ -734,33 +729,59 @@ class JobQueue:
     # --- collect ----------------------------------------------------------------------------
     def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
         keys.check(keys.STAGE, stage, "stage")
+        finished = list(itertools.islice(self._finished(stream_id, stage), limit))
+        records = self._records(stream_id, [f[0] for f in finished])
+        self._repair_pointers(stream_id, records, finished)
+        spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
+        return [
+            self._job_dict(records[job_id], entry, spilled)
+            for job_id, _, entry in finished
+            if job_id in records
+        ]
+
+    def _finished(
+        self, stream_id: str, stage: str
+    ) -> Iterator[tuple[str, tuple[str, str, int], dict[str, Any]]]:
+        """(job id, (chunk pk, chunk sk, index), result entry) of a stage's finished jobs."""
         shards = properties.get(self.streams.get_item(stream_id).get("properties", {}), "shards")
-        finished: list[tuple[str, dict[str, Any]]] = []
         for shard in range(shards):
             for chunk in dynamo.query(
                 self.client,
                 TableName=self.queue_table,
                 KeyConditionExpression="#pk = :pk",
                 FilterExpression="#stage = :stage AND size(#results) > :zero",
-                ProjectionExpression="#jobs, #results",
-                ExpressionAttributeNames=dynamo.names("#pk #stage #results #jobs"),
+                ProjectionExpression="#pk, #sk, #jobs, #results",
+                ExpressionAttributeNames=dynamo.names("#pk #sk #stage #results #jobs"),
                 ExpressionAttributeValues=dynamo.values(
                     pk=keys.ready_pk(stream_id, shard), stage=stage, zero=0
                 ),
                 ConsistentRead=True,
             ):
                 for index, entry in chunk["results"].items():
-                    finished.append((chunk["jobs"][int(index)], entry))
-                if len(finished) >= limit:
-                    break
-        finished = finished[:limit]
-        records = self._records(stream_id, [job_id for job_id, _ in finished])
-        spilled = self._spilled(stream_id, [e["ref"] for _, e in finished if "ref" in e])
-        return [
-            self._job_dict(records[job_id], entry, spilled)
-            for job_id, entry in finished
-            if job_id in records
-        ]
+                    where = (chunk["pk"], chunk["sk"], int(index))
+                    yield chunk["jobs"][int(index)], where, entry
+
+    def _repair_pointers(
+        self,
+        stream_id: str,
+        records: dict[str, dict[str, Any]],
+        finished: list[tuple[str, tuple[str, str, int], dict[str, Any]]],
+    ) -> None:
+        """Point records at the chunk that holds their result.
+
+        A move (release, reap) re-points its jobs' records after its transaction; a crash
+        in between leaves them pointing at the old chunk, where ``ack`` would never find
+        the result. Collection sees where results really are, so it mends that (rarely).
+        """
+        for job_id, (pk, sk, index), _ in finished:
+            record = records.get(job_id)
+            if record and (record["chunk_pk"], record["chunk_sk"], record["index"]) != (
+                pk,
+                sk,
+                index,
+            ):
+                self._point(stream_id, job_id, pk, sk, index)
+                record.update(chunk_pk=pk, chunk_sk=sk, index=index)
 
     def _records(
         self, stream_id: str, ids: list[str], attributes: tuple[str, ...] = ()
@@ -824,12 +845,11 @@ class JobQueue:
         for r in records.values():
             if r.get("status") != jobs.ACKED:
                 by_chunk[(r["chunk_pk"], r["chunk_sk"])][str(r["index"])] = r["job"]
-        acked, refs, errors = [], [], 0
+        acked, refs = [], []
         for (pk, sk), members in by_chunk.items():
             removed = self._ack_chunk(pk, sk, members)
             acked += [members[i] for i in removed]
             refs += [e["ref"] for e in removed.values() if "ref" in e]
-            errors += sum(1 for e in removed.values() if e["s"] == jobs.ERROR)
         now = time.time()
         tombstones = [
             {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now} for i in acked
@@ -853,19 +873,19 @@ class JobQueue:
         for _ in range(5):
             slots = [f"#slot{n}" for n in range(len(present))]
             names = dict(zip(slots, present, strict=True))
-            names.update(dynamo.names("#results #acked #left"))
+            names.update(dynamo.names("#results #left"))
             try:
                 answer = self.client.update_item(
                     TableName=self.queue_table,
                     Key=dynamo.serialize({"pk": pk, "sk": sk}),
                     UpdateExpression="REMOVE "
                     + ", ".join(f"#results.{n}" for n in slots)
-                    + " ADD #acked :k, #left :minus_k",
+                    + " ADD #left :minus_k",
                     ConditionExpression=" AND ".join(
                         f"attribute_exists(#results.{n})" for n in slots
                     ),
                     ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=dynamo.values(k=len(present), minus_k=-len(present)),
+                    ExpressionAttributeValues=dynamo.values(minus_k=-len(present)),
                     ReturnValues="UPDATED_OLD",
                 )
             except ClientError as exc:

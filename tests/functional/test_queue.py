@@ -247,3 +247,19 @@ def test_large_result_is_stored_beside_the_chunk(queue):
     queue.ack("s", ["a"])
     leftovers = queue.client.scan(TableName=queue.tables["jobs"])["Items"]
     assert not [i for i in leftovers if i["job"]["S"].startswith("#result#")]
+
+
+def test_ack_finds_a_moved_job_even_if_its_record_was_not_repointed(queue):
+    """A crash between a move's transaction and its record updates leaves a stale
+    pointer; collection mends it so the acknowledgement still removes the result."""
+    queue.create_stream("s")
+    enqueue(queue, "s", [spec("a")])
+    first = queue.claim("s", "n1", 1, lease=30)
+    queue.release(first)
+    queue.jobs._point("s", "a", first.pk, first.sk, 0)  # as if the move died half-way
+    again = queue.claim("s", "n2", 1, lease=30)
+    queue.complete(again, {"a": Outcome(jobs.READY, result=codec.dumps(1))})
+    assert [j["id"] for j in queue.results("s", "stage1")] == ["a"]
+    assert queue.ack("s", ["a"]) == 1
+    assert queue.results("s", "stage1") == []
+    assert queue.client.scan(TableName=queue.tables["queue"])["Items"] == []
