@@ -78,7 +78,6 @@ class Agent:
         self._to_complete: list[InFlight] = []
         self._stop = threading.Event()
         self._force = threading.Event()
-        self._draining = False
         self._started = time.time()
         self._next_poll = 0.0
         self.jobs_done = 0
@@ -410,7 +409,6 @@ class Agent:
     # --- draining ---------------------------------------------------------------------------
     def _drain(self) -> None:
         """Stop claiming; let running jobs finish within the grace period."""
-        self._draining = True
         deadline = time.monotonic() + self.settings.grace
         log.info(
             "draining: %d claims in flight, grace %.0fs", len(self.claims), self.settings.grace

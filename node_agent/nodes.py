@@ -5,19 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
-
-from impetus import tables
+from impetus import dynamo, tables
 
 log = logging.getLogger(__name__)
 
 RUNNING = "running"
 DRAINING = "draining"
-
-_serializer = TypeSerializer()
 
 
 def node_item(
@@ -39,8 +34,8 @@ def node_item(
         "node": node_id,
         "host": host,
         "pid": pid,
-        "started": Decimal(str(round(started, 3))),
-        "heartbeat": Decimal(str(round(now, 3))),
+        "started": round(started, 3),
+        "heartbeat": round(now, 3),
         "expires": int(now + 3 * interval),
         "properties": dict(properties),
         "mpps": mpps,
@@ -61,12 +56,10 @@ class NodeTable:
         self._table = tables.TABLES[tables.NODES].physical_name(table_prefix)
 
     def put(self, item: dict[str, Any]) -> None:
-        self._client.put_item(
-            TableName=self._table, Item={k: _serializer.serialize(v) for k, v in item.items()}
-        )
+        self._client.put_item(TableName=self._table, Item=dynamo.serialize(item))
 
     def delete(self, node_id: str) -> None:
-        self._client.delete_item(TableName=self._table, Key={"node": {"S": node_id}})
+        self._client.delete_item(TableName=self._table, Key=dynamo.serialize({"node": node_id}))
 
 
 class Heartbeat:
