@@ -39,8 +39,6 @@ from impetus.streams import Streams
 CHUNK_SIZE = 20  # keeps a chunk ~1 KB: a claim's write is billed on the item's size
 TOP_K = 8  # claim candidates considered after a lost race
 INLINE_RESULT_LIMIT = 8 * 1024  # larger results are stored as their own item
-MAX_ARGS_BYTES = 350 * 1024
-MAX_DELAY = 14 * 86400
 PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
 PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
 POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
@@ -99,11 +97,13 @@ class JobQueue:
         spec = dict(spec)
         spec["id"] = keys.check(keys.JOB_ID, spec.get("id") or jobs.new_job_id(), "job id")
         keys.check(keys.STAGE, spec.get("stage"), "stage")
-        if not isinstance(spec.get("name"), str) or len(spec["name"]) > 256:
-            raise InvalidRequest("job name must be a string of at most 256 characters")
+        if not isinstance(spec.get("name"), str) or len(spec["name"]) > jobs.MAX_NAME_CHARS:
+            raise InvalidRequest(
+                f"job name must be a string of at most {jobs.MAX_NAME_CHARS} characters"
+            )
         if not isinstance(spec.get("code"), str) or len(spec["code"]) != 64:
             raise InvalidRequest("job code must be a sha256 hex digest")
-        if not isinstance(spec.get("args"), str) or len(spec["args"]) > MAX_ARGS_BYTES:
+        if not isinstance(spec.get("args"), str) or len(spec["args"]) > jobs.MAX_PAYLOAD_BYTES:
             raise InvalidRequest("job args must be an encoded string of at most 350 KB")
         priority = spec.get("priority") or 0
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -113,8 +113,8 @@ class JobQueue:
         delay = spec.get("delay") or 0
         if not isinstance(delay, (int, float)) or isinstance(delay, bool):
             raise InvalidRequest("delay must be a number of seconds")
-        if not 0 <= delay <= MAX_DELAY:
-            raise InvalidRequest(f"delay must be between 0 and {MAX_DELAY} seconds")
+        if not 0 <= delay <= jobs.MAX_DELAY_SECONDS:
+            raise InvalidRequest(f"delay must be between 0 and {jobs.MAX_DELAY_SECONDS} seconds")
         if not isinstance(spec.get("properties") or {}, dict):
             raise InvalidRequest("job properties must be an object")
         spec.update(priority=priority, delay=float(delay), properties=spec.get("properties") or {})

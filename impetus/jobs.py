@@ -29,6 +29,10 @@ JOB_FIELDS = (
 )  # fmt: skip
 
 MAX_JOB_ID_LENGTH = 200
+MAX_NAME_CHARS = 200
+# Payloads travel inside one DynamoDB item (400 KB) with room for the record's fields.
+MAX_PAYLOAD_BYTES = 350 * 1024
+MAX_DELAY_SECONDS = 14 * 86400
 
 
 def new_job_id() -> str:

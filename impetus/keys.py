@@ -12,6 +12,7 @@ STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 STAGE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 MAX_STORE_KEY = 512
+MAX_STORE_KEY_BYTES = 1024  # DynamoDB's sort key limit (UTF-8)
 
 # Priorities are stored offset so that they sort as fixed-width strings.
 PRIORITY_MIN, PRIORITY_MAX = -(10**9), 10**9
@@ -28,8 +29,14 @@ def check(pattern: re.Pattern[str], value: object, what: str) -> str:
 
 
 def check_store_key(key: object) -> str:
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_STORE_KEY:
-        raise InvalidRequest(f"invalid store key: 1-{MAX_STORE_KEY} characters")
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= MAX_STORE_KEY
+        or len(key.encode()) > MAX_STORE_KEY_BYTES
+    ):
+        raise InvalidRequest(
+            f"invalid store key: 1-{MAX_STORE_KEY} characters, at most {MAX_STORE_KEY_BYTES} bytes"
+        )
     return key
 
 

@@ -9,9 +9,8 @@ from botocore.exceptions import ClientError
 
 from impetus import dynamo
 from impetus.exceptions import InvalidRequest, KeyNotFound
+from impetus.jobs import MAX_PAYLOAD_BYTES as MAX_VALUE_BYTES
 from impetus.keys import check_store_key
-
-MAX_VALUE_BYTES = 350 * 1024
 
 
 class Store:

@@ -20,14 +20,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
+from impetus import keys
 from impetus.config import AwsSettings
 from impetus.exceptions import ImpetusError
 from impetus.queue import Queue
 from lambdas.api import auth, guards, models
 from lambdas.api.config import (
     JOB_ID_PATTERN,
-    MAX_KEY_BYTES,
-    MAX_KEY_CHARS,
     MAX_RESULTS_LIMIT,
     SERVICE,
     STAGE_PATTERN,
@@ -87,9 +86,7 @@ def store_key(raw: str) -> str:
         key = unquote(raw, errors="strict")
     except UnicodeDecodeError as exc:
         raise BadRequest("store key is not percent-encoded UTF-8") from exc
-    if not 1 <= len(key) <= MAX_KEY_CHARS or len(key.encode()) > MAX_KEY_BYTES:
-        raise BadRequest(f"store keys are 1-{MAX_KEY_CHARS} characters, ≤ {MAX_KEY_BYTES} bytes")
-    return key
+    return keys.check_store_key(key)  # InvalidRequest -> 400
 
 
 def answers(model: type, description: str, created: str | None = None) -> dict[int, Any]:
