@@ -31,7 +31,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -43,7 +42,8 @@ from impetus import codec, taskfiles
 from impetus.api_client import ApiClient
 from impetus.config import ClientSettings
 from impetus.exceptions import ApiError, ImpetusError
-from impetus.jobs import JOB_FIELDS, MAX_JOB_ID_LENGTH, READY, fill_statement, system_error
+from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
+from impetus.keys import JOB_ID, STREAM_ID
 from impetus.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ RESULTS_LIMIT = 500
 MIN_SLEEP = 0.02
 IDLE_SLEEP = 0.5
 EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished")
-STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 _ORDER = itertools.count()  # declaration order of decorated steps, across classes
 
@@ -196,9 +195,9 @@ class Impetus:
         # fork side
         self._buffer: list[dict[str, Any]] = []
         self._buffer_bytes = 0
-        self._fn_cache: dict[int, tuple[Any, str, str]] = {}  # id(fn) -> (fn, code, digest)
-        self._codes: dict[str, str] = {}  # digest -> encoded function
-        self._functions: dict[str, Any] = {}  # digest -> the function (to quote its source)
+        self._fn_cache: dict[int, tuple[Any, str]] = {}  # id(fn) -> (fn, digest)
+        # digest -> (function, its encoding): the code to send, and the source to quote
+        self._functions: dict[str, tuple[Any, str]] = {}
         self._sent: set[str] = set()  # digests the stream has
         # accounting
         self._job_stage: dict[str, tuple[str, str]] = {}  # forked id -> (stage, origin)
@@ -233,8 +232,8 @@ class Impetus:
         if not callable(target):
             raise TypeError(f"fork target must be callable, not {type(target).__name__}")
         jid = job_id if job_id is not None else uuid.uuid4().hex
-        if not isinstance(jid, str) or not 0 < len(jid) <= MAX_JOB_ID_LENGTH:
-            raise ValueError(f"job_id must be a string of 1-{MAX_JOB_ID_LENGTH} characters")
+        if not isinstance(jid, str) or not JOB_ID.match(jid):
+            raise ValueError(f"invalid job_id {jid!r}: must match {JOB_ID.pattern}")
         encoded_args = codec.dumps(args)  # fail here, in the caller's frame, if unpicklable
         with self._lock:
             stage = self._resolve_callback(callback)
@@ -279,7 +278,7 @@ class Impetus:
                     batch.append(spec)
                     size += len(spec["args"])
                 functions = {
-                    spec["code"]: self._codes[spec["code"]]
+                    spec["code"]: self._functions[spec["code"]][1]
                     for spec in batch
                     if spec["code"] not in self._sent
                 }
@@ -299,11 +298,11 @@ class Impetus:
             except Exception as exc:
                 raise TypeError(f"cannot encode function {fn!r}: {exc}") from exc
             # Keeping fn referenced keeps its id() from being reused by another object.
-            cached = (fn, code, codec.digest(code))
+            cached = (fn, codec.digest(code))
             self._fn_cache[id(fn)] = cached
-            self._codes[cached[2]] = code
-            self._functions[cached[2]] = fn
-        return cached[2], cached[1]
+            self._functions[cached[1]] = (fn, code)
+        digest = cached[1]
+        return digest, self._functions[digest][1]
 
     def _resolve_callback(self, callback: Callable[..., Any] | str | None) -> str:
         stages = self._stage_names
@@ -443,7 +442,8 @@ class Impetus:
         """An API job as a stage sees it: args and result decoded, code filled in."""
         job = {key: raw.get(key) for key in JOB_FIELDS}
         job.update({k: raw[k] for k in EXTRA_JOB_FIELDS if raw.get(k) is not None})
-        job["code"] = self._codes.get(raw.get("code") or "", raw.get("code"))
+        fn, code = self._functions.get(raw.get("code") or "", (None, raw.get("code")))
+        job["code"] = code
         try:
             if isinstance(raw.get("args"), str):
                 job["args"] = codec.loads(raw["args"])
@@ -453,7 +453,7 @@ class Impetus:
             job["status"] = "error"
             job["result"] = system_error("DecodeError", f"{type(exc).__name__}: {exc}", job["name"])
         if job["status"] != READY and isinstance(job["result"], dict):
-            fill_statement(job["result"], self._functions.get(raw.get("code") or ""))
+            fill_statement(job["result"], fn)
         return job
 
     # --- task files -------------------------------------------------------------------------

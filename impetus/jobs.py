@@ -28,7 +28,6 @@ JOB_FIELDS = (
     "delay", "priority", "transport", "code",
 )  # fmt: skip
 
-MAX_JOB_ID_LENGTH = 200
 MAX_NAME_CHARS = 200
 # Payloads travel inside one DynamoDB item (400 KB) with room for the record's fields.
 MAX_PAYLOAD_BYTES = 350 * 1024
