@@ -27,7 +27,7 @@ from impetus.stackconfig import (
     OUTPUT_REGION,
     OUTPUT_TABLE_PREFIX,
 )
-from infra import assets, node_classes, permissions
+from infra import assets, build, node_classes, permissions
 from infra.data import DataPlane
 from infra.fleet import Network, NodeGroup, node_log_group
 from infra.functions import ApiService, DfsService
@@ -104,7 +104,7 @@ class ImpetusStack(Stack):
 
         self.network = Network(self, "Network")
         self.node_logs = node_log_group(self)
-        wheel_path = assets.build_node_wheel()
+        wheel_path = build.build_node_wheel()
         wheel = s3_assets.Asset(self, "NodePackage", path=str(wheel_path))
         node_environment = {
             ENV_TABLE_PREFIX: prefix,
