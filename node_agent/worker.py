@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from impetus import codec
-from impetus.jobs import ERROR, READY, Outcome, error_record, system_error
+from impetus.jobs import ERROR, EXCEPTION, READY, Outcome, error_record, system_error
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,13 @@ class FunctionCache:
 
 
 def _error(exc: BaseException, name: str, started: float) -> Outcome:
-    return Outcome(ERROR, error=error_record(exc, name), started=started, finished=time.time())
+    return Outcome(
+        ERROR,
+        error=error_record(exc, name),
+        started=started,
+        finished=time.time(),
+        failure=EXCEPTION,
+    )
 
 
 def run_job(job: dict[str, Any], cache: FunctionCache) -> Outcome:
