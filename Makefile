@@ -36,8 +36,9 @@ $(NPM_STAMP): package.json package-lock.json
 	touch $@
 
 # Synthesises the deployment (cdk.out/) the way `cdk deploy` would; --strict fails on
-# any construct warning. Bundles are cached in .cache/, so a repeated synth is quick.
+# any construct warning. Bundles are cached in .cache/, so a fresh cdk.out is quick.
 synth: venv $(NPM_STAMP)
+	rm -rf cdk.out
 	$(CDK_ENV) npx --no-install cdk synth --no-notices --strict -q
 
 lint: venv

@@ -30,6 +30,7 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 LAMBDA_PACKAGES = ("impetus", "lambdas")
 LAMBDA_REQUIREMENTS = ("aws-lambda-powertools", "pydantic", "cloudpickle")
 WHEEL_SOURCES = ("impetus", "node_agent", "lambdas", "pyproject.toml")
+KEEP_BUILDS = 3  # cached builds kept per kind (older ones are pruned)
 _SKIP = ("__pycache__", ".pyc", ".pyo")
 
 
@@ -70,7 +71,19 @@ def _cached(kind: str, key: str, build: Callable[[Path], None]) -> Path:
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _prune(target.parent)
     return target
+
+
+def _prune(kind_dir: Path) -> None:
+    """Keep the newest builds of a kind; each Lambda bundle is ~13 MB."""
+    builds = sorted(
+        (p for p in kind_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[KEEP_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _pip(*args: str) -> None:

@@ -284,6 +284,7 @@ def test_user_data_installs_the_unit_and_holds_no_secret(synth):
     assert f"ref-{authkey}" not in script and ENV_AUTHKEY_SECRET not in script
     assert f"{ENV_SIGNING_SECRET}=ref-{signing}" in script  # the id, read with the role
     assert "AUTHKEY" not in script.upper().replace(ENV_SIGNING_SECRET, "")
+    assert len(script.encode()) < 16 * 1024  # EC2's user-data limit (before base64)
 
 
 def test_user_data_passes_shellcheck(synth, tmp_path):
