@@ -155,7 +155,6 @@ class ImpetusStack(Stack):
                     "autoscaling:SetDesiredCapacity",
                     "autoscaling:TerminateInstanceInAutoScalingGroup",
                     "autoscaling:SetInstanceProtection",
-                    "autoscaling:CompleteLifecycleAction",
                 ],
                 resources=[permissions.group_arn(self, n) for n in self.group_names.values()],
             )
