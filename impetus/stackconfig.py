@@ -91,6 +91,7 @@ def write_settings(settings: dict[str, Any], path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when a stale tmp file had other permissions
     with os.fdopen(fd, "w") as out:
         json.dump(settings, out, indent=2)
     os.replace(tmp, path)
