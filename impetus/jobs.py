@@ -80,6 +80,7 @@ class Outcome:
     started: float = 0.0
     finished: float = 0.0
     failure: str = ""  # EXCEPTION, CRASH or "" (see above); only for ERROR
+    result_ref: str | None = None  # S3 key of a large result (impetus.payloads)
 
 
 def error_record(exc: BaseException, function_name: str | None = None) -> dict[str, Any]:
