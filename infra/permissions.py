@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.data import PAYLOAD_PREFIX, DataPlane
+from infra.data import DataPlane
 
 # Everything the Queue does: single and batch reads/writes, queries, stream listing
 # (Scan), and transactions (which IAM authorises through these item actions).
@@ -38,12 +38,11 @@ def payloads(data: DataPlane) -> iam.PolicyStatement:
 
 
 def list_payloads(data: DataPlane) -> iam.PolicyStatement:
-    """Listing limited to the payload prefix (deleting a stream finds its objects)."""
-    return iam.PolicyStatement(
-        actions=["s3:ListBucket"],
-        resources=[data.bucket.bucket_arn],
-        conditions={"StringLike": {"s3:prefix": [f"{PAYLOAD_PREFIX}*"]}},
-    )
+    """Listing the payload bucket: deleting a stream finds its objects, and HeadObject on
+    a missing upload answers 404 (not 403) only to a caller that may list the bucket.
+    No s3:prefix condition: HeadObject carries no prefix, so it would turn 404s into 403s.
+    The bucket holds payloads only (the node wheel is a CDK asset elsewhere)."""
+    return iam.PolicyStatement(actions=["s3:ListBucket"], resources=[data.bucket.bucket_arn])
 
 
 def read_secrets(*arns: str) -> iam.PolicyStatement:
