@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -37,6 +37,9 @@ from lambdas.api.config import (
 )
 
 TOO_LARGE = "payload_too_large"
+
+# impetus.joblist.LIST_STATUSES (a Literal needs the values spelled; a test checks they agree)
+ListStatus = Literal["waiting", "delayed", "running", "ready", "error", "acked"]
 
 
 def json_size(value: Any) -> int:
@@ -225,6 +228,44 @@ class Job(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[Job]
+
+
+class JobSummary(BaseModel):
+    id: str
+    name: str | None
+    stage: str | None
+    status: str
+    priority: int
+    created: float | None
+    attempt: int
+    node: str | None
+    started: float | None
+    finished: float | None
+
+
+class JobSummaryList(BaseModel):
+    jobs: list[JobSummary] = Field(description="in fork order, at most `limit`")
+    count: int = Field(description="how many jobs matched in all")
+
+
+class Node(BaseModel):
+    node: str
+    host: str | None
+    pid: int | None
+    started: float | None
+    heartbeat: float | None
+    state: str | None = Field(description="running or draining")
+    mpps: int | None
+    properties: dict[str, Any] | None
+    streams: list[str] | None
+    workers_total: int | None
+    workers_busy: int | None
+    jobs_done: int | None
+    claims: int | None
+
+
+class NodeList(BaseModel):
+    nodes: list[Node]
 
 
 class Enqueued(BaseModel):
