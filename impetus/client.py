@@ -44,7 +44,7 @@ from impetus.config import ClientSettings
 from impetus.exceptions import ApiError, ImpetusError
 from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
 from impetus.keys import JOB_ID, STREAM_ID
-from impetus.progress import Progress
+from impetus.progress import Progress, Step
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,11 @@ class StreamStore(MutableMapping):
 class _Counts:
     """Per step: jobs forked into it / collected, and jobs it forked / collected."""
 
-    __slots__ = ("forked_by", "forked_into", "processed_by", "processed_into")
+    __slots__ = ("errors_into", "forked_by", "forked_into", "processed_by", "processed_into")
 
     def __init__(self) -> None:
         self.forked_into = self.processed_into = self.forked_by = self.processed_by = 0
+        self.errors_into = 0
 
 
 class Impetus:
@@ -427,6 +428,7 @@ class Impetus:
         self._done[stage].update(seen)
         self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
         with self._lock:
+            self._counts[stage].errors_into += len(errors)
             for job_id in seen:
                 if job_id in self._outstanding[stage]:
                     self._outstanding[stage].discard(job_id)
@@ -491,13 +493,13 @@ class Impetus:
             errors[stage] = taskfiles.read(err_path)
         return ready, errors
 
-    def _progress_steps(self) -> list[tuple[str, int, int]]:
+    def _progress_steps(self) -> list[Step]:
         with self._lock:
             start = self._counts[STARTUP]
-            steps = [(STARTUP, start.forked_by, start.processed_by)]
+            steps = [Step(STARTUP, start.forked_by, start.processed_by)]
             for stage in self._stage_names:
                 c = self._counts[stage]
-                steps.append((stage, c.forked_into, c.processed_into))
+                steps.append(Step(stage, c.forked_into, c.processed_into, c.errors_into))
             return steps
 
 
