@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from impetus import dynamo, jobs, keys, properties
+from impetus import dynamo, joboutput, jobs, keys, properties
 from impetus.codec import digest
 from impetus.exceptions import ClaimLost, InvalidRequest, JobNotFound
 from impetus.jobs import Outcome
@@ -492,6 +492,7 @@ class JobQueue:
                 status=jobs.ERROR, error=jobs.system_error("lost", "no outcome", job.name)
             )
             entry, spill = self._result_entry(claim, job, outcome)
+            spill += joboutput.spill(claim.stream, job.id, claim.claim_id, outcome.output, entry)
             entries[str(job.index)] = entry
             spilled += spill
         if spilled:
@@ -733,11 +734,13 @@ class JobQueue:
         records = self._records(stream_id, [f[0] for f in finished])
         self._repair_pointers(stream_id, records, finished)
         spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
-        return [
+        found = [
             self._job_dict(records[job_id], entry, spilled)
             for job_id, _, entry in finished
             if job_id in records
         ]
+        joboutput.attach(self.client, self.jobs_table, stream_id, found, finished)
+        return found
 
     def _finished(
         self, stream_id: str, stage: str
@@ -849,7 +852,7 @@ class JobQueue:
         for (pk, sk), members in by_chunk.items():
             removed = self._ack_chunk(pk, sk, members)
             acked += [members[i] for i in removed]
-            refs += [e["ref"] for e in removed.values() if "ref" in e]
+            refs += [e[r] for e in removed.values() for r in ("ref", "oref") if r in e]
         now = time.time()
         tombstones = [
             {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now} for i in acked
@@ -917,6 +920,7 @@ class JobQueue:
         entry = (chunk or {}).get("results", {}).get(str(record["index"]))
         spilled = self._spilled(stream_id, [entry["ref"]]) if entry and "ref" in entry else {}
         job = self._job_dict(record, entry, spilled)
+        joboutput.attach(self.client, self.jobs_table, stream_id, [job], [(job_id, None, entry)])
         if entry is None and chunk:
             for claim in chunk.get("claims", {}).values():
                 if claim["start"] <= record["index"] < claim["end"]:

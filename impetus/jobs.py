@@ -73,6 +73,9 @@ class Outcome:
     error: dict[str, Any] | None = None  # error_record(...) when ERROR
     started: float = 0.0
     finished: float = 0.0
+    # What the job printed and logged: {"stdout"?, "stderr"?, "log"?, "truncated"?},
+    # each the last 64 KiB (node_agent/capture.py); None when it wrote nothing.
+    output: dict[str, Any] | None = None
 
 
 def error_record(exc: BaseException, function_name: str | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from impetus import codec
 from impetus.jobs import ERROR, READY, Outcome, error_record, system_error
+from node_agent import capture
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ def worker_main(conn: Connection) -> None:
             pause = frequency - (time.monotonic() - last_end)
             if pause > 0:
                 time.sleep(pause)
-            outcome = run_job(job, cache)
+            with capture.capture() as captured:
+                outcome = run_job(job, cache)
+            outcome.output = captured.output()
             last_end = time.monotonic()
             conn.send({"job": job["id"], "outcome": dataclasses.asdict(outcome)})
         conn.send({"idle": True})

@@ -224,6 +224,11 @@ class Job(BaseModel):
     node: str | None
     started: float | None
     finished: float | None
+    output: dict[str, Any] | None = Field(
+        default=None,
+        description="what the job printed and logged: stdout, stderr, log (each its last "
+        "64 KiB) and truncated (the names cut); absent when it wrote nothing",
+    )
 
 
 class JobList(BaseModel):
