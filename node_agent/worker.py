@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from impetus import codec
+from impetus.jobcontext import context
 from impetus.jobs import ERROR, READY, Outcome, error_record, system_error
 from node_agent import capture
 
@@ -104,9 +105,9 @@ def worker_main(conn: Connection) -> None:
             pause = frequency - (time.monotonic() - last_end)
             if pause > 0:
                 time.sleep(pause)
-            with capture.capture() as captured:
+            with context.running(message.get("stream", ""), job["id"]), capture.capture() as out:
                 outcome = run_job(job, cache)
-            outcome.output = captured.output()
+            outcome.output = out.output()
             last_end = time.monotonic()
             conn.send({"job": job["id"], "outcome": dataclasses.asdict(outcome)})
         conn.send({"idle": True})
