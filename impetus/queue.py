@@ -17,6 +17,7 @@ from impetus.joblist import JobLister
 from impetus.jobqueue import JobQueue
 from impetus.jobs import Outcome
 from impetus.queue_types import Claim, ClaimedJob
+from impetus.signing import KeyLoader, Signer
 from impetus.store import Store
 from impetus.streams import Streams
 from impetus.tables import JOBS, NODES, QUEUE, STORE, STREAMS, table_names
@@ -25,14 +26,24 @@ __all__ = ["Claim", "ClaimedJob", "Queue"]
 
 
 class Queue:
-    def __init__(self, settings: AwsSettings | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        settings: AwsSettings | None = None,
+        client: Any = None,
+        signer: Signer | None = None,
+    ) -> None:
+        """``signer`` signs enqueued jobs; by default the signing key is read from Secrets
+        Manager on the first enqueue (only the API enqueues)."""
         self.settings = settings or AwsSettings.from_env()
         self.client = client or aws.client("dynamodb", self.settings)
         self.tables = table_names(self.settings.table_prefix)
         self.streams = Streams(self.client, self.tables[STREAMS])
         self.store = Store(self.client, self.tables[STORE])
         self.jobs = JobQueue(
-            self.client, {"jobs": self.tables[JOBS], "queue": self.tables[QUEUE]}, self.streams
+            self.client,
+            {"jobs": self.tables[JOBS], "queue": self.tables[QUEUE]},
+            self.streams,
+            (lambda: signer) if signer else KeyLoader(self.settings).signer,
         )
         self.nodes_table = self.tables[NODES]
         self.lister = JobLister(self.client, self.tables[JOBS], self.tables[QUEUE])

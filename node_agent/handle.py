@@ -53,7 +53,7 @@ class WorkerHandle:
         self.busy = True
         self.batch = batch
         self.pending = {job["id"] for job in jobs}
-        self.conn.send({"jobs": jobs, "frequency": frequency, "stream": self.stream_id})
+        self.conn.send({"jobs": jobs, "frequency": frequency})
 
     def mark_idle(self) -> None:
         self.busy = False

@@ -20,7 +20,7 @@ from typing import Any
 
 from impetus import codec
 from impetus.jobcontext import context
-from impetus.jobs import ERROR, READY, Outcome, error_record, system_error
+from impetus.jobs import ERROR, EXCEPTION, READY, Outcome, error_record, system_error
 from node_agent import capture
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,13 @@ class FunctionCache:
 
 
 def _error(exc: BaseException, name: str, started: float) -> Outcome:
-    return Outcome(ERROR, error=error_record(exc, name), started=started, finished=time.time())
+    return Outcome(
+        ERROR,
+        error=error_record(exc, name),
+        started=started,
+        finished=time.time(),
+        failure=EXCEPTION,
+    )
 
 
 def run_job(job: dict[str, Any], cache: FunctionCache) -> Outcome:
@@ -105,7 +111,7 @@ def worker_main(conn: Connection) -> None:
             pause = frequency - (time.monotonic() - last_end)
             if pause > 0:
                 time.sleep(pause)
-            with context.running(message.get("stream", ""), job["id"]), capture.capture() as out:
+            with context.running(job.get("stream", ""), job["id"]), capture.capture() as out:
                 outcome = run_job(job, cache)
             outcome.output = out.output()
             last_end = time.monotonic()

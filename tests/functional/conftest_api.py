@@ -19,10 +19,12 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from impetus.config import DEFAULT_SIGNING_SECRET
 from impetus.tables import create_tables
 
 AUTHKEY = "test-authkey-0123456789abcdef"
 AUTHKEY_SECRET = "test/impetus/authkey"
+SIGNING_KEY = "test-signing-key-fedcba9876543210"
 TABLE_PREFIX = "test"
 REGION = "us-east-1"
 BOTO_CONFIG = Config(retries={"mode": "standard"})
@@ -164,6 +166,7 @@ def api_aws(api_env: None) -> Iterator[dict[str, Any]]:
         secrets = boto3.client("secretsmanager", region_name=REGION, config=BOTO_CONFIG)
         create_tables(dynamodb, TABLE_PREFIX)
         secrets.create_secret(Name=AUTHKEY_SECRET, SecretString=AUTHKEY)
+        secrets.create_secret(Name=DEFAULT_SIGNING_SECRET, SecretString=SIGNING_KEY)
         yield {"dynamodb": dynamodb, "secretsmanager": secrets}
 
 

@@ -33,9 +33,10 @@ def test_a_worker_sets_the_context_around_each_job():
         from_global = context  # a by-value function refers to the worker's context
         return from_global.stream_id, from_global.job_id
 
+    jobs = [make_job(who, None, job_id=i) | {"stream": "stream-7"} for i in ("a", "b")]
     worker = WorkerHandle("stream-7")
     try:
-        worker.assign([make_job(who, None, job_id="a"), make_job(who, None, job_id="b")], 0, None)
+        worker.assign(jobs, 0, None)
         messages = read_until_idle(worker)
     finally:
         worker.stop()
