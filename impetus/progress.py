@@ -85,9 +85,10 @@ def bar_line(step: Step, rate: float | None, width: int = BAR_WIDTH, label: int 
     counts = f"{step.processed:>{digits}}/{step.forked}"
     speed = "-" if rate is None else f"{rate:.1f}"
     left = step.forked - step.processed
+    eta = _eta(left, rate) if step.forked else "-"  # nothing forked into it yet
     return (
         f"{name} [{'#' * filled}{'.' * (width - filled)}] {counts}"
-        f"  errors {step.errors}  {speed}/s  {_eta(left, rate)}"
+        f"  errors {step.errors}  {speed}/s  {eta}"
     )
 
 

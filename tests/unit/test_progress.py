@@ -59,6 +59,7 @@ def test_bar_shows_rate_and_eta():
     assert line.endswith("errors 3  5.0/s  ETA 15s")
     assert progress.bar_line(Step("s", 10, 10), rate=2.0).endswith("done")
     assert progress.bar_line(Step("s", 10000, 0), rate=2.0).endswith("ETA 1h23m")
+    assert progress.bar_line(Step("s", 0, 0), rate=None).endswith("-/s  -")
 
 
 def test_rate_meter_uses_a_sliding_window():
