@@ -1,12 +1,13 @@
 """Generate the reference docs from the code, so they cannot drift from it.
 
-    python -m impetus.docs           # (re)write docs/configuration.md and docs/openapi.json
+    python -m impetus.docs           # (re)write docs/configuration.md, cli.md, openapi.json
     python -m impetus.docs --check   # exit 1 when a committed file is stale (the tests do this)
 
 Sources: stream properties from :data:`impetus.properties.PROPERTIES`; node agent options
 from ``impetus-node``'s argument parser with defaults from
 :class:`node_agent.config.NodeSettings`; local stack options from ``impetus local up``'s
-parser; environment variables from :data:`impetus.config.ENVIRONMENT_VARIABLES`; the API
+parser; environment variables from :data:`impetus.config.ENVIRONMENT_VARIABLES`; the
+command line reference from ``impetus``'s parser (every subcommand's ``--help``); the API
 from the OpenAPI description the API Lambda serves at ``GET /openapi.json``.
 """
 
@@ -168,6 +169,47 @@ def configuration() -> str:
     return HEADER + "# Configuration reference\n\n" + "\n".join(s() for s in sections)
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _command_help(name: str, parser: argparse.ArgumentParser) -> list[str]:
+    """``impetus NAME``'s help, then its subcommands' (depth first)."""
+    parts = [f"### `{name}`\n\n```text\n{parser.format_help().rstrip()}\n```\n"]
+    for sub, subparser in _subparsers(parser).items():
+        parts += _command_help(f"{name} {sub}", subparser)
+    return parts
+
+
+def cli() -> str:
+    from impetus.cli import build_parser
+
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal: make it fixed
+    try:
+        with _placeholder_home():
+            parser = build_parser()
+            parts = [f"```text\n{parser.format_help().rstrip()}\n```\n"]
+            for name, sub in _subparsers(parser).items():
+                parts += _command_help(f"impetus {name}", sub)
+            from node_agent.cli import build_parser as node_parser
+
+            parts += _command_help("impetus-node", node_parser())
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+    return (
+        HEADER + "# Command line reference\n\n"
+        "Every listing takes `--json`. Errors are one line on stderr (`impetus: error: ...`)\n"
+        "with exit code 1; usage errors exit 2.\n\n" + "\n".join(parts)
+    )
+
+
 def openapi() -> str:
     from lambdas.api.app import OPENAPI, app
 
@@ -177,6 +219,7 @@ def openapi() -> str:
 
 OUTPUTS: dict[str, Callable[[], str]] = {
     "configuration.md": configuration,
+    "cli.md": cli,
     "openapi.json": openapi,
 }
 

@@ -27,6 +27,17 @@ def test_configuration_names_every_property_option_and_variable():
             assert f"`{option}`" in text, option
 
 
+def test_cli_reference_has_every_command():
+    from impetus.cli import build_parser as impetus_parser
+
+    text = docs.cli()
+    for name, sub in docs._subparsers(impetus_parser()).items():
+        assert f"### `impetus {name}`" in text, name
+        for child in docs._subparsers(sub):
+            assert f"### `impetus {name} {child}`" in text, (name, child)
+    assert "### `impetus-node`" in text and "--heartbeat-interval" in text
+
+
 def test_a_new_property_or_variable_appears_without_touching_the_generator(monkeypatch):
     new = properties.Property("rate", float, None, 0, 1000, "Jobs per second, at most.")
     monkeypatch.setitem(properties.PROPERTIES, "rate", new)
@@ -39,6 +50,7 @@ def test_a_new_property_or_variable_appears_without_touching_the_generator(monke
 def test_machine_paths_do_not_leak_into_the_docs(monkeypatch, tmp_path):
     monkeypatch.setenv("IMPETUS_HOME", str(tmp_path))
     assert str(tmp_path) not in docs.configuration()
+    assert str(tmp_path) not in docs.cli()
 
 
 def test_openapi_file_is_the_served_description():
