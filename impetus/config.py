@@ -25,6 +25,7 @@ ENV_BUCKET = "IMPETUS_BUCKET"
 ENV_REGION = "AWS_DEFAULT_REGION"
 ENV_ENDPOINT = "AWS_ENDPOINT_URL"
 ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
+ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TABLE_PREFIX = "impetus"
@@ -43,6 +44,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_ENDPOINT: "AWS endpoint override; the local stack points it at its moto server.",
     ENV_SHOW_OUTPUT: "0 stops the client printing its jobs' output (default 1: shown, "
     "each line prefixed with the job id); Impetus.run(output=...) overrides it.",
+    ENV_LOG_GROUP: "CloudWatch Logs group that nodes also send jobs' output to (one log "
+    "stream per stream and worker); unset: not sent.",
 }
 
 _FALSE = ("0", "false", "no", "off")

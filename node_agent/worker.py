@@ -21,7 +21,7 @@ from typing import Any
 from impetus import codec
 from impetus.jobcontext import context
 from impetus.jobs import ERROR, EXCEPTION, READY, Outcome, error_record, system_error
-from node_agent import capture
+from node_agent import capture, cloudlogs
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ def worker_main(conn: Connection) -> None:
     """The worker process: run batches until told to stop or the agent goes away."""
     _ignore_signals()
     cache = FunctionCache()
+    logs = cloudlogs.shipper()
     last_end = 0.0
     while True:
         try:
@@ -114,6 +115,8 @@ def worker_main(conn: Connection) -> None:
             with context.running(job.get("stream", ""), job["id"]), capture.capture() as out:
                 outcome = run_job(job, cache)
             outcome.output = out.output()
+            logs.add(job.get("stream", ""), job["id"], outcome.output, outcome.finished)
             last_end = time.monotonic()
             conn.send({"job": job["id"], "outcome": dataclasses.asdict(outcome)})
+        logs.flush()
         conn.send({"idle": True})
