@@ -117,8 +117,7 @@ class JobQueue:
             )
         if not isinstance(spec.get("code"), str) or len(spec["code"]) != 64:
             raise InvalidRequest("job code must be a sha256 hex digest")
-        if not isinstance(spec.get("args"), str) or len(spec["args"]) > jobs.MAX_PAYLOAD_BYTES:
-            raise InvalidRequest("job args must be an encoded string of at most 350 KB")
+        JobQueue._check_args(spec)
         priority = spec.get("priority") or 0
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidRequest("priority must be an integer in [-1e9, 1e9]")
@@ -137,6 +136,24 @@ class JobQueue:
             properties=properties.validate(spec.get("properties") or {}),
         )
         return spec
+
+    @staticmethod
+    def _check_args(spec: dict[str, Any]) -> None:
+        transport = spec.get("transport") or "inline"
+        if transport == "inline":
+            args = spec.get("args")
+            if not isinstance(args, str) or not args or len(args) > jobs.MAX_PAYLOAD_BYTES:
+                raise InvalidRequest("job args must be an encoded string of at most 350 KB")
+            spec.update(transport="inline", args_ref=None, args_digest=None)
+        elif transport == "s3":
+            if spec.get("args"):
+                raise InvalidRequest("a job with transport 's3' carries its args in args_ref")
+            digest = spec.get("args_digest")
+            if not isinstance(digest, str) or not keys.SHA256.match(digest):
+                raise InvalidRequest("args_digest must be the sha256 hex of the args object")
+            spec["args"] = ""
+        else:
+            raise InvalidRequest("transport must be 'inline' or 's3'")
 
     def _check_functions(
         self, stream_id: str, specs: list[dict[str, Any]], functions: dict[str, str]
@@ -292,6 +309,9 @@ class JobQueue:
             "priority": spec["priority"],
             "delay": spec["delay"],
             "properties": spec["properties"] or None,
+            "transport": spec["transport"],
+            "args_ref": spec.get("args_ref"),
+            "args_digest": spec.get("args_digest"),
             "python": client_python,
             "created": now / 1000,
             "status": jobs.WAITING,
@@ -593,6 +613,9 @@ class JobQueue:
         }
         if outcome.status == jobs.ERROR:
             entry["e"] = outcome.error
+            return entry, []
+        if outcome.result_ref:  # the node put the result in S3 (impetus.payloads)
+            entry["s3"] = outcome.result_ref
             return entry, []
         result = outcome.result or ""
         if len(result) <= INLINE_RESULT_LIMIT:
@@ -912,6 +935,8 @@ class JobQueue:
             "priority": record.get("priority", 0),
             "transport": record.get("transport"),
             "code": record.get("code"),
+            "args_ref": record.get("args_ref"),
+            "result_ref": None,
             "properties": record.get("properties") or {},
             "attempt": 0,
             "node": None,
@@ -926,6 +951,7 @@ class JobQueue:
                 node=entry.get("node"),
                 started=entry.get("st"),
                 finished=entry.get("fi"),
+                result_ref=entry.get("s3"),
             )
             if "ref" in entry:
                 job["result"] = spilled.get(entry["ref"])
