@@ -83,6 +83,9 @@ class JobStore:
         return isinstance(key, str) and self.get(key, _MISSING) is not _MISSING
 
 
+_store: Any = None  # this worker process's Store, made on first use
+
+
 def _node_store() -> Any:
     """The store of this process's AWS settings, made on first use (one per worker)."""
     global _store
@@ -95,9 +98,6 @@ def _node_store() -> Any:
         settings = AwsSettings.from_env()
         _store = Store(aws.client("dynamodb", settings), table_names(settings.table_prefix)[STORE])
     return _store
-
-
-_store: Any = None
 
 
 class JobContext:

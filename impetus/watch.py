@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from impetus.commands.common import age, table
 from impetus.exceptions import ApiError, StreamNotFound
+from impetus.textfmt import age, table
 
 CLEAR = "\x1b[H\x1b[2J"
 HIDE_CURSOR = "\x1b[?25l"
