@@ -27,6 +27,8 @@ ENV_DFS_FUNCTION = "IMPETUS_DFS_FUNCTION"
 ENV_NODE_GROUPS = "IMPETUS_NODE_GROUPS"
 ENV_REGION = "AWS_DEFAULT_REGION"
 ENV_ENDPOINT = "AWS_ENDPOINT_URL"
+ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
+ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TABLE_PREFIX = "impetus"
@@ -45,7 +47,13 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_NODE_GROUPS: 'JSON {"<node class>": "<Auto Scaling group name>"} (DFS Lambda).',
     ENV_REGION: "AWS region (default us-east-1).",
     ENV_ENDPOINT: "AWS endpoint override; the local stack points it at its moto server.",
+    ENV_SHOW_OUTPUT: "0 stops the client printing its jobs' output (default 1: shown, "
+    "each line prefixed with the job id); Impetus.run(output=...) overrides it.",
+    ENV_LOG_GROUP: "CloudWatch Logs group that nodes also send jobs' output to (one log "
+    "stream per stream and worker); unset: not sent.",
 }
+
+_FALSE = ("0", "false", "no", "off")
 
 
 def impetus_home() -> Path:
@@ -127,3 +135,15 @@ class AwsSettings:
             signing_secret=env.get(ENV_SIGNING_SECRET) or DEFAULT_SIGNING_SECRET,
             bucket=env.get(ENV_BUCKET) or None,
         )
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """What the client prints while it runs."""
+
+    show_output: bool = True  # jobs' captured stdout/stderr/logging, prefixed by job id
+
+    @classmethod
+    def from_env(cls) -> DisplaySettings:
+        value = os.environ.get(ENV_SHOW_OUTPUT, "").strip().lower()
+        return cls(show_output=value not in _FALSE)
