@@ -20,7 +20,9 @@ and sent once per stream, referenced by its digest.
 
 Exactly-once task files: ids already in a stage's files are loaded at start; such a job is
 acknowledged but neither written nor handed to the stage again, so a client restarted with
-the same ``id`` (and deterministic ``job_id`` values) resumes without duplicates. A fork
+the same ``id`` resumes without duplicates: a fork without ``job_id`` gets an id derived
+from its function, stage and args (see ``_derived_id``), so the restarted run's forks
+carry the ids the first run sent, and the queue skips those it has. A fork
 whose ``job_id`` is already in the files counts as forked and processed at once. A stage
 may see a batch twice only if the client died after the stage ran and before the batch
 was written; its forks are idempotent when it uses deterministic ``job_id`` values.
@@ -201,6 +203,7 @@ class Impetus:
         # digest -> (function, its encoding): the code to send, and the source to quote
         self._functions: dict[str, tuple[Any, str]] = {}
         self._sent: set[str] = set()  # digests the stream has
+        self._identical_calls: dict[str, int] = {}  # see _derived_id
         # accounting
         self._job_stage: dict[str, tuple[str, str]] = {}  # forked id -> (stage, origin)
         self._outstanding: dict[str, set[str]] = {s: set() for s in self._stage_names}
@@ -235,15 +238,15 @@ class Impetus:
             target = target.__func__
         if not callable(target):
             raise TypeError(f"fork target must be callable, not {type(target).__name__}")
-        jid = job_id if job_id is not None else uuid.uuid4().hex
-        if not isinstance(jid, str) or not JOB_ID.match(jid):
-            raise ValueError(f"invalid job_id {jid!r}: must match {JOB_ID.pattern}")
+        if job_id is not None and (not isinstance(job_id, str) or not JOB_ID.match(job_id)):
+            raise ValueError(f"invalid job_id {job_id!r}: must match {JOB_ID.pattern}")
         encoded_args = codec.dumps(args)  # fail here, in the caller's frame, if unpicklable
         with self._lock:
             stage = self._resolve_callback(callback)
+            digest, code = self._encode(target)
+            jid = job_id if job_id is not None else self._derived_id(digest, stage, encoded_args)
             if jid in self._job_stage:
                 return jid  # forked already in this run
-            digest, code = self._encode(target)
             origin = self._current or STARTUP
             self._job_stage[jid] = (stage, origin)
             self._counts[stage].forked_into += 1
@@ -294,6 +297,19 @@ class Impetus:
                 if answer.get("existing"):
                     log.debug("%d forks existed already", len(answer["existing"]))
             self._buffer_bytes = 0
+
+    def _derived_id(self, digest: str, stage: str, encoded_args: str) -> str:
+        """The id of a fork without ``job_id``: derived from what it runs, so that a
+        client restarted with the same stream id makes the same calls under the same ids
+        and the queue skips them (idempotent fork). The n-th identical call gets ``-n``.
+
+        Deterministic as long as the args pickle the same way in every process (sets of
+        strings do not, under hash randomisation): give ``job_id`` for those.
+        """
+        call = sha256_hex(f"{digest}\0{stage}\0{encoded_args}")[:20]
+        n = self._identical_calls.get(call, 0)
+        self._identical_calls[call] = n + 1
+        return f"{call}-{n}"
 
     def _args_fields(self, encoded_args: str) -> dict[str, Any]:
         """Inline args, or (too large for an item) uploaded to S3 through a presigned URL."""
