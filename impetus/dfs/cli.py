@@ -4,11 +4,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from impetus.config import (
+    ENV_ENDPOINT,
+    ENV_NODE_GROUPS,
+    AwsSettings,
+    read_local_settings,
+)
 from impetus.dfs import simpolicies, simulate, traces
+from impetus.dfs.config import parse_node_groups
+from impetus.exceptions import ImpetusError
+
+
+class DfsCliError(ImpetusError):
+    """An AWS call of ``impetus dfs`` failed (one line, exit 1)."""
+
+
+def _target() -> tuple[AwsSettings, dict[str, str]]:
+    """Where to look: the environment (deployed) or the local stack's settings."""
+    local = {} if os.environ.get(ENV_ENDPOINT) else read_local_settings()
+    if not local:
+        return AwsSettings.from_env(), parse_node_groups(os.environ.get(ENV_NODE_GROUPS))
+    from impetus.local.provision import FAKE_CREDENTIALS
+
+    for name, value in FAKE_CREDENTIALS.items():  # moto takes any; boto3 wants some
+        os.environ.setdefault(name, value)
+    settings = AwsSettings(
+        region=local.get("region") or AwsSettings.region,
+        endpoint_url=local.get("endpoint_url"),
+        table_prefix=local.get("table_prefix") or AwsSettings.table_prefix,
+    )
+    return settings, dict(local.get("node_groups") or {})
 
 
 def register(subparsers: Any) -> None:
@@ -20,6 +53,15 @@ def register(subparsers: Any) -> None:
     log.add_argument("--group", help="only this node class")
     log.add_argument("--json", action="store_true", help="one JSON object per decision")
     log.set_defaults(func=cmd_log)
+
+    watch = commands.add_parser("watch", help="print the fleet and backlog as they change")
+    watch.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit once nodes came up and went back to zero with nothing waiting",
+    )
+    watch.add_argument("--timeout", type=float, default=0, help="give up after S seconds")
+    watch.set_defaults(func=cmd_watch)
 
     sim = commands.add_parser("simulate", help="replay an arrival trace through the policies")
     sim.add_argument("--trace", choices=traces.TRACES, default="bursty")
@@ -58,8 +100,12 @@ def cmd_log(args: argparse.Namespace) -> int:
     from impetus.dfs.decisions import DecisionLog
 
     if args.limit < 1:
-        raise argparse.ArgumentTypeError("--limit must be >= 1")
-    entries = DecisionLog.from_settings().recent(limit=args.limit, node_class=args.group)
+        raise DfsCliError("--limit must be >= 1")
+    settings, _ = _target()
+    try:
+        entries = DecisionLog.from_settings(settings).recent(args.limit, args.group)
+    except (BotoCoreError, ClientError) as exc:
+        raise DfsCliError(f"cannot read the decision log: {exc}") from exc
     for entry in entries:
         if args.json:
             print(json.dumps(entry, default=str))
@@ -77,3 +123,42 @@ def cmd_log(args: argparse.Namespace) -> int:
     if not entries and not args.json:
         print("no decisions recorded")
     return 0
+
+
+def _fleet(asg: Any, groups: dict[str, str], queue: Any) -> tuple[int, int, str]:
+    """(nodes in service, due + running jobs, a one-line picture)."""
+    names = sorted(set(groups.values()))
+    described = asg.describe_auto_scaling_groups(AutoScalingGroupNames=names)
+    parts, nodes = [], 0
+    for g in described["AutoScalingGroups"]:
+        up = sum(1 for i in g["Instances"] if i["LifecycleState"] == "InService")
+        nodes += up
+        parts.append(f"{g['AutoScalingGroupName']}: {up} node(s) (desired {g['DesiredCapacity']})")
+    work = sum(s["counts"]["waiting"] + s["counts"]["running"] for s in queue.list_streams())
+    return nodes, work, f"{'; '.join(parts) or 'no node groups'}; {work} job(s) due or running"
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from impetus import aws
+    from impetus.queue import Queue
+
+    settings, groups = _target()
+    if not groups:
+        raise DfsCliError(f"no node groups: set {ENV_NODE_GROUPS} or run `impetus local up`")
+    asg, queue = aws.client("autoscaling", settings), Queue(settings)
+    start, last, seen_nodes = time.monotonic(), "", False
+    while not args.timeout or time.monotonic() - start < args.timeout:
+        try:
+            nodes, work, line = _fleet(asg, groups, queue)
+        except (BotoCoreError, ClientError) as exc:
+            raise DfsCliError(f"cannot read the fleet: {exc}") from exc
+        if line != last:
+            print(f"[dfs {time.monotonic() - start:5.1f}s] {line}", flush=True)
+            last = line
+        seen_nodes = seen_nodes or nodes > 0
+        if args.until_idle and seen_nodes and nodes == 0 and work == 0:
+            print("[dfs] fleet back to zero", flush=True)
+            return 0
+        time.sleep(0.5)
+    print(f"[dfs] still watching after {args.timeout:g}s: giving up", file=sys.stderr)
+    return 1

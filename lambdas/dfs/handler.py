@@ -22,6 +22,8 @@ FOLLOW_UP_SECONDS = 10.0
 MARGIN_SECONDS = 15.0
 MAX_TICKS = 6
 
+_clients: dict[tuple[str | None, str], tick.Clients] = {}  # reused by warm invocations
+
 
 def _remaining(context: Any) -> float:
     getter = getattr(context, "get_remaining_time_in_millis", None)
@@ -30,7 +32,8 @@ def _remaining(context: Any) -> float:
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     settings = DfsSettings.from_env()
-    clients = tick.Clients.create(settings)
+    key = (settings.aws.endpoint_url, settings.aws.region)
+    clients = _clients.get(key) or _clients.setdefault(key, tick.Clients.create(settings))
     results = []
     for _ in range(MAX_TICKS):
         result = tick.run(settings, clients)
