@@ -74,13 +74,24 @@ def register(subparsers: Any) -> None:
     sim.add_argument("--plot", type=Path, help="PNG path (default impetus-dfs-<trace>.png)")
     sim.add_argument("--no-plot", action="store_true", help="skip the plot")
     sim.add_argument("--seed", type=int, default=1, help="trace seed (default 1)")
+    sim.add_argument(
+        "--target-latency",
+        type=float,
+        default=simpolicies.TARGET_LATENCY,
+        help="the stream's target_latency in seconds (default: the property's default)",
+    )
     sim.add_argument("--json", action="store_true", help="results as JSON")
     sim.set_defaults(func=cmd_simulate)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     trace = traces.make(args.trace, seed=args.seed)
-    results = [simulate.run(trace, name) for name in (args.policy or simpolicies.POLICIES)]
+    if args.target_latency <= 0:
+        raise DfsCliError("--target-latency must be > 0")
+    results = [
+        simulate.run(trace, name, target_latency=args.target_latency)
+        for name in (args.policy or simpolicies.POLICIES)
+    ]
     if args.json:
         print(json.dumps([{"trace": trace.name, **r.row()} for r in results], indent=2))
     else:

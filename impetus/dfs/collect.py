@@ -14,6 +14,7 @@ from impetus import dynamo, keys, properties
 from impetus.dfs import estimate
 from impetus.dfs.model import (
     DEFAULT_CLASS,
+    NODE_BOOTING,
     NODE_DRAINED,
     NODE_DRAINING,
     NODE_RUNNING,
@@ -111,7 +112,7 @@ def node_state(
     memory: Memory,
     now: float,
 ) -> NodeState:
-    """One in-service instance with its agent's heartbeat item (None: not up yet)."""
+    """One instance with its agent's heartbeat item (None: still booting)."""
     node_id = instance["InstanceId"]
     item = item or {}
     busy = int(item.get("claims", 0)) > 0 or int(item.get("workers_busy", 0)) > 0
@@ -124,7 +125,7 @@ def node_state(
         memory.idle[node_id] = [idle_since, done]
     else:
         memory.idle.pop(node_id, None)
-    state = item.get("state", NODE_RUNNING)
+    state = item.get("state", NODE_RUNNING) if item else NODE_BOOTING
     if item.get("drain") and state not in (NODE_DRAINING, NODE_DRAINED):
         state = NODE_DRAINING  # asked, not acknowledged yet
     return NodeState(
@@ -161,7 +162,8 @@ def policy_input(
             continue
         groups.append(group_state(node_class, described[name], boot_seconds))
         for instance in described[name].get("Instances", []):
-            if instance["LifecycleState"] == IN_SERVICE:
+            state = instance["LifecycleState"]
+            if state == IN_SERVICE or state.startswith("Pending"):
                 item = items.get(instance["InstanceId"])
                 nodes.append(node_state(node_class, instance, item, memory, now))
     live = {n.id for n in nodes}

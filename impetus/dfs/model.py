@@ -45,6 +45,7 @@ class NodeState:
 
 
 NODE_RUNNING = "running"
+NODE_BOOTING = "booting"  # launched, its agent not heard from yet
 NODE_DRAINING = "draining"  # asked to drain (by DFS or a lifecycle hook), finishing jobs
 NODE_DRAINED = "drained"  # drained: holds no job, claims nothing, may be terminated
 

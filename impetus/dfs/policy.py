@@ -7,11 +7,15 @@ no randomness: the DFS Lambda, the simulator and the unit tests all call it the 
 job duration ``d`` (EWMA, seconds), ``mpps`` worker slots per node and a
 ``target_latency`` ``T`` needs
 
-    slots = R + min(B, ceil(B * d / T))           # keep the running, start the backlog within T
-    slots = min(slots, max(1, ceil(rate * d)))    # when the stream has a fleet-wide `rate`
+    slots = R + min(B, ceil(B * d / T))          # keep the running, start the backlog within T
+    late  = B - in_service * mpps * boot / d     # due jobs the nodes in service cannot
+                                                 #   start before a new node has booted
+    slots = min(slots, (in_service + pending) * mpps + min(late, ceil(late * d / T)))
+    slots = min(slots, max(1, ceil(rate * d)))   # when the stream has a fleet-wide `rate`
     nodes = ceil(slots / mpps), capped by `max_nodes`, raised to `min_nodes`
 
-so one due job on an empty fleet asks for one node (scale from zero), and a stream with
+so one due job on an empty fleet asks for one node (scale from zero), a node is never
+launched for work the running fleet finishes before it could boot, and a stream with
 nothing due or running asks for ``min_nodes`` (default 0).
 
 **Per group.** A group (one Auto Scaling group per ``node_class``; ``default`` when a
@@ -24,10 +28,13 @@ workers for *every* stream it serves, so streams share nodes. Then:
 2. *Scale out at once* when the need exceeds the capacity that stays (``desired``
    minus the nodes being drained): ``desired`` already counts instances that are
    pending (booting), so repeated ticks during a boot do not launch twice.
-3. *Scale in* only nodes idle for at least ``max(boot_seconds, idle_floor)`` (60 s),
+3. *Cancel launches no longer needed*: when the need fell below the capacity that
+   stays while some nodes are still booting (no heartbeat yet), the newest booting ones
+   are terminated with decrement at once; they never held a job.
+4. *Scale in* only nodes idle for at least ``max(boot_seconds, idle_floor)`` (60 s),
    fresh heartbeat, not protected, and only after ``scale_in_ticks`` (3) consecutive
    ticks agree that the group has a surplus; the longest-idle nodes are asked to drain.
-4. ``desired`` is always clamped to the group's ``[min, max]`` (AWS refuses values
+5. ``desired`` is always clamped to the group's ``[min, max]`` (AWS refuses values
    outside; moto does not), and scale-in never goes below ``min``.
 
 Every group decision carries a one-line reason; every stream need carries its own.
@@ -39,6 +46,7 @@ import math
 from dataclasses import dataclass, replace
 
 from impetus.dfs.model import (
+    NODE_BOOTING,
     NODE_DRAINED,
     NODE_RUNNING,
     Decision,
@@ -61,6 +69,7 @@ class PolicyParams:
     idle_floor: float = IDLE_FLOOR  # seconds; a node must be idle max(boot, this)
     scale_in_ticks: int = SCALE_IN_TICKS  # consecutive ticks that must agree on a scale-in
     stale_heartbeat: float = STALE_HEARTBEAT
+    cancel_booting: bool = True  # terminate surplus nodes still booting at once
 
 
 def stream_need(stream: StreamState, group: GroupState | None = None) -> StreamNeed:
@@ -166,6 +175,21 @@ def decide_group(
             reason=f"need {needed} > {staying} staying ({group.pending} pending): "
             f"desired {desired} -> {new}",
         )
+    booting = [n for n in nodes if n.state == NODE_BOOTING and n.id not in memory.draining]
+    if target < staying and booting and params.cancel_booting:  # 3a. launches not needed
+        # A booting node has never claimed: cancelling it kills nothing (an agent racing
+        # to its first claim is drained by the termination lifecycle hook first).
+        allowed = min(staying - target, desired - leaving - group.min, len(booting))
+        if allowed > 0:
+            memory.agree[key] = 0
+            victims = tuple(n.id for n in sorted(booting, key=lambda n: -n.started)[:allowed])
+            return replace(
+                base,
+                terminate=terminate + victims,
+                desired=_clamp(desired - len(victims), group),
+                action="scale-in",
+                reason=f"need {needed} < {staying} staying: cancel {len(victims)} booting",
+            )
     if target < staying:  # 3. scale in, carefully
         candidates = scale_in_candidates(
             [n for n in nodes if n.id not in memory.draining], group, now, params

@@ -65,6 +65,7 @@ class Fleet:
     mpps: int = 4
     max_nodes: int = 20
     boot_seconds: float = 60.0  # the estimate policies are told
+    target_latency: float = 30.0  # the stream's target_latency (impetus, target tracking)
     seed: int = 7
     t: float = 0.0
     jobs: list[SimJob] = field(default_factory=list)

@@ -25,13 +25,21 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from impetus import properties
 from impetus.dfs import estimate
-from impetus.dfs.model import GroupState, Memory, NodeState, PolicyInput, StreamState
+from impetus.dfs.model import (
+    NODE_BOOTING,
+    GroupState,
+    Memory,
+    NodeState,
+    PolicyInput,
+    StreamState,
+)
 from impetus.dfs.policy import PolicyParams, decide
 from impetus.dfs.simfleet import Fleet, SimNode
 
 POLICIES = ("impetus", "target-tracking", "dask-adaptive", "static")
-TARGET_LATENCY = 30.0
+TARGET_LATENCY = properties.PROPERTIES["target_latency"].default
 
 
 class Impetus:
@@ -63,7 +71,7 @@ class Impetus:
             running=fleet.running_jobs(),
             mpps=fleet.mpps,
             job_seconds=estimate.job_seconds(self.sample),
-            target_latency=TARGET_LATENCY,
+            target_latency=fleet.target_latency,
         )
         nodes = tuple(
             NodeState(
@@ -74,9 +82,9 @@ class Impetus:
                 idle_since=None if n.busy else n.idle_since,
                 started=n.launched,
                 protected=n.busy,  # the agent holds protection while it has jobs
-                state=n.state,
+                state=n.state if n.ready(t) else NODE_BOOTING,
             )
-            for n in fleet.ready_nodes()
+            for n in fleet.alive()
         )
         alive = fleet.alive()
         group = GroupState(
@@ -106,7 +114,7 @@ class TargetTracking:
     OUT_POINTS, IN_POINTS, IN_RATIO = 3, 15, 0.9
 
     def __init__(self, fleet: Fleet) -> None:
-        self.target = TARGET_LATENCY / _true_mean(fleet) * fleet.mpps
+        self.target = fleet.target_latency / _true_mean(fleet) * fleet.mpps
         self.points: list[float] = []
         self.next_tick = self.PERIOD
 

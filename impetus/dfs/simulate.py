@@ -72,9 +72,13 @@ def reversals(actions: list) -> int:
 
 
 def run(
-    trace: traces.Trace, policy_name: str, params: PolicyParams | None = None, seed: int = 7
+    trace: traces.Trace,
+    policy_name: str,
+    params: PolicyParams | None = None,
+    seed: int = 7,
+    target_latency: float = simpolicies.TARGET_LATENCY,
 ) -> Result:
-    fleet = Fleet(trace, seed=seed)
+    fleet = Fleet(trace, seed=seed, target_latency=target_latency)
     policy = simpolicies.make(policy_name, fleet, params)
     end = trace.length + TAIL
     while fleet.t <= end:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from impetus.dfs.model import (
+    NODE_BOOTING,
     NODE_DRAINED,
     NODE_DRAINING,
     GroupState,
@@ -172,3 +173,16 @@ def test_scale_in_never_goes_below_the_group_minimum():
 def test_every_decision_has_a_reason():
     d, _ = one([stream(backlog=3)], groups=[group()])
     assert "need 1" in d.reason and "3 due" in stream_need(stream(backlog=3)).reason
+
+
+def test_surplus_nodes_still_booting_are_cancelled_at_once_newest_first():
+    g = group(desired=3, in_service=1, pending=2)
+    nodes = [
+        idle_node("i-up", 0, busy=True, idle_since=None),
+        NodeState("i-old", "default", 0.0, False, None, NOW - 30, state=NODE_BOOTING),
+        NodeState("i-new", "default", 0.0, False, None, NOW - 5, state=NODE_BOOTING),
+    ]
+    d, _ = one([stream(running=2, mpps=2)], nodes, [g])  # one node's work: two surplus
+    assert d.terminate == ("i-new", "i-old") and d.desired == 1 and not d.drain
+    d, _ = one([stream(running=2, backlog=2, mpps=2)], nodes, [g], params=PolicyParams())
+    assert "i-up" not in d.terminate  # a node that heartbeats is never cancelled
