@@ -111,6 +111,39 @@ class ApiClient:
         path = f"/streams/{_segment(stream_id)}/results/ack"
         return self._call("POST", path, {"ids": list(ids)}, idempotent=True)["acked"]
 
+    # --- large payloads (S3, through presigned URLs) ------------------------------------------
+    def upload_urls(self, stream_id: str, count: int = 1) -> dict[str, Any]:
+        """``{"uploads": [{"ref", "url"}], "content_type", "expires_in"}``."""
+        path = f"/streams/{_segment(stream_id)}/payloads"
+        return self._call("POST", path, {"count": count}, idempotent=True)
+
+    def put_payload(self, url: str, content_type: str, data: str) -> None:
+        """Upload to a presigned PUT URL (no authkey: the URL is the permission)."""
+        self._transfer("PUT", url, data.encode(), {"Content-Type": content_type})
+
+    def get_payload(self, url: str) -> str:
+        return self._transfer("GET", url, None, {}).decode()
+
+    def _transfer(self, method: str, url: str, body: bytes | None, headers: dict) -> bytes:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = self._pool.request(
+                    method, url, body=body, headers=headers, redirect=False, preload_content=True
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                if attempt == self._max_attempts:
+                    raise ApiError(0, "connection_error", f"payload {method}: {exc}") from None
+                self._sleep(attempt, None, f"payload {method}: {type(exc).__name__}")
+                continue
+            if response.status >= 500 and attempt < self._max_attempts:
+                self._sleep(attempt, None, f"payload {method}: {response.status}")
+                continue
+            if response.status >= 300:
+                # The URL carries a temporary signature: never put it in the message.
+                raise ApiError(response.status, "payload_error", f"payload {method} refused")
+            return response.data
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # --- store ------------------------------------------------------------------------------
     def store_get(self, stream_id: str, key: str) -> Any:
         return self._call("GET", self._store_path(stream_id, key))["value"]

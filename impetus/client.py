@@ -38,13 +38,14 @@ from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, Any
 
-from impetus import codec, taskfiles
+from impetus import codec, payloads, taskfiles
 from impetus.api_client import ApiClient
 from impetus.config import ClientSettings
 from impetus.exceptions import ApiError, ImpetusError
 from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
 from impetus.keys import JOB_ID, STREAM_ID
 from impetus.progress import Progress
+from impetus.signing import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ FLUSH_BYTES = 4_000_000  # under the API's 6 MB body limit, with room for JSON o
 RESULTS_LIMIT = 500
 MIN_SLEEP = 0.02
 IDLE_SLEEP = 0.5
-EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished")
+EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished", "args_ref")
 
 _ORDER = itertools.count()  # declaration order of decorated steps, across classes
 
@@ -252,8 +253,8 @@ class Impetus:
                 "id": jid,
                 "name": getattr(target, "__name__", "function"),
                 "code": digest,
-                "args": encoded_args,
                 "stage": stage,
+                **self._args_fields(encoded_args),
             }
             if priority is not None:
                 spec["priority"] = int(priority)
@@ -262,7 +263,9 @@ class Impetus:
             if properties:
                 spec["properties"] = properties
             self._buffer.append(spec)
-            self._buffer_bytes += len(encoded_args) + (0 if digest in self._sent else len(code))
+            self._buffer_bytes += len(spec.get("args") or "") + (
+                0 if digest in self._sent else len(code)
+            )
             if len(self._buffer) >= FLUSH_JOBS or self._buffer_bytes >= FLUSH_BYTES:
                 self.flush()
         return jid
@@ -276,7 +279,7 @@ class Impetus:
                     if batch and (len(batch) >= FLUSH_JOBS or size >= FLUSH_BYTES):
                         break
                     batch.append(spec)
-                    size += len(spec["args"])
+                    size += len(spec.get("args") or "")
                 functions = {
                     spec["code"]: self._functions[spec["code"]][1]
                     for spec in batch
@@ -288,6 +291,19 @@ class Impetus:
                 if answer.get("existing"):
                     log.debug("%d forks existed already", len(answer["existing"]))
             self._buffer_bytes = 0
+
+    def _args_fields(self, encoded_args: str) -> dict[str, Any]:
+        """Inline args, or (too large for an item) uploaded to S3 through a presigned URL."""
+        if len(encoded_args) <= payloads.INLINE_ARGS_LIMIT:
+            return {"args": encoded_args}
+        answer = self._api.upload_urls(self.id, 1)
+        upload = answer["uploads"][0]
+        self._api.put_payload(upload["url"], answer["content_type"], encoded_args)
+        return {
+            "transport": "s3",
+            "args_ref": upload["ref"],
+            "args_digest": sha256_hex(encoded_args),
+        }
 
     def _encode(self, fn: Any) -> tuple[str, str]:
         """(digest, code) of a function, encoded once per function object."""
@@ -445,8 +461,10 @@ class Impetus:
         fn, code = self._functions.get(raw.get("code") or "", (None, raw.get("code")))
         job["code"] = code
         try:
-            if isinstance(raw.get("args"), str):
-                job["args"] = codec.loads(raw["args"])
+            if raw.get("result_url"):  # a large result, in S3
+                raw["result"] = self._api.get_payload(raw["result_url"])
+            # S3 args stay there (the job shows their args_ref) instead of coming back.
+            job["args"] = codec.loads(raw["args"]) if raw.get("args") else None
             if job["status"] == READY and isinstance(raw.get("result"), str):
                 job["result"] = codec.loads(raw["result"])
         except Exception as exc:  # e.g. the result's class cannot be imported here

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from impetus import keys
+from impetus import keys, payloads
 from impetus.config import AwsSettings
 from impetus.dfs import nudge
 from impetus.exceptions import ImpetusError
@@ -144,9 +144,29 @@ def enqueue(stream_id: StreamIdPath, body: Annotated[models.Enqueue, Body()]):
     return result
 
 
+@app.post("/streams/<stream_id>/payloads", responses=answers(models.UploadList, "upload URLs"))
+def upload_urls(stream_id: StreamIdPath, body: Annotated[models.Uploads, Body()]):
+    """Presigned PUT URLs for args too large to send inline (then: transport 's3')."""
+    q = queue()
+    q.get_stream(stream_id)
+    refs = [payloads.new_args_key(stream_id) for _ in range(body.count)]
+    return {
+        "uploads": [{"ref": ref, "url": q.payloads.upload_url(ref)} for ref in refs],
+        "content_type": payloads.CONTENT_TYPE,
+        "expires_in": payloads.URL_SECONDS,
+    }
+
+
+def with_result_urls(job: dict[str, Any]) -> dict[str, Any]:
+    """Results in S3 are fetched by the client itself, through a presigned GET."""
+    if job.get("result_ref"):
+        job["result_url"] = queue().payloads.download_url(job["result_ref"])
+    return job
+
+
 @app.get("/streams/<stream_id>/jobs/<job_id>", responses=answers(models.Job, "the job"))
 def get_job(stream_id: StreamIdPath, job_id: JobIdPath):
-    return queue().get_job(stream_id, job_id)
+    return with_result_urls(queue().get_job(stream_id, job_id))
 
 
 @app.get("/streams/<stream_id>/results", responses=answers(models.JobList, "finished jobs"))
@@ -155,7 +175,7 @@ def results(
     stage: Annotated[str, Query(pattern=STAGE_PATTERN, description="stage name")],
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = MAX_RESULTS_LIMIT,
 ):
-    return {"jobs": queue().results(stream_id, stage, limit)}
+    return {"jobs": [with_result_urls(job) for job in queue().results(stream_id, stage, limit)]}
 
 
 @app.post("/streams/<stream_id>/results/ack", responses=answers(models.Acked, "acknowledged"))

@@ -373,6 +373,7 @@ def test_openapi_describes_every_route(api: Api):
         ("POST", "/streams"),
         ("GET", "/streams/{stream_id}"),
         ("PATCH", "/streams/{stream_id}"),
+        ("POST", "/streams/{stream_id}/payloads"),
         ("DELETE", "/streams/{stream_id}"),
         ("POST", "/streams/{stream_id}/jobs"),
         ("GET", "/streams/{stream_id}/jobs/{job_id}"),
