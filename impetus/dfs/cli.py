@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from impetus.config import (
     ENV_ENDPOINT,
     ENV_NODE_GROUPS,
+    ENV_TABLE_PREFIX,
     AwsSettings,
     read_local_settings,
 )
@@ -28,8 +29,9 @@ class DfsCliError(ImpetusError):
 
 
 def _target() -> tuple[AwsSettings, dict[str, str]]:
-    """Where to look: the environment (deployed) or the local stack's settings."""
-    local = {} if os.environ.get(ENV_ENDPOINT) else read_local_settings()
+    """Where to look: the environment when it names a deployment, else the local stack."""
+    configured = any(os.environ.get(v) for v in (ENV_ENDPOINT, ENV_TABLE_PREFIX, ENV_NODE_GROUPS))
+    local = {} if configured else read_local_settings()
     if not local:
         return AwsSettings.from_env(), parse_node_groups(os.environ.get(ENV_NODE_GROUPS))
     from impetus.local.provision import FAKE_CREDENTIALS
@@ -101,7 +103,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
         print(simulate.table(results))
     if not args.no_plot:
-        path = simulate.plot(results, args.plot or Path(f"impetus-dfs-{trace.name}.png"))
+        try:
+            path = simulate.plot(results, args.plot or Path(f"impetus-dfs-{trace.name}.png"))
+        except ImportError as exc:
+            raise DfsCliError(f"the plot needs matplotlib ({exc}); or pass --no-plot") from exc
         if not args.json:
             print(f"plot: {path}")
     return 0

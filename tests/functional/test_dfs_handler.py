@@ -183,7 +183,8 @@ def test_reaps_expired_leases(env):
     assert result.reaped == 2 and queue.get_stream("s")["counts"]["waiting"] == 2
 
 
-def test_decisions_are_logged_with_reasons_and_shown_by_the_cli(env, capsys):
+def test_decisions_are_logged_with_reasons_and_shown_by_the_cli(env, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("IMPETUS_HOME", str(tmp_path))  # no local stack's settings here
     queue = env["queue"]
     queue.create_stream("s", {"mpps": 2})
     fork(queue, "s", 3)
