@@ -166,9 +166,9 @@ def test_actuate_refuses_desired_outside_the_limits(env):
 
 def test_reaps_expired_leases(env):
     queue = env["queue"]
-    queue.create_stream("s", {"lease": 5})
-    fork(queue, "s", 2)
-    claim = queue.claim("s", "dead-node", 2, lease=5)
+    queue.create_stream("reap-me", {"lease": 5})
+    fork(queue, "reap-me", 2)
+    claim = queue.claim("reap-me", "dead-node", 2, lease=5)
     assert claim
     ddb = env["ddb"]
     # Age the lease: rewrite its expiry into the past.
@@ -180,7 +180,7 @@ def test_reaps_expired_leases(env):
         ExpressionAttributeValues=dynamo.values(past=time.time() - 1),
     )
     result = tick.run(DfsSettings.from_env())
-    assert result.reaped == 2 and queue.get_stream("s")["counts"]["waiting"] == 2
+    assert result.reaped == 2 and queue.get_stream("reap-me")["counts"]["waiting"] == 2
 
 
 def test_decisions_are_logged_with_reasons_and_shown_by_the_cli(env, capsys, monkeypatch, tmp_path):
