@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from impetus.exceptions import ImpetusError
 
-COMMAND_GROUPS = ("impetus.local.cli", "impetus.dfs.cli")
+COMMAND_GROUPS = ("impetus.local.cli", "impetus.stackconfig", "impetus.dfs.cli")
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2

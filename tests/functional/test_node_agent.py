@@ -435,3 +435,21 @@ def test_forged_and_altered_jobs_are_refused_unrun(queue, settings, start_agent,
         assert job["status"] == "error"
         assert job["result"]["error"].startswith("signature: ")
     assert not marker.exists()
+
+
+def test_a_killed_node_agents_jobs_run_again_on_another_node(queue, start_agent, tmp_path):
+    """kill -9 of a whole node (agent and workers): once the lease expires, a surviving
+    node reaps it and runs the job again, as attempt 1."""
+    queue.create_stream("s7")
+    marker = tmp_path / "first-run.pid"
+    enqueue(queue, "s7", die_once_then_answer, [str(marker)])
+    doomed = start_agent("--lease", "2", "--heartbeat-interval", "0.5")
+    wait_for(lambda: marker.exists(), 60, "job start")
+    os.killpg(doomed.proc.pid, signal.SIGKILL)  # the agent and its workers, at once
+    doomed.proc.wait(10)
+
+    survivor = start_agent()
+    job = results_when(queue, "s7", 1, timeout=90)["job0"]
+    assert job["status"] == "ready" and codec.loads(job["result"]) == "second run"
+    assert job["attempt"] == 1 and job["node"] == survivor.node_id
+    assert survivor.terminate() == 0
