@@ -27,9 +27,7 @@ ENV_DFS_FUNCTION = "IMPETUS_DFS_FUNCTION"
 ENV_NODE_GROUPS = "IMPETUS_NODE_GROUPS"
 ENV_REGION = "AWS_DEFAULT_REGION"
 ENV_ENDPOINT = "AWS_ENDPOINT_URL"
-ENV_NODE_GROUPS = "IMPETUS_NODE_GROUPS"
 ENV_BOOT_SECONDS = "IMPETUS_BOOT_SECONDS"
-ENV_DFS_FUNCTION = "IMPETUS_DFS_FUNCTION"
 ENV_DFS_IDLE_SECONDS = "IMPETUS_DFS_IDLE_SECONDS"
 ENV_DFS_SCALE_IN_TICKS = "IMPETUS_DFS_SCALE_IN_TICKS"
 ENV_INSTANCE_ID = "IMPETUS_INSTANCE_ID"
@@ -47,8 +45,6 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_AUTHKEY_SECRET: "Secrets Manager id of the API authkey (API Lambda).",
     ENV_SIGNING_SECRET: "Secrets Manager id of the job signing key (API Lambda, nodes).",
     ENV_BUCKET: "S3 bucket for large payloads.",
-    ENV_DFS_FUNCTION: "Name of the DFS Lambda the API nudges when work arrives (API Lambda).",
-    ENV_NODE_GROUPS: 'JSON {"<node class>": "<Auto Scaling group name>"} (DFS Lambda).',
     ENV_REGION: "AWS region (default us-east-1).",
     ENV_ENDPOINT: "AWS endpoint override; the local stack points it at its moto server.",
     ENV_NODE_GROUPS: (

@@ -67,6 +67,13 @@ class Scaling:
         self._hook: str | None = None  # set once the instance is Terminating:Wait
         self._next_poll = 0.0
         self._lock = threading.Lock()
+        self._warned: set[str] = set()
+
+    def _warn(self, what: str, exc: Exception) -> None:
+        """Warn once per kind of failure (a missing permission would repeat forever)."""
+        level = logging.DEBUG if what in self._warned else logging.WARNING
+        self._warned.add(what)
+        log.log(level, "%s failed: %s", what, exc)
 
     # --- state --------------------------------------------------------------------------
     @property
@@ -131,7 +138,7 @@ class Scaling:
                     ProtectedFromScaleIn=on,
                 )
             except Exception as exc:  # retried on the next change or heartbeat
-                log.warning("scale-in protection %s failed: %s", "on" if on else "off", exc)
+                self._warn(f"scale-in protection {'on' if on else 'off'}", exc)
                 return
             self._protected = on
             log.info("node %s: scale-in protection %s", self.node_id, "on" if on else "off")
@@ -150,7 +157,7 @@ class Scaling:
             try:
                 self._poll_lifecycle()
             except Exception as exc:
-                log.warning("lifecycle check failed: %s", exc)
+                self._warn("lifecycle check", exc)
 
     def _poll_lifecycle(self) -> None:
         if self._hook is not None:
