@@ -1,8 +1,11 @@
 """Impetus: auto-scaling distributed processing for Python on AWS.
 
-``from impetus import Impetus`` is the client programming model (see impetus.client).
+``from impetus import Impetus`` is the client programming model (see impetus.client);
+``impetus.context`` tells a running job its stream, its id and its stream's store
+(see impetus.jobcontext).
 """
 
 from impetus.client import Impetus
+from impetus.jobcontext import context
 
-__all__ = ["Impetus"]
+__all__ = ["Impetus", "context"]

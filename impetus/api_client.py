@@ -100,6 +100,15 @@ class ApiClient:
         body = {"python": python, "functions": functions, "jobs": jobs}
         return self._call("POST", f"/streams/{_segment(stream_id)}/jobs", body, idempotent=True)
 
+    def list_jobs(
+        self, stream_id: str, status: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """``{"jobs": [summary], "count": n}``: jobs in fork order, payloads left out."""
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        return self._call("GET", f"/streams/{_segment(stream_id)}/jobs?{urlencode(params)}")
+
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/streams/{_segment(stream_id)}/jobs/{_segment(job_id)}")
 
@@ -156,6 +165,10 @@ class ApiClient:
 
     def store_keys(self, stream_id: str) -> list[str]:
         return self._call("GET", f"/streams/{_segment(stream_id)}/store")["keys"]
+
+    # --- nodes ------------------------------------------------------------------------------
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/nodes")["nodes"]
 
     @staticmethod
     def _store_path(stream_id: str, key: str) -> str:

@@ -38,13 +38,13 @@ from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, Any
 
-from impetus import codec, payloads, taskfiles
+from impetus import codec, joboutput, payloads, taskfiles
 from impetus.api_client import ApiClient
-from impetus.config import ClientSettings
+from impetus.config import ClientSettings, DisplaySettings
 from impetus.exceptions import ApiError, ImpetusError
 from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
 from impetus.keys import JOB_ID, STREAM_ID
-from impetus.progress import Progress
+from impetus.progress import Progress, Step
 from impetus.signing import sha256_hex
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ FLUSH_BYTES = 4_000_000  # under the API's 6 MB body limit, with room for JSON o
 RESULTS_LIMIT = 500
 MIN_SLEEP = 0.02
 IDLE_SLEEP = 0.5
-EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished", "args_ref")
+EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished", "args_ref", "output")
 
 _ORDER = itertools.count()  # declaration order of decorated steps, across classes
 
@@ -109,10 +109,11 @@ class StreamStore(MutableMapping):
 class _Counts:
     """Per step: jobs forked into it / collected, and jobs it forked / collected."""
 
-    __slots__ = ("forked_by", "forked_into", "processed_by", "processed_into")
+    __slots__ = ("errors_into", "forked_by", "forked_into", "processed_by", "processed_into")
 
     def __init__(self) -> None:
         self.forked_into = self.processed_into = self.forked_by = self.processed_by = 0
+        self.errors_into = 0
 
 
 class Impetus:
@@ -206,6 +207,8 @@ class Impetus:
         self._done: dict[str, set[str]] = {s: set() for s in self._stage_names}
         self._counts: dict[str, _Counts] = {s: _Counts() for s in (STARTUP, *self._stage_names)}
         self._files: dict[str, IO[str]] = {}
+        self._progress = Progress(enabled=False)  # run() sets the real ones
+        self._show_output = False
         self._load_done()
 
     @property
@@ -342,9 +345,17 @@ class Impetus:
         return name
 
     # --- running ----------------------------------------------------------------------------
-    def run(self, keep: bool = False, progress: Progress | None = None) -> None:
-        """Startup, stages until all jobs are collected, shutdown; then delete the stream."""
+    def run(
+        self, keep: bool = False, progress: Progress | None = None, output: bool | None = None
+    ) -> None:
+        """Startup, stages until all jobs are collected, shutdown; then delete the stream.
+
+        ``output``: print what jobs wrote (stdout, stderr, logging), each line prefixed
+        with the job id; default from ``IMPETUS_SHOW_OUTPUT`` (on unless it is 0).
+        """
         progress = progress or Progress()
+        self._progress = progress
+        self._show_output = DisplaySettings.from_env().show_output if output is None else output
         try:
             self._step(STARTUP, self._startup_name, ())
             self._ended.add(STARTUP)
@@ -434,6 +445,7 @@ class Impetus:
                 continue  # written by an earlier batch or run: acknowledge only
             seen.add(raw["id"])
             job = self._decode(raw)
+            self._print_output(job)
             is_ready = job["status"] == READY
             (ready if is_ready else errors).append(job)
             lines[is_ready].append(taskfiles.encode_line(job))
@@ -443,11 +455,16 @@ class Impetus:
         self._done[stage].update(seen)
         self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
         with self._lock:
+            self._counts[stage].errors_into += len(errors)
             for job_id in seen:
                 if job_id in self._outstanding[stage]:
                     self._outstanding[stage].discard(job_id)
                     self._counted_processed(job_id)
         return len(raw_jobs)
+
+    def _print_output(self, job: dict[str, Any]) -> None:
+        if self._show_output and job.get("output"):
+            self._progress.note("\n".join(joboutput.lines(job["id"], job["output"])))
 
     def _counted_processed(self, job_id: str) -> None:
         stage, origin = self._job_stage[job_id]
@@ -509,13 +526,13 @@ class Impetus:
             errors[stage] = taskfiles.read(err_path)
         return ready, errors
 
-    def _progress_steps(self) -> list[tuple[str, int, int]]:
+    def _progress_steps(self) -> list[Step]:
         with self._lock:
             start = self._counts[STARTUP]
-            steps = [(STARTUP, start.forked_by, start.processed_by)]
+            steps = [Step(STARTUP, start.forked_by, start.processed_by)]
             for stage in self._stage_names:
                 c = self._counts[stage]
-                steps.append((stage, c.forked_into, c.processed_into))
+                steps.append(Step(stage, c.forked_into, c.processed_into, c.errors_into))
             return steps
 
 

@@ -31,6 +31,8 @@ ENV_BOOT_SECONDS = "IMPETUS_BOOT_SECONDS"
 ENV_DFS_IDLE_SECONDS = "IMPETUS_DFS_IDLE_SECONDS"
 ENV_DFS_SCALE_IN_TICKS = "IMPETUS_DFS_SCALE_IN_TICKS"
 ENV_INSTANCE_ID = "IMPETUS_INSTANCE_ID"
+ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
+ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TABLE_PREFIX = "impetus"
@@ -65,7 +67,13 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
         "Node agent: the EC2 instance id it runs on (scale-in protection, lifecycle hook); "
         "also taken from a node id that starts with 'i-'."
     ),
+    ENV_SHOW_OUTPUT: "0 stops the client printing its jobs' output (default 1: shown, "
+    "each line prefixed with the job id); Impetus.run(output=...) overrides it.",
+    ENV_LOG_GROUP: "CloudWatch Logs group that nodes also send jobs' output to (one log "
+    "stream per stream and worker); unset: not sent.",
 }
+
+_FALSE = ("0", "false", "no", "off")
 
 
 def impetus_home() -> Path:
@@ -147,3 +155,15 @@ class AwsSettings:
             signing_secret=env.get(ENV_SIGNING_SECRET) or DEFAULT_SIGNING_SECRET,
             bucket=env.get(ENV_BUCKET) or None,
         )
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """What the client prints while it runs."""
+
+    show_output: bool = True  # jobs' captured stdout/stderr/logging, prefixed by job id
+
+    @classmethod
+    def from_env(cls) -> DisplaySettings:
+        value = os.environ.get(ENV_SHOW_OUTPUT, "").strip().lower()
+        return cls(show_output=value not in _FALSE)

@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from impetus import dynamo, jobs, keys, properties, retry
+from impetus import dynamo, joboutput, jobs, keys, properties, retry
 from impetus.codec import digest
 from impetus.exceptions import ClaimLost, InvalidRequest, JobNotFound
 from impetus.jobs import Outcome
@@ -583,6 +583,7 @@ class JobQueue:
                 reruns[rerun].append(job.id)
                 continue
             entry, spill = self._result_entry(claim, job, outcome)
+            spill += joboutput.spill(claim.stream, job.id, claim.claim_id, outcome.output, entry)
             entries[str(job.index)] = entry
             spilled += spill
         if spilled:
@@ -846,11 +847,13 @@ class JobQueue:
         records = self._records(stream_id, [f[0] for f in finished])
         self._repair_pointers(stream_id, records, finished)
         spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
-        return [
+        found = [
             self._job_dict(records[job_id], entry, spilled)
             for job_id, _, entry in finished
             if job_id in records
         ]
+        joboutput.attach(self.client, self.jobs_table, stream_id, found, finished)
+        return found
 
     def _finished(
         self, stream_id: str, stage: str
@@ -965,7 +968,7 @@ class JobQueue:
         for (pk, sk), members in by_chunk.items():
             removed = self._ack_chunk(pk, sk, members)
             acked += [members[i] for i in removed]
-            refs += [e["ref"] for e in removed.values() if "ref" in e]
+            refs += [e[r] for e in removed.values() for r in ("ref", "oref") if r in e]
         now = time.time()
         tombstones = [
             {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now} for i in acked
@@ -1033,6 +1036,7 @@ class JobQueue:
         entry = (chunk or {}).get("results", {}).get(str(record["index"]))
         spilled = self._spilled(stream_id, [entry["ref"]]) if entry and "ref" in entry else {}
         job = self._job_dict(record, entry, spilled)
+        joboutput.attach(self.client, self.jobs_table, stream_id, [job], [(job_id, None, entry)])
         if entry is None and chunk:
             for claim in chunk.get("claims", {}).values():
                 if claim["start"] <= record["index"] < claim["end"]:

@@ -81,6 +81,9 @@ class Outcome:
     finished: float = 0.0
     failure: str = ""  # EXCEPTION, CRASH or "" (see above); only for ERROR
     result_ref: str | None = None  # S3 key of a large result (impetus.payloads)
+    # What the job printed and logged: {"stdout"?, "stderr"?, "log"?, "truncated"?},
+    # each the last 64 KiB (node_agent/capture.py); None when it wrote nothing.
+    output: dict[str, Any] | None = None
 
 
 def error_record(exc: BaseException, function_name: str | None = None) -> dict[str, Any]:

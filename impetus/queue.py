@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from impetus import aws, payloads, properties
+from impetus import aws, nodelist, payloads, properties
 from impetus.config import AwsSettings
 from impetus.exceptions import InvalidRequest
+from impetus.joblist import JobLister
 from impetus.jobqueue import JobQueue
 from impetus.jobs import Outcome
 from impetus.queue_types import Claim, ClaimedJob
@@ -46,6 +47,7 @@ class Queue:
             (lambda: signer) if signer else KeyLoader(self.settings).signer,
         )
         self.nodes_table = self.tables[NODES]
+        self.lister = JobLister(self.client, self.tables[JOBS], self.tables[QUEUE])
         self._payloads: payloads.Payloads | None = None
 
     @property
@@ -127,6 +129,15 @@ class Queue:
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
         return self.jobs.get_job(stream_id, job_id)
 
+    def list_jobs(
+        self, stream_id: str, status: str | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A stream's jobs in fork order (payloads left out), optionally of one status
+        (see impetus.joblist). Returns (at most ``limit`` rows, how many matched)."""
+        item = self.streams.get_item(stream_id)
+        shards = properties.get(item.get("properties", {}), "shards")
+        return self.lister.list(stream_id, shards, status, limit)
+
     def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
         """Finished, unacknowledged jobs of one stage (job dicts, results encoded)."""
         return self.jobs.results(stream_id, stage, limit)
@@ -134,6 +145,10 @@ class Queue:
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
         """Acknowledge collected jobs: their results leave the queue. Returns the count."""
         return self.jobs.ack(stream_id, job_ids)
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """The live node agents (their last heartbeat items)."""
+        return nodelist.list_nodes(self.client, self.nodes_table)
 
     # --- node side ----------------------------------------------------------------------
     def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:

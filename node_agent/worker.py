@@ -20,8 +20,10 @@ from typing import Any
 
 from impetus import codec, payloads
 from impetus.config import AwsSettings
+from impetus.jobcontext import context
 from impetus.jobs import CRASH, ERROR, EXCEPTION, READY, Outcome, error_record, system_error
 from impetus.signing import sha256_hex
+from node_agent import capture, cloudlogs
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ def worker_main(conn: Connection) -> None:
     _ignore_signals()
     cache = FunctionCache()
     store = PayloadStore()
+    logs = cloudlogs.shipper()
     last_end = 0.0
     while True:
         try:
@@ -165,7 +168,11 @@ def worker_main(conn: Connection) -> None:
             pause = frequency - (time.monotonic() - last_end)
             if pause > 0:
                 time.sleep(pause)
-            outcome = run_job(job, cache, store)
+            with context.running(job.get("stream", ""), job["id"]), capture.capture() as out:
+                outcome = run_job(job, cache, store)
+            outcome.output = out.output()
+            logs.add(job.get("stream", ""), job["id"], outcome.output, outcome.finished)
             last_end = time.monotonic()
             conn.send({"job": job["id"], "outcome": dataclasses.asdict(outcome)})
+        logs.flush()
         conn.send({"idle": True})

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from impetus import keys, payloads
+from impetus import joblist, keys, payloads
 from impetus.config import AwsSettings
 from impetus.dfs import nudge
 from impetus.exceptions import ImpetusError
@@ -144,6 +144,18 @@ def enqueue(stream_id: StreamIdPath, body: Annotated[models.Enqueue, Body()]):
     return result
 
 
+@app.get("/streams/<stream_id>/jobs", responses=answers(models.JobSummaryList, "the jobs"))
+def list_jobs(
+    stream_id: StreamIdPath,
+    status: Annotated[
+        models.ListStatus | None, Query(description="only jobs with this status")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=joblist.MAX_LIMIT)] = joblist.DEFAULT_LIMIT,
+):
+    rows, count = queue().list_jobs(stream_id, status, limit)
+    return {"jobs": rows, "count": count}
+
+
 @app.post("/streams/<stream_id>/payloads", responses=answers(models.UploadList, "upload URLs"))
 def upload_urls(stream_id: StreamIdPath, body: Annotated[models.Uploads, Body()]):
     """Presigned PUT URLs for args too large to send inline (then: transport 's3')."""
@@ -207,6 +219,12 @@ def store_delete(stream_id: StreamIdPath, key: KeyPath):
     decoded = store_key(key)
     queue().store_delete(stream_id, decoded)
     return {"deleted": decoded}
+
+
+# --- nodes ----------------------------------------------------------------------------------
+@app.get("/nodes", responses=answers(models.NodeList, "the live node agents"))
+def list_nodes():
+    return {"nodes": queue().list_nodes()}
 
 
 # --- OpenAPI --------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ from lambdas.api.config import (
 
 TOO_LARGE = "payload_too_large"
 
+# impetus.joblist.LIST_STATUSES (a Literal needs the values spelled; a test checks they agree)
+ListStatus = Literal["waiting", "delayed", "running", "ready", "error", "acked"]
+
 
 def json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
@@ -248,10 +251,53 @@ class Job(BaseModel):
     node: str | None
     started: float | None
     finished: float | None
+    output: dict[str, Any] | None = Field(
+        default=None,
+        description="what the job printed and logged: stdout, stderr, log (each its last "
+        "64 KiB) and truncated (the names cut); absent when it wrote nothing",
+    )
 
 
 class JobList(BaseModel):
     jobs: list[Job]
+
+
+class JobSummary(BaseModel):
+    id: str
+    name: str | None
+    stage: str | None
+    status: str
+    priority: int
+    created: float | None
+    attempt: int
+    node: str | None
+    started: float | None
+    finished: float | None
+
+
+class JobSummaryList(BaseModel):
+    jobs: list[JobSummary] = Field(description="in fork order, at most `limit`")
+    count: int = Field(description="how many jobs matched in all")
+
+
+class Node(BaseModel):
+    node: str
+    host: str | None
+    pid: int | None
+    started: float | None
+    heartbeat: float | None
+    state: str | None = Field(description="running or draining")
+    mpps: int | None
+    properties: dict[str, Any] | None
+    streams: list[str] | None
+    workers_total: int | None
+    workers_busy: int | None
+    jobs_done: int | None
+    claims: int | None
+
+
+class NodeList(BaseModel):
+    nodes: list[Node]
 
 
 class Upload(BaseModel):

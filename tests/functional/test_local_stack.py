@@ -298,7 +298,8 @@ def test_unavailable_moto_answers_503_and_boto_retries_through_it() -> None:
         with pytest.raises(Exception, match="Throttling"):
             once.list_tables()
         threading.Timer(1.5, moto.resume).start()
-        assert ours.list_tables()["TableNames"] == []  # impetus.aws: standard retries
+        # impetus.aws: standard retries (moto's tables are per process: others may exist)
+        assert isinstance(ours.list_tables()["TableNames"], list)
         assert moto.app.refused >= 2
 
 
