@@ -26,12 +26,10 @@ import math
 from collections import defaultdict
 
 from impetus import properties
-from impetus.dfs import estimate
+from impetus.dfs import collect, estimate
 from impetus.dfs.model import (
-    NODE_BOOTING,
     GroupState,
     Memory,
-    NodeState,
     PolicyInput,
     StreamState,
 )
@@ -63,6 +61,19 @@ class Impetus:
         self.memory = decision.memory
         self.apply(fleet, decision.groups[0])
 
+    @staticmethod
+    def _item(node: SimNode, t: float) -> dict:
+        busy = int(node.busy)
+        return {
+            "node": node.id,
+            "heartbeat": t,
+            "started": node.launched,
+            "claims": busy,
+            "workers_busy": busy,
+            "jobs_done": node.jobs_done,
+            "state": node.state,
+        }
+
     def inputs(self, fleet: Fleet) -> PolicyInput:
         t = fleet.t
         stream = StreamState(
@@ -73,16 +84,15 @@ class Impetus:
             job_seconds=estimate.job_seconds(self.sample),
             target_latency=fleet.target_latency,
         )
+        # Nodes as the Lambda sees them: through their heartbeat items and the same
+        # collector code (idle since the first tick that saw the node idle).
         nodes = tuple(
-            NodeState(
-                id=n.id,
-                node_class="default",
-                heartbeat=t,
-                busy=n.busy,
-                idle_since=None if n.busy else n.idle_since,
-                started=n.launched,
-                protected=n.busy,  # the agent holds protection while it has jobs
-                state=n.state if n.ready(t) else NODE_BOOTING,
+            collect.node_state(
+                "default",
+                {"InstanceId": n.id, "ProtectedFromScaleIn": n.busy},  # held while busy
+                self._item(n, t) if n.ready(t) else None,
+                self.memory,
+                t,
             )
             for n in fleet.alive()
         )
