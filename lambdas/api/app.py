@@ -96,9 +96,20 @@ def answers(model: type, description: str, created: str | None = None) -> dict[i
     if created:
         doc[201] = {"description": created, "content": {"application/json": {"model": model}}}
     error = {"application/json": {"model": models.Error}}
-    doc[400] = {"description": "bad input", "content": error}
-    doc[404] = {"description": "unknown stream, job, key or route", "content": error}
+    for status, why in ERROR_STATUSES.items():
+        doc[status] = {"description": why, "content": error}
     return doc
+
+
+# What any route may answer besides success (every one with an Error body).
+ERROR_STATUSES = {
+    400: "bad input",
+    401: "no or malformed Authorization header",
+    403: "wrong authkey",
+    404: "unknown stream, job, key or route",
+    413: "body or payload too large",
+    415: "body is not JSON",
+}
 
 
 def json_response(body: Any, status: int = HTTPStatus.OK) -> Response:

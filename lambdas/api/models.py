@@ -146,7 +146,7 @@ class CreateStream(Strict):
 
 
 class UpdateStream(Strict):
-    properties: Properties = Field(description="merged; a null value removes the key")
+    properties: Properties = Field(min_length=1, description="merged; a null value removes the key")
 
 
 class JobSpec(Strict):

@@ -187,7 +187,13 @@ def test_create_stream_then_reuse(api: Api):
     assert again.body["created"] == body["created"]
 
 
-@pytest.mark.parametrize("payload", [None, {}, {"properties": {"a": 1}}])
+def test_a_body_is_required_where_a_route_takes_one(api: Api):
+    reply = api.post("/streams", None)
+    assert reply.status == 400 and "body" in reply.body["message"]
+    assert api.get("/streams").body == {"streams": []}
+
+
+@pytest.mark.parametrize("payload", [{}, {"properties": {"a": 1}}])
 def test_create_stream_without_id_generates_one(api: Api, payload):
     reply = api.post("/streams", payload)
     assert reply.status == 201, reply.body
