@@ -1,6 +1,6 @@
 """IAM statements shared by the roles: explicit actions, scoped resources, no wildcards.
 
-Each role gets only what its code calls (see docs/deploy.md for the per-role list).
+Each role gets only what its code calls (see the README, "Deploy to AWS", for the per-role list).
 """
 
 from __future__ import annotations
