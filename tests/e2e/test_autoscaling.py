@@ -12,17 +12,7 @@ import sys
 import time
 
 import pytest
-
-
-def impetus_cli(*args: str, env: dict[str, str], timeout: float = 120):
-    return subprocess.run(
-        [sys.executable, "-m", "impetus.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
+from conftest import impetus_cli
 
 PROGRAM = """
 import time
