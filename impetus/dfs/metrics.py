@@ -1,6 +1,7 @@
 """CloudWatch metrics of every tick, namespace ``Impetus``: per stream Backlog and
 Running; per group (dimension NodeClass) Desired, Needed, InService, Pending and
-BusyWorkers."""
+BusyWorkers; fleet-wide (no dimension, what the deployed dashboard and alarms read)
+WaitingJobs, OldestWaitingJobAge, BusyWorkers and JobErrors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from impetus.dfs.config import NAMESPACE
 from impetus.dfs.model import Decision, PolicyInput
 
 BATCH = 500  # PutMetricData takes up to 1000 values per call
+# Fleet-wide metric names: the deployed dashboard and alarms (infra/monitoring.py) use these.
+WAITING_JOBS = "WaitingJobs"
+OLDEST_WAITING_AGE = "OldestWaitingJobAge"
+BUSY_WORKERS = "BusyWorkers"
+JOB_ERRORS = "JobErrors"
 
 
 def metric_data(inputs: PolicyInput, decision: Decision, busy: dict[str, int]) -> list[dict]:
@@ -37,6 +43,22 @@ def metric_data(inputs: PolicyInput, decision: Decision, busy: dict[str, int]) -
         put("Pending", g.pending, "NodeClass", g.node_class)
         put("BusyWorkers", busy.get(g.node_class, 0), "NodeClass", g.node_class)
     return data
+
+
+def fleet_data(
+    inputs: PolicyInput, busy: dict[str, int], oldest_age: float, new_errors: int
+) -> list[dict[str, Any]]:
+    """The fleet-wide metrics (infra/monitoring.py charts them and alarms on them)."""
+    values = {
+        WAITING_JOBS: (sum(s.backlog for s in inputs.streams), "Count"),
+        OLDEST_WAITING_AGE: (oldest_age, "Seconds"),
+        BUSY_WORKERS: (sum(busy.values()), "Count"),
+        JOB_ERRORS: (new_errors, "Count"),
+    }
+    return [
+        {"MetricName": name, "Value": float(value), "Unit": unit}
+        for name, (value, unit) in values.items()
+    ]
 
 
 def publish(cloudwatch: Any, data: list[dict[str, Any]]) -> None:

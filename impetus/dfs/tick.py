@@ -18,6 +18,7 @@ from impetus.dfs.config import DfsSettings
 from impetus.dfs.decisions import DecisionLog
 from impetus.dfs.policy import decide
 from impetus.queue import Queue
+from impetus.streams import may_hold_claims
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,14 @@ class TickResult:
 
 REAP_EVERY = 10.0  # seconds between reaps of one stream (leases last a minute)
 _reaped_at: dict[str, float] = {}  # per process: warm Lambda containers, the local ticker
+_errors_seen: dict[str, int] = {}  # stream -> its errors counter at the previous tick
 
 
 def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
     """Return the jobs of expired leases to the queue, each stream at most every 10 s."""
     released = 0
     for stream in listing:
-        if not stream["counts"].get("running"):
+        if not may_hold_claims(stream):  # not only "running": counters can drift
             continue
         if now - _reaped_at.get(stream["id"], float("-inf")) < REAP_EVERY:
             continue
@@ -65,6 +67,17 @@ def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
         except Exception:
             log.exception("reaping stream %s failed", stream["id"])
     return released
+
+
+def _new_errors(listing: list[dict[str, Any]]) -> int:
+    """Jobs that ended in an error since this container's previous tick (the stream
+    counter only grows; a stream seen for the first time counts from now)."""
+    new = 0
+    for stream in listing:
+        total = int(stream["counts"].get("errors", 0))
+        new += max(0, total - _errors_seen.get(stream["id"], total))
+        _errors_seen[stream["id"]] = total
+    return new
 
 
 def run(
@@ -109,7 +122,10 @@ def run(
         workers = int(items.get(node.id, {}).get("workers_busy", 0))
         busy[node.node_class] = busy.get(node.node_class, 0) + workers
     try:
-        metrics.publish(clients.cloudwatch, metrics.metric_data(inputs, decision, busy))
+        oldest = queue.oldest_waiting_age([s.id for s in streams if s.backlog], now)
+        data = metrics.metric_data(inputs, decision, busy)
+        data += metrics.fleet_data(inputs, busy, oldest, _new_errors(listing))
+        metrics.publish(clients.cloudwatch, data)
     except Exception:
         log.exception("publishing metrics failed")
     result.active = any(s.backlog or s.running for s in streams) or any(

@@ -206,6 +206,34 @@ def test_metrics_are_published(env):
     assert {"Backlog", "Running", "Desired", "InService", "BusyWorkers"} <= names
 
 
+def _fleet_values(cw, name: str) -> list[float]:
+    """Datapoints of a fleet-wide metric (no dimensions: what the dashboard reads)."""
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    points = cw.get_metric_statistics(
+        Namespace="Impetus",
+        MetricName=name,
+        StartTime=now - datetime.timedelta(minutes=5),
+        EndTime=now + datetime.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    return [p["Maximum"] for p in points]
+
+
+def test_fleet_metrics_feed_the_dashboard_and_alarms(env):
+    env["queue"].create_stream("s")
+    fork(env["queue"], "s", 4)
+    time.sleep(1.1)  # the head job has waited at least a second
+    handler({}, None)
+    cw = boto3.client("cloudwatch")
+    assert _fleet_values(cw, "WaitingJobs") == [4.0]
+    assert _fleet_values(cw, "OldestWaitingJobAge")[0] >= 1.0
+    assert _fleet_values(cw, "BusyWorkers") == [0.0]
+    assert _fleet_values(cw, "JobErrors") == [0.0]
+
+
 def test_nudge_invokes_dfs_asynchronously_and_never_raises(monkeypatch):
     calls = []
 
