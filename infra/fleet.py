@@ -182,6 +182,15 @@ class NodeGroup(Construct):
                 ],
                 resources=[permissions.group_arn(self, self.group_name)],
             ),
+            # The agent finds its group and the termination hook it must complete
+            # (node_agent/scaling.py); these Describe calls take no resource-level ARNs.
+            iam.PolicyStatement(
+                actions=[
+                    "autoscaling:DescribeAutoScalingInstances",
+                    "autoscaling:DescribeLifecycleHooks",
+                ],
+                resources=["*"],
+            ),
             permissions.write_logs(log_group, describe=True),
         ):
             role.add_to_policy(statement)

@@ -326,6 +326,9 @@ def test_nodes_read_only_the_signing_secret(synth):
         assert flatten(payload["Resource"]).endswith("/payloads/*")
         (groups,) = actions_on(stmts, "autoscaling:CompleteLifecycleAction")
         assert flatten(groups["Resource"]).endswith(f"autoScalingGroupName/impetus-{node_class}")
+        # every Auto Scaling call node_agent/scaling.py makes is allowed
+        for call in ("DescribeAutoScalingInstances", "DescribeLifecycleHooks"):
+            assert actions_on(stmts, f"autoscaling:{call}"), call
     api = role_statements(template, "ApiApiRole")
     (read,) = actions_on(api, "secretsmanager:GetSecretValue")
     assert sorted(r["Ref"] for r in read["Resource"]) == sorted(secrets)
