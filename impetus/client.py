@@ -34,11 +34,11 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, Any
 
-from impetus import codec, taskfiles
+from impetus import codec, mapping, taskfiles
 from impetus.api_client import ApiClient
 from impetus.config import ClientSettings
 from impetus.exceptions import ApiError, ImpetusError
@@ -171,7 +171,7 @@ class Impetus:
         self,
         address: str | None = None,
         authkey: str | None = None,
-        taskdir: str | os.PathLike[str] = "tasks",
+        taskdir: str | os.PathLike[str] | None = "tasks",
         id: str | None = None,  # the seed's parameter name
         **properties: Any,
     ) -> None:
@@ -187,7 +187,8 @@ class Impetus:
             answer = self._api.update_properties(self.id, properties)
             self.properties = dict(answer.get("properties") or {})
         self.store = StreamStore(self._api, self.id)
-        self.taskdir = Path(taskdir)
+        # None: no task files (the executor keeps results in its futures instead)
+        self.taskdir = Path(taskdir) if taskdir is not None else None
         self._lock = threading.RLock()
         self._current: str | None = None  # the step running now (explicit bookkeeping)
         self._last_step: str | None = None
@@ -199,6 +200,7 @@ class Impetus:
         # digest -> (function, its encoding): the code to send, and the source to quote
         self._functions: dict[str, tuple[Any, str]] = {}
         self._sent: set[str] = set()  # digests the stream has
+        self._wrappers: dict[tuple, tuple[Any, Any]] = {}  # see _wrapper
         # accounting
         self._job_stage: dict[str, tuple[str, str]] = {}  # forked id -> (stage, origin)
         self._outstanding: dict[str, set[str]] = {s: set() for s in self._stage_names}
@@ -208,8 +210,8 @@ class Impetus:
         self._load_done()
 
     @property
-    def stream_dir(self) -> Path:
-        return self.taskdir / self.id
+    def stream_dir(self) -> Path | None:
+        return self.taskdir / self.id if self.taskdir is not None else None
 
     # --- forking ------------------------------------------------------------------------------
     def fork(
@@ -235,6 +237,67 @@ class Impetus:
         if not isinstance(jid, str) or not JOB_ID.match(jid):
             raise ValueError(f"invalid job_id {jid!r}: must match {JOB_ID.pattern}")
         encoded_args = codec.dumps(args)  # fail here, in the caller's frame, if unpicklable
+        return self._fork_encoded(target, encoded_args, jid, callback, priority, delay, properties)
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        callback: Callable[..., Any] | str | None = None,
+        priority: int | None = None,
+    ) -> list[str]:
+        """Queue ``fn(item)`` for every item, packed ``chunksize`` items per job record.
+
+        Few records and few requests for many small calls; the receiving stage sees one
+        job per item, in order, with ids ``<chunk id>:<index>``. Returns those item ids.
+        Default chunksize: about 16 chunks (see :mod:`impetus.mapping`).
+        """
+        return self._map(fn, list(iterable), chunksize, callback, priority, star=False)
+
+    def _map(
+        self,
+        fn: Callable[..., Any],
+        items: list[Any],
+        chunksize: int | None,
+        callback: Callable[..., Any] | str | None,
+        priority: int | None,
+        star: bool,
+    ) -> list[str]:
+        """Chunk jobs of ``fn`` over ``items`` (``star``: items are argument tuples)."""
+        if isinstance(fn, staticmethod):
+            fn = fn.__func__
+        if not callable(fn):
+            raise TypeError(f"map target must be callable, not {type(fn).__name__}")
+        size = mapping.chunk_size(len(items), chunksize)
+        runner = self._wrapper(fn, mapping.ChunkRunner, star)
+        ids: list[str] = []
+        for part, encoded in mapping.chunks(items, size):
+            chunk_id = uuid.uuid4().hex
+            props = {mapping.MAP_PROPERTY: len(part)}
+            self._fork_encoded(runner, encoded, chunk_id, callback, priority, None, props)
+            ids += [mapping.item_id(chunk_id, i) for i in range(len(part))]
+        return ids
+
+    def _wrapper(self, fn: Callable[..., Any], kind: type, *options: Any) -> Any:
+        """One wrapper object per (function, kind, options): its code is encoded once."""
+        key = (id(fn), kind, options)
+        cached = self._wrappers.get(key)
+        if cached is None or cached[0] is not fn:
+            cached = self._wrappers[key] = (fn, kind(fn, *options))
+        return cached[1]
+
+    def _fork_encoded(
+        self,
+        target: Callable[..., Any],
+        encoded_args: str,
+        jid: str,
+        callback: Callable[..., Any] | str | None,
+        priority: int | None,
+        delay: float | None,
+        properties: dict[str, Any],
+    ) -> str:
+        """Buffer one job whose args are encoded already (fork, map and the executor)."""
         with self._lock:
             stage = self._resolve_callback(callback)
             if jid in self._job_stage:
@@ -413,18 +476,25 @@ class Impetus:
         errors: list[dict[str, Any]] = []
         lines: dict[bool, list[str]] = {True: [], False: []}  # is ready -> encoded lines
         seen: set[str] = set()
+        written: list[str] = []  # ids of the lines (a chunk job's are its items')
+        done = self._done[stage]
         for raw in raw_jobs:
-            if raw["id"] in self._done[stage] or raw["id"] in seen:
+            count = mapping.chunk_count(raw)
+            # A chunk job's task-file lines are its items': item 0 marks it written.
+            marker = raw["id"] if count is None else mapping.item_id(raw["id"], 0)
+            if raw["id"] in seen or raw["id"] in done or (count and marker in done):
                 continue  # written by an earlier batch or run: acknowledge only
             seen.add(raw["id"])
-            job = self._decode(raw)
-            is_ready = job["status"] == READY
-            (ready if is_ready else errors).append(job)
-            lines[is_ready].append(taskfiles.encode_line(job))
+            for job in self._jobs_of(raw, count):
+                is_ready = job["status"] == READY
+                (ready if is_ready else errors).append(job)
+                lines[is_ready].append(taskfiles.encode_line(job))
+                written.append(job["id"])
         if ready or errors:
             self._step(stage, stage, (ready, errors))
         self._write(stage, lines[True], lines[False])
-        self._done[stage].update(seen)
+        done.update(seen)
+        done.update(written)
         self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
         with self._lock:
             for job_id in seen:
@@ -437,6 +507,14 @@ class Impetus:
         stage, origin = self._job_stage[job_id]
         self._counts[stage].processed_into += 1
         self._counts[origin].processed_by += 1
+
+    def _jobs_of(self, raw: dict[str, Any], count: int | None) -> list[dict[str, Any]]:
+        """The job dicts a stage sees for one API job: itself, or a chunk's items."""
+        job = self._decode(raw)
+        if count is None:
+            return [job]
+        fn = self._functions.get(raw.get("code") or "", (None, ""))[0]
+        return mapping.expand(job, count, getattr(fn, "__wrapped__", fn))
 
     def _decode(self, raw: dict[str, Any]) -> dict[str, Any]:
         """An API job as a stage sees it: args and result decoded, code filled in."""
@@ -453,11 +531,13 @@ class Impetus:
             job["status"] = "error"
             job["result"] = system_error("DecodeError", f"{type(exc).__name__}: {exc}", job["name"])
         if job["status"] != READY and isinstance(job["result"], dict):
-            fill_statement(job["result"], fn)
+            fill_statement(job["result"], getattr(fn, "__wrapped__", fn))
         return job
 
     # --- task files -------------------------------------------------------------------------
     def _load_done(self) -> None:
+        if self.stream_dir is None:
+            return
         for stage in self._stage_names:
             for path in taskfiles.stage_paths(self.stream_dir, stage):
                 for job in taskfiles.iter_jobs(path, restore=False):
@@ -465,6 +545,8 @@ class Impetus:
 
     def _write(self, stage: str, ready: list[str], errors: list[str]) -> None:
         """Append encoded lines, durable before the batch is acknowledged."""
+        if self.stream_dir is None:
+            return
         ok_path, err_path = taskfiles.stage_paths(self.stream_dir, stage)
         for path, lines in ((ok_path, ready), (err_path, errors)):
             if not lines:
@@ -485,6 +567,8 @@ class Impetus:
     def _read_task_files(self) -> tuple[dict[str, list], dict[str, list]]:
         ready: dict[str, list] = {}
         errors: dict[str, list] = {}
+        if self.stream_dir is None:
+            return ready, errors
         for stage in self._stage_names:
             ok_path, err_path = taskfiles.stage_paths(self.stream_dir, stage)
             ready[stage] = taskfiles.read(ok_path)

@@ -1,0 +1,213 @@
+"""``concurrent.futures`` on Impetus: ``submit``, ``map``, ``as_completed``, ``wait``.
+
+    with Executor() as ex:                       # creates a stream; deletes it at the end
+        future = ex.submit(pow, 2, 10)
+        print(future.result())                   # 1024
+        print(list(ex.map(abs, [-1, -2], chunksize=100)))
+
+One code path with the decorator pipeline: the executor drives an :class:`Impetus` client
+with one stage. ``submit`` is a buffered ``fork`` of ``fn(*args, **kwargs)`` (a
+:class:`impetus.mapping.Call`); ``map`` forks chunk jobs (:mod:`impetus.mapping`); one
+collector thread sends the buffered forks, collects and acknowledges results through
+the client's own ``_collect``, and resolves the futures. A remote exception is re-raised
+with its remote traceback as the cause (:mod:`impetus.remote`).
+
+Polling adapts: while results flow the collector asks again at once; while jobs are out
+but nothing came back it backs off from POLL_MIN to POLL_MAX seconds; with no job out it
+sends no request at all. On AWS each poll is one API request (Lambda + API Gateway +
+one Query), so a client waiting on slow jobs costs at most 1/POLL_MAX requests a second.
+
+Cancelling a future drops its result; the job itself may still run (it was queued).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from impetus import codec, mapping
+from impetus.client import Impetus
+from impetus.exceptions import ApiError
+from impetus.jobs import READY
+from impetus.remote import rebuild
+
+log = logging.getLogger(__name__)
+
+STAGE = "results"
+POLL_MIN = 0.005  # seconds: first wait after an empty poll
+POLL_GROWTH = 1.5
+POLL_MAX = 0.5  # seconds: the longest wait while jobs are out
+MAX_FAILURES = 3  # consecutive failed collector rounds before pending futures fail
+
+
+class _Session(Impetus):
+    """The executor's client: one stage that hands every collected job to the executor."""
+
+    deliver: Callable[[list[dict[str, Any]]], None]
+
+    @Impetus.process
+    def results(self, ready: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
+        self.deliver(ready + errors)
+
+
+class Executor(cf.Executor):
+    """A ``concurrent.futures.Executor`` whose calls run as Impetus jobs on the nodes.
+
+    ``address``/``authkey`` as for :class:`Impetus` (default: env or the local stack);
+    ``id`` names the stream (default: a new one); ``keep`` keeps it after shutdown;
+    further keyword arguments are stream properties (``mpps``, ``frequency``, ...).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        authkey: str | None = None,
+        id: str | None = None,
+        keep: bool = False,
+        **properties: Any,
+    ) -> None:
+        self._app = _Session(address, authkey, taskdir=None, id=id, **properties)
+        self._app.deliver = self._deliver
+        self.id = self._app.id
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._futures: dict[str, tuple[cf.Future, Callable[..., Any]]] = {}
+        self._wake = threading.Event()
+        self._closing = False
+        self._deleted = False
+        self._thread = threading.Thread(target=self._loop, name=f"impetus-{self.id}", daemon=True)
+        self._thread.start()
+
+    # --- the Executor interface -------------------------------------------------------------
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        """Queue ``fn(*args, **kwargs)`` as one job; returns its future at once."""
+        encoded = codec.dumps((args, kwargs))  # fails here, in the caller's frame
+        future: cf.Future = cf.Future()
+        job_id = uuid.uuid4().hex
+        with self._lock:
+            self._check_open()
+            self._futures[job_id] = (future, fn)  # before the fork: results may come fast
+            try:
+                call = self._app._wrapper(fn, mapping.Call)
+                self._app._fork_encoded(call, encoded, job_id, STAGE, None, None, {})
+            except BaseException:
+                del self._futures[job_id]
+                raise
+        self._wake.set()
+        return future
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> Iterator[Any]:
+        """Results of ``fn(*args)`` over the zipped iterables, in order.
+
+        Calls travel ``chunksize`` per job record (default: about 16 chunks). The first
+        failed call raises its exception when the iterator reaches it.
+        """
+        items = list(zip(*iterables, strict=False))
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._check_open()
+            # Registered under the lock: the collector cannot deliver before it is done.
+            ids = self._app._map(fn, items, chunksize, STAGE, None, star=True)
+            futures = [cf.Future() for _ in ids]
+            self._futures.update((i, (f, fn)) for i, f in zip(ids, futures, strict=True))
+        self._wake.set()
+        return self._in_order(futures, end)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work; with ``wait``, return when every future is done and the
+        stream is deleted (unless ``keep``)."""
+        with self._lock:
+            self._closing = True
+            if cancel_futures:
+                for future, _ in self._futures.values():
+                    future.cancel()
+        self._wake.set()
+        if wait:
+            self._thread.join()
+
+    # --- internals ------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+    @staticmethod
+    def _in_order(futures: list[cf.Future], end: float | None) -> Iterator[Any]:
+        for future in futures:
+            yield future.result(None if end is None else max(0.0, end - time.monotonic()))
+
+    def _deliver(self, jobs: list[dict[str, Any]]) -> None:
+        with self._lock:
+            entries = [(job, self._futures.pop(job["id"], None)) for job in jobs]
+        for job, entry in entries:
+            if entry is None:
+                continue  # not ours (an earlier run of this stream id), or cancelled
+            future, fn = entry
+            if not future.set_running_or_notify_cancel():
+                continue
+            if job["status"] == READY:
+                future.set_result(job["result"])
+            else:
+                future.set_exception(rebuild(job["result"], fn))
+
+    def _pending(self) -> int:
+        with self._lock:
+            for key in [k for k, (f, _) in self._futures.items() if f.cancelled()]:
+                del self._futures[key]
+            return len(self._futures)
+
+    def _loop(self) -> None:
+        delay: float | None = None
+        failures = 0
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            try:
+                self._app.flush()
+                got = self._app._collect(STAGE) if self._pending() else 0
+                failures = 0
+            except Exception as exc:  # the API is away: back off, then fail the futures
+                failures += 1
+                log.warning("executor %s: collecting failed: %s", self.id, exc)
+                got = 0
+                if failures >= MAX_FAILURES:
+                    self._fail_all(exc)
+            pending = self._pending()
+            if self._closing and not pending:
+                break
+            if not pending:
+                delay = None  # nothing out: sleep until a submit wakes us (no requests)
+            elif got:
+                delay = 0.0
+            else:
+                delay = min(POLL_MAX, max(POLL_MIN, (delay or 0.0) * POLL_GROWTH))
+        self._cleanup()
+
+    def _fail_all(self, exc: BaseException) -> None:
+        with self._lock:
+            entries = list(self._futures.values())
+            self._futures.clear()
+        for future, _ in entries:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(exc)
+
+    def _cleanup(self) -> None:
+        if self._keep or self._deleted:
+            return
+        self._deleted = True
+        try:
+            self._app._api.delete_stream(self.id)
+        except ApiError as exc:
+            if exc.status != 404:
+                log.warning("executor %s: deleting the stream failed: %s", self.id, exc)
+        self._app._api.close()
