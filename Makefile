@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 STAMP   := $(VENV)/.installed
 
-.PHONY: venv demo test lint format clean distclean
+.PHONY: venv demo test lint format bench clean distclean
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ lint: venv
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Impetus and the peers (../shared/bench/peers) side by side, plus the AWS cost model.
+# Takes ~20 min; BENCH_ARGS="--peers 'celery huey' --reps 1" for a quicker look.
+bench: venv
+	$(BIN)/python -c "import psutil" 2>/dev/null || $(BIN)/pip install -q psutil
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache cdk.out
