@@ -44,6 +44,7 @@ from impetus.config import ClientSettings
 from impetus.exceptions import ApiError, ImpetusError
 from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
 from impetus.keys import JOB_ID, STREAM_ID
+from impetus.polling import Pacer
 from impetus.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,6 @@ SHUTDOWN = "shutdown"
 FLUSH_JOBS = 500
 FLUSH_BYTES = 4_000_000  # under the API's 6 MB body limit, with room for JSON overhead
 RESULTS_LIMIT = 500
-MIN_SLEEP = 0.02
-IDLE_SLEEP = 0.5
 EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished")
 
 _ORDER = itertools.count()  # declaration order of decorated steps, across classes
@@ -432,7 +431,7 @@ class Impetus:
 
     def _collect_loop(self, progress: Progress) -> None:
         polled: set[str] = set()
-        sleep = 0.0
+        pacer = Pacer()
         while True:
             self._end_stages(polled)
             active = [s for s in self._stage_names if s not in self._ended]
@@ -446,11 +445,9 @@ class Impetus:
                     polled.add(stage)
                     got += self._collect(stage)
             progress.update(self._progress_steps(), self._last_step)
-            if got:
-                sleep = 0.0
-            else:
-                sleep = min(IDLE_SLEEP, max(MIN_SLEEP, sleep * 2))
-                time.sleep(sleep)
+            wait = pacer.after(got, RESULTS_LIMIT * len(active))
+            if wait:
+                time.sleep(wait)
 
     def _end_stages(self, polled: set[str]) -> None:
         previous = STARTUP

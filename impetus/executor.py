@@ -12,10 +12,9 @@ collector thread sends the buffered forks, collects and acknowledges results thr
 the client's own ``_collect``, and resolves the futures. A remote exception is re-raised
 with its remote traceback as the cause (:mod:`impetus.remote`).
 
-Polling adapts: while results flow the collector asks again at once; while jobs are out
-but nothing came back it backs off from POLL_MIN to POLL_MAX seconds; with no job out it
-sends no request at all. On AWS each poll is one API request (Lambda + API Gateway +
-one Query), so a client waiting on slow jobs costs at most 1/POLL_MAX requests a second.
+Polling adapts (:class:`impetus.polling.Pacer`, shared with the pipeline's collector):
+fast while results flow, backing off to 0.5 s while jobs are out and nothing comes back,
+and no request at all while no job is out.
 
 Cancelling a future drops its result; the job itself may still run (it was queued).
 """
@@ -31,17 +30,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from impetus import codec, mapping
-from impetus.client import Impetus
+from impetus.client import RESULTS_LIMIT, Impetus
 from impetus.exceptions import ApiError
 from impetus.jobs import READY
+from impetus.polling import Pacer
 from impetus.remote import rebuild
 
 log = logging.getLogger(__name__)
 
 STAGE = "results"
-POLL_MIN = 0.005  # seconds: first wait after an empty poll
-POLL_GROWTH = 1.5
-POLL_MAX = 0.5  # seconds: the longest wait while jobs are out
 MAX_FAILURES = 3  # consecutive failed collector rounds before pending futures fail
 
 
@@ -167,11 +164,14 @@ class Executor(cf.Executor):
             return len(self._futures)
 
     def _loop(self) -> None:
+        pacer = Pacer()
         delay: float | None = None
         failures = 0
         while True:
-            self._wake.wait(delay)
+            woken = self._wake.wait(delay)
             self._wake.clear()
+            if woken:
+                pacer.reset()  # new work went out: its results are worth asking for soon
             try:
                 self._app.flush()
                 got = self._app._collect(STAGE) if self._pending() else 0
@@ -185,12 +185,8 @@ class Executor(cf.Executor):
             pending = self._pending()
             if self._closing and not pending:
                 break
-            if not pending:
-                delay = None  # nothing out: sleep until a submit wakes us (no requests)
-            elif got:
-                delay = 0.0
-            else:
-                delay = min(POLL_MAX, max(POLL_MIN, (delay or 0.0) * POLL_GROWTH))
+            # nothing out: sleep until a submit wakes us (no requests while idle)
+            delay = pacer.after(got, RESULTS_LIMIT) if pending else None
         self._cleanup()
 
     def _fail_all(self, exc: BaseException) -> None:

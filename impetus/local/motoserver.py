@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -76,6 +77,33 @@ def fast_dynamodb_result(result: Any, context: Any) -> tuple[int, dict[str, str]
         return None
     body = json.dumps(_without_nulls(result), default=_json_default, separators=(",", ":"))
     return 200, {"Content-Type": DYNAMODB_CONTENT_TYPE}, body
+
+
+class _QueryCopy:
+    """Stands in for the ``copy`` module inside moto's table model.
+
+    moto deep-copies every item a Query read before filtering and projecting it, which
+    took half of a Query's time. The copies only protect the stored items from the
+    answer's serialisation, and that happens inside the server's lock, before the next
+    request can change anything: a shallow list does. Everything else deep-copies as
+    before.
+    """
+
+    copy = staticmethod(copy.copy)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.dynamo_type import Item
+
+        if isinstance(value, list) and all(isinstance(v, Item) for v in value):
+            return list(value)
+        return copy.deepcopy(value, memo)
+
+
+def install_query_copy() -> None:
+    from moto.dynamodb.models import table
+
+    table.copy = _QueryCopy  # type: ignore[assignment]
 
 
 _generic_execute: Any = None  # moto's own DynamoResult.execute_result, once replaced
@@ -204,6 +232,7 @@ class MotoServer:
 
     def __init__(self, port: int = 0, host: str = HOST) -> None:
         install_fast_dynamodb_serializer()
+        install_query_copy()
         self.app = SerialApp(DomainDispatcherApplication(create_backend_app))
         self._host = host
         self._port = port
