@@ -106,6 +106,30 @@ def install_query_copy() -> None:
     table.copy = _QueryCopy  # type: ignore[assignment]
 
 
+_generic_project: Any = None  # moto's own Item.project, once replaced
+
+
+def install_fast_projection() -> None:
+    """Top-level projections pick attributes; moto rebuilt the whole item as plain JSON
+    once per projected name and re-serialised it (idempotent; nested paths: moto's)."""
+    global _generic_project
+    from moto.dynamodb.models.dynamo_type import Item
+
+    if _generic_project is not None:
+        return
+    _generic_project = generic = Item.project
+
+    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+        if any(len(path) != 1 for path in projection_expressions):
+            return generic(self, projection_expressions)
+        item = object.__new__(Item)  # read-only view, serialised inside the server's lock
+        item.hash_key, item.range_key = self.hash_key, self.range_key
+        item.attrs = {p[0]: self.attrs[p[0]] for p in projection_expressions if p[0] in self.attrs}
+        return item
+
+    Item.project = project  # type: ignore[method-assign]
+
+
 _generic_execute: Any = None  # moto's own DynamoResult.execute_result, once replaced
 
 
@@ -233,6 +257,7 @@ class MotoServer:
     def __init__(self, port: int = 0, host: str = HOST) -> None:
         install_fast_dynamodb_serializer()
         install_query_copy()
+        install_fast_projection()
         self.app = SerialApp(DomainDispatcherApplication(create_backend_app))
         self._host = host
         self._port = port
