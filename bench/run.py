@@ -113,7 +113,7 @@ def ratios(runs: dict[str, dict[str, Any]]) -> list[str]:
         for key, _, _, higher in METRICS:
             if key in ours and key in run["summary"]:
                 r = ratio(ours[key]["median"], run["summary"][key]["median"], higher)
-                cells.append(f"{r:.2f}x")
+                cells.append(f"{r:.3g}x")
             else:
                 cells.append("—")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
