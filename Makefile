@@ -5,7 +5,11 @@ BIN     := $(VENV)/bin
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 STAMP   := $(VENV)/.installed
 
-.PHONY: venv demo test lint format bench clean distclean
+NPM_STAMP := node_modules/.installed
+# The CDK CLI offline: no telemetry, no notices, no Node 20 end-of-life banner.
+CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+
+.PHONY: venv demo test lint synth format bench clean distclean
 
 venv: $(STAMP)
 
@@ -23,8 +27,19 @@ demo: venv
 	  $(BIN)/python examples/helloworld.py; \
 	  rc=$$?; $(BIN)/impetus local down; exit $$rc
 
-test: venv lint
+test: venv lint synth
 	$(BIN)/pytest -q
+
+# The CDK CLI pinned in package-lock.json, installed into node_modules.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Synthesises the deployment (cdk.out/) the way `cdk deploy` would; --strict fails on
+# any construct warning. Bundles are cached in .cache/, so a fresh cdk.out is quick.
+synth: venv $(NPM_STAMP)
+	rm -rf cdk.out
+	$(CDK_ENV) npx --no-install cdk synth --no-notices --strict -q
 
 lint: venv
 	$(BIN)/ruff check .
@@ -41,8 +56,8 @@ bench: venv
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .ruff_cache cdk.out
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache cdk.out .cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) node_modules

@@ -100,6 +100,15 @@ class ApiClient:
         body = {"python": python, "functions": functions, "jobs": jobs}
         return self._call("POST", f"/streams/{_segment(stream_id)}/jobs", body, idempotent=True)
 
+    def list_jobs(
+        self, stream_id: str, status: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """``{"jobs": [summary], "count": n}``: jobs in fork order, payloads left out."""
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        return self._call("GET", f"/streams/{_segment(stream_id)}/jobs?{urlencode(params)}")
+
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/streams/{_segment(stream_id)}/jobs/{_segment(job_id)}")
 
@@ -110,6 +119,39 @@ class ApiClient:
     def ack(self, stream_id: str, ids: list[str]) -> int:
         path = f"/streams/{_segment(stream_id)}/results/ack"
         return self._call("POST", path, {"ids": list(ids)}, idempotent=True)["acked"]
+
+    # --- large payloads (S3, through presigned URLs) ------------------------------------------
+    def upload_urls(self, stream_id: str, count: int = 1) -> dict[str, Any]:
+        """``{"uploads": [{"ref", "url"}], "content_type", "expires_in"}``."""
+        path = f"/streams/{_segment(stream_id)}/payloads"
+        return self._call("POST", path, {"count": count}, idempotent=True)
+
+    def put_payload(self, url: str, content_type: str, data: str) -> None:
+        """Upload to a presigned PUT URL (no authkey: the URL is the permission)."""
+        self._transfer("PUT", url, data.encode(), {"Content-Type": content_type})
+
+    def get_payload(self, url: str) -> str:
+        return self._transfer("GET", url, None, {}).decode()
+
+    def _transfer(self, method: str, url: str, body: bytes | None, headers: dict) -> bytes:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = self._pool.request(
+                    method, url, body=body, headers=headers, redirect=False, preload_content=True
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                if attempt == self._max_attempts:
+                    raise ApiError(0, "connection_error", f"payload {method}: {exc}") from None
+                self._sleep(attempt, None, f"payload {method}: {type(exc).__name__}")
+                continue
+            if response.status >= 500 and attempt < self._max_attempts:
+                self._sleep(attempt, None, f"payload {method}: {response.status}")
+                continue
+            if response.status >= 300:
+                # The URL carries a temporary signature: never put it in the message.
+                raise ApiError(response.status, "payload_error", f"payload {method} refused")
+            return response.data
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- store ------------------------------------------------------------------------------
     def store_get(self, stream_id: str, key: str) -> Any:
@@ -123,6 +165,10 @@ class ApiClient:
 
     def store_keys(self, stream_id: str) -> list[str]:
         return self._call("GET", f"/streams/{_segment(stream_id)}/store")["keys"]
+
+    # --- nodes ------------------------------------------------------------------------------
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/nodes")["nodes"]
 
     @staticmethod
     def _store_path(stream_id: str, key: str) -> str:

@@ -12,9 +12,17 @@ import importlib
 import sys
 from typing import NoReturn
 
-from impetus.exceptions import ImpetusError
+from impetus.exceptions import ApiError, ImpetusError
 
-COMMAND_GROUPS = ("impetus.local.cli",)
+COMMAND_GROUPS = (
+    "impetus.local.cli",
+    "impetus.stackconfig",
+    "impetus.commands.streams",
+    "impetus.commands.store",
+    "impetus.commands.nodes",
+    "impetus.commands.tasks",
+    "impetus.commands.watch",
+)
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -39,8 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except ApiError as exc:
+        # The API's own message says what was wrong ("no stream 'x'"); the status and
+        # code are for programs, not for the person reading the line.
+        print(f"impetus: error: {exc.message or exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     except ImpetusError as exc:
         print(f"impetus: error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except BrokenPipeError:  # `impetus jobs X | head`
+        sys.stderr.close()
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         return 130

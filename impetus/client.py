@@ -38,14 +38,15 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, Any
 
-from impetus import codec, mapping, taskfiles
+from impetus import codec, joboutput, mapping, payloads, taskfiles
 from impetus.api_client import ApiClient
-from impetus.config import ClientSettings
+from impetus.config import ClientSettings, DisplaySettings
 from impetus.exceptions import ApiError, ImpetusError
 from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
 from impetus.keys import JOB_ID, STREAM_ID
 from impetus.polling import Pacer
-from impetus.progress import Progress
+from impetus.progress import Progress, Step
+from impetus.signing import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ SHUTDOWN = "shutdown"
 FLUSH_JOBS = 500
 FLUSH_BYTES = 4_000_000  # under the API's 6 MB body limit, with room for JSON overhead
 RESULTS_LIMIT = 500
-EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished")
+EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished", "args_ref", "output")
 
 _ORDER = itertools.count()  # declaration order of decorated steps, across classes
 
@@ -107,10 +108,11 @@ class StreamStore(MutableMapping):
 class _Counts:
     """Per step: jobs forked into it / collected, and jobs it forked / collected."""
 
-    __slots__ = ("forked_by", "forked_into", "processed_by", "processed_into")
+    __slots__ = ("errors_into", "forked_by", "forked_into", "processed_by", "processed_into")
 
     def __init__(self) -> None:
         self.forked_into = self.processed_into = self.forked_by = self.processed_by = 0
+        self.errors_into = 0
 
 
 class Impetus:
@@ -206,6 +208,8 @@ class Impetus:
         self._done: dict[str, set[str]] = {s: set() for s in self._stage_names}
         self._counts: dict[str, _Counts] = {s: _Counts() for s in (STARTUP, *self._stage_names)}
         self._files: dict[str, IO[str]] = {}
+        self._progress = Progress(enabled=False)  # run() sets the real ones
+        self._show_output = False
         self._load_done()
 
     @property
@@ -314,8 +318,8 @@ class Impetus:
                 "id": jid,
                 "name": getattr(target, "__name__", "function"),
                 "code": digest,
-                "args": encoded_args,
                 "stage": stage,
+                **self._args_fields(encoded_args),
             }
             if priority is not None:
                 spec["priority"] = int(priority)
@@ -324,7 +328,9 @@ class Impetus:
             if properties:
                 spec["properties"] = properties
             self._buffer.append(spec)
-            self._buffer_bytes += len(encoded_args) + (0 if digest in self._sent else len(code))
+            self._buffer_bytes += len(spec.get("args") or "") + (
+                0 if digest in self._sent else len(code)
+            )
             if len(self._buffer) >= FLUSH_JOBS or self._buffer_bytes >= FLUSH_BYTES:
                 self.flush()
         return jid
@@ -338,7 +344,7 @@ class Impetus:
                     if batch and (len(batch) >= FLUSH_JOBS or size >= FLUSH_BYTES):
                         break
                     batch.append(spec)
-                    size += len(spec["args"])
+                    size += len(spec.get("args") or "")
                 functions = {
                     spec["code"]: self._functions[spec["code"]][1]
                     for spec in batch
@@ -350,6 +356,19 @@ class Impetus:
                 if answer.get("existing"):
                     log.debug("%d forks existed already", len(answer["existing"]))
             self._buffer_bytes = 0
+
+    def _args_fields(self, encoded_args: str) -> dict[str, Any]:
+        """Inline args, or (too large for an item) uploaded to S3 through a presigned URL."""
+        if len(encoded_args) <= payloads.INLINE_ARGS_LIMIT:
+            return {"args": encoded_args}
+        answer = self._api.upload_urls(self.id, 1)
+        upload = answer["uploads"][0]
+        self._api.put_payload(upload["url"], answer["content_type"], encoded_args)
+        return {
+            "transport": "s3",
+            "args_ref": upload["ref"],
+            "args_digest": sha256_hex(encoded_args),
+        }
 
     def _encode(self, fn: Any) -> tuple[str, str]:
         """(digest, code) of a function, encoded once per function object."""
@@ -388,9 +407,17 @@ class Impetus:
         return name
 
     # --- running ----------------------------------------------------------------------------
-    def run(self, keep: bool = False, progress: Progress | None = None) -> None:
-        """Startup, stages until all jobs are collected, shutdown; then delete the stream."""
+    def run(
+        self, keep: bool = False, progress: Progress | None = None, output: bool | None = None
+    ) -> None:
+        """Startup, stages until all jobs are collected, shutdown; then delete the stream.
+
+        ``output``: print what jobs wrote (stdout, stderr, logging), each line prefixed
+        with the job id; default from ``IMPETUS_SHOW_OUTPUT`` (on unless it is 0).
+        """
         progress = progress or Progress()
+        self._progress = progress
+        self._show_output = DisplaySettings.from_env().show_output if output is None else output
         try:
             self._step(STARTUP, self._startup_name, ())
             self._ended.add(STARTUP)
@@ -494,11 +521,16 @@ class Impetus:
         done.update(written)
         self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
         with self._lock:
+            self._counts[stage].errors_into += len(errors)
             for job_id in seen:
                 if job_id in self._outstanding[stage]:
                     self._outstanding[stage].discard(job_id)
                     self._counted_processed(job_id)
         return len(raw_jobs)
+
+    def _print_output(self, job: dict[str, Any]) -> None:
+        if self._show_output and job.get("output"):
+            self._progress.note("\n".join(joboutput.lines(job["id"], job["output"])))
 
     def _counted_processed(self, job_id: str) -> None:
         stage, origin = self._job_stage[job_id]
@@ -508,6 +540,7 @@ class Impetus:
     def _jobs_of(self, raw: dict[str, Any], count: int | None) -> list[dict[str, Any]]:
         """The job dicts a stage sees for one API job: itself, or a chunk's items."""
         job = self._decode(raw)
+        self._print_output(job)  # a chunk's output once, under the chunk's id
         if count is None:
             return [job]
         fn = self._functions.get(raw.get("code") or "", (None, ""))[0]
@@ -520,8 +553,10 @@ class Impetus:
         fn, code = self._functions.get(raw.get("code") or "", (None, raw.get("code")))
         job["code"] = code
         try:
-            if isinstance(raw.get("args"), str):
-                job["args"] = codec.loads(raw["args"])
+            if raw.get("result_url"):  # a large result, in S3
+                raw["result"] = self._api.get_payload(raw["result_url"])
+            # S3 args stay there (the job shows their args_ref) instead of coming back.
+            job["args"] = codec.loads(raw["args"]) if raw.get("args") else None
             if job["status"] == READY and isinstance(raw.get("result"), str):
                 job["result"] = codec.loads(raw["result"])
         except Exception as exc:  # e.g. the result's class cannot be imported here
@@ -572,13 +607,13 @@ class Impetus:
             errors[stage] = taskfiles.read(err_path)
         return ready, errors
 
-    def _progress_steps(self) -> list[tuple[str, int, int]]:
+    def _progress_steps(self) -> list[Step]:
         with self._lock:
             start = self._counts[STARTUP]
-            steps = [(STARTUP, start.forked_by, start.processed_by)]
+            steps = [Step(STARTUP, start.forked_by, start.processed_by)]
             for stage in self._stage_names:
                 c = self._counts[stage]
-                steps.append((stage, c.forked_into, c.processed_into))
+                steps.append(Step(stage, c.forked_into, c.processed_into, c.errors_into))
             return steps
 
 

@@ -1,7 +1,8 @@
 """Settings, and every environment variable Impetus reads, in one place.
 
-Resolution order everywhere: explicit argument > environment > config file
-(the local stack's ``local.json``) > default.
+Resolution order everywhere: explicit argument > environment > config files > default.
+The client's config files: ``config.json`` (written by ``impetus config from-stack``
+for a deployed stack), then the local stack's ``local.json``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ ENV_TABLE_PREFIX = "IMPETUS_TABLE_PREFIX"
 ENV_AUTHKEY_SECRET = "IMPETUS_AUTHKEY_SECRET"
 ENV_SIGNING_SECRET = "IMPETUS_SIGNING_SECRET"
 ENV_BUCKET = "IMPETUS_BUCKET"
+ENV_DFS_FUNCTION = "IMPETUS_DFS_FUNCTION"
+ENV_NODE_GROUPS = "IMPETUS_NODE_GROUPS"
 ENV_REGION = "AWS_DEFAULT_REGION"
 ENV_ENDPOINT = "AWS_ENDPOINT_URL"
+ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
+ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TABLE_PREFIX = "impetus"
@@ -38,9 +43,17 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_AUTHKEY_SECRET: "Secrets Manager id of the API authkey (API Lambda).",
     ENV_SIGNING_SECRET: "Secrets Manager id of the job signing key (API Lambda, nodes).",
     ENV_BUCKET: "S3 bucket for large payloads.",
+    ENV_DFS_FUNCTION: "Name of the DFS Lambda the API nudges when work arrives (API Lambda).",
+    ENV_NODE_GROUPS: 'JSON {"<node class>": "<Auto Scaling group name>"} (DFS Lambda).',
     ENV_REGION: "AWS region (default us-east-1).",
     ENV_ENDPOINT: "AWS endpoint override; the local stack points it at its moto server.",
+    ENV_SHOW_OUTPUT: "0 stops the client printing its jobs' output (default 1: shown, "
+    "each line prefixed with the job id); Impetus.run(output=...) overrides it.",
+    ENV_LOG_GROUP: "CloudWatch Logs group that nodes also send jobs' output to (one log "
+    "stream per stream and worker); unset: not sent.",
 }
+
+_FALSE = ("0", "false", "no", "off")
 
 
 def impetus_home() -> Path:
@@ -51,15 +64,27 @@ def local_settings_path() -> Path:
     return impetus_home() / "local.json"
 
 
+def deployed_settings_path() -> Path:
+    return impetus_home() / "config.json"
+
+
 def read_local_settings() -> dict[str, Any]:
     """The local stack's connection settings, or {} when no stack is up."""
-    path = local_settings_path()
+    return _read_settings(local_settings_path())
+
+
+def read_deployed_settings() -> dict[str, Any]:
+    """A deployed stack's settings (``impetus config from-stack``), or {} when none."""
+    return _read_settings(deployed_settings_path())
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read local stack settings {path}: {exc}") from exc
+        raise ConfigError(f"cannot read settings {path}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -71,18 +96,19 @@ class ClientSettings:
 
     @classmethod
     def resolve(cls, api_url: str | None = None, authkey: str | None = None) -> ClientSettings:
-        local = None
-        if not (api_url or os.environ.get(ENV_API_URL)) or not (
-            authkey or os.environ.get(ENV_AUTHKEY)
-        ):
-            local = read_local_settings()
-        local = local or {}
-        url = api_url or os.environ.get(ENV_API_URL) or local.get("api_url")
-        key = authkey or os.environ.get(ENV_AUTHKEY) or local.get("authkey")
+        url = api_url or os.environ.get(ENV_API_URL)
+        key = authkey or os.environ.get(ENV_AUTHKEY)
+        for read in (read_deployed_settings, read_local_settings):
+            if url and key:
+                break
+            found = read()
+            url = url or found.get("api_url")
+            key = key or found.get("authkey")
         if not url or not key:
             raise ConfigError(
                 "no Impetus API configured: pass address/authkey, set "
-                f"{ENV_API_URL} and {ENV_AUTHKEY}, or run `impetus local up`"
+                f"{ENV_API_URL} and {ENV_AUTHKEY}, run `impetus config from-stack STACK`, "
+                "or run `impetus local up`"
             )
         return cls(api_url=url.rstrip("/"), authkey=key)
 
@@ -109,3 +135,15 @@ class AwsSettings:
             signing_secret=env.get(ENV_SIGNING_SECRET) or DEFAULT_SIGNING_SECRET,
             bucket=env.get(ENV_BUCKET) or None,
         )
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """What the client prints while it runs."""
+
+    show_output: bool = True  # jobs' captured stdout/stderr/logging, prefixed by job id
+
+    @classmethod
+    def from_env(cls) -> DisplaySettings:
+        value = os.environ.get(ENV_SHOW_OUTPUT, "").strip().lower()
+        return cls(show_output=value not in _FALSE)

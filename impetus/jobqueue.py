@@ -24,16 +24,17 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from impetus import dynamo, jobs, keys, properties
+from impetus import dynamo, joboutput, jobs, keys, properties, retry
 from impetus.codec import digest
 from impetus.exceptions import ClaimLost, InvalidRequest, JobNotFound
 from impetus.jobs import Outcome
 from impetus.queue_types import Claim, ClaimedJob
+from impetus.signing import Envelope, Signer, sha256_hex
 from impetus.streams import Streams
 
 CHUNK_SIZE = 20  # keeps a chunk ~1 KB: a claim's write is billed on the item's size
@@ -47,7 +48,11 @@ INLINE_RESULT_LIMIT = 8 * 1024  # larger results are stored as their own item
 PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
 PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
 POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
-CHUNK_FIELDS = "#pk, #sk, #jobs, #n, #cursor, #attempt, #stage, #priority"
+CHUNK_FIELDS = "#pk, #sk, #jobs, #n, #cursor, #attempt, #failures, #stage, #priority"
+CLAIMED_FIELDS = (
+    "job", "name", "code", "args", "python", "transport", "args_ref", "args_digest",
+    "retries", "max_attempts", "sig",
+)  # fmt: skip
 
 
 def _shard_of(suffix: str, shards: int) -> int:
@@ -59,8 +64,17 @@ def _suffix(sk: str) -> str:
 
 
 class JobQueue:
-    def __init__(self, client: Any, tables: dict[str, str], streams: Streams) -> None:
+    def __init__(
+        self,
+        client: Any,
+        tables: dict[str, str],
+        streams: Streams,
+        signer: Callable[[], Signer],
+    ) -> None:
+        """``signer`` gives the signing key's Signer when enqueue first needs it (so that
+        node-side users of the queue never read the key through here)."""
         self.client = client
+        self._signer = signer
         self.jobs_table = tables["jobs"]
         self.queue_table = tables["queue"]
         self.streams = streams
@@ -81,8 +95,8 @@ class JobQueue:
         self._check_functions(stream_id, specs, functions)
         new, existing = self._split_existing(stream_id, specs)
         now = keys.now_ms()
-        shards = properties.get(stream.get("properties", {}), "shards")
-        chunks, records = self._pack(stream_id, new, now, shards, client_python)
+        props = stream.get("properties", {})
+        chunks, records = self._pack(stream_id, new, now, props, client_python)
         code_items = [
             {"stream": stream_id, "job": keys.code_key(d), "code": functions[d]}
             for d in {s["code"] for s in new}
@@ -108,8 +122,7 @@ class JobQueue:
             )
         if not isinstance(spec.get("code"), str) or len(spec["code"]) != 64:
             raise InvalidRequest("job code must be a sha256 hex digest")
-        if not isinstance(spec.get("args"), str) or len(spec["args"]) > jobs.MAX_PAYLOAD_BYTES:
-            raise InvalidRequest("job args must be an encoded string of at most 350 KB")
+        JobQueue._check_args(spec)
         priority = spec.get("priority") or 0
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidRequest("priority must be an integer in [-1e9, 1e9]")
@@ -122,8 +135,30 @@ class JobQueue:
             raise InvalidRequest(f"delay must be between 0 and {jobs.MAX_DELAY_SECONDS} seconds")
         if not isinstance(spec.get("properties") or {}, dict):
             raise InvalidRequest("job properties must be an object")
-        spec.update(priority=priority, delay=float(delay), properties=spec.get("properties") or {})
+        spec.update(
+            priority=priority,
+            delay=float(delay),
+            properties=properties.validate(spec.get("properties") or {}),
+        )
         return spec
+
+    @staticmethod
+    def _check_args(spec: dict[str, Any]) -> None:
+        transport = spec.get("transport") or "inline"
+        if transport == "inline":
+            args = spec.get("args")
+            if not isinstance(args, str) or not args or len(args) > jobs.MAX_PAYLOAD_BYTES:
+                raise InvalidRequest("job args must be an encoded string of at most 350 KB")
+            spec.update(transport="inline", args_ref=None, args_digest=None)
+        elif transport == "s3":
+            if spec.get("args"):
+                raise InvalidRequest("a job with transport 's3' carries its args in args_ref")
+            digest = spec.get("args_digest")
+            if not isinstance(digest, str) or not keys.SHA256.match(digest):
+                raise InvalidRequest("args_digest must be the sha256 hex of the args object")
+            spec["args"] = ""
+        else:
+            raise InvalidRequest("transport must be 'inline' or 's3'")
 
     def _check_functions(
         self, stream_id: str, specs: list[dict[str, Any]], functions: dict[str, str]
@@ -201,10 +236,12 @@ class JobQueue:
         stream_id: str,
         specs: list[dict[str, Any]],
         now: int,
-        shards: int,
+        stream_properties: dict[str, Any],
         client_python: str,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Group jobs by (stage, priority, delay), in fork order, into chunks."""
+        shards = properties.get(stream_properties, "shards")
+        signer = self._signer()
         groups: dict[tuple[str, int, float], list[dict[str, Any]]] = defaultdict(list)
         for spec in specs:
             groups[(spec["stage"], spec["priority"], spec["delay"])].append(spec)
@@ -220,11 +257,12 @@ class JobQueue:
                     shard = _shard_of(suffix, shards)
                     pk, sk = keys.ready_pk(stream_id, shard), keys.ready_sk(priority, due, suffix)
                 ids = [spec["id"] for spec in part]
-                chunks.append(self._new_chunk(stream_id, pk, sk, ids, stage, priority, due, 0))
-                records += [
-                    self._record(stream_id, spec, pk, sk, i, now, client_python)
-                    for i, spec in enumerate(part)
-                ]
+                chunks.append(self._new_chunk(stream_id, pk, sk, ids, stage, priority, due))
+                for i, spec in enumerate(part):
+                    record = self._record(stream_id, spec, pk, sk, i, now, client_python)
+                    self._apply_policy(record, spec["properties"], stream_properties)
+                    record["sig"] = signer.sign(self.envelope(record))
+                    records.append(record)
         return chunks, records
 
     @staticmethod
@@ -236,7 +274,8 @@ class JobQueue:
         stage: str,
         priority: int,
         due: int,
-        attempt: int,
+        attempt: int = 0,
+        failures: int = 0,
     ) -> dict[str, Any]:
         return {
             "pk": pk,
@@ -245,7 +284,8 @@ class JobQueue:
             "stage": stage,
             "priority": priority,
             "due": due,
-            "attempt": attempt,
+            "attempt": attempt,  # runs of these jobs before this chunk's
+            "failures": failures,  # of which ended in an exception (see impetus.retry)
             "jobs": ids,
             "n": len(ids),
             "cursor": 0,
@@ -274,6 +314,9 @@ class JobQueue:
             "priority": spec["priority"],
             "delay": spec["delay"],
             "properties": spec["properties"] or None,
+            "transport": spec["transport"],
+            "args_ref": spec.get("args_ref"),
+            "args_digest": spec.get("args_digest"),
             "python": client_python,
             "created": now / 1000,
             "status": jobs.WAITING,
@@ -281,6 +324,31 @@ class JobQueue:
             "chunk_sk": sk,
             "index": index,
         }
+
+    @staticmethod
+    def _apply_policy(
+        record: dict[str, Any], job_props: dict[str, Any], stream_props: dict[str, Any]
+    ) -> None:
+        """Snapshot the attempt policy into the (signed) record: a job property wins."""
+        for name in ("retries", "max_attempts"):
+            value = job_props.get(name)
+            record[name] = properties.get(stream_props, name) if value is None else value
+
+    @staticmethod
+    def envelope(record: dict[str, Any], args_digest: str | None = None) -> Envelope:
+        """The signed facts of a job record (``args_digest``: recomputed by the verifier)."""
+        return Envelope(
+            stream=record["stream"],
+            job=record["job"],
+            name=record["name"],
+            stage=record["stage"],
+            code_digest=record["code"],
+            args_digest=args_digest or record.get("args_digest") or sha256_hex(record["args"]),
+            args_ref=record.get("args_ref") or "",
+            python=record["python"],
+            retries=int(record["retries"]),
+            max_attempts=int(record["max_attempts"]),
+        )
 
     # --- claim ----------------------------------------------------------------------------
     def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
@@ -359,24 +427,20 @@ class JobQueue:
             attempt=chunk["attempt"],
             expires=expires,
             jobs=claimed,
+            failures=chunk.get("failures", 0),
+            priority=chunk["priority"],
         )
 
     def _claimed_jobs(
         self, stream_id: str, chunk: dict[str, Any], start: int, end: int
     ) -> list[ClaimedJob]:
         ids = chunk["jobs"][start:end]
-        records = {
-            r["job"]: r
-            for r in dynamo.batch_get(
-                self.client,
-                self.jobs_table,
-                [{"stream": stream_id, "job": i} for i in ids],
-                attributes=("job", "name", "code", "args", "python"),
-            )
-        }
+        records = self._records(stream_id, ids, CLAIMED_FIELDS)
         self._load_code(stream_id, {r["code"] for r in records.values()})
         claimed = []
         for index, job_id in enumerate(ids, start):
+            # A record missing (or written by someone else) still becomes a ClaimedJob:
+            # the node's signature check turns it into an error record.
             r = records.get(job_id, {})
             claimed.append(
                 ClaimedJob(
@@ -389,6 +453,14 @@ class JobQueue:
                     python=r.get("python", ""),
                     stage=chunk["stage"],
                     attempt=chunk["attempt"],
+                    stream=stream_id,
+                    transport=r.get("transport") or "inline",
+                    args_ref=r.get("args_ref") or "",
+                    args_digest=r.get("args_digest") or "",
+                    retries=int(r.get("retries") or 0),
+                    max_attempts=int(r.get("max_attempts") or 1),
+                    failures=chunk.get("failures", 0),
+                    signature=r.get("sig") or "",
                 )
             )
         return claimed
@@ -462,27 +534,29 @@ class JobQueue:
             self.streams.count(stream_id, delayed=-chunk["n"], waiting=chunk["n"])
 
     # --- leases -----------------------------------------------------------------------------
-    def _owner_condition(self) -> str:
-        return "#claims.#id.#node = :node AND #claims.#id.#state = :active"
+    # Every write on a claim is conditional on the claim being there, active, held by the
+    # same node, on the same attempt: claim ids are unique, so (claim id, node, attempt)
+    # pins (job, attempt, owner). A zombie whose lease was reaped (and whose jobs may be
+    # running elsewhere as attempt + 1) finds its claim gone and records nothing.
+    OWNER = "#claims.#id.#node = :node AND #claims.#id.#state = :active AND #attempt = :attempt"
 
     @staticmethod
     def _owner_values(claim: Claim) -> dict[str, Any]:
-        return {":node": claim.node, ":active": "active"}
+        return {":node": claim.node, ":active": "active", ":attempt": claim.attempt}
 
     def renew(self, claim: Claim, lease: float) -> None:
         expires = time.time() + lease
+        update = "SET #claims.#id.#expires = :expires"
+        vals = {k: dynamo.serialize_value(v) for k, v in self._owner_values(claim).items()}
+        vals.update(dynamo.values(expires=expires))
         try:
             self.client.update_item(
                 TableName=self.queue_table,
                 Key=dynamo.serialize({"pk": claim.pk, "sk": claim.sk}),
-                UpdateExpression="SET #claims.#id.#expires = :expires",
-                ConditionExpression=self._owner_condition(),
-                ExpressionAttributeNames=dynamo.names(
-                    "#claims.#id.#expires", self._owner_condition(), id=claim.claim_id
-                ),
-                ExpressionAttributeValues=dynamo.values(
-                    expires=expires, node=claim.node, active="active"
-                ),
+                UpdateExpression=update,
+                ConditionExpression=self.OWNER,
+                ExpressionAttributeNames=dynamo.names(update, self.OWNER, id=claim.claim_id),
+                ExpressionAttributeValues=vals,
             )
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
@@ -491,18 +565,39 @@ class JobQueue:
         claim.expires = expires
 
     def complete(self, claim: Claim, outcomes: dict[str, Outcome]) -> None:
-        entries, spilled = {}, []
+        """Record final outcomes, send the jobs that may run again back (impetus.retry)."""
+        base = properties.get(self._properties(claim.stream), "retry_backoff")
+        entries: dict[str, dict[str, Any]] = {}
+        spilled: list[dict[str, Any]] = []
+        reruns: dict[retry.Rerun, list[str]] = defaultdict(list)
         for job in claim.jobs:
             outcome = outcomes.get(job.id) or Outcome(
-                status=jobs.ERROR, error=jobs.system_error("lost", "no outcome", job.name)
+                jobs.ERROR,
+                error=jobs.system_error("lost", "no outcome", job.name),
+                failure=jobs.CRASH,
             )
+            rerun = retry.next_run(
+                outcome,
+                attempt=claim.attempt,
+                failures=claim.failures,
+                retries=job.retries,
+                max_attempts=job.max_attempts,
+                backoff_base=base,
+            )
+            if rerun:
+                reruns[rerun].append(job.id)
+                continue
             entry, spill = self._result_entry(claim, job, outcome)
+            spill += joboutput.spill(claim.stream, job.id, claim.claim_id, outcome.output, entry)
             entries[str(job.index)] = entry
             spilled += spill
         if spilled:
             dynamo.batch_write(self.client, self.jobs_table, puts=spilled)
+        errors = sum(1 for e in entries.values() if e["s"] == jobs.ERROR)
         try:
-            self._write_results(claim, entries, self._owner_condition(), self._owner_values(claim))
+            self._settle(
+                claim, entries, reruns, self.OWNER, self._owner_values(claim), errors=errors
+            )
         except ClaimLost:
             dynamo.batch_write(
                 self.client,
@@ -510,10 +605,6 @@ class JobQueue:
                 deletes=[{"stream": s["stream"], "job": s["job"]} for s in spilled],
             )
             raise
-        errors = sum(1 for e in entries.values() if e["s"] == jobs.ERROR)
-        self.streams.count(
-            claim.stream, running=-len(entries), finished=len(entries), errors=errors
-        )
 
     def _result_entry(
         self, claim: Claim, job: ClaimedJob, outcome: Outcome
@@ -528,6 +619,9 @@ class JobQueue:
         if outcome.status == jobs.ERROR:
             entry["e"] = outcome.error
             return entry, []
+        if outcome.result_ref:  # the node put the result in S3 (impetus.payloads)
+            entry["s3"] = outcome.result_ref
+            return entry, []
         result = outcome.result or ""
         if len(result) <= INLINE_RESULT_LIMIT:
             entry["r"] = result
@@ -536,13 +630,22 @@ class JobQueue:
         entry["ref"] = ref
         return entry, [{"stream": claim.stream, "job": ref, "result": result}]
 
-    def _write_results(
+    def _settle(
         self,
         claim: Claim,
         entries: dict[str, dict[str, Any]],
+        reruns: dict[retry.Rerun, list[str]],
         condition: str,
         condition_values: dict[str, Any],
+        errors: int = 0,
     ) -> None:
+        """End a claim: write its final results into the chunk and move the jobs that
+        run again into new chunks, in one write (a transaction when anything moves).
+        ``errors``: how many of ``entries`` are errors (for the stream's counters).
+
+        Conditional on ``condition`` (we still own the claim, or: the lease we saw
+        expire is still there), so two settlers of one claim cannot both succeed.
+        """
         vals = {k: dynamo.serialize_value(v) for k, v in condition_values.items()}
         placeholders = {"id": claim.claim_id}
         sets = []
@@ -550,24 +653,77 @@ class JobQueue:
             placeholders[f"r{n}"] = index
             vals[f":r{n}"] = dynamo.serialize_value(entry)
             sets.append(f"#results.#r{n} = :r{n}")
-        update = f"SET {', '.join(sets)} REMOVE #claims.#id"
+        moved = sum(len(ids) for ids in reruns.values())
+        update = (f"SET {', '.join(sets)} " if sets else "") + "REMOVE #claims.#id"
+        if moved:
+            update += " ADD #left :moved"
+            vals.update(dynamo.values(moved=-moved))
+        write = {
+            "TableName": self.queue_table,
+            "Key": dynamo.serialize({"pk": claim.pk, "sk": claim.sk}),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": dynamo.names(update, condition, **placeholders),
+            "ExpressionAttributeValues": vals,
+        }
+        new_chunks = [self._rerun_chunk(claim, rerun, ids) for rerun, ids in reruns.items()]
         try:
-            self.client.update_item(
-                TableName=self.queue_table,
-                Key=dynamo.serialize({"pk": claim.pk, "sk": claim.sk}),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=dynamo.names(update, condition, **placeholders),
-                ExpressionAttributeValues=vals,
-            )
+            if new_chunks:
+                self.client.transact_write_items(
+                    TransactItems=[{"Update": write}]
+                    + [{"Put": self._put_new(chunk)} for chunk in new_chunks]
+                )
+            else:
+                self.client.update_item(**write)
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
                 raise ClaimLost(f"claim {claim.claim_id} is no longer held") from exc
             raise
+        delayed = 0
+        for chunk in new_chunks:
+            for index, job_id in enumerate(chunk["jobs"]):
+                self._point(claim.stream, job_id, chunk["pk"], chunk["sk"], index)
+            delayed += chunk["n"] if chunk["pk"] == keys.delayed_pk(claim.stream) else 0
+        self.streams.count(
+            claim.stream,
+            running=-len(claim.jobs),
+            waiting=moved - delayed,
+            delayed=delayed,
+            finished=len(entries),
+            errors=errors,
+        )
+        if moved:
+            self._delete_if_spent(claim.pk, claim.sk)
+
+    def _rerun_chunk(self, claim: Claim, rerun: retry.Rerun, ids: list[str]) -> dict[str, Any]:
+        """A new chunk for jobs that run again: ready now, or delayed until their backoff."""
+        suffix = keys.unique_suffix()
+        due = keys.now_ms() + int(rerun.delay * 1000)
+        if rerun.delay > 0:
+            pk, sk = keys.delayed_pk(claim.stream), keys.delayed_sk(claim.priority, due, suffix)
+        else:
+            shards = properties.get(self._properties(claim.stream), "shards")
+            pk = keys.ready_pk(claim.stream, _shard_of(suffix, shards))
+            sk = keys.ready_sk(claim.priority, due, suffix)
+        stage = claim.jobs[0].stage if claim.jobs else ""
+        return self._new_chunk(
+            claim.stream, pk, sk, ids, stage, claim.priority, due, rerun.attempt, rerun.failures
+        )
+
+    def _put_new(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "TableName": self.queue_table,
+            "Item": dynamo.serialize(chunk),
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": dynamo.names("#pk"),
+        }
 
     def release(self, claim: Claim) -> None:
         """Give a claim's jobs back, unrun and with the same attempt number."""
-        self._move(claim, claim.attempt, self._owner_condition(), self._owner_values(claim))
+        same = retry.Rerun(claim.attempt, claim.failures, 0.0)
+        self._settle(
+            claim, {}, {same: [j.id for j in claim.jobs]}, self.OWNER, self._owner_values(claim)
+        )
 
     def reap(self, stream_id: str) -> int:
         """Return the jobs of expired leases to the queue (attempt + 1), or fail them as
@@ -582,9 +738,10 @@ class JobQueue:
                 TableName=self.queue_table,
                 KeyConditionExpression="#pk = :pk",
                 FilterExpression="size(#claims) > :zero",
-                ProjectionExpression="#pk, #sk, #jobs, #attempt, #stage, #priority, #claims",
+                ProjectionExpression="#pk, #sk, #jobs, #attempt, #failures, #stage, #priority, "
+                "#claims",
                 ExpressionAttributeNames=dynamo.names(
-                    "#pk #sk #jobs #attempt #stage #priority #claims"
+                    "#pk #sk #jobs #attempt #failures #stage #priority #claims"
                 ),
                 ExpressionAttributeValues=dynamo.values(pk=keys.ready_pk(stream_id, shard), zero=0),
                 ConsistentRead=True,
@@ -604,94 +761,51 @@ class JobQueue:
         entry: dict[str, Any],
         max_attempts: int,
     ) -> int:
+        """An expired lease counts as a crash of every job it held (see impetus.retry)."""
+        attempt, failures = chunk["attempt"], chunk.get("failures", 0)
         claim = Claim(
             stream=stream_id,
             pk=chunk["pk"],
             sk=chunk["sk"],
             claim_id=claim_id,
             node=entry["node"],
-            attempt=chunk["attempt"],
+            attempt=attempt,
             expires=entry["expires"],
+            failures=failures,
+            priority=chunk["priority"],
             jobs=[
-                ClaimedJob(i, idx, "", "", "", "", "", chunk["stage"], chunk["attempt"])
+                ClaimedJob(i, idx, "", "", "", "", "", chunk["stage"], attempt, stream_id)
                 for idx, i in enumerate(chunk["jobs"])
                 if entry["start"] <= idx < entry["end"]
             ],
         )
+        lost = jobs.system_error(
+            "lost",
+            f"node {entry['node']} stopped answering; gave up after {attempt + 1} attempts",
+        )
+        outcome = Outcome(jobs.ERROR, error=lost, finished=time.time(), failure=jobs.CRASH)
+        rerun = retry.next_run(
+            outcome,
+            attempt=attempt,
+            failures=failures,
+            retries=0,
+            max_attempts=max_attempts,
+            backoff_base=0,
+        )
         condition = "#claims.#id.#expires = :seen AND #claims.#id.#state = :active"
+        values = {":seen": entry["expires"], ":active": "active"}
+        ids = [j.id for j in claim.jobs]
         try:
-            if chunk["attempt"] + 1 >= max_attempts:
-                lost = jobs.system_error(
-                    "lost",
-                    f"node {entry['node']} stopped answering; gave up after "
-                    f"{chunk['attempt'] + 1} attempts",
-                )
-                outcome = Outcome(jobs.ERROR, error=lost, finished=time.time())
+            if rerun:
+                self._settle(claim, {}, {rerun: ids}, condition, values)
+            else:
                 entries = {
                     str(j.index): self._result_entry(claim, j, outcome)[0] for j in claim.jobs
                 }
-                self._write_results(
-                    claim, entries, condition, {":seen": entry["expires"], ":active": "active"}
-                )
-                n = len(entries)
-                self.streams.count(stream_id, running=-n, finished=n, errors=n)
-                return n
-            self._move(claim, chunk["attempt"] + 1, condition, {":seen": entry["expires"]})
+                self._settle(claim, entries, {}, condition, values, errors=len(ids))
         except ClaimLost:
             return 0
-        return len(claim.jobs)
-
-    def _move(
-        self, claim: Claim, attempt: int, condition: str, condition_values: dict[str, Any]
-    ) -> None:
-        """Move a claim's jobs into a new ready chunk and drop the claim, atomically."""
-        chunk = self._get_chunk(claim.pk, claim.sk)
-        if chunk is None or claim.claim_id not in chunk.get("claims", {}):
-            raise ClaimLost(f"claim {claim.claim_id} is no longer held")
-        ids = [j.id for j in claim.jobs]
-        suffix = keys.unique_suffix()
-        shards = properties.get(self._properties(claim.stream), "shards")
-        pk = keys.ready_pk(claim.stream, _shard_of(suffix, shards))
-        sk = keys.ready_sk(chunk["priority"], keys.now_ms(), suffix)
-        new = self._new_chunk(
-            claim.stream, pk, sk, ids, chunk["stage"], chunk["priority"], keys.now_ms(), attempt
-        )
-        vals = {k: dynamo.serialize_value(v) for k, v in condition_values.items()}
-        vals.update(dynamo.values(minus_k=-len(ids), active="active"))
-        update = "REMOVE #claims.#id ADD #left :minus_k"
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.queue_table,
-                            "Item": dynamo.serialize(new),
-                            "ConditionExpression": "attribute_not_exists(#pk)",
-                            "ExpressionAttributeNames": dynamo.names("#pk"),
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.queue_table,
-                            "Key": dynamo.serialize({"pk": claim.pk, "sk": claim.sk}),
-                            "UpdateExpression": update,
-                            "ConditionExpression": condition,
-                            "ExpressionAttributeNames": dynamo.names(
-                                update, condition, id=claim.claim_id
-                            ),
-                            "ExpressionAttributeValues": vals,
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                raise ClaimLost(f"claim {claim.claim_id} is no longer held") from exc
-            raise
-        for index, job_id in enumerate(ids):
-            self._point(claim.stream, job_id, pk, sk, index)
-        self.streams.count(claim.stream, running=-len(ids), waiting=len(ids))
-        self._delete_if_spent(claim.pk, claim.sk)
+        return len(ids)
 
     def _point(self, stream_id: str, job_id: str, pk: str, sk: str, index: int) -> None:
         self.client.update_item(
@@ -738,11 +852,13 @@ class JobQueue:
         records = self._records(stream_id, [f[0] for f in finished])
         self._repair_pointers(stream_id, records, finished)
         spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
-        return [
+        found = [
             self._job_dict(records[job_id], entry, spilled)
             for job_id, _, entry in finished
             if job_id in records
         ]
+        joboutput.attach(self.client, self.jobs_table, stream_id, found, finished)
+        return found
 
     def _finished(
         self, stream_id: str, stage: str
@@ -824,6 +940,8 @@ class JobQueue:
             "priority": record.get("priority", 0),
             "transport": record.get("transport"),
             "code": record.get("code"),
+            "args_ref": record.get("args_ref"),
+            "result_ref": None,
             "properties": record.get("properties") or {},
             "attempt": 0,
             "node": None,
@@ -838,6 +956,7 @@ class JobQueue:
                 node=entry.get("node"),
                 started=entry.get("st"),
                 finished=entry.get("fi"),
+                result_ref=entry.get("s3"),
             )
             if "ref" in entry:
                 job["result"] = spilled.get(entry["ref"])
@@ -854,7 +973,7 @@ class JobQueue:
         for (pk, sk), members in by_chunk.items():
             removed = self._ack_chunk(pk, sk, members)
             acked += [members[i] for i in removed]
-            refs += [e["ref"] for e in removed.values() if "ref" in e]
+            refs += [e[r] for e in removed.values() for r in ("ref", "oref") if r in e]
         now = time.time()
         tombstones = [
             {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now} for i in acked
@@ -922,6 +1041,7 @@ class JobQueue:
         entry = (chunk or {}).get("results", {}).get(str(record["index"]))
         spilled = self._spilled(stream_id, [entry["ref"]]) if entry and "ref" in entry else {}
         job = self._job_dict(record, entry, spilled)
+        joboutput.attach(self.client, self.jobs_table, stream_id, [job], [(job_id, None, entry)])
         if entry is None and chunk:
             for claim in chunk.get("claims", {}).values():
                 if claim["start"] <= record["index"] < claim["end"]:

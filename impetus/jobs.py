@@ -64,6 +64,12 @@ class JobSpec:
         }
 
 
+# Why an ERROR outcome failed, which decides whether the job may run again:
+EXCEPTION = "exception"  # the user's function raised: re-run while ``retries`` last
+CRASH = "crash"  # the worker or node died: re-run until ``max_attempts`` runs were lost
+# "" (neither): final at once (bad signature, Python mismatch, ...): re-running cannot help.
+
+
 @dataclass
 class Outcome:
     """What running one job produced: an encoded result, or an error record."""
@@ -73,6 +79,11 @@ class Outcome:
     error: dict[str, Any] | None = None  # error_record(...) when ERROR
     started: float = 0.0
     finished: float = 0.0
+    failure: str = ""  # EXCEPTION, CRASH or "" (see above); only for ERROR
+    result_ref: str | None = None  # S3 key of a large result (impetus.payloads)
+    # What the job printed and logged: {"stdout"?, "stderr"?, "log"?, "truncated"?},
+    # each the last 64 KiB (node_agent/capture.py); None when it wrote nothing.
+    output: dict[str, Any] | None = None
 
 
 def error_record(exc: BaseException, function_name: str | None = None) -> dict[str, Any]:

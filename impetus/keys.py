@@ -11,6 +11,7 @@ from impetus.exceptions import InvalidRequest
 STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 STAGE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_STORE_KEY = 512
 MAX_STORE_KEY_BYTES = 1024  # DynamoDB's sort key limit (UTF-8)
 

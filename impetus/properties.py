@@ -44,7 +44,13 @@ PROPERTIES: dict[str, Property] = {
         Property("timeout", float, 15.0, 0.1, _DAY, "Seconds an idle worker lives on."),
         Property("shards", int, 1, 1, 64, "Queue partitions of the stream (hot-key relief)."),
         Property("lease", float, 60.0, 5, _DAY, "Seconds a claim lasts without heartbeat."),
-        Property("max_attempts", int, 3, 1, 100, "Runs before a lost job becomes an error."),
+        Property(
+            "max_attempts", int, 3, 1, 100, "Runs lost to a dead worker or node before a job fails."
+        ),
+        Property("retries", int, 0, 0, 100, "Re-runs of a job whose function raised."),
+        Property(
+            "retry_backoff", float, 1.0, 0, 3600, "Base seconds of exponential retry backoff."
+        ),
         Property("keep", bool, False, None, None, "Keep the stream after the client ends."),
     )
 }

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from impetus import aws, properties
+from impetus import aws, nodelist, payloads, properties
 from impetus.config import AwsSettings
+from impetus.exceptions import InvalidRequest
+from impetus.joblist import JobLister
 from impetus.jobqueue import JobQueue
 from impetus.jobs import Outcome
 from impetus.queue_types import Claim, ClaimedJob
+from impetus.signing import KeyLoader, Signer
 from impetus.store import Store
 from impetus.streams import Streams
 from impetus.tables import JOBS, NODES, QUEUE, STORE, STREAMS, table_names
@@ -24,16 +27,35 @@ __all__ = ["Claim", "ClaimedJob", "Queue"]
 
 
 class Queue:
-    def __init__(self, settings: AwsSettings | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        settings: AwsSettings | None = None,
+        client: Any = None,
+        signer: Signer | None = None,
+    ) -> None:
+        """``signer`` signs enqueued jobs; by default the signing key is read from Secrets
+        Manager on the first enqueue (only the API enqueues)."""
         self.settings = settings or AwsSettings.from_env()
         self.client = client or aws.client("dynamodb", self.settings)
         self.tables = table_names(self.settings.table_prefix)
         self.streams = Streams(self.client, self.tables[STREAMS])
         self.store = Store(self.client, self.tables[STORE])
         self.jobs = JobQueue(
-            self.client, {"jobs": self.tables[JOBS], "queue": self.tables[QUEUE]}, self.streams
+            self.client,
+            {"jobs": self.tables[JOBS], "queue": self.tables[QUEUE]},
+            self.streams,
+            (lambda: signer) if signer else KeyLoader(self.settings).signer,
         )
         self.nodes_table = self.tables[NODES]
+        self.lister = JobLister(self.client, self.tables[JOBS], self.tables[QUEUE])
+        self._payloads: payloads.Payloads | None = None
+
+    @property
+    def payloads(self) -> payloads.Payloads:
+        """The payload bucket (ConfigError when none is configured)."""
+        if self._payloads is None:
+            self._payloads = payloads.Payloads(self.settings)
+        return self._payloads
 
     # --- streams ------------------------------------------------------------------------
     def create_stream(
@@ -58,6 +80,8 @@ class Queue:
         shards = properties.get(item.get("properties", {}), "shards")
         self.jobs.purge(stream_id, shards)
         self.store.purge(stream_id)
+        if self.settings.bucket:
+            self.payloads.delete_stream(stream_id)
         self.streams.remove(stream_id)
 
     # --- store ----------------------------------------------------------------------------
@@ -88,10 +112,31 @@ class Queue:
         """Enqueue JobSpec dicts (see impetus.jobs.JobSpec); ``functions`` maps a code
         digest to the encoded code. Ids the stream already knows are skipped.
         Returns {"accepted": [ids], "existing": [ids]}."""
+        self._check_uploads(stream_id, jobs)
         return self.jobs.enqueue(stream_id, jobs, functions, client_python)
+
+    def _check_uploads(self, stream_id: str, jobs: list[dict[str, Any]]) -> None:
+        """Args that travel through S3 must be this stream's uploads, and be there."""
+        for spec in jobs:
+            if not isinstance(spec, dict) or spec.get("transport") != "s3":
+                continue
+            ref = spec.get("args_ref")
+            if not payloads.is_args_key(stream_id, ref):
+                raise InvalidRequest(f"args_ref {ref!r} is not an upload of stream {stream_id}")
+            if not self.payloads.exists(ref):
+                raise InvalidRequest(f"args_ref {ref!r} was not uploaded")
 
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
         return self.jobs.get_job(stream_id, job_id)
+
+    def list_jobs(
+        self, stream_id: str, status: str | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A stream's jobs in fork order (payloads left out), optionally of one status
+        (see impetus.joblist). Returns (at most ``limit`` rows, how many matched)."""
+        item = self.streams.get_item(stream_id)
+        shards = properties.get(item.get("properties", {}), "shards")
+        return self.lister.list(stream_id, shards, status, limit)
 
     def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
         """Finished, unacknowledged jobs of one stage (job dicts, results encoded)."""
@@ -100,6 +145,10 @@ class Queue:
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
         """Acknowledge collected jobs: their results leave the queue. Returns the count."""
         return self.jobs.ack(stream_id, job_ids)
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """The live node agents (their last heartbeat items)."""
+        return nodelist.list_nodes(self.client, self.nodes_table)
 
     # --- node side ----------------------------------------------------------------------
     def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:

@@ -18,6 +18,14 @@ class ClaimedJob:
     python: str  # client's Python major.minor
     stage: str
     attempt: int
+    stream: str = ""
+    transport: str = "inline"  # or "s3": ``args`` is then empty and ``args_ref`` the object
+    args_ref: str = ""
+    args_digest: str = ""  # sha256 of the S3 object's bytes (signed); "" when inline
+    retries: int = 0  # re-runs allowed after an exception (signed at enqueue)
+    max_attempts: int = 3  # runs that may be lost to crashes (signed at enqueue)
+    failures: int = 0  # exception re-runs used so far
+    signature: str = ""
 
 
 @dataclass
@@ -31,4 +39,6 @@ class Claim:
     node: str
     attempt: int
     expires: float  # epoch seconds
+    failures: int = 0  # exception re-runs the chunk's jobs used (attempt - failures = lost)
+    priority: int = 0
     jobs: list[ClaimedJob] = field(default_factory=list)

@@ -29,7 +29,7 @@ class Store:
             raise KeyNotFound(f"no key {key!r} in the store of {stream_id!r}")
         return json.loads(dynamo.deserialize(answer["Item"])["value"])
 
-    def put(self, stream_id: str, key: str, value: Any) -> None:
+    def put(self, stream_id: str, key: str, value: Any, only_new: bool = False) -> None:
         try:
             text = json.dumps(value)
         except (TypeError, ValueError) as exc:
@@ -37,7 +37,23 @@ class Store:
         if len(text.encode()) > MAX_VALUE_BYTES:
             raise InvalidRequest("store value is larger than 350 KB")
         item = {"stream": stream_id, "key": check_store_key(key), "value": text}
-        self.client.put_item(TableName=self.table, Item=dynamo.serialize(item))
+        condition = {}
+        if only_new:
+            condition = {
+                "ConditionExpression": "attribute_not_exists(#k)",
+                "ExpressionAttributeNames": {"#k": "key"},
+            }
+        self.client.put_item(TableName=self.table, Item=dynamo.serialize(item), **condition)
+
+    def add(self, stream_id: str, key: str, value: Any) -> bool:
+        """Put only if the key is new (conditional write); True when this call stored it."""
+        try:
+            self.put(stream_id, key, value, only_new=True)
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def delete(self, stream_id: str, key: str) -> None:
         try:

@@ -20,11 +20,13 @@ from typing import Any
 
 from impetus import aws
 from impetus.exceptions import ClaimLost, StreamNotFound
-from impetus.jobs import ERROR, Outcome, system_error
-from impetus.queue import Claim, Queue
+from impetus.jobs import CRASH, ERROR, Outcome, system_error
+from impetus.queue import Claim, ClaimedJob, Queue
+from impetus.signing import KeyLoader
 from node_agent import pool
 from node_agent.batching import BatchSizer
 from node_agent.config import NodeSettings
+from node_agent.gate import JobGate
 from node_agent.handle import WorkerHandle
 from node_agent.nodes import DRAINING, RUNNING, Heartbeat, NodeTable, node_item
 from node_agent.pacing import HOT_SECONDS, Backoff
@@ -86,6 +88,7 @@ class Agent:
         self.jobs_done = 0
         self._stats: dict[str, Any] = {}
         self.reaper = Reaper(self.queue)
+        self.gate = JobGate(KeyLoader(self.settings.aws).signer)
         self._heartbeat = Heartbeat(self.settings.heartbeat_interval, self.beat)
 
     @property
@@ -106,6 +109,7 @@ class Agent:
             self.settings.mpps,
             self.settings.properties or "{}",
         )
+        self.gate.signer()  # fail now, not at the first job, when the key is unreadable
         self._update_stats()
         self._heartbeat.start()
         try:
@@ -210,12 +214,23 @@ class Agent:
         flight = InFlight(claim, params.lease, {job.id for job in claim.jobs})
         with self._claims_lock:
             self.claims[claim.claim_id] = flight
-        self._hand_out(run, flight, batch)
+        admitted = []
+        for job in claim.jobs:
+            refused = self.gate.check(job)
+            if refused is None:
+                admitted.append(job)
+            else:
+                log.warning("stream %s: job %s refused: %s", sid, job.id, refused.error["error"])
+                self._settle_job(flight, job.id, refused)
+        if admitted:
+            self._hand_out(run, flight, admitted, batch)
 
-    def _hand_out(self, run: StreamRun, flight: InFlight, batch: int) -> None:
+    def _hand_out(
+        self, run: StreamRun, flight: InFlight, admitted: list[ClaimedJob], batch: int
+    ) -> None:
         idle = run.idle
         spawnable = run.stream.params.mpps - len(run.workers)
-        sizes, spawn = pool.split_jobs(len(flight.claim.jobs), len(idle), spawnable, batch)
+        sizes, spawn = pool.split_jobs(len(admitted), len(idle), spawnable, batch)
         workers = idle[: len(sizes) - spawn]
         try:
             new = [WorkerHandle(run.stream.id) for _ in range(spawn)]
@@ -228,7 +243,7 @@ class Agent:
             log.info("stream %s: started %s (pid %s)", run.stream.id, worker.name, worker.pid)
         run.workers += new
         workers += new
-        jobs = [dataclasses.asdict(job) for job in flight.claim.jobs]
+        jobs = [dataclasses.asdict(job) for job in admitted]
         start = 0
         for worker, size in zip(workers, sizes, strict=True):
             worker.assign(jobs[start : start + size], run.stream.params.frequency, flight)
@@ -275,7 +290,12 @@ class Agent:
         run = self.runs.get(worker.stream_id)
         if run is not None and outcome.finished >= outcome.started > 0:
             run.sizer.observe(outcome.finished - outcome.started)
-        if flight is None or job_id not in flight.pending:
+        if flight is not None:
+            self._settle_job(flight, job_id, outcome)
+
+    def _settle_job(self, flight: InFlight, job_id: str, outcome: Outcome) -> None:
+        """Keep a job's outcome; a claim whose every job has one is due for completion."""
+        if job_id not in flight.pending:
             return
         flight.pending.discard(job_id)
         flight.outcomes[job_id] = outcome
@@ -300,6 +320,7 @@ class Agent:
                 error=system_error("lost", f"worker exited with code {code}"),
                 started=time.time(),
                 finished=time.time(),
+                failure=CRASH,
             )
             self._record(worker, job_id, outcome)
         worker.mark_idle()

@@ -14,6 +14,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 REAP_EVERY = 10.0  # seconds between reaps of one stream
+# Backlog counters are updated after the write they count, so an agent killed in between
+# leaves them off by a few: a stuck claim may show as "waiting", not "running". Any
+# stream that is not idle by its counters is reaped, not only those showing "running".
+BUSY_COUNTERS = ("waiting", "running", "delayed")
 
 
 class Reaper:
@@ -23,11 +27,12 @@ class Reaper:
         self._last: dict[str, float] = {}
 
     def maybe_reap(self, listing: list[dict[str, Any]], now: float) -> int:
-        """Reap every listed stream with running jobs not reaped for ``interval`` s."""
+        """Reap every listed stream that is not idle, at most once per ``interval`` s."""
         released = 0
         for stream in listing:
             sid = stream["id"]
-            if not stream.get("counts", {}).get("running"):
+            counts = stream.get("counts", {})
+            if not any(counts.get(name) for name in BUSY_COUNTERS):
                 continue
             if now - self._last.get(sid, -self.interval) < self.interval:
                 continue

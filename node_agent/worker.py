@@ -18,8 +18,12 @@ from collections import OrderedDict
 from multiprocessing.connection import Connection
 from typing import Any
 
-from impetus import codec
-from impetus.jobs import ERROR, READY, Outcome, error_record, system_error
+from impetus import codec, payloads
+from impetus.config import AwsSettings
+from impetus.jobcontext import context
+from impetus.jobs import CRASH, ERROR, EXCEPTION, READY, Outcome, error_record, system_error
+from impetus.signing import sha256_hex
+from node_agent import capture, cloudlogs
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +51,62 @@ class FunctionCache:
 
 
 def _error(exc: BaseException, name: str, started: float) -> Outcome:
-    return Outcome(ERROR, error=error_record(exc, name), started=started, finished=time.time())
+    return Outcome(
+        ERROR,
+        error=error_record(exc, name),
+        started=started,
+        finished=time.time(),
+        failure=EXCEPTION,
+    )
 
 
-def run_job(job: dict[str, Any], cache: FunctionCache) -> Outcome:
+class PayloadStore:
+    """The payload bucket, opened on first use (most workers never need it)."""
+
+    def __init__(self, settings: AwsSettings | None = None) -> None:
+        self._settings = settings
+        self._store: payloads.Payloads | None = None
+
+    def __call__(self) -> payloads.Payloads:
+        if self._store is None:
+            self._store = payloads.Payloads(self._settings or AwsSettings.from_env())
+        return self._store
+
+
+class _Refused(Exception):
+    def __init__(self, kind: str, message: str, failure: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.failure = kind, failure
+
+
+def _fetch_args(job: dict[str, Any], store: PayloadStore) -> str:
+    """The job's encoded args; from S3 when they travel there, checked against the signed
+    digest before anything is loaded."""
+    if job.get("transport") != "s3":
+        return job["args"]
+    try:
+        data = store().get(job["args_ref"])
+    except Exception as exc:  # S3 unreachable: not the job's fault, so it may run again
+        raise _Refused("payload", f"cannot fetch args {job['args_ref']}: {exc}", CRASH) from exc
+    if sha256_hex(data) != job.get("args_digest"):
+        raise _Refused("signature", "the args object does not match its signed digest")
+    return data
+
+
+def _deliver(job: dict[str, Any], result: str, store: PayloadStore) -> Outcome:
+    """A result too large for the queue goes to S3; the outcome carries its key."""
+    if len(result) <= payloads.INLINE_RESULT_LIMIT:
+        return Outcome(READY, result=result)
+    key = payloads.result_key(job["stream"], job["id"], int(job.get("attempt") or 0))
+    store().put(key, result)
+    return Outcome(READY, result_ref=key)
+
+
+def run_job(
+    job: dict[str, Any], cache: FunctionCache, store: PayloadStore | None = None
+) -> Outcome:
     """Run one job; every failure, including the user's, becomes an error outcome."""
+    store = store or PayloadStore()
     started = time.time()
     name = str(job.get("name") or "")
     python = job.get("python")
@@ -65,16 +120,24 @@ def run_job(job: dict[str, Any], cache: FunctionCache) -> Outcome:
             finished=time.time(),
         )
     try:
+        encoded_args = _fetch_args(job, store)
+    except _Refused as refused:
+        error = system_error(refused.kind, str(refused), name)
+        return Outcome(
+            ERROR, error=error, started=started, finished=time.time(), failure=refused.failure
+        )
+    try:
         fn = cache.get(job["code_digest"], job["code"])
-        args = codec.loads(job["args"])
+        args = codec.loads(encoded_args)
         value = fn(args)  # the original passes args as one positional argument
     except BaseException as exc:  # the user's code may raise anything
         return _error(exc, name, started)
     try:
-        result = codec.dumps(value)
-    except BaseException as exc:  # an unpicklable result is the job's error
+        outcome = _deliver(job, codec.dumps(value), store)
+    except BaseException as exc:  # an unpicklable (or undeliverable) result is an error
         return _error(exc, name, started)
-    return Outcome(READY, result=result, started=started, finished=time.time())
+    outcome.started, outcome.finished = started, time.time()
+    return outcome
 
 
 def _ignore_signals() -> None:
@@ -88,6 +151,8 @@ def worker_main(conn: Connection) -> None:
     """The worker process: run batches until told to stop or the agent goes away."""
     _ignore_signals()
     cache = FunctionCache()
+    store = PayloadStore()
+    logs = cloudlogs.shipper()
     last_end = 0.0
     while True:
         try:
@@ -103,7 +168,11 @@ def worker_main(conn: Connection) -> None:
             pause = frequency - (time.monotonic() - last_end)
             if pause > 0:
                 time.sleep(pause)
-            outcome = run_job(job, cache)
+            with context.running(job.get("stream", ""), job["id"]), capture.capture() as out:
+                outcome = run_job(job, cache, store)
+            outcome.output = out.output()
+            logs.add(job.get("stream", ""), job["id"], outcome.output, outcome.finished)
             last_end = time.monotonic()
             conn.send({"job": job["id"], "outcome": dataclasses.asdict(outcome)})
+        logs.flush()
         conn.send({"idle": True})

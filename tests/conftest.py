@@ -31,11 +31,10 @@ def aws():
 @pytest.fixture
 def queue(aws):
     """A Queue on freshly created tables."""
-    from impetus import aws as impetus_aws
     from impetus.config import AwsSettings
+    from impetus.local.provision import provision
     from impetus.queue import Queue
-    from impetus.tables import create_tables
 
     settings = AwsSettings.from_env()
-    create_tables(impetus_aws.client("dynamodb", settings), settings.table_prefix)
+    provision(settings)  # tables and the signing key, as the local stack has them
     return Queue(settings)

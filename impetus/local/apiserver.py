@@ -237,6 +237,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # Every other method (TRACE, QUERY, ...) reaches the handler too, as with an HTTP
+        # API's ANY route: it answers a JSON 405, not http.server's 501 HTML page.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
 
 class ApiServer(ThreadingHTTPServer):
     """Serves ``handler`` (a dotted path, imported on first use) on 127.0.0.1.

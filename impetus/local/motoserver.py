@@ -2,11 +2,13 @@
 
 moto's conditional writes are not atomic when requests run concurrently (two racing
 claims can both succeed), so every request runs under :class:`SerialApp`'s lock. The
-same lock lets a test pause the whole "AWS" to simulate an outage: requests queue up
-until it is resumed.
+same lock lets a test simulate an outage of the whole "AWS", two ways: *paused*,
+requests hang until it is resumed (a network partition); *unavailable*, every request
+is answered at once with 503 and a throttling error, which AWS SDKs retry with backoff.
 
 Run ``python -m impetus.local.motoserver [--port N]``: prints the bound port on stdout
-once listening. SIGUSR1 pauses request handling, SIGUSR2 resumes, SIGTERM stops.
+once listening. SIGUSR1 pauses, SIGRTMIN makes it unavailable, SIGUSR2 ends either,
+SIGTERM stops.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, DechunkedInput, make_server
 
 HOST = "127.0.0.1"
+UNAVAILABLE_BODY = (
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
+    b'"message":"simulated outage: the service is unavailable"}'
+)
 
 # DynamoDB data-plane answers serialised by json.dumps instead of moto's generic, model-
 # walking serializer, which took more than half of the server's time per request. Their
@@ -155,11 +161,20 @@ class SerialApp:
         self._app = app
         self._cond = threading.Condition()
         self._paused = False
+        self._unavailable = False
+        self.refused = 0  # requests answered 503 while unavailable
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         with self._cond:
             while self._paused:
                 self._cond.wait()
+            if self._unavailable:
+                self.refused += 1
+                start_response(
+                    "503 Service Unavailable",
+                    [("Content-Type", "application/x-amz-json-1.0"), ("Retry-After", "1")],
+                )
+                return [UNAVAILABLE_BODY]
             result = self._app(environ, start_response)
             try:
                 # Drain the body inside the lock: a lazy iterable would run moto code later.
@@ -174,9 +189,15 @@ class SerialApp:
         with self._cond:
             self._paused = True
 
+    def make_unavailable(self) -> None:
+        """Answer every request 503 (throttled) until :meth:`resume`."""
+        with self._cond:
+            self._unavailable = True
+
     def resume(self) -> None:
         with self._cond:
             self._paused = False
+            self._unavailable = False
             self._cond.notify_all()
 
     @property
@@ -303,6 +324,9 @@ class MotoServer:
     def pause(self) -> None:
         self.app.pause()
 
+    def make_unavailable(self) -> None:
+        self.app.make_unavailable()
+
     def resume(self) -> None:
         self.app.resume()
 
@@ -319,6 +343,7 @@ def _install_signals(server: MotoServer) -> None:
         return lambda *_: threading.Thread(target=fn, daemon=True).start()
 
     signal.signal(signal.SIGUSR1, later(server.pause))
+    signal.signal(signal.SIGRTMIN, later(server.make_unavailable))
     signal.signal(signal.SIGUSR2, later(server.resume))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from impetus import keys
+from impetus import joblist, keys, payloads
 from impetus.config import AwsSettings
 from impetus.exceptions import ImpetusError
 from impetus.queue import Queue
@@ -95,9 +95,20 @@ def answers(model: type, description: str, created: str | None = None) -> dict[i
     if created:
         doc[201] = {"description": created, "content": {"application/json": {"model": model}}}
     error = {"application/json": {"model": models.Error}}
-    doc[400] = {"description": "bad input", "content": error}
-    doc[404] = {"description": "unknown stream, job, key or route", "content": error}
+    for status, why in ERROR_STATUSES.items():
+        doc[status] = {"description": why, "content": error}
     return doc
+
+
+# What any route may answer besides success (every one with an Error body).
+ERROR_STATUSES = {
+    400: "bad input",
+    401: "no or malformed Authorization header",
+    403: "wrong authkey",
+    404: "unknown stream, job, key or route",
+    413: "body or payload too large",
+    415: "body is not JSON",
+}
 
 
 def json_response(body: Any, status: int = HTTPStatus.OK) -> Response:
@@ -139,9 +150,41 @@ def enqueue(stream_id: StreamIdPath, body: Annotated[models.Enqueue, Body()]):
     return queue().enqueue(stream_id, jobs, body.functions, body.python)
 
 
+@app.get("/streams/<stream_id>/jobs", responses=answers(models.JobSummaryList, "the jobs"))
+def list_jobs(
+    stream_id: StreamIdPath,
+    status: Annotated[
+        models.ListStatus | None, Query(description="only jobs with this status")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=joblist.MAX_LIMIT)] = joblist.DEFAULT_LIMIT,
+):
+    rows, count = queue().list_jobs(stream_id, status, limit)
+    return {"jobs": rows, "count": count}
+
+
+@app.post("/streams/<stream_id>/payloads", responses=answers(models.UploadList, "upload URLs"))
+def upload_urls(stream_id: StreamIdPath, body: Annotated[models.Uploads, Body()]):
+    """Presigned PUT URLs for args too large to send inline (then: transport 's3')."""
+    q = queue()
+    q.get_stream(stream_id)
+    refs = [payloads.new_args_key(stream_id) for _ in range(body.count)]
+    return {
+        "uploads": [{"ref": ref, "url": q.payloads.upload_url(ref)} for ref in refs],
+        "content_type": payloads.CONTENT_TYPE,
+        "expires_in": payloads.URL_SECONDS,
+    }
+
+
+def with_result_urls(job: dict[str, Any]) -> dict[str, Any]:
+    """Results in S3 are fetched by the client itself, through a presigned GET."""
+    if job.get("result_ref"):
+        job["result_url"] = queue().payloads.download_url(job["result_ref"])
+    return job
+
+
 @app.get("/streams/<stream_id>/jobs/<job_id>", responses=answers(models.Job, "the job"))
 def get_job(stream_id: StreamIdPath, job_id: JobIdPath):
-    return queue().get_job(stream_id, job_id)
+    return with_result_urls(queue().get_job(stream_id, job_id))
 
 
 @app.get("/streams/<stream_id>/results", responses=answers(models.JobList, "finished jobs"))
@@ -150,7 +193,7 @@ def results(
     stage: Annotated[str, Query(pattern=STAGE_PATTERN, description="stage name")],
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = MAX_RESULTS_LIMIT,
 ):
-    return {"jobs": queue().results(stream_id, stage, limit)}
+    return {"jobs": [with_result_urls(job) for job in queue().results(stream_id, stage, limit)]}
 
 
 @app.post("/streams/<stream_id>/results/ack", responses=answers(models.Acked, "acknowledged"))
@@ -182,6 +225,12 @@ def store_delete(stream_id: StreamIdPath, key: KeyPath):
     decoded = store_key(key)
     queue().store_delete(stream_id, decoded)
     return {"deleted": decoded}
+
+
+# --- nodes ----------------------------------------------------------------------------------
+@app.get("/nodes", responses=answers(models.NodeList, "the live node agents"))
+def list_nodes():
+    return {"nodes": queue().list_nodes()}
 
 
 # --- OpenAPI --------------------------------------------------------------------------------

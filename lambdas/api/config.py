@@ -7,7 +7,7 @@ request changes nothing.
 
 from __future__ import annotations
 
-from impetus import jobs, keys, streams
+from impetus import jobs, keys, payloads, streams
 
 SERVICE = "impetus-api"
 
@@ -16,7 +16,7 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 
 # Identifier rules and record limits are the Queue's own (impetus.keys, impetus.jobs,
 # impetus.streams); the API checks them up front so a refused request writes nothing.
-# Larger payloads (through S3) are a later issue: refused with 413 for now.
+# Larger payloads travel through S3 (impetus.payloads); inline ones above this get a 413.
 MAX_PAYLOAD_BYTES = jobs.MAX_PAYLOAD_BYTES
 MAX_PROPERTIES_BYTES = streams.MAX_PROPERTIES_BYTES
 MAX_JSON_DEPTH = 30  # DynamoDB allows 32 levels of nested maps/lists
@@ -32,6 +32,9 @@ JOB_ID_PATTERN = keys.JOB_ID.pattern
 DIGEST_PATTERN = r"^[0-9a-f]{64}$"  # sha256 hex of the encoded code (impetus.codec.digest)
 PYTHON_PATTERN = r"^3\.[0-9]{1,2}$"
 MAX_NAME_CHARS = jobs.MAX_NAME_CHARS
+
+MAX_REF_CHARS = 300
+MAX_UPLOADS_PER_REQUEST = payloads.MAX_UPLOADS_PER_REQUEST
 
 MAX_JOBS_PER_BATCH = 1000
 MAX_ACK_IDS = 1000

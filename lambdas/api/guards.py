@@ -62,8 +62,10 @@ def _check_media_type(event: Mapping[str, Any]) -> None:
 
 
 def normalize_body(event: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the event whose body is UTF-8 JSON text (``{}`` when absent), not base64,
-    declared as application/json."""
+    """A copy of the event whose body is UTF-8 JSON text, not base64, declared as
+    application/json. An absent body stays empty: routing answers first (404, 405), then
+    validation refuses it (every route that takes a body requires one, ``{}`` for
+    defaults, as the OpenAPI description says)."""
     out = dict(event)
     if method_of(event) not in BODY_METHODS:
         return out
@@ -74,7 +76,7 @@ def normalize_body(event: Mapping[str, Any]) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest("request body is not UTF-8 text") from exc
-    out["body"] = text if text else "{}"  # an absent body is an empty object
+    out["body"] = text
     out["isBase64Encoded"] = False
     # Checked above; the resolver compares media types case-sensitively, so say it plainly.
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -30,6 +30,8 @@ from lambdas.api.config import (
     MAX_PAYLOAD_BYTES,
     MAX_PRIORITY,
     MAX_PROPERTIES_BYTES,
+    MAX_REF_CHARS,
+    MAX_UPLOADS_PER_REQUEST,
     MIN_NUMBER_MAGNITUDE,
     PYTHON_PATTERN,
     STAGE_PATTERN,
@@ -37,6 +39,9 @@ from lambdas.api.config import (
 )
 
 TOO_LARGE = "payload_too_large"
+
+# impetus.joblist.LIST_STATUSES (a Literal needs the values spelled; a test checks they agree)
+ListStatus = Literal["waiting", "delayed", "running", "ready", "error", "acked"]
 
 
 def json_size(value: Any) -> int:
@@ -105,7 +110,8 @@ def _codec_string(value: str) -> str:
     if len(value) > MAX_PAYLOAD_BYTES:
         raise PydanticCustomError(
             TOO_LARGE,
-            f"payload exceeds {MAX_PAYLOAD_BYTES} bytes (large payloads are not supported yet)",
+            f"payload exceeds {MAX_PAYLOAD_BYTES} bytes: send it through S3 "
+            "(POST /streams/{id}/payloads, then transport 's3')",
         )
     try:
         base64.b64decode(value, validate=True)
@@ -140,18 +146,39 @@ class CreateStream(Strict):
 
 
 class UpdateStream(Strict):
-    properties: Properties = Field(description="merged; a null value removes the key")
+    properties: Properties = Field(min_length=1, description="merged; a null value removes the key")
 
 
 class JobSpec(Strict):
     id: JobId = Field(default_factory=new_job_id)
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     code: Digest = Field(description="sha256 of the encoded function (impetus.codec.digest)")
-    args: CodecString
+    args: CodecString | None = Field(default=None, description="inline args (transport inline)")
+    transport: Literal["inline", "s3"] = "inline"
+    args_ref: str | None = Field(
+        default=None, max_length=MAX_REF_CHARS, description="uploaded object (transport s3)"
+    )
+    args_digest: Digest | None = Field(default=None, description="sha256 of the object's bytes")
     stage: Stage
     priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     delay: float = Field(default=0.0, ge=0, le=MAX_DELAY_SECONDS)
     properties: Properties = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _transport(self) -> JobSpec:
+        if self.transport == "inline" and (self.args is None or self.args_ref is not None):
+            raise PydanticCustomError("transport", "inline jobs carry args and no args_ref")
+        if self.transport == "s3" and (
+            self.args is not None or self.args_ref is None or self.args_digest is None
+        ):
+            raise PydanticCustomError(
+                "transport", "s3 jobs carry args_ref and args_digest instead of args"
+            )
+        return self
+
+
+class Uploads(Strict):
+    count: int = Field(default=1, ge=1, le=MAX_UPLOADS_PER_REQUEST)
 
 
 class Enqueue(Strict):
@@ -217,14 +244,71 @@ class Job(BaseModel):
     priority: int
     transport: Any = None
     code: str
+    args_ref: str | None = None
+    result_ref: str | None = None
+    result_url: str | None = Field(default=None, description="presigned GET of an S3 result")
+    attempt: int
+    node: str | None
+    started: float | None
+    finished: float | None
+    output: dict[str, Any] | None = Field(
+        default=None,
+        description="what the job printed and logged: stdout, stderr, log (each its last "
+        "64 KiB) and truncated (the names cut); absent when it wrote nothing",
+    )
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class JobSummary(BaseModel):
+    id: str
+    name: str | None
+    stage: str | None
+    status: str
+    priority: int
+    created: float | None
     attempt: int
     node: str | None
     started: float | None
     finished: float | None
 
 
-class JobList(BaseModel):
-    jobs: list[Job]
+class JobSummaryList(BaseModel):
+    jobs: list[JobSummary] = Field(description="in fork order, at most `limit`")
+    count: int = Field(description="how many jobs matched in all")
+
+
+class Node(BaseModel):
+    node: str
+    host: str | None
+    pid: int | None
+    started: float | None
+    heartbeat: float | None
+    state: str | None = Field(description="running or draining")
+    mpps: int | None
+    properties: dict[str, Any] | None
+    streams: list[str] | None
+    workers_total: int | None
+    workers_busy: int | None
+    jobs_done: int | None
+    claims: int | None
+
+
+class NodeList(BaseModel):
+    nodes: list[Node]
+
+
+class Upload(BaseModel):
+    ref: str = Field(description="args_ref to send with the job")
+    url: str = Field(description="presigned PUT; send the Content-Type below")
+
+
+class UploadList(BaseModel):
+    uploads: list[Upload]
+    content_type: str
+    expires_in: int
 
 
 class Enqueued(BaseModel):

@@ -19,10 +19,13 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from impetus.config import DEFAULT_SIGNING_SECRET
 from impetus.tables import create_tables
 
 AUTHKEY = "test-authkey-0123456789abcdef"
 AUTHKEY_SECRET = "test/impetus/authkey"
+SIGNING_KEY = "test-signing-key-fedcba9876543210"
+BUCKET = "test-payloads"
 TABLE_PREFIX = "test"
 REGION = "us-east-1"
 BOTO_CONFIG = Config(retries={"mode": "standard"})
@@ -149,6 +152,7 @@ def api_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_SESSION_TOKEN": "testing",
         "IMPETUS_TABLE_PREFIX": TABLE_PREFIX,
         "IMPETUS_AUTHKEY_SECRET": AUTHKEY_SECRET,
+        "IMPETUS_BUCKET": BUCKET,
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }.items():
         monkeypatch.setenv(name, value)
@@ -164,7 +168,10 @@ def api_aws(api_env: None) -> Iterator[dict[str, Any]]:
         secrets = boto3.client("secretsmanager", region_name=REGION, config=BOTO_CONFIG)
         create_tables(dynamodb, TABLE_PREFIX)
         secrets.create_secret(Name=AUTHKEY_SECRET, SecretString=AUTHKEY)
-        yield {"dynamodb": dynamodb, "secretsmanager": secrets}
+        secrets.create_secret(Name=DEFAULT_SIGNING_SECRET, SecretString=SIGNING_KEY)
+        s3 = boto3.client("s3", region_name=REGION, config=BOTO_CONFIG)
+        s3.create_bucket(Bucket=BUCKET)
+        yield {"dynamodb": dynamodb, "secretsmanager": secrets, "s3": s3}
 
 
 @pytest.fixture

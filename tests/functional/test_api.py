@@ -59,7 +59,9 @@ ROUTES = [
     ("PATCH", "/streams/s1", {"properties": {"x": 1}}),
     ("DELETE", "/streams/s1", None),
     ("POST", "/streams/s1/jobs", job_batch(1)),
+    ("GET", "/streams/s1/jobs", None),
     ("GET", "/streams/s1/jobs/job-0", None),
+    ("GET", "/nodes", None),
     ("GET", "/streams/s1/results?stage=stage1", None),
     ("POST", "/streams/s1/results/ack", {"ids": ["job-0"]}),
     ("GET", "/streams/s1/store", None),
@@ -185,7 +187,13 @@ def test_create_stream_then_reuse(api: Api):
     assert again.body["created"] == body["created"]
 
 
-@pytest.mark.parametrize("payload", [None, {}, {"properties": {"a": 1}}])
+def test_a_body_is_required_where_a_route_takes_one(api: Api):
+    reply = api.post("/streams", None)
+    assert reply.status == 400 and "body" in reply.body["message"]
+    assert api.get("/streams").body == {"streams": []}
+
+
+@pytest.mark.parametrize("payload", [{}, {"properties": {"a": 1}}])
 def test_create_stream_without_id_generates_one(api: Api, payload):
     reply = api.post("/streams", payload)
     assert reply.status == 201, reply.body
@@ -373,9 +381,12 @@ def test_openapi_describes_every_route(api: Api):
         ("POST", "/streams"),
         ("GET", "/streams/{stream_id}"),
         ("PATCH", "/streams/{stream_id}"),
+        ("POST", "/streams/{stream_id}/payloads"),
         ("DELETE", "/streams/{stream_id}"),
         ("POST", "/streams/{stream_id}/jobs"),
+        ("GET", "/streams/{stream_id}/jobs"),
         ("GET", "/streams/{stream_id}/jobs/{job_id}"),
+        ("GET", "/nodes"),
         ("GET", "/streams/{stream_id}/results"),
         ("POST", "/streams/{stream_id}/results/ack"),
         ("GET", "/streams/{stream_id}/store"),

@@ -287,6 +287,22 @@ def test_paused_moto_holds_requests_until_resumed() -> None:
         assert done.wait(5)
 
 
+def test_unavailable_moto_answers_503_and_boto_retries_through_it() -> None:
+    from impetus import aws
+    from impetus.config import AwsSettings
+
+    with MotoServer() as moto:
+        once = _ddb(moto.endpoint_url, retries={"mode": "standard", "max_attempts": 1})
+        ours = aws.client("dynamodb", AwsSettings(endpoint_url=moto.endpoint_url))
+        moto.make_unavailable()
+        with pytest.raises(Exception, match="Throttling"):
+            once.list_tables()
+        threading.Timer(1.5, moto.resume).start()
+        # impetus.aws: standard retries (moto's tables are per process: others may exist)
+        assert isinstance(ours.list_tables()["TableNames"], list)
+        assert moto.app.refused >= 2
+
+
 def test_motoserver_process_prints_port_and_pauses_on_signals() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "impetus.local.motoserver"], stdout=subprocess.PIPE, text=True

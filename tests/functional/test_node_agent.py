@@ -21,8 +21,9 @@ import pytest
 from impetus import aws, codec
 from impetus.config import AwsSettings
 from impetus.local.motoserver import MotoServer
+from impetus.local.provision import provision
 from impetus.queue import Queue
-from impetus.tables import NODES, TABLES, create_tables
+from impetus.tables import NODES, TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +36,14 @@ def pid_of_square(i):
 def write_pid_then_sleep(path):
     Path(path).write_text(str(os.getpid()))
     time.sleep(60)
+
+
+def die_once_then_answer(path):
+    marker = Path(path)
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        time.sleep(60)  # killed here
+    return "second run"
 
 
 def sleep_for(seconds):
@@ -53,7 +62,7 @@ def moto() -> Iterator[MotoServer]:
 def settings(moto: MotoServer) -> AwsSettings:
     prefix = f"node{uuid.uuid4().hex[:8]}"
     s = AwsSettings(endpoint_url=moto.endpoint_url, table_prefix=prefix)
-    create_tables(aws.client("dynamodb", s), prefix)
+    provision(s)
     return s
 
 
@@ -227,16 +236,33 @@ def test_stream_filter_and_mpps_property(queue, start_agent):
     assert agent.terminate() == 0
 
 
-def test_killed_worker_gives_lost_error_and_agent_keeps_serving(queue, start_agent, tmp_path):
-    queue.create_stream("s2")
+def test_killed_worker_runs_the_job_again(queue, start_agent, tmp_path):
+    queue.create_stream("s1")
+    marker = tmp_path / "first-run.pid"
+    enqueue(queue, "s1", die_once_then_answer, [str(marker)])
+    start_agent()
+
+    worker = int(wait_for(lambda: marker.exists() and marker.read_text(), 60, "job start"))
+    os.kill(worker, signal.SIGKILL)
+    job = results_when(queue, "s1", 1)["job0"]
+    assert job["status"] == "ready" and codec.loads(job["result"]) == "second run"
+    assert job["attempt"] == 1
+
+
+def test_worker_killed_max_attempts_times_gives_lost_error(queue, start_agent, tmp_path):
+    queue.create_stream("s2", {"max_attempts": 2})
     pidfile = tmp_path / "worker.pid"
     enqueue(queue, "s2", write_pid_then_sleep, [str(pidfile)])
     agent = start_agent()
 
-    worker = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 60, "job start"))
-    os.kill(worker, signal.SIGKILL)
+    for run in range(2):
+        worker = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 60, "job start"))
+        pidfile.unlink()
+        os.kill(worker, signal.SIGKILL)
+        if run == 0:  # the job runs again in a new worker
+            wait_for(lambda: pidfile.exists(), 60, "second run")
     job = results_when(queue, "s2", 1)["job0"]
-    assert job["status"] == "error"
+    assert job["status"] == "error" and job["attempt"] == 1
     assert job["result"]["error"] == f"lost: worker exited with code {-signal.SIGKILL}"
 
     queue.ack("s2", ["job0"])
@@ -348,3 +374,82 @@ def test_start_and_stop_as_a_daemon(queue, settings, tmp_path):
     finally:
         if pidfile.exists():
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def write_marker(path):
+    Path(path).write_text("this code ran")
+
+
+def test_forged_and_altered_jobs_are_refused_unrun(queue, settings, start_agent, tmp_path):
+    """Someone with write access to the tables but not to the signing key cannot make a
+    node run their code: neither by altering a signed job nor by writing a new one."""
+    from impetus import dynamo, keys
+    from impetus.tables import JOBS, QUEUE
+
+    ddb = aws.client("dynamodb", settings)
+    jobs_table = TABLES[JOBS].physical_name(settings.table_prefix)
+    queue_table = TABLES[QUEUE].physical_name(settings.table_prefix)
+    queue.create_stream("s6")
+    marker = tmp_path / "pwned"
+    evil = codec.dump_function(write_marker)
+    evil_digest = codec.digest(evil)
+    ddb.put_item(
+        TableName=jobs_table,
+        Item=dynamo.serialize({"stream": "s6", "job": keys.code_key(evil_digest), "code": evil}),
+    )
+    # 1. a signed job, then its code and args swapped in the table
+    enqueue(queue, "s6", sleep_for, [0.01])
+    ddb.update_item(
+        TableName=jobs_table,
+        Key=dynamo.serialize({"stream": "s6", "job": "job0"}),
+        UpdateExpression="SET #code = :code, #args = :args",
+        ExpressionAttributeNames={"#code": "code", "#args": "args"},
+        ExpressionAttributeValues=dynamo.values(code=evil_digest, args=codec.dumps(str(marker))),
+    )
+    # 2. a job written straight into the tables, without a signature
+    pk, sk = keys.ready_pk("s6", 0), keys.ready_sk(0, keys.now_ms(), keys.unique_suffix())
+    forged = queue.jobs._new_chunk("s6", pk, sk, ["forged"], "stage1", 0, keys.now_ms())
+    record = {
+        "stream": "s6",
+        "job": "forged",
+        "name": "write_marker",
+        "code": evil_digest,
+        "args": codec.dumps(str(marker)),
+        "stage": "stage1",
+        "python": codec.PYTHON_VERSION,
+        "retries": 0,
+        "max_attempts": 1,
+        "status": "waiting",
+        "chunk_pk": pk,
+        "chunk_sk": sk,
+        "index": 0,
+    }
+    ddb.put_item(TableName=jobs_table, Item=dynamo.serialize(record))
+    ddb.put_item(TableName=queue_table, Item=dynamo.serialize(forged))
+    queue.streams.count("s6", waiting=1)
+    start_agent()
+
+    found = results_when(queue, "s6", 2)
+    assert sorted(found) == ["forged", "job0"]
+    for job in found.values():
+        assert job["status"] == "error"
+        assert job["result"]["error"].startswith("signature: ")
+    assert not marker.exists()
+
+
+def test_a_killed_node_agents_jobs_run_again_on_another_node(queue, start_agent, tmp_path):
+    """kill -9 of a whole node (agent and workers): once the lease expires, a surviving
+    node reaps it and runs the job again, as attempt 1."""
+    queue.create_stream("s7")
+    marker = tmp_path / "first-run.pid"
+    enqueue(queue, "s7", die_once_then_answer, [str(marker)])
+    doomed = start_agent("--lease", "2", "--heartbeat-interval", "0.5")
+    wait_for(lambda: marker.exists(), 60, "job start")
+    os.killpg(doomed.proc.pid, signal.SIGKILL)  # the agent and its workers, at once
+    doomed.proc.wait(10)
+
+    survivor = start_agent()
+    job = results_when(queue, "s7", 1, timeout=90)["job0"]
+    assert job["status"] == "ready" and codec.loads(job["result"]) == "second run"
+    assert job["attempt"] == 1 and job["node"] == survivor.node_id
+    assert survivor.terminate() == 0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 
-from impetus import aws, codec
+from impetus import codec
 from impetus.config import AwsSettings
 from impetus.local.motoserver import MotoServer
+from impetus.local.provision import provision
 from impetus.queue import Queue
-from impetus.tables import create_tables
 
 
 def _noop(x):
@@ -21,7 +21,7 @@ def test_four_racing_claimers_claim_every_job_exactly_once():
     ids = [f"job-{i:03d}" for i in range(200)]
     with MotoServer() as server:
         settings = AwsSettings(endpoint_url=server.endpoint_url, table_prefix="race")
-        create_tables(aws.client("dynamodb", settings), settings.table_prefix)
+        provision(settings)
         Queue(settings).create_stream("s")
         specs = [
             {"id": i, "name": "_noop", "code": digest, "args": codec.dumps(0), "stage": "a"}

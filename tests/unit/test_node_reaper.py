@@ -21,11 +21,19 @@ def listing(**running: int) -> list[dict]:
     return [{"id": sid, "counts": {"running": n}} for sid, n in running.items()]
 
 
-def test_reaps_only_streams_with_running_jobs():
+def test_reaps_only_streams_that_are_not_idle():
     queue = RecordingQueue(released=2)
     reaper = Reaper(queue, interval=10)
     assert reaper.maybe_reap(listing(busy=3, idle=0), now=100.0) == 2
     assert queue.reaped == ["busy"]
+
+
+def test_a_stuck_claim_counted_as_waiting_is_reaped_too():
+    # an agent killed between its claim and the counter update leaves "waiting" counts
+    queue = RecordingQueue(released=1)
+    stream = {"id": "drifted", "counts": {"running": 0, "waiting": 2, "delayed": 0}}
+    assert Reaper(queue, interval=10).maybe_reap([stream], now=100.0) == 1
+    assert queue.reaped == ["drifted"]
 
 
 def test_each_stream_at_most_once_per_interval():

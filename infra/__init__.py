@@ -1,0 +1,1 @@
+"""The CDK app that deploys Impetus to AWS as one stack (``cdk.json`` at the root runs it)."""

@@ -1,0 +1,138 @@
+"""Build the deployable artefacts without Docker (no CDK import: tests use it directly).
+
+- Lambda bundle: ``impetus/`` and ``lambdas/`` from this repository, plus the Lambda's
+  dependencies (Powertools, pydantic, cloudpickle) installed for the Lambda platform by
+  ``pip install --platform manylinux2014_x86_64 --only-binary=:all:`` at the versions
+  this venv runs (what the tests ran is what deploys). One bundle serves both functions.
+- Node wheel: ``pip wheel --no-deps`` of this repository; instances fetch it from the
+  stack's S3 asset and install it (its dependencies come from PyPI on the instance).
+
+Both are cached under ``.cache/`` keyed by a hash of their inputs, so a repeated synth
+(or the test suite's synth after ``make synth``) reuses them instead of running pip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache"
+LAMBDA_PYTHON = "3.12"
+LAMBDA_PLATFORM = "manylinux2014_x86_64"
+LAMBDA_PACKAGES = ("impetus", "lambdas")
+LAMBDA_REQUIREMENTS = ("aws-lambda-powertools", "pydantic", "cloudpickle")
+WHEEL_SOURCES = ("impetus", "node_agent", "lambdas", "pyproject.toml")
+KEEP_BUILDS = 3  # cached builds kept per kind (older ones are pruned)
+_SKIP = ("__pycache__", ".pyc", ".pyo")
+
+
+def _source_files(roots: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for root in roots:
+        candidates = [root] if root.is_file() else sorted(root.rglob("*"))
+        files += [p for p in candidates if p.is_file() and not any(s in str(p) for s in _SKIP)]
+    return files
+
+
+def _digest(files: Iterable[Path], extra: Iterable[str]) -> str:
+    sha = hashlib.sha256()
+    for item in extra:
+        sha.update(item.encode() + b"\0")
+    for path in files:
+        sha.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return sha.hexdigest()[:32]
+
+
+def pinned_requirements() -> list[str]:
+    """The Lambda's dependencies at the versions installed here."""
+    return [f"{name}=={importlib.metadata.version(name)}" for name in LAMBDA_REQUIREMENTS]
+
+
+def _cached(kind: str, key: str, build: Callable[[Path], None]) -> Path:
+    """``.cache/<kind>/<key>``, built once by ``build(tmpdir)`` and renamed into place."""
+    target = CACHE / kind / key
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    try:
+        build(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        if not target.is_dir():  # not a lost race with a concurrent build
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _prune(target.parent)
+    return target
+
+
+def _prune(kind_dir: Path) -> None:
+    """Keep the newest builds of a kind; each Lambda bundle is ~13 MB."""
+    builds = sorted(
+        (p for p in kind_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[KEEP_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _pip(*args: str) -> None:
+    """Run pip quietly; its output is shown only when it fails."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode:
+        raise RuntimeError(f"pip {args[0]} failed:\n{run.stdout}{run.stderr}")
+
+
+def lambda_bundle_key() -> str:
+    files = _source_files(REPO / p for p in LAMBDA_PACKAGES)
+    return _digest(files, [LAMBDA_PYTHON, LAMBDA_PLATFORM, *pinned_requirements()])
+
+
+def build_lambda_bundle() -> Path:
+    """The bundle directory (cached): our packages plus the pinned dependencies."""
+
+    def build(out: Path) -> None:
+        _pip(
+            "install",
+            "--target", str(out),
+            "--platform", LAMBDA_PLATFORM,
+            "--python-version", LAMBDA_PYTHON,
+            "--implementation", "cp",
+            "--only-binary=:all:",
+            "--no-compile",
+            *pinned_requirements(),
+        )  # fmt: skip
+        shutil.rmtree(out / "bin", ignore_errors=True)
+        for package in LAMBDA_PACKAGES:
+            shutil.copytree(
+                REPO / package, out / package, ignore=shutil.ignore_patterns("__pycache__")
+            )
+
+    return _cached("lambda-bundle", lambda_bundle_key(), build)
+
+
+def build_node_wheel() -> Path:
+    """The node package wheel (cached by the hash of its sources)."""
+    key = _digest(_source_files(REPO / p for p in WHEEL_SOURCES), [])
+
+    def build(out: Path) -> None:
+        _pip("wheel", "--no-deps", "--wheel-dir", str(out), str(REPO))
+
+    wheels = sorted(_cached("node-wheel", key, build).glob("impetus-*.whl"))
+    if len(wheels) != 1:
+        raise RuntimeError(f"expected one impetus wheel, found {wheels}")
+    return wheels[0]

@@ -1,0 +1,104 @@
+"""The stack's state: DynamoDB tables, the payload bucket and the two secrets.
+
+Tables are built from ``impetus.tables.TABLES`` through the very ``create_table`` arguments
+the local stack uses (translated key by key into the CloudFormation resource, whose
+property names are the same), so a table added or changed there is deployed as is.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from impetus.tables import TABLES
+
+PAYLOAD_PREFIX = "payloads/"
+PAYLOAD_DAYS = 7  # a stream's payloads are deleted with it; this catches the abandoned ones
+SECRET_LENGTH = 48
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _camel(value: Any) -> Any:
+    """Nested CloudFormation structures: jsii wants their keys in lowerCamelCase."""
+    if isinstance(value, dict):
+        return {k[0].lower() + k[1:]: _camel(v) for k, v in value.items() if k != "StreamEnabled"}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
+def _cfn_props(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """boto3 ``create_table`` arguments -> CfnTable keyword arguments (same structure)."""
+    return {_snake(k): _camel(v) for k, v in kwargs.items()}
+
+
+class DataPlane(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, prefix: str) -> None:
+        super().__init__(scope, construct_id)
+        self.prefix = prefix
+        self.tables: dict[str, dynamodb.CfnTable] = {}
+        for name, definition in TABLES.items():
+            kwargs = definition.create_table_kwargs(prefix)
+            table = dynamodb.CfnTable(
+                self,
+                f"{name.capitalize()}Table",
+                **_cfn_props(kwargs),
+                time_to_live_specification=(
+                    {"attributeName": definition.ttl_attribute, "enabled": True}
+                    if definition.ttl_attribute
+                    else None
+                ),
+                sse_specification={"sseEnabled": True},
+            )
+            # Queue state is transient (results live in the clients' task files).
+            table.apply_removal_policy(RemovalPolicy.DESTROY)
+            self.tables[name] = table
+
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="payloads",
+                    prefix=PAYLOAD_PREFIX,
+                    expiration=Duration.days(PAYLOAD_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            # Kept on `cdk destroy` (CloudFormation cannot delete a non-empty bucket).
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.authkey = self._secret("Authkey", "bearer authkey of the Impetus API")
+        self.signing_key = self._secret("SigningKey", "key that signs Impetus jobs")
+
+    def _secret(self, construct_id: str, description: str) -> secretsmanager.Secret:
+        return secretsmanager.Secret(
+            self,
+            construct_id,
+            description=f"{self.prefix}: {description}",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=SECRET_LENGTH, exclude_punctuation=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def table_arns(self) -> list[str]:
+        """Every table and its indexes: the resources of the roles' DynamoDB statements."""
+        arns = [table.attr_arn for table in self.tables.values()]
+        return arns + [f"{arn}/index/*" for arn in arns]
+
+    def payload_objects_arn(self) -> str:
+        return self.bucket.arn_for_objects(f"{PAYLOAD_PREFIX}*")

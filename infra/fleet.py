@@ -1,0 +1,197 @@
+"""The nodes: a new VPC, and per node class a launch template and an Auto Scaling group.
+
+Network: public subnets in two AZs, no NAT gateway, and *gateway* endpoints for DynamoDB
+and S3. Nodes need outbound internet anyway (dnf, PyPI for the wheel's dependencies and
+the jobs' own, CloudWatch Logs, Secrets Manager, Auto Scaling), and a NAT gateway costs
+about $32 a month per AZ before traffic; gateway endpoints are free and keep the heavy
+traffic, queue claims and payloads, on AWS's network. The security group admits nothing
+inbound, so a public address exposes no service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from impetus.config import ENV_REGION
+from infra import permissions
+from infra.data import DataPlane
+from infra.node_classes import NodeClass
+from node_agent.bootstrap.render import BootConfig, render
+
+ROOT_VOLUME_GB = 20
+HOOK_MARGIN = 60  # seconds the lifecycle hook waits beyond the drain grace
+
+
+class Network(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            restrict_default_security_group=True,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="nodes", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=20
+                )
+            ],
+            gateway_endpoints={
+                "DynamoDb": ec2.GatewayVpcEndpointOptions(
+                    service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
+                ),
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
+            },
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "NodeSecurityGroup",
+            vpc=self.vpc,
+            description="Impetus nodes: no inbound, outbound to AWS APIs and package mirrors",
+            allow_all_outbound=True,
+        )
+
+
+class NodeGroup(Construct):
+    """One node class: its role, launch template (user-data), group and lifecycle hook."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        node_class: NodeClass,
+        group_name: str,
+        network: Network,
+        data: DataPlane,
+        wheel: s3_assets.Asset,
+        wheel_name: str,
+        log_group: logs.ILogGroup,
+        python_version: str,
+        environment: Mapping[str, str],
+        region: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.node_class = node_class
+        self.group_name = group_name
+        self.role = self._role(data, wheel, log_group)
+        self.user_data_script = render(
+            BootConfig(
+                python_version=python_version,
+                wheel_source=wheel.s3_object_url,
+                wheel_name=wheel_name,
+                region=region,
+                environment={**environment, ENV_REGION: region},
+                mpps=node_class.mpps,
+                properties=node_class.properties,
+                grace=node_class.grace,
+                log_group=log_group.log_group_name,
+            )
+        )
+        self.launch_template = ec2.LaunchTemplate(
+            self,
+            "LaunchTemplate",
+            machine_image=ec2.MachineImage.latest_amazon_linux2023(
+                cpu_type=ec2.AmazonLinuxCpuType.ARM_64
+                if node_class.arm
+                else ec2.AmazonLinuxCpuType.X86_64
+            ),
+            instance_type=ec2.InstanceType(node_class.instance_types[0]),
+            role=self.role,
+            security_group=network.security_group,
+            associate_public_ip_address=True,
+            require_imdsv2=True,
+            user_data=ec2.UserData.custom(self.user_data_script),
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        ROOT_VOLUME_GB, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3
+                    ),
+                )
+            ],
+        )
+        self.group = autoscaling.AutoScalingGroup(
+            self,
+            "Group",
+            auto_scaling_group_name=group_name,
+            vpc=network.vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            min_capacity=node_class.min,
+            max_capacity=node_class.max,
+            # No desired capacity: DFS owns it, and a deploy must not reset it.
+            **self._instances(),
+            group_metrics=[autoscaling.GroupMetrics.all()],
+            capacity_rebalance=node_class.spot or None,
+        )
+        self.hook = self.group.add_lifecycle_hook(
+            "Drain",
+            lifecycle_transition=autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+            heartbeat_timeout=Duration.seconds(node_class.grace + HOOK_MARGIN),
+            default_result=autoscaling.DefaultResult.CONTINUE,
+        )
+
+    def _instances(self) -> dict[str, object]:
+        """A plain launch template for one on-demand type; a mixed policy otherwise."""
+        node_class = self.node_class
+        if not node_class.spot and len(node_class.instance_types) == 1:
+            return {"launch_template": self.launch_template}
+        return {
+            "mixed_instances_policy": autoscaling.MixedInstancesPolicy(
+                launch_template=self.launch_template,
+                launch_template_overrides=[
+                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t))
+                    for t in node_class.instance_types
+                ],
+                instances_distribution=autoscaling.InstancesDistribution(
+                    on_demand_base_capacity=0,
+                    on_demand_percentage_above_base_capacity=0 if node_class.spot else 100,
+                    spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
+                ),
+            )
+        }
+
+    def _role(self, data: DataPlane, wheel: s3_assets.Asset, log_group: logs.ILogGroup) -> iam.Role:
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description=f"Impetus nodes of class {self.node_class.name}",
+        )
+        for statement in (
+            permissions.tables(data),
+            permissions.read_secrets(data.signing_key.secret_arn),
+            permissions.payloads(data),
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[wheel.bucket.arn_for_objects(wheel.s3_object_key)],
+            ),
+            iam.PolicyStatement(
+                actions=[
+                    "autoscaling:SetInstanceProtection",
+                    "autoscaling:CompleteLifecycleAction",
+                    "autoscaling:RecordLifecycleActionHeartbeat",
+                ],
+                resources=[permissions.group_arn(self, self.group_name)],
+            ),
+            permissions.write_logs(log_group, describe=True),
+        ):
+            role.add_to_policy(statement)
+        return role
+
+
+def node_log_group(scope: Construct) -> logs.LogGroup:
+    return logs.LogGroup(
+        scope,
+        "NodeLogs",
+        retention=logs.RetentionDays.ONE_MONTH,
+        removal_policy=RemovalPolicy.DESTROY,
+    )

@@ -1,0 +1,105 @@
+"""Node classes: the kinds of EC2 node a deployment runs, one Auto Scaling group each.
+
+They come from the CDK context key ``impetus:nodeClasses`` (a list, see ``cdk.json``) or
+from a JSON file named by ``impetus:nodeClassesFile`` (same list). Fields of one class:
+
+    name           the class (streams choose it with their ``node_class`` property)
+    instanceTypes  one or more EC2 instance types (several help Spot find capacity)
+    max            the group's maximum size (its minimum is always 0: DFS scales from zero)
+    mpps           worker processes per stream on one node (default 2)
+    properties     {k: v} the node's stream filter (``impetus-node --properties``)
+    spot           true: Spot instances; false (default): on-demand
+    grace          seconds a draining node gives running jobs (default 30)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONTEXT_CLASSES = "impetus:nodeClasses"
+CONTEXT_CLASSES_FILE = "impetus:nodeClassesFile"
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+# Graviton families carry a "g" after the generation digit: t4g, c7gn, m6gd, x2gd, im4gn.
+_ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g")
+_FIELDS = {"name", "instanceTypes", "max", "mpps", "properties", "spot", "grace"}
+MAX_GROUP_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class NodeClass:
+    name: str
+    instance_types: tuple[str, ...]
+    max: int
+    mpps: int = 2
+    properties: Mapping[str, str] = field(default_factory=dict)
+    spot: bool = False
+    grace: int = 30
+
+    @property
+    def min(self) -> int:
+        return 0
+
+    @property
+    def arm(self) -> bool:
+        """Whether the instance types are Graviton (arm64); all types of a class agree."""
+        return bool(_ARM_FAMILY.match(self.instance_types[0].split(".")[0]))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> NodeClass:
+        unknown = set(raw) - _FIELDS
+        if unknown:
+            raise ValueError(f"node class: unknown fields {sorted(unknown)}")
+        types = raw.get("instanceTypes")
+        node_class = cls(
+            name=str(raw.get("name", "")),
+            instance_types=tuple(types) if isinstance(types, list) else (),
+            max=int(raw.get("max", 0)),
+            mpps=int(raw.get("mpps", 2)),
+            properties={str(k): str(v) for k, v in (raw.get("properties") or {}).items()},
+            spot=bool(raw.get("spot", False)),
+            grace=int(raw.get("grace", 30)),
+        )
+        node_class.validate()
+        return node_class
+
+    def validate(self) -> None:
+        where = f"node class {self.name!r}"
+        if not _NAME.match(self.name):
+            raise ValueError(f"{where}: name must match {_NAME.pattern}")
+        if not self.instance_types or not all(map(_INSTANCE_TYPE.match, self.instance_types)):
+            raise ValueError(f"{where}: instanceTypes must be a non-empty list like ['t3.small']")
+        arches = {bool(_ARM_FAMILY.match(t.split(".")[0])) for t in self.instance_types}
+        if len(arches) > 1:
+            raise ValueError(f"{where}: instanceTypes mix arm64 and x86_64")
+        if not 1 <= self.max <= MAX_GROUP_SIZE:
+            raise ValueError(f"{where}: max must be 1..{MAX_GROUP_SIZE}")
+        if self.mpps < 1 or not 0 <= self.grace <= 3600:
+            raise ValueError(f"{where}: mpps must be >= 1 and grace 0..3600")
+
+
+def parse(raw: Any) -> list[NodeClass]:
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("node classes: expected a non-empty list")
+    classes = [NodeClass.from_dict(item) for item in raw]
+    names = [c.name for c in classes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"node classes: duplicate names in {names}")
+    return classes
+
+
+def from_context(get: Any) -> list[NodeClass]:
+    """Node classes from a CDK node's ``try_get_context`` (the file wins when named)."""
+    path = get(CONTEXT_CLASSES_FILE)
+    if path:
+        return parse(json.loads(Path(path).read_text()))
+    raw = get(CONTEXT_CLASSES)
+    if isinstance(raw, str):  # `cdk -c impetus:nodeClasses='[...]'` passes a string
+        raw = json.loads(raw)
+    return parse(raw)

@@ -1,0 +1,196 @@
+"""The Impetus stack: everything a deployment needs, wired together, and its outputs."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from impetus.config import (
+    ENV_AUTHKEY_SECRET,
+    ENV_BUCKET,
+    ENV_DFS_FUNCTION,
+    ENV_NODE_GROUPS,
+    ENV_SIGNING_SECRET,
+    ENV_TABLE_PREFIX,
+)
+from impetus.stackconfig import (
+    OUTPUT_API_URL,
+    OUTPUT_AUTHKEY_SECRET,
+    OUTPUT_BUCKET,
+    OUTPUT_NODE_GROUPS,
+    OUTPUT_REGION,
+    OUTPUT_TABLE_PREFIX,
+)
+from infra import assets, build, node_classes, permissions
+from infra.data import DataPlane
+from infra.fleet import Network, NodeGroup, node_log_group
+from infra.functions import ApiService, DfsService
+from infra.monitoring import Monitoring
+from infra.node_classes import NodeClass
+
+CONTEXT_PREFIX = "impetus:tablePrefix"
+CONTEXT_PYTHON = "impetus:pythonVersion"
+CONTEXT_RATE = "impetus:apiRateLimit"
+CONTEXT_BURST = "impetus:apiBurstLimit"
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    prefix: str
+    python_version: str  # the clients' major.minor: nodes install the same
+    node_classes: tuple[NodeClass, ...]
+    api_rate_limit: int = 100
+    api_burst_limit: int = 200
+
+    @classmethod
+    def from_context(cls, scope: Construct, stack_name: str) -> StackSettings:
+        get = scope.node.try_get_context
+        settings = cls(
+            prefix=str(get(CONTEXT_PREFIX) or stack_name.lower()),
+            python_version=str(get(CONTEXT_PYTHON) or "{}.{}".format(*sys.version_info[:2])),
+            node_classes=tuple(node_classes.from_context(get)),
+            api_rate_limit=int(get(CONTEXT_RATE) or 100),
+            api_burst_limit=int(get(CONTEXT_BURST) or 200),
+        )
+        if not _PREFIX.match(settings.prefix):
+            raise ValueError(f"{CONTEXT_PREFIX} must match {_PREFIX.pattern}")
+        return settings
+
+
+class ImpetusStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+        prefix = settings.prefix
+        self.data = DataPlane(self, "Data", prefix=prefix)
+        self.group_names = {c.name: f"{prefix}-{c.name}" for c in settings.node_classes}
+        code = assets.lambda_code()
+
+        self.dfs = DfsService(
+            self,
+            "Dfs",
+            code=code,
+            environment={
+                ENV_TABLE_PREFIX: prefix,
+                ENV_NODE_GROUPS: self.to_json_string(self.group_names),
+            },
+        )
+        self._grant_dfs()
+
+        self.api = ApiService(
+            self,
+            "Api",
+            code=code,
+            environment={
+                ENV_TABLE_PREFIX: prefix,
+                ENV_AUTHKEY_SECRET: self.data.authkey.secret_arn,
+                ENV_SIGNING_SECRET: self.data.signing_key.secret_arn,
+                ENV_BUCKET: self.data.bucket.bucket_name,
+                ENV_DFS_FUNCTION: self.dfs.function.function_name,
+            },
+            rate_limit=settings.api_rate_limit,
+            burst_limit=settings.api_burst_limit,
+        )
+        self._grant_api()
+
+        self.network = Network(self, "Network")
+        self.node_logs = node_log_group(self)
+        wheel_path = build.build_node_wheel()
+        wheel = s3_assets.Asset(self, "NodePackage", path=str(wheel_path))
+        node_environment = {
+            ENV_TABLE_PREFIX: prefix,
+            ENV_SIGNING_SECRET: self.data.signing_key.secret_arn,
+            ENV_BUCKET: self.data.bucket.bucket_name,
+        }
+        self.node_groups = [
+            NodeGroup(
+                self,
+                f"Nodes-{node_class.name}",
+                node_class=node_class,
+                group_name=self.group_names[node_class.name],
+                network=self.network,
+                data=self.data,
+                wheel=wheel,
+                wheel_name=wheel_path.name,
+                log_group=self.node_logs,
+                python_version=settings.python_version,
+                environment=node_environment,
+                region=Aws.REGION,
+            )
+            for node_class in settings.node_classes
+        ]
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            dashboard_name=f"{prefix}-impetus",
+            api=self.api.function,
+            dfs=self.dfs.function,
+            groups=list(self.group_names.values()),
+        )
+        self._outputs()
+
+    def _grant_dfs(self) -> None:
+        role = self.dfs.role
+        role.add_to_policy(permissions.tables(self.data))
+        # Describe calls support no resource-level permissions.
+        role.add_to_policy(
+            permissions.iam.PolicyStatement(
+                actions=["autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"],
+                resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            permissions.iam.PolicyStatement(
+                actions=[
+                    "autoscaling:SetDesiredCapacity",
+                    "autoscaling:TerminateInstanceInAutoScalingGroup",
+                    "autoscaling:SetInstanceProtection",
+                ],
+                resources=[permissions.group_arn(self, n) for n in self.group_names.values()],
+            )
+        )
+        role.add_to_policy(permissions.put_metrics())
+
+    def _grant_api(self) -> None:
+        role = self.api.role
+        role.add_to_policy(permissions.tables(self.data))
+        role.add_to_policy(
+            permissions.read_secrets(self.data.authkey.secret_arn, self.data.signing_key.secret_arn)
+        )
+        role.add_to_policy(permissions.payloads(self.data))
+        role.add_to_policy(permissions.list_payloads(self.data))
+        role.add_to_policy(
+            permissions.iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"], resources=[self.dfs.function.function_arn]
+            )
+        )
+
+    def _outputs(self) -> None:
+        outputs = {
+            OUTPUT_API_URL: (self.api.url, "Impetus API URL (clients' address)"),
+            OUTPUT_AUTHKEY_SECRET: (
+                self.data.authkey.secret_arn,
+                "ARN of the authkey secret (its value stays in Secrets Manager)",
+            ),
+            OUTPUT_BUCKET: (self.data.bucket.bucket_name, "payload bucket"),
+            OUTPUT_NODE_GROUPS: (
+                self.to_json_string(self.group_names),
+                "Auto Scaling group of each node class",
+            ),
+            OUTPUT_TABLE_PREFIX: (self.settings.prefix, "prefix of the DynamoDB tables"),
+            OUTPUT_REGION: (Aws.REGION, "region of the stack"),
+            "Dashboard": (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
+            "AlarmTopicArn": (self.monitoring.topic.topic_arn, "subscribe to get alarms"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)

@@ -1,0 +1,187 @@
+#!/bin/bash
+# Impetus node bootstrap: the EC2 user-data of every node (rendered by
+# node_agent/bootstrap/render.py; the settings block below is filled in at synth time).
+#
+# 1. a Python matching the clients' major.minor (jobs refuse to run on another one);
+# 2. a virtualenv with the impetus wheel (fetched from the stack's S3 asset);
+# 3. the agent's configuration in /etc/impetus/node.env: resource names only, no secrets
+#    (the agent reads the signing key from Secrets Manager with its instance role);
+# 4. the impetus-node systemd unit (restart on failure, SIGTERM drain, stop timeout
+#    longer than the grace period), running as the unprivileged user "impetus";
+# 5. the CloudWatch agent shipping /var/log/impetus/impetus-node.log to CloudWatch Logs.
+#
+# ROOT and SERVICE=direct exist for the sandbox test, which runs this script on a
+# developer machine under a private root and starts the agent without systemd.
+set -euo pipefail
+
+# --- settings (rendered) -------------------------------------------------------------------
+ROOT=@@ROOT@@
+PYTHON_VERSION=@@PYTHON_VERSION@@
+PYTHON_BIN=@@PYTHON_BIN@@
+WHEEL_SOURCE=@@WHEEL_SOURCE@@
+WHEEL_NAME=@@WHEEL_NAME@@
+REGION=@@REGION@@
+NODE_ID=@@NODE_ID@@
+AGENT_ARGS=@@AGENT_ARGS@@
+GRACE=@@GRACE@@
+LOG_GROUP=@@LOG_GROUP@@
+SERVICE=@@SERVICE@@
+NODE_ENV=@@NODE_ENV@@
+
+# --- layout --------------------------------------------------------------------------------
+PREFIX="$ROOT/opt/impetus"
+VENV="$PREFIX/venv"
+CONF_DIR="$ROOT/etc/impetus"
+STATE_DIR="$ROOT/var/lib/impetus"
+LOG_DIR="$ROOT/var/log/impetus"
+UNIT_DIR="$ROOT/etc/systemd/system"
+CWAGENT_CONFIG="$ROOT/opt/aws/amazon-cloudwatch-agent/etc/impetus.json"
+SERVICE_USER=impetus
+
+say() { echo "impetus-bootstrap: $*" >&2; }
+
+# IMDSv2 (the launch template requires tokens): this instance's id names the node, so
+# DFS can map a heartbeat to the instance it may scale in.
+instance_id() {
+    local token
+    token=$(curl -sS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" \
+        http://169.254.169.254/latest/api/token)
+    curl -sS -H "X-aws-ec2-metadata-token: $token" \
+        http://169.254.169.254/latest/meta-data/instance-id
+}
+
+python_version_of() {
+    "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'
+}
+
+install_python() {
+    if [ -z "$PYTHON_BIN" ]; then
+        PYTHON_BIN="python$PYTHON_VERSION"
+        if ! command -v "$PYTHON_BIN" >/dev/null; then
+            say "installing Python $PYTHON_VERSION"
+            dnf install -y -q "python$PYTHON_VERSION" "python$PYTHON_VERSION-pip"
+        fi
+    fi
+    local found
+    found=$(python_version_of "$PYTHON_BIN")
+    if [ "$found" != "$PYTHON_VERSION" ]; then
+        say "$PYTHON_BIN is Python $found, the clients use $PYTHON_VERSION"
+        exit 1
+    fi
+}
+
+install_package() {
+    mkdir -p "$PREFIX/dist"
+    local wheel="$PREFIX/dist/$WHEEL_NAME"
+    case "$WHEEL_SOURCE" in
+        s3://*) aws s3 cp --only-show-errors --region "$REGION" "$WHEEL_SOURCE" "$wheel" ;;
+        *) cp "$WHEEL_SOURCE" "$wheel" ;;
+    esac
+    "$PYTHON_BIN" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
+    say "installed $WHEEL_NAME into $VENV"
+}
+
+write_config() {
+    mkdir -p "$CONF_DIR" "$STATE_DIR" "$LOG_DIR"
+    if [ -z "$NODE_ID" ]; then
+        NODE_ID=$(instance_id)
+    fi
+    # systemd EnvironmentFile syntax: KEY=value, one a line, no quotes needed (no value
+    # holds a space except IMPETUS_NODE_ARGS, which the unit splits on purpose).
+    {
+        echo "# Written by the Impetus bootstrap. Resource names only: no secrets here."
+        echo "IMPETUS_HOME=$STATE_DIR"
+        printf '%s\n' "$NODE_ENV"
+        echo "IMPETUS_NODE_ARGS=--node-id $NODE_ID --grace $GRACE $AGENT_ARGS"
+    } >"$CONF_DIR/node.env"
+    chmod 0644 "$CONF_DIR/node.env"
+    cat >"$CONF_DIR/logrotate.conf" <<EOF
+$LOG_DIR/impetus-node.log {
+    daily
+    rotate 3
+    missingok
+    notifempty
+    copytruncate
+}
+EOF
+}
+
+install_unit() {
+    mkdir -p "$UNIT_DIR/impetus-node.service.d"
+    cat >"$UNIT_DIR/impetus-node.service" <<'UNIT'
+@@UNIT@@
+UNIT
+    # systemd's SIGKILL must come after the agent's own drain deadline.
+    cat >"$UNIT_DIR/impetus-node.service.d/stop-timeout.conf" <<EOF
+[Service]
+TimeoutStopSec=$((GRACE + 30))
+EOF
+}
+
+configure_log_shipping() {
+    [ -n "$LOG_GROUP" ] || return 0
+    mkdir -p "$(dirname "$CWAGENT_CONFIG")"
+    cat >"$CWAGENT_CONFIG" <<EOF
+{
+  "agent": {"run_as_user": "cwagent"},
+  "logs": {
+    "logs_collected": {
+      "files": {
+        "collect_list": [
+          {
+            "file_path": "/var/log/impetus/impetus-node.log",
+            "log_group_name": "$LOG_GROUP",
+            "log_stream_name": "{instance_id}",
+            "timestamp_format": "%Y-%m-%d %H:%M:%S",
+            "multi_line_start_pattern": "{timestamp_format}"
+          }
+        ]
+      }
+    }
+  }
+}
+EOF
+}
+
+start_systemd() {
+    id -u "$SERVICE_USER" >/dev/null 2>&1 ||
+        useradd --system --home-dir /var/lib/impetus --shell /sbin/nologin "$SERVICE_USER"
+    chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR" "$LOG_DIR"
+    ln -sf /etc/impetus/logrotate.conf /etc/logrotate.d/impetus-node
+    if [ -n "$LOG_GROUP" ]; then
+        dnf install -y -q amazon-cloudwatch-agent
+        /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl \
+            -a fetch-config -m ec2 -s -c "file:$CWAGENT_CONFIG"
+    fi
+    systemctl daemon-reload
+    systemctl enable --now impetus-node.service
+}
+
+# The sandbox's stand-in for systemd: the unit's environment and ExecStart arguments, the
+# agent daemonized by its own `start` (pidfile in the state directory).
+start_direct() {
+    local key value args
+    while IFS='=' read -r key value; do
+        case "$key" in '' | '#'*) continue ;; esac
+        export "$key=$value"
+    done <"$CONF_DIR/node.env"
+    read -ra args <<<"$IMPETUS_NODE_ARGS"
+    "$VENV/bin/impetus-node" start --piddir "$STATE_DIR/node" --logdir "$LOG_DIR" "${args[@]}"
+}
+
+main() {
+    install_python
+    install_package
+    write_config
+    install_unit
+    configure_log_shipping
+    case "$SERVICE" in
+        systemd) start_systemd ;;
+        direct) start_direct ;;
+        *) say "unknown SERVICE $SERVICE" && exit 1 ;;
+    esac
+    say "node agent started"
+}
+
+main "$@"

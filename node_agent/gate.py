@@ -1,0 +1,60 @@
+"""The gate a claimed job passes before any worker sees it.
+
+The agent checks, without unpickling anything, that the job is what the API signed
+(impetus.signing) and that this node's Python can load it. A job that fails becomes a
+final error record (``signature: ...``, ``python: ...``) and never reaches a worker. The
+signing key stays in the agent process: workers run user code and never hold it.
+
+For args that travel through S3, the signature covers the object's reference and the
+digest of its bytes; the worker that downloads them checks that digest before loading.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from impetus import codec, jobs
+from impetus.jobqueue import JobQueue
+from impetus.jobs import Outcome
+from impetus.queue_types import ClaimedJob
+from impetus.signing import Signer, sha256_hex
+
+
+def _refuse(job: ClaimedJob, kind: str, message: str) -> Outcome:
+    now = time.time()
+    return Outcome(
+        jobs.ERROR, error=jobs.system_error(kind, message, job.name), started=now, finished=now
+    )
+
+
+class JobGate:
+    def __init__(self, signer: Callable[[], Signer]) -> None:
+        self.signer = signer
+
+    def check(self, job: ClaimedJob) -> Outcome | None:
+        """None when ``job`` may run; else the error outcome to record instead."""
+        if job.python != codec.PYTHON_VERSION:
+            return _refuse(
+                job, "python", f"job from Python {job.python}, node runs {codec.PYTHON_VERSION}"
+            )
+        if not job.code or codec.digest(job.code) != job.code_digest:
+            return _refuse(job, "signature", "the job's code does not match its digest")
+        # S3 args: the signed digest of the object's bytes, checked by the worker that
+        # downloads them; inline args: hashed here.
+        args_digest = job.args_digest if job.transport == "s3" else sha256_hex(job.args)
+        record = {
+            "stream": job.stream,
+            "job": job.id,
+            "name": job.name,
+            "stage": job.stage,
+            "code": job.code_digest,
+            "args_ref": job.args_ref,
+            "python": job.python,
+            "retries": job.retries,
+            "max_attempts": job.max_attempts,
+        }
+        envelope = JobQueue.envelope(record, args_digest=args_digest)
+        if not self.signer().verify(envelope, job.signature):
+            return _refuse(job, "signature", "missing or invalid; the job was not run")
+        return None

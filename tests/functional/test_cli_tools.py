@@ -1,0 +1,181 @@
+"""The inspection commands against the real API handler (served over HTTP) on moto.
+
+`impetus streams|stream|jobs|job|store|nodes|watch` run in-process through
+``impetus.cli.main``: output, ``--json``, exit codes and one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest_api import AUTHKEY
+from test_api import job_batch
+
+from impetus import codec
+from impetus.cli import main
+from impetus.config import AwsSettings
+from impetus.jobs import READY, Outcome
+from impetus.local.apiserver import ApiServer
+from impetus.queue import Queue
+from node_agent.nodes import NodeTable, node_item
+
+pytest_plugins = ["conftest_api"]
+
+
+@pytest.fixture
+def served(api_aws, monkeypatch):
+    """The API handler behind a local HTTP server; the CLI configured to use it."""
+    from lambdas.api import app as api_app
+
+    api_app.reset_state()
+    server = ApiServer().start()
+    monkeypatch.setenv("IMPETUS_API_URL", server.url)
+    monkeypatch.setenv("IMPETUS_AUTHKEY", AUTHKEY)
+    yield {"queue": Queue(AwsSettings.from_env()), **api_aws}
+    server.stop()
+    api_app.reset_state()
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _stream_with_jobs(queue: Queue, n: int = 3) -> None:
+    queue.create_stream("s1", {"mpps": 3})
+    body = job_batch(n)
+    queue.enqueue("s1", body["jobs"], body["functions"], body["python"])
+
+
+def test_streams_and_stream_show(served, capsys):
+    assert run(capsys, "streams") == (0, "no streams\n", "")
+    _stream_with_jobs(served["queue"])
+    code, out, _ = run(capsys, "streams")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split()[:3] == ["STREAM", "WAITING", "DELAYED"]
+    assert row.split()[:2] == ["s1", "3"]
+    code, out, _ = run(capsys, "streams", "--json")
+    (stream,) = json.loads(out)
+    assert stream["id"] == "s1" and stream["counts"]["forked"] == 3
+    code, out, _ = run(capsys, "stream", "show", "s1")
+    assert code == 0 and "waiting 3" in out and '"mpps": 3' in out
+    code, out, _ = run(capsys, "stream", "show", "s1", "--json")
+    assert json.loads(out)["properties"] == {"mpps": 3}
+
+
+def test_stream_delete_then_unknown_stream_is_one_line_exit_1(served, capsys):
+    _stream_with_jobs(served["queue"])
+    assert run(capsys, "stream", "delete", "s1") == (0, "deleted stream s1\n", "")
+    for argv in (("stream", "show", "s1"), ("jobs", "s1"), ("store", "s1", "ls")):
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (1, ""), argv
+        assert err.startswith("impetus: error: ") and "'s1'" in err, argv
+        assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_jobs_lists_and_filters(served, capsys):
+    queue = served["queue"]
+    _stream_with_jobs(queue)
+    claim = queue.claim("s1", "node-a", max_jobs=1, lease=60)
+    queue.complete(
+        claim, {claim.jobs[0].id: Outcome(READY, result=codec.dumps(1), started=1, finished=1.5)}
+    )
+    code, out, _ = run(capsys, "jobs", "s1")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["JOB", "NAME", "STAGE", "STATUS", "NODE", "ATTEMPT", "TIME"]
+    assert lines[1].split() == ["job-0", "square", "stage1", "ready", "node-a", "0", "0.500s"]
+    assert lines[-1] == "3 jobs"
+    code, out, _ = run(capsys, "jobs", "s1", "--status", "waiting", "--limit", "1")
+    assert out.splitlines()[-1] == "2 waiting jobs (showing 1; --limit for more)"
+    code, out, _ = run(capsys, "jobs", "s1", "--status", "ready", "--json")
+    answer = json.loads(out)
+    assert answer["count"] == 1 and answer["jobs"][0]["id"] == "job-0"
+    code, out, _ = run(capsys, "job", "s1", "job-0")
+    assert code == 0 and "status:    ready" in out and "time:      0.500s" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("jobs", "s1", "--status", "done"), ("jobs", "s1", "--limit", "0"), ("jobs",), ("store",)],
+)
+def test_usage_errors_exit_2(served, capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("impetus") and "error:" in err and "Traceback" not in err
+
+
+def test_store_commands(served, capsys):
+    served["queue"].create_stream("s1", {})
+    assert run(capsys, "store", "s1", "put", "n", "42")[0] == 0
+    assert run(capsys, "store", "s1", "put", "word", "hello")[0] == 0
+    assert run(capsys, "store", "s1", "put", "quoted", "42", "--string")[0] == 0
+    assert run(capsys, "store", "s1", "put", "doc", '{"a": [1, 2]}')[0] == 0
+    assert served["queue"].store_get("s1", "n") == 42
+    assert served["queue"].store_get("s1", "quoted") == "42"
+    assert run(capsys, "store", "s1", "get", "word") == (0, "hello\n", "")
+    assert run(capsys, "store", "s1", "get", "word", "--json") == (0, '"hello"\n', "")
+    assert run(capsys, "store", "s1", "get", "doc") == (0, '{"a": [1, 2]}\n', "")
+    assert run(capsys, "store", "s1", "ls") == (0, "doc\nn\nquoted\nword\n", "")
+    code, out, _ = run(capsys, "store", "s1", "ls", "--json")
+    assert json.loads(out) == ["doc", "n", "quoted", "word"]
+    assert run(capsys, "store", "s1", "del", "n") == (0, "", "")
+    code, out, err = run(capsys, "store", "s1", "get", "n")
+    assert (code, out) == (1, "") and err == "impetus: error: no key 'n' in the store of 's1'\n"
+    code, _, err = run(capsys, "store", "s1", "del", "n")
+    assert code == 1 and "no key 'n'" in err
+
+
+def _beat(served, node_id: str, **stats) -> None:
+    now = time.time()
+    NodeTable(served["dynamodb"], "test").put(
+        node_item(
+            node_id=node_id, host="h", pid=1, started=now - 100, now=now, interval=5,
+            properties={"gpu": "1"}, mpps=2, stats=stats, state="running",
+        )
+    )  # fmt: skip
+
+
+def test_nodes(served, capsys):
+    assert run(capsys, "nodes") == (0, "no live nodes\n", "")
+    _beat(served, "n1", workers_total=2, workers_busy=1, jobs_done=9, streams=["s1"])
+    code, out, _ = run(capsys, "nodes")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split() == ["NODE", "STATE", "BUSY/WORKERS", "JOBS", "STREAMS", "BEAT", "FILTER"]
+    assert row.split()[:5] == ["n1", "running", "1/2", "9", "1"] and row.endswith("gpu:1")
+    code, out, _ = run(capsys, "nodes", "--json")
+    assert code == 0 and json.loads(out)[0]["jobs_done"] == 9
+
+
+def test_watch_once_draws_one_frame_with_rates(served, capsys):
+    queue = served["queue"]
+    _stream_with_jobs(queue, 4)
+    _beat(served, "n1", workers_total=2, workers_busy=2, jobs_done=0, streams=["s1"])
+    code, out, err = run(capsys, "watch", "--once", "--interval", "0.2")
+    assert (code, err) == (0, "")
+    assert "STREAM" in out and "s1" in out and "no live nodes" not in out
+    assert "backlog 4 · running 0 · done/s 0.0 · errors 0 · nodes 1 · workers 2/2 busy" in out
+    assert "\x1b[" not in out  # not a terminal: plain text
+    code, out, err = run(capsys, "watch", "nope", "--once")
+    assert (code, out, err) == (1, "", "impetus: error: no stream 'nope'\n")
+
+
+def test_api_down_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("IMPETUS_API_URL", "http://127.0.0.1:9")  # discard port: refused
+    monkeypatch.setenv("IMPETUS_AUTHKEY", "k")
+    code, out, err = run(capsys, "streams")
+    assert code == 1 and out == "" and err.startswith("impetus: error: ")
+    assert err.count("\n") == 1
+
+
+def test_no_api_configured_is_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("IMPETUS_HOME", str(tmp_path))
+    code, _, err = run(capsys, "nodes")
+    assert code == 1 and "impetus local up" in err and err.count("\n") == 1

@@ -1,0 +1,71 @@
+"""The user-data renderer: quoting, the agent's arguments, and what it refuses."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from impetus.config import ENV_AUTHKEY, ENV_AUTHKEY_SECRET
+from node_agent.bootstrap.render import BootConfig, render, unit_text
+
+
+def config(**overrides) -> BootConfig:
+    base = {
+        "python_version": "3.11",
+        "wheel_source": "s3://bucket/abc.whl",
+        "wheel_name": "impetus-0.1.0-py3-none-any.whl",
+        "region": "eu-west-1",
+        "environment": {"IMPETUS_TABLE_PREFIX": "impetus"},
+    }
+    return BootConfig(**{**base, **overrides})
+
+
+def settings_of(script: str) -> dict[str, str]:
+    """Evaluate the rendered settings block in bash and read the variables back."""
+    block = script.split("# --- layout")[0]
+    names = ["ROOT", "WHEEL_SOURCE", "AGENT_ARGS", "NODE_ENV", "LOG_GROUP", "GRACE"]
+    probe = block + "".join(f'printf "%s\\0" "${n}"\n' for n in names)
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, check=True).stdout
+    return dict(zip(names, out.decode().split("\0")[:-1], strict=True))
+
+
+def test_values_reach_the_script_intact_however_odd():
+    odd = "/tmp/a dir/it's $HOME `x`"
+    script = render(config(root=odd, log_group="/impetus/nodes", grace=45))
+    values = settings_of(script)
+    assert values["ROOT"] == odd
+    assert values["LOG_GROUP"] == "/impetus/nodes" and values["GRACE"] == "45"
+    assert values["NODE_ENV"] == "IMPETUS_TABLE_PREFIX=impetus"
+
+
+def test_agent_arguments_carry_mpps_and_properties():
+    script = render(config(mpps=6, properties={"node_class": "gpu", "zone": "a:b"}))
+    assert settings_of(script)["AGENT_ARGS"] == "--mpps 6 --properties node_class:gpu,zone:a:b"
+    assert unit_text() in script
+
+
+@pytest.mark.parametrize("name", [ENV_AUTHKEY, ENV_AUTHKEY_SECRET])
+def test_refuses_the_authkey_in_user_data(name):
+    with pytest.raises(ValueError, match="never reach"):
+        render(config(environment={name: "whatever"}))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"python_version": "3"},
+        {"python_version": "3.11; rm -rf /"},
+        {"wheel_name": "impetus.tar.gz"},
+        {"mpps": 0},
+        {"grace": -1},
+        {"service": "init"},
+        {"properties": {"bad key": "v"}},
+        {"properties": {"k": "a,b"}},
+        {"environment": {"lower": "x"}},
+        {"environment": {"OK": "two\nlines"}},
+    ],
+)
+def test_rejects_bad_configuration(overrides):
+    with pytest.raises(ValueError):
+        render(config(**overrides))

@@ -1,0 +1,63 @@
+"""``impetus tasks read``: task files decoded to JSON without unpickling anything."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from impetus import taskfiles
+from impetus.cli import main
+
+
+def _write(path, jobs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="ascii") as fh:
+        for job in jobs:
+            taskfiles.write_line(fh, job)
+
+
+def test_reads_a_file_as_json_lines(tmp_path, capsys):
+    ok = tmp_path / "s1" / "stage1.ok"
+    _write(ok, [{"id": "a", "result": 4, "args": 2}, {"id": "b", "result": {1, 2}, "args": 3}])
+    assert main(["tasks", "read", str(ok)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first, second = (json.loads(line) for line in lines)
+    assert first == {"id": "a", "result": 4, "args": 2}
+    # a set is not JSON: it stays a pickle marker (the command never unpickles)
+    assert set(second["result"]) == {taskfiles.PICKLE_MARKER}
+
+
+def test_reads_a_stream_directory_as_one_json_array(tmp_path, capsys):
+    _write(tmp_path / "s1" / "stage1.ok", [{"id": "a", "status": "ready"}])
+    _write(tmp_path / "s1" / "stage1.err", [{"id": "b", "status": "error"}])
+    (tmp_path / "s1" / "notes.txt").write_text("not a task file")
+    assert main(["tasks", "read", str(tmp_path / "s1"), "--json"]) == 0
+    jobs = json.loads(capsys.readouterr().out)
+    assert sorted(j["id"] for j in jobs) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not base64!\n", "stage1.ok:1: not a task file line"),
+        ("aGVsbG8=\n", "stage1.ok:1: not a task file line"),  # base64 of 'hello', not zlib
+        (b"\xff\xfe\n", "not a task file"),
+    ],
+)
+def test_a_bad_file_is_one_line_exit_1(tmp_path, capsys, content, message):
+    path = tmp_path / "stage1.ok"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    assert main(["tasks", "read", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("impetus: error: ") and message in err and err.count("\n") == 1
+
+
+def test_missing_path_and_empty_directory(tmp_path, capsys):
+    assert main(["tasks", "read", str(tmp_path / "nope.ok")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["tasks", "read", str(tmp_path)]) == 1
+    assert "no .ok or .err task files" in capsys.readouterr().err

@@ -1,0 +1,144 @@
+"""Signed envelopes and the node's gate: only what the API signed reaches a worker."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from impetus import codec
+from impetus.exceptions import ConfigError
+from impetus.queue_types import ClaimedJob
+from impetus.signing import Envelope, KeyLoader, Signer, sha256_hex
+from node_agent.gate import JobGate
+
+KEY = b"k" * 32
+
+
+def envelope(**changes):
+    base = Envelope(
+        stream="s",
+        job="j1",
+        name="fn",
+        stage="stage1",
+        code_digest="c" * 64,
+        args_digest="a" * 64,
+        args_ref="",
+        python="3.11",
+        retries=0,
+        max_attempts=3,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_a_signature_verifies_and_any_change_breaks_it():
+    signer = Signer(KEY)
+    signature = signer.sign(envelope())
+    assert signer.verify(envelope(), signature)
+    for field, value in [
+        ("stream", "t"),
+        ("job", "j2"),
+        ("name", "evil"),
+        ("stage", "stage2"),
+        ("code_digest", "d" * 64),
+        ("args_digest", "b" * 64),
+        ("args_ref", "payloads/s/x"),
+        ("python", "3.12"),
+        ("retries", 1),
+        ("max_attempts", 100),
+    ]:
+        assert not signer.verify(envelope(**{field: value}), signature), field
+    assert not Signer(b"other-key-0123456789").verify(envelope(), signature)
+    assert not signer.verify(envelope(), None)
+
+
+def test_short_keys_are_refused_and_the_key_never_shows():
+    with pytest.raises(ConfigError):
+        Signer(b"short")
+    assert "k" * 16 not in repr(Signer(KEY))
+
+
+def test_key_loader_reads_the_secret_once(aws):
+    import boto3
+
+    from impetus.config import AwsSettings
+
+    settings = AwsSettings()
+    sm = boto3.client("secretsmanager", region_name=settings.region)
+    sm.create_secret(Name=settings.signing_secret, SecretString="from-secrets-manager-0123")
+    loader = KeyLoader(settings)
+    signer = loader.signer()
+    sm.put_secret_value(SecretId=settings.signing_secret, SecretString="rotated-later-0123456")
+    assert loader.signer() is signer
+    assert signer.verify(envelope(), Signer(b"from-secrets-manager-0123").sign(envelope()))
+
+
+def test_key_loader_without_secret_is_a_config_error(aws):
+    from impetus.config import AwsSettings
+
+    with pytest.raises(ConfigError, match="signing key"):
+        KeyLoader(AwsSettings()).signer()
+
+
+# --- the gate ---------------------------------------------------------------------------------
+def _double(x):
+    return 2 * x
+
+
+CODE = codec.dump_function(_double)
+
+
+def signed_job(**changes) -> ClaimedJob:
+    job = ClaimedJob(
+        id="j1",
+        index=0,
+        name="_double",
+        code=CODE,
+        code_digest=codec.digest(CODE),
+        args=codec.dumps(21),
+        python=codec.PYTHON_VERSION,
+        stage="stage1",
+        attempt=0,
+        stream="s",
+        retries=1,
+        max_attempts=3,
+    )
+    job.signature = Signer(KEY).sign(
+        Envelope(
+            stream="s",
+            job="j1",
+            name="_double",
+            stage="stage1",
+            code_digest=job.code_digest,
+            args_digest=sha256_hex(job.args),
+            args_ref="",
+            python=job.python,
+            retries=1,
+            max_attempts=3,
+        )
+    )
+    return dataclasses.replace(job, **changes)
+
+
+GATE = JobGate(lambda: Signer(KEY))
+
+
+def test_gate_admits_a_signed_job():
+    assert GATE.check(signed_job()) is None
+
+
+@pytest.mark.parametrize(
+    "changes, kind",
+    [
+        ({"args": codec.dumps(666)}, "signature"),
+        ({"code": codec.dump_function(print)}, "signature"),
+        ({"retries": 50}, "signature"),
+        ({"signature": ""}, "signature"),
+        ({"python": "2.7"}, "python"),
+    ],
+)
+def test_gate_refuses_altered_jobs_with_an_error_record(changes, kind):
+    refused = GATE.check(signed_job(**changes))
+    assert refused is not None and refused.status == "error"
+    assert refused.error["type"] == kind and refused.error["error"].startswith(f"{kind}: ")
+    assert refused.failure == ""  # final: never retried
