@@ -485,8 +485,12 @@ class Impetus:
                 self._ended.add(stage)
             previous = stage
 
-    def _collect(self, stage: str) -> int:
+    def _collect(self, stage: str, acks: list[str] | None = None) -> int:
         """One results batch of a stage: hand to the stage, write, acknowledge.
+
+        With ``acks``, the ids to acknowledge are appended there for the caller to send
+        later (the executor sends its next forks first); until then a poll may return
+        them again, and they are skipped as written.
 
         The stage runs (and its forks are sent) before the batch is written, so a client
         that dies in between sees the batch again after a restart and re-forks: with
@@ -519,7 +523,10 @@ class Impetus:
         self._write(stage, lines[True], lines[False])
         done.update(seen)
         done.update(written)
-        self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
+        if acks is None:
+            self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
+        else:
+            acks.extend(raw["id"] for raw in raw_jobs)
         with self._lock:
             self._counts[stage].errors_into += len(errors)
             for job_id in seen:

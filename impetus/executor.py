@@ -22,6 +22,7 @@ Cancelling a future drops its result; the job itself may still run (it was queue
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import threading
 import time
@@ -75,6 +76,7 @@ class Executor(cf.Executor):
         self._lock = threading.Lock()
         self._futures: dict[str, tuple[cf.Future, Callable[..., Any]]] = {}
         self._wake = threading.Event()
+        self._acks: list[str] = []  # collected, delivered, not yet acknowledged
         self._closing = False
         self._deleted = False
         self._thread = threading.Thread(target=self._loop, name=f"impetus-{self.id}", daemon=True)
@@ -173,8 +175,9 @@ class Executor(cf.Executor):
             if woken:
                 pacer.reset()  # new work went out: its results are worth asking for soon
             try:
-                self._app.flush()
-                got = self._app._collect(STAGE) if self._pending() else 0
+                self._app.flush()  # new work first: a round trip does not wait on an ack
+                self._send_acks()
+                got = self._app._collect(STAGE, self._acks) if self._pending() else 0
                 failures = 0
             except Exception as exc:  # the API is away: back off, then fail the futures
                 failures += 1
@@ -184,10 +187,17 @@ class Executor(cf.Executor):
                     self._fail_all(exc)
             pending = self._pending()
             if self._closing and not pending:
+                with contextlib.suppress(Exception):  # the stream is about to go anyway
+                    self._send_acks()
                 break
             # nothing out: sleep until a submit wakes us (no requests while idle)
             delay = pacer.after(got, RESULTS_LIMIT) if pending else None
         self._cleanup()
+
+    def _send_acks(self) -> None:
+        if self._acks:
+            self._app._api.ack(self.id, self._acks)
+            self._acks = []
 
     def _fail_all(self, exc: BaseException) -> None:
         with self._lock:
