@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import math
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +161,13 @@ class CostMeter:
             ended, self.usage = self.usage, Usage()
         return ended
 
+    def probe_seconds(self) -> float:
+        """Seconds this thread spent in probe requests (to take out of measured times)."""
+        return getattr(self._local, "probe_seconds", 0.0)
+
+    def _probed(self, started: float) -> None:
+        self._local.probe_seconds = self.probe_seconds() + time.perf_counter() - started
+
     def lambda_invocation(self, seconds: float) -> None:
         with self._lock:
             self.usage.lambda_invocations += 1
@@ -283,7 +291,9 @@ class CostMeter:
         for key in ("ExpressionAttributeNames", "ExpressionAttributeValues"):
             if not evaluated[key]:
                 del evaluated[key]
+        started = time.perf_counter()
         answer = getattr(self._probe, "query" if op == "Query" else "scan")(**evaluated)
+        self._probed(started)
         size = sum(item_size(i) for i in answer.get("Items", []))
         return read_units(size, bool(params.get("ConsistentRead")))
 
@@ -308,5 +318,7 @@ class CostMeter:
     def _size(self, table: str, key: dict[str, Any]) -> int:
         if not key:
             return 0
+        started = time.perf_counter()
         answer = self._probe.get_item(TableName=table, Key=key, ConsistentRead=True)
+        self._probed(started)
         return item_size(answer.get("Item"))
