@@ -19,13 +19,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Runs the original helloworld against a fresh local stack (state in ~/.impetus).
-# The stack is stopped even when the example fails; the example's exit code wins.
+# Runs the original helloworld against a fresh local stack (state in ~/.impetus) that
+# starts with 0 nodes: DFS brings nodes up for the jobs and takes them back to zero
+# (idle threshold shortened to 10 s for the local stack; 60 s on AWS), which
+# `impetus dfs watch` prints. The stack is stopped even when the example fails; the
+# example's exit code wins.
 demo: venv
 	-$(BIN)/impetus local down
-	$(BIN)/impetus local up --nodes 2 && \
-	  $(BIN)/python examples/helloworld.py; \
-	  rc=$$?; $(BIN)/impetus local down; exit $$rc
+	$(BIN)/impetus local up && \
+	  { $(BIN)/impetus dfs watch --until-idle --timeout 100 & watch=$$!; \
+	    $(BIN)/python examples/helloworld.py; rc=$$?; wait $$watch || rc=$${rc:-1}; }; \
+	  $(BIN)/impetus local down; exit $$rc
 
 test: venv lint synth
 	$(BIN)/pytest -q

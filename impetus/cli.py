@@ -22,6 +22,7 @@ COMMAND_GROUPS = (
     "impetus.commands.nodes",
     "impetus.commands.tasks",
     "impetus.commands.watch",
+    "impetus.dfs.cli",
 )
 
 EXIT_RUNTIME = 1

@@ -20,7 +20,9 @@ and sent once per stream, referenced by its digest.
 
 Exactly-once task files: ids already in a stage's files are loaded at start; such a job is
 acknowledged but neither written nor handed to the stage again, so a client restarted with
-the same ``id`` (and deterministic ``job_id`` values) resumes without duplicates. A fork
+the same ``id`` resumes without duplicates: a fork without ``job_id`` gets an id derived
+from its function, stage and args (see ``_derived_id``), so the restarted run's forks
+carry the ids the first run sent, and the queue skips those it has. A fork
 whose ``job_id`` is already in the files counts as forked and processed at once. A stage
 may see a batch twice only if the client died after the stage ran and before the batch
 was written; its forks are idempotent when it uses deterministic ``job_id`` values.
@@ -202,6 +204,7 @@ class Impetus:
         self._functions: dict[str, tuple[Any, str]] = {}
         self._sent: set[str] = set()  # digests the stream has
         self._wrappers: dict[tuple, tuple[Any, Any]] = {}  # see _wrapper
+        self._identical_calls: dict[str, int] = {}  # see _derived_id
         # accounting
         self._job_stage: dict[str, tuple[str, str]] = {}  # forked id -> (stage, origin)
         self._outstanding: dict[str, set[str]] = {s: set() for s in self._stage_names}
@@ -236,11 +239,12 @@ class Impetus:
             target = target.__func__
         if not callable(target):
             raise TypeError(f"fork target must be callable, not {type(target).__name__}")
-        jid = job_id if job_id is not None else uuid.uuid4().hex
-        if not isinstance(jid, str) or not JOB_ID.match(jid):
-            raise ValueError(f"invalid job_id {jid!r}: must match {JOB_ID.pattern}")
+        if job_id is not None and (not isinstance(job_id, str) or not JOB_ID.match(job_id)):
+            raise ValueError(f"invalid job_id {job_id!r}: must match {JOB_ID.pattern}")
         encoded_args = codec.dumps(args)  # fail here, in the caller's frame, if unpicklable
-        return self._fork_encoded(target, encoded_args, jid, callback, priority, delay, properties)
+        return self._fork_encoded(
+            target, encoded_args, job_id, callback, priority, delay, properties
+        )
 
     def map(
         self,
@@ -276,9 +280,9 @@ class Impetus:
         runner = self._wrapper(fn, mapping.ChunkRunner, star)
         ids: list[str] = []
         for part, encoded in mapping.chunks(items, size):
-            chunk_id = uuid.uuid4().hex
             props = {mapping.MAP_PROPERTY: len(part)}
-            self._fork_encoded(runner, encoded, chunk_id, callback, priority, None, props)
+            # a derived chunk id: a restarted client re-forks the same chunks (idempotent)
+            chunk_id = self._fork_encoded(runner, encoded, None, callback, priority, None, props)
             ids += [mapping.item_id(chunk_id, i) for i in range(len(part))]
         return ids
 
@@ -294,7 +298,7 @@ class Impetus:
         self,
         target: Callable[..., Any],
         encoded_args: str,
-        jid: str,
+        job_id: str | None,
         callback: Callable[..., Any] | str | None,
         priority: int | None,
         delay: float | None,
@@ -303,14 +307,17 @@ class Impetus:
         """Buffer one job whose args are encoded already (fork, map and the executor)."""
         with self._lock:
             stage = self._resolve_callback(callback)
+            digest, code = self._encode(target)
+            jid = job_id if job_id is not None else self._derived_id(digest, stage, encoded_args)
             if jid in self._job_stage:
                 return jid  # forked already in this run
-            digest, code = self._encode(target)
             origin = self._current or STARTUP
             self._job_stage[jid] = (stage, origin)
             self._counts[stage].forked_into += 1
             self._counts[origin].forked_by += 1
-            if jid in self._done[stage]:  # collected by an earlier run with this id
+            # collected by an earlier run with this id (a chunk's lines are its items')
+            chunk = mapping.MAP_PROPERTY in properties
+            if jid in self._done[stage] or (chunk and mapping.item_id(jid, 0) in self._done[stage]):
                 self._counted_processed(jid)
                 return jid
             self._outstanding[stage].add(jid)
@@ -356,6 +363,19 @@ class Impetus:
                 if answer.get("existing"):
                     log.debug("%d forks existed already", len(answer["existing"]))
             self._buffer_bytes = 0
+
+    def _derived_id(self, digest: str, stage: str, encoded_args: str) -> str:
+        """The id of a fork without ``job_id``: derived from what it runs, so that a
+        client restarted with the same stream id makes the same calls under the same ids
+        and the queue skips them (idempotent fork). The n-th identical call gets ``-n``.
+
+        Deterministic as long as the args pickle the same way in every process (sets of
+        strings do not, under hash randomisation): give ``job_id`` for those.
+        """
+        call = sha256_hex(f"{digest}\0{stage}\0{encoded_args}")[:20]
+        n = self._identical_calls.get(call, 0)
+        self._identical_calls[call] = n + 1
+        return f"{call}-{n}"
 
     def _args_fields(self, encoded_args: str) -> dict[str, Any]:
         """Inline args, or (too large for an item) uploaded to S3 through a presigned URL."""

@@ -27,6 +27,10 @@ ENV_DFS_FUNCTION = "IMPETUS_DFS_FUNCTION"
 ENV_NODE_GROUPS = "IMPETUS_NODE_GROUPS"
 ENV_REGION = "AWS_DEFAULT_REGION"
 ENV_ENDPOINT = "AWS_ENDPOINT_URL"
+ENV_BOOT_SECONDS = "IMPETUS_BOOT_SECONDS"
+ENV_DFS_IDLE_SECONDS = "IMPETUS_DFS_IDLE_SECONDS"
+ENV_DFS_SCALE_IN_TICKS = "IMPETUS_DFS_SCALE_IN_TICKS"
+ENV_INSTANCE_ID = "IMPETUS_INSTANCE_ID"
 ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
 ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
 
@@ -43,10 +47,26 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_AUTHKEY_SECRET: "Secrets Manager id of the API authkey (API Lambda).",
     ENV_SIGNING_SECRET: "Secrets Manager id of the job signing key (API Lambda, nodes).",
     ENV_BUCKET: "S3 bucket for large payloads.",
-    ENV_DFS_FUNCTION: "Name of the DFS Lambda the API nudges when work arrives (API Lambda).",
-    ENV_NODE_GROUPS: 'JSON {"<node class>": "<Auto Scaling group name>"} (DFS Lambda).',
     ENV_REGION: "AWS region (default us-east-1).",
     ENV_ENDPOINT: "AWS endpoint override; the local stack points it at its moto server.",
+    ENV_NODE_GROUPS: (
+        "DFS: JSON object {node_class: Auto Scaling group name}; streams without a "
+        "node_class are served by class 'default'."
+    ),
+    ENV_BOOT_SECONDS: "DFS: estimated seconds from launch to a working node (default 60).",
+    ENV_DFS_FUNCTION: (
+        "API Lambda: name of the DFS Lambda, invoked asynchronously when a stream goes "
+        "from empty to non-empty (unset: no nudge)."
+    ),
+    ENV_DFS_IDLE_SECONDS: (
+        "DFS: floor of the idle time before a node may be scaled in (default 60; the "
+        "local stack shortens it)."
+    ),
+    ENV_DFS_SCALE_IN_TICKS: "DFS: consecutive ticks that must agree on a scale-in (default 3).",
+    ENV_INSTANCE_ID: (
+        "Node agent: the EC2 instance id it runs on (scale-in protection, lifecycle hook); "
+        "also taken from a node id that starts with 'i-'."
+    ),
     ENV_SHOW_OUTPUT: "0 stops the client printing its jobs' output (default 1: shown, "
     "each line prefixed with the job id); Impetus.run(output=...) overrides it.",
     ENV_LOG_GROUP: "CloudWatch Logs group that nodes also send jobs' output to (one log "

@@ -48,7 +48,7 @@ INLINE_RESULT_LIMIT = 8 * 1024  # larger results are stored as their own item
 PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
 PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
 POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
-CHUNK_FIELDS = "#pk, #sk, #jobs, #n, #cursor, #attempt, #failures, #stage, #priority"
+CHUNK_FIELDS = "#pk, #sk, #jobs, #n, #cursor, #attempt, #failures, #stage, #priority, #due"
 CLAIMED_FIELDS = (
     "job", "name", "code", "args", "python", "transport", "args_ref", "args_digest",
     "retries", "max_attempts", "sig",
@@ -1028,6 +1028,17 @@ class JobQueue:
         return {}
 
     # --- inspect ----------------------------------------------------------------------------
+    def oldest_due(self, stream_id: str) -> int | None:
+        """Due time (epoch ms) of the job that waited longest among those at the head of
+        the stream's shards (the next ones a claim takes), or None when none is due."""
+        shards = properties.get(self._properties(stream_id), "shards")
+        heads = [
+            chunk["due"]
+            for shard in range(shards)
+            for chunk in self._claimable(keys.ready_pk(stream_id, shard))
+        ]
+        return min(heads, default=None)
+
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
         keys.check(keys.JOB_ID, job_id, "job id")
         self.streams.get_item(stream_id)

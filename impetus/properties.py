@@ -7,6 +7,7 @@ Any other property is kept on the stream and usable by node filters
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ class Property:
     minimum: float | None
     maximum: float | None
     help: str
+    pattern: re.Pattern[str] | None = None
 
     def check(self, value: Any) -> Any:
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
@@ -31,6 +33,8 @@ class Property:
             raise InvalidRequest(f"property {self.name!r} must be >= {self.minimum}")
         if self.maximum is not None and value > self.maximum:
             raise InvalidRequest(f"property {self.name!r} must be <= {self.maximum}")
+        if self.pattern is not None and not self.pattern.match(value):
+            raise InvalidRequest(f"property {self.name!r} must match {self.pattern.pattern}")
         return value
 
 
@@ -52,6 +56,38 @@ PROPERTIES: dict[str, Property] = {
             "retry_backoff", float, 1.0, 0, 3600, "Base seconds of exponential retry backoff."
         ),
         Property("keep", bool, False, None, None, "Keep the stream after the client ends."),
+        # Autoscaling (DFS, see impetus/dfs/policy.py and docs/autoscaling.md).
+        Property(
+            "target_latency",
+            float,
+            30.0,
+            1,
+            _DAY,
+            "Seconds a due job should wait at most: DFS sizes the fleet to start the "
+            "stream's backlog within it.",
+        ),
+        Property("min_nodes", int, 0, 0, 10000, "Nodes DFS keeps for the stream while it exists."),
+        Property(
+            "max_nodes", int, None, 0, 10000, "Most nodes DFS runs for the stream (none: no cap)."
+        ),
+        Property(
+            "node_class",
+            str,
+            "default",
+            None,
+            None,
+            "Which node group (Auto Scaling group) serves the stream.",
+            re.compile(r"^[A-Za-z0-9_.-]{1,64}$"),
+        ),
+        Property(
+            "rate",
+            float,
+            None,
+            0.001,
+            1e6,
+            "Fleet-wide jobs/s the stream may be run at (none: no cap): DFS runs no "
+            "more nodes than this rate can keep busy.",
+        ),
     )
 }
 
@@ -62,6 +98,9 @@ def validate(properties: dict[str, Any]) -> dict[str, Any]:
     for name, value in properties.items():
         if name in PROPERTIES and value is not None:
             checked[name] = PROPERTIES[name].check(value)
+    low, high = checked.get("min_nodes"), checked.get("max_nodes")
+    if low is not None and high is not None and low > high:
+        raise InvalidRequest("property 'min_nodes' must be <= 'max_nodes'")
     return checked
 
 

@@ -151,6 +151,11 @@ class Queue:
         return nodelist.list_nodes(self.client, self.nodes_table)
 
     # --- node side ----------------------------------------------------------------------
+    def oldest_waiting_age(self, stream_ids: list[str], now: float) -> float:
+        """Seconds the longest-waiting due job at the head of these streams has waited."""
+        dues = [due for s in stream_ids if (due := self.jobs.oldest_due(s)) is not None]
+        return max(0.0, now - min(dues) / 1000) if dues else 0.0
+
     def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
         """Lease up to ``max_jobs`` due jobs, highest priority first; None when none."""
         return self.jobs.claim(stream_id, node, max_jobs, lease)

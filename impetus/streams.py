@@ -21,6 +21,18 @@ from impetus.keys import STREAM_ID, check
 ACTIVE = "active"
 DELETING = "deleting"
 COUNTERS = ("waiting", "delayed", "running", "finished", "errors", "acked", "forked")
+# Counters are updated after the write they count, so a process killed in between leaves
+# them off by a few: a stuck claim may count as "waiting" rather than "running". Reapers
+# therefore visit every stream any of these says is not idle.
+BUSY_COUNTERS = ("waiting", "running", "delayed")
+
+
+def may_hold_claims(stream: dict[str, Any]) -> bool:
+    """Whether a stream description (``list_streams``) may hold live or expired leases."""
+    counts = stream.get("counts") or {}
+    return any(counts.get(name) for name in BUSY_COUNTERS)
+
+
 MAX_PROPERTIES_BYTES = 64 * 1024
 
 

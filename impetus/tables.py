@@ -15,7 +15,10 @@ Key design (see impetus/queue.py for how the items are used):
   metadata, the chunk that holds it); code items ``#code#<sha256>`` are stored once per
   function and stream.
 - ``store``    pk ``stream``, sk ``key``: the stream's key-value store.
-- ``nodes``    pk ``node``: node agent heartbeats.
+- ``nodes``    pk ``node``: node agent heartbeats (and DFS's drain requests, ``drain``).
+- ``decisions`` pk ``group`` (node class), sk ``at`` (``<epoch ms>#<suffix>``): DFS's
+  decision log with inputs and reasons, expiring after a week (TTL ``expires``); the
+  item ``#memory``/``#memory`` holds what the policy carries between ticks.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ QUEUE = "queue"
 JOBS = "jobs"
 STORE = "store"
 NODES = "nodes"
+DECISIONS = "decisions"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ TABLES: dict[str, TableDef] = {
     JOBS: TableDef(JOBS, "stream", "job"),
     STORE: TableDef(STORE, "stream", "key"),
     NODES: TableDef(NODES, "node", ttl_attribute="expires"),
+    DECISIONS: TableDef(DECISIONS, "group", "at", ttl_attribute="expires"),
 }
 
 

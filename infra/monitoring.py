@@ -23,12 +23,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from impetus.dfs.metrics import BUSY_WORKERS, JOB_ERRORS, OLDEST_WAITING_AGE, WAITING_JOBS
 from infra.permissions import METRICS_NAMESPACE
 
-WAITING_JOBS = "WaitingJobs"
-OLDEST_WAITING_AGE = "OldestWaitingJobAge"
-BUSY_WORKERS = "BusyWorkers"
-JOB_ERRORS = "JobErrors"
 OLDEST_WAITING_LIMIT = 900  # seconds: a job waiting 15 min means scaling is stuck
 API_ERROR_RATE_LIMIT = 5  # percent of API invocations
 MINUTE = Duration.minutes(1)

@@ -1,6 +1,6 @@
 """IAM statements shared by the roles: explicit actions, scoped resources, no wildcards.
 
-Each role gets only what its code calls (see docs/deploy.md for the per-role list).
+Each role gets only what its code calls (see the README, "Deploy to AWS", for the per-role list).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from impetus.dfs.config import NAMESPACE as DFS_METRICS_NAMESPACE
 from infra.data import DataPlane
 
 # Everything the Queue does: single and batch reads/writes, queries, stream listing
@@ -26,7 +27,7 @@ DYNAMODB_ACTIONS = [
     "dynamodb:Scan",
 ]
 PAYLOAD_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-METRICS_NAMESPACE = "Impetus"
+METRICS_NAMESPACE = DFS_METRICS_NAMESPACE  # the one DFS publishes to (impetus.dfs.config)
 
 
 def tables(data: DataPlane) -> iam.PolicyStatement:

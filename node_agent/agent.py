@@ -28,9 +28,10 @@ from node_agent.batching import BatchSizer
 from node_agent.config import NodeSettings
 from node_agent.gate import JobGate
 from node_agent.handle import WorkerHandle
-from node_agent.nodes import DRAINING, RUNNING, Heartbeat, NodeTable, node_item
+from node_agent.nodes import Heartbeat, NodeTable, node_item
 from node_agent.pacing import HOT_SECONDS, Backoff
 from node_agent.reaper import Reaper
+from node_agent.scaling import Scaling
 from node_agent.streams import StreamTracker, TrackedStream
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Agent:
         self.reaper = Reaper(self.queue)
         self.gate = JobGate(KeyLoader(self.settings.aws).signer)
         self._heartbeat = Heartbeat(self.settings.heartbeat_interval, self.beat)
+        self.scaling = Scaling(self.node_id, self.settings.aws, client, self.request_stop)
 
     @property
     def node_id(self) -> str:
@@ -118,6 +120,7 @@ class Agent:
             self._drain()
         finally:
             self._shutdown()
+            self.scaling.finish()  # a termination lifecycle hook may proceed now
         log.info("node %s stopped after %d jobs", self.node_id, self.jobs_done)
         return 0
 
@@ -181,6 +184,8 @@ class Agent:
 
     # --- claiming ---------------------------------------------------------------------------
     def _dispatch(self) -> None:
+        if self.scaling.draining:  # DFS or a lifecycle hook asked: claim nothing more
+            return
         now = time.monotonic()
         for run in list(self.runs.values()):
             if now >= run.dry_until and run.stream.waiting:
@@ -211,6 +216,7 @@ class Agent:
         run.backoff.active()
         log.debug("claimed %d/%d jobs of %s (claim %s)", len(claim.jobs), want, sid, claim.claim_id)
         self.tracker.touch(sid, now)
+        self.scaling.holding()
         flight = InFlight(claim, params.lease, {job.id for job in claim.jobs})
         with self._claims_lock:
             self.claims[claim.claim_id] = flight
@@ -415,6 +421,7 @@ class Agent:
     def beat(self) -> None:
         """One heartbeat: write the node item, renew every lease in flight."""
         self._write_node_item()
+        self.scaling.on_beat(holds_jobs=bool(self.claims or self._to_complete))
         for flight in self._in_flight():
             if flight.lost:
                 continue
@@ -429,7 +436,7 @@ class Agent:
                 log.exception("renewing claim %s failed", flight.claim.claim_id)
 
     def _write_node_item(self) -> None:
-        self.nodes.put(
+        self.scaling.write_item(
             node_item(
                 node_id=self.node_id,
                 host=socket.gethostname(),
@@ -440,7 +447,7 @@ class Agent:
                 properties=self.settings.properties,
                 mpps=self.settings.mpps,
                 stats=self._stats,
-                state=DRAINING if self._stop.is_set() else RUNNING,
+                state=self.scaling.state(self._stop.is_set(), bool(self.claims)),
             )
         )
 

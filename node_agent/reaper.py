@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from impetus.streams import may_hold_claims
+
 log = logging.getLogger(__name__)
 
 REAP_EVERY = 10.0  # seconds between reaps of one stream
-# Backlog counters are updated after the write they count, so an agent killed in between
-# leaves them off by a few: a stuck claim may show as "waiting", not "running". Any
-# stream that is not idle by its counters is reaped, not only those showing "running".
-BUSY_COUNTERS = ("waiting", "running", "delayed")
 
 
 class Reaper:
@@ -31,8 +29,7 @@ class Reaper:
         released = 0
         for stream in listing:
             sid = stream["id"]
-            counts = stream.get("counts", {})
-            if not any(counts.get(name) for name in BUSY_COUNTERS):
+            if not may_hold_claims(stream):  # not only "running": counters can drift
                 continue
             if now - self._last.get(sid, -self.interval) < self.interval:
                 continue

@@ -41,7 +41,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"local stack already up: {settings['api_url']}")
     else:
         print(f"local stack up: {settings['api_url']}")
+    print(fleet_line(settings))
     return 0
+
+
+def fleet_line(settings: dict[str, Any]) -> str:
+    if not settings.get("autoscaling"):
+        return "  fleet: fixed (--nodes)"
+    return (
+        f"  fleet: DFS autoscaling, 0 to {settings.get('max_nodes')} nodes; idle nodes leave "
+        f"after {settings.get('idle_seconds'):g}s (shortened for the local stack; 60s on AWS)"
+    )
 
 
 def _up_foreground(options: stack.StackOptions) -> int:
@@ -80,7 +90,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  supervisor: pid {info['supervisor_pid']}")
     moto_state = "alive" if info["moto_alive"] else "DEAD"
     print(f"  moto:       {info['endpoint_url']} (pid {info['moto_pid']}, {moto_state})")
-    print(f"  nodes:      {info['nodes_alive']}/{len(nodes)} alive")
+    mode = "DFS autoscaling" if info.get("autoscaling") else "fixed"
+    print(f"  nodes:      {info['nodes_alive']}/{len(nodes)} alive ({mode})")
     for node in nodes:
         alive = "alive" if node["alive"] else "down"
         print(f"    {node['node_id']}: pid {node['pid']} {alive}, restarts {node['restarts']}")

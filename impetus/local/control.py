@@ -43,9 +43,11 @@ def running_settings() -> dict[str, Any]:
 
 
 def _supervisor_command(options: StackOptions) -> list[str]:
+    nodes = [] if options.nodes is None else ["--nodes", str(options.nodes)]
     return [
-        sys.executable, "-m", "impetus.local.stack",
-        "--nodes", str(options.nodes),
+        sys.executable, "-m", "impetus.local.stack", *nodes,
+        "--max-nodes", str(options.max_nodes),
+        "--idle-seconds", str(options.idle_seconds),
         "--mpps", str(options.mpps),
         "--api-port", str(options.api_port),
         "--node-command", options.node_command,
@@ -182,5 +184,6 @@ def status() -> dict[str, Any] | None:
         "moto_alive": state.pid_alive(moto.get("pid")),
         "nodes": nodes,
         "nodes_alive": sum(1 for n in nodes if n["alive"]),
+        "autoscaling": bool(settings.get("autoscaling")),
         "logs": str(state.state_dir()),
     }

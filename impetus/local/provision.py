@@ -99,6 +99,40 @@ def _put_secret(sm: Any, name: str, value: str) -> None:
         sm.put_secret_value(SecretId=name, SecretString=value)
 
 
+LAUNCH_TEMPLATE = "impetus-local-node"
+LOCAL_AMI = "ami-12c6146b"  # any id moto knows: its instances are only ids here
+
+
+def node_group_name(table_prefix: str, node_class: str = "default") -> str:
+    return f"{table_prefix}-{node_class}"
+
+
+def provision_node_group(settings: AwsSettings, max_nodes: int) -> dict[str, str]:
+    """A launch template and one Auto Scaling group (min 0, desired 0) for the default
+    node class; returns {node class: group name} as DFS reads it (IMPETUS_NODE_GROUPS).
+
+    The fleet reconciler (impetus.local.fleet) runs one node agent per instance moto
+    launches into it."""
+    ec2, asg = client("ec2", settings), client("autoscaling", settings)
+    with contextlib.suppress(ec2.exceptions.ClientError):
+        ec2.create_launch_template(
+            LaunchTemplateName=LAUNCH_TEMPLATE,
+            LaunchTemplateData={"ImageId": LOCAL_AMI, "InstanceType": "t3.micro"},
+        )
+    name = node_group_name(settings.table_prefix)
+    existing = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+    if not existing["AutoScalingGroups"]:
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateName": LAUNCH_TEMPLATE, "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=max_nodes,
+            DesiredCapacity=0,
+            AvailabilityZones=[f"{settings.region}a"],
+        )
+    return {"default": name}
+
+
 def provision(settings: AwsSettings) -> LocalResources:
     """Create tables, secrets and bucket; returns the authkey clients must present."""
     create_tables(client("dynamodb", settings), settings.table_prefix)

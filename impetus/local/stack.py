@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import select
@@ -29,11 +30,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from impetus.config import AwsSettings, impetus_home
+from impetus.config import (
+    ENV_BOOT_SECONDS,
+    ENV_DFS_IDLE_SECONDS,
+    ENV_NODE_GROUPS,
+    AwsSettings,
+    impetus_home,
+)
 from impetus.local import state
 from impetus.local.apiserver import DEFAULT_HANDLER, ApiServer
+from impetus.local.fleet import FleetReconciler
 from impetus.local.nodes import DEFAULT_NODE_COMMAND, NodeFleet
-from impetus.local.provision import local_settings, provision, server_environment
+from impetus.local.provision import (
+    client,
+    local_settings,
+    provision,
+    provision_node_group,
+    server_environment,
+)
+from impetus.local.ticker import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +56,24 @@ STARTUP_TIMEOUT = 30.0
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+LOCAL_BOOT_SECONDS = 2.0  # an agent process starts in about a second or two
+
+
 @dataclass
 class StackOptions:
-    nodes: int = 2
+    nodes: int | None = None  # None: DFS manages the fleet from 0; N: a fixed fleet of N
     mpps: int = 4
     node_command: str = DEFAULT_NODE_COMMAND
     api_port: int = 0
     handler: str = DEFAULT_HANDLER
     table_prefix: str = "impetus"
     node_grace: float = 10.0
+    max_nodes: int = 4  # the local Auto Scaling group's MaxSize
+    idle_seconds: float = 10.0  # shortened idle floor of the local DFS (60 s on AWS)
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.nodes is None
 
 
 class StartupError(Exception):
@@ -87,7 +111,9 @@ class LocalStack:
         self.options = options
         self.moto: subprocess.Popen[bytes] | None = None
         self.api: ApiServer | None = None
-        self.fleet: NodeFleet | None = None
+        self.fleet: NodeFleet | FleetReconciler | None = None
+        self.ticker: Ticker | None = None
+        self.node_groups: dict[str, str] = {}
         self.settings: AwsSettings | None = None
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
@@ -105,11 +131,43 @@ class LocalStack:
         os.environ.clear()  # the API handler runs in this process and reads os.environ
         os.environ.update(env)
         resources = provision(self.settings)
+        if self.options.autoscaling:
+            self.node_groups = provision_node_group(self.settings, self.options.max_nodes)
+            env.update(self._dfs_environment())
+            os.environ.update(env)
         self.api = ApiServer(port=self.options.api_port, handler=self.options.handler).start()
         _probe(self.api.url, STARTUP_TIMEOUT)
         log.info("API server at %s", self.api.url)
-        self.fleet = NodeFleet(
-            self.options.nodes,
+        self.fleet = self._make_fleet(env, logdir)
+        self.fleet.start()
+        if self.options.autoscaling:
+            self.ticker = Ticker().start()
+        client = self._client_settings(resources.authkey)
+        state.write_private_json(state.settings_path(), client)
+        return client
+
+    def _dfs_environment(self) -> dict[str, str]:
+        return {
+            ENV_NODE_GROUPS: json.dumps(self.node_groups),
+            ENV_BOOT_SECONDS: f"{LOCAL_BOOT_SECONDS:g}",
+            ENV_DFS_IDLE_SECONDS: f"{self.options.idle_seconds:g}",
+        }
+
+    def _make_fleet(self, env: dict[str, str], logdir: Path) -> NodeFleet | FleetReconciler:
+        assert self.settings is not None
+        if self.options.autoscaling:
+            return FleetReconciler(
+                client("autoscaling", self.settings),
+                self.node_groups["default"],
+                self.options.mpps,
+                env,
+                logdir,
+                template=self.options.node_command,
+                grace=self.options.node_grace,
+                on_change=self._write_processes,
+            )
+        return NodeFleet(
+            self.options.nodes or 0,
             self.options.mpps,
             env,
             logdir,
@@ -117,10 +175,6 @@ class LocalStack:
             grace=self.options.node_grace,
             on_change=self._write_processes,
         )
-        self.fleet.start()
-        client = self._client_settings(resources.authkey)
-        state.write_private_json(state.settings_path(), client)
-        return client
 
     def _start_moto(self, logdir: Path) -> subprocess.Popen[bytes]:
         with open(logdir / "moto.log", "ab") as err:
@@ -145,6 +199,10 @@ class LocalStack:
             "bucket": self.settings.bucket,
             "authkey_secret": self.settings.authkey_secret,
             "signing_secret": self.settings.signing_secret,
+            "autoscaling": self.options.autoscaling,
+            "node_groups": self.node_groups,
+            "max_nodes": self.options.max_nodes,
+            "idle_seconds": self.options.idle_seconds,
             "supervisor_pid": os.getpid(),
             "started": time.time(),
         }
@@ -175,6 +233,8 @@ class LocalStack:
 
     def stop(self) -> None:
         state.remove(state.settings_path())  # clients stop finding us first
+        if self.ticker is not None:
+            self.ticker.stop()  # no more scaling while the fleet stops
         if self.fleet is not None:
             self.fleet.stop()
         if self.api is not None:
@@ -209,9 +269,9 @@ def run(options: StackOptions, on_ready: Callable[[dict[str, Any]], None] | None
         stack.stop()
         return 1
     log.info(
-        "local stack up: API %s, %d node(s), home %s",
+        "local stack up: API %s, %s, home %s",
         client["api_url"],
-        options.nodes,
+        "DFS manages the fleet" if options.autoscaling else f"{options.nodes} fixed node(s)",
         impetus_home(),
     )
     if on_ready is not None:
@@ -238,7 +298,21 @@ def parse_args(argv: list[str] | None) -> StackOptions:
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nodes", type=int, default=2, help="node agents to run (default 2)")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=None,
+        help="pin a fixed fleet of N node agents (default: DFS manages the fleet from 0)",
+    )
+    parser.add_argument(
+        "--max-nodes", type=int, default=4, help="most nodes DFS may run (default 4)"
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=10.0,
+        help="seconds a node idles before DFS removes it (default 10; 60 on AWS)",
+    )
     parser.add_argument("--mpps", type=int, default=4, help="worker processes per stream per node")
     parser.add_argument("--api-port", type=int, default=0, help="API port (default: any free)")
     parser.add_argument(
@@ -253,10 +327,14 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> StackOptions:
-    if args.nodes < 0 or args.mpps < 1:
+    if (args.nodes is not None and args.nodes < 0) or args.mpps < 1:
         raise ValueError("--nodes must be >= 0 and --mpps >= 1")
+    if args.max_nodes < 1 or args.idle_seconds < 0:
+        raise ValueError("--max-nodes must be >= 1 and --idle-seconds >= 0")
     return StackOptions(
         nodes=args.nodes,
+        max_nodes=args.max_nodes,
+        idle_seconds=args.idle_seconds,
         mpps=args.mpps,
         node_command=args.node_command,
         api_port=args.api_port,

@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from impetus import joblist, keys, payloads
 from impetus.config import AwsSettings
+from impetus.dfs import nudge
 from impetus.exceptions import ImpetusError
 from impetus.queue import Queue
 from lambdas.api import auth, guards, models
@@ -147,7 +148,11 @@ def delete_stream(stream_id: StreamIdPath):
 @app.post("/streams/<stream_id>/jobs", responses=answers(models.Enqueued, "enqueued"))
 def enqueue(stream_id: StreamIdPath, body: Annotated[models.Enqueue, Body()]):
     jobs = [job.model_dump() for job in body.jobs]
-    return queue().enqueue(stream_id, jobs, body.functions, body.python)
+    empty = nudge.was_empty(queue().get_stream(stream_id)["counts"])
+    result = queue().enqueue(stream_id, jobs, body.functions, body.python)
+    if empty and result["accepted"]:
+        nudge.nudge(stream_id)  # DFS scales from zero now, not at the next schedule
+    return result
 
 
 @app.get("/streams/<stream_id>/jobs", responses=answers(models.JobSummaryList, "the jobs"))

@@ -91,7 +91,7 @@ class Mapper(Impetus):
 
 def test_pipeline_map_hands_items_to_the_stage_and_task_files(local_stack, tmp_path):
     app = Mapper(taskdir=tmp_path)
-    app.run()
+    app.run(keep=True)
     assert app.errors == 0 and len(app.ids) == 50
     assert sorted(app.seen) == sorted(
         (i, n, n * n) for i, n in zip(app.ids, range(50), strict=True)
@@ -99,3 +99,7 @@ def test_pipeline_map_hands_items_to_the_stage_and_task_files(local_stack, tmp_p
     lines = taskfiles.read(tmp_path / app.id / "squares.ok")
     assert sorted(j["id"] for j in lines) == sorted(app.ids)
     assert [j["result"] for j in lines if j["id"] == app.ids[7]] == [49]
+    # restarted with the same id: the same chunks (derived ids), all written already
+    again = Mapper(taskdir=tmp_path, id=app.id)
+    again.run()
+    assert again.ids == app.ids and getattr(again, "seen", []) == []

@@ -50,11 +50,12 @@ class FakeApi:
         accepted, existing = [], []
         for spec in jobs:
             assert spec["code"] in self.code, "digest neither sent nor stored"
-            if spec["id"] in self.jobs:
+            if self.jobs.get(spec["id"], {}).get("stream") == stream_id:  # ids are per stream
                 existing.append(spec["id"])
                 continue
             accepted.append(spec["id"])
             self.jobs[spec["id"]] = {"spec": spec, "stream": stream_id, "done": None}
+            self.acked.discard(spec["id"])  # the same id in a new stream is a new job
         return {"accepted": accepted, "existing": existing}
 
     def _finish(self, job):
@@ -368,3 +369,27 @@ def test_stage_failure_leaves_batch_unwritten_and_unacked_for_a_restart(api, tmp
         1,
         2,
     ]
+
+
+def test_restart_without_job_ids_forks_nothing_twice(api, tmp_path):
+    class Implicit(Impetus):
+        @Impetus.startup
+        def start(self):
+            self.got = []
+            for i in range(6):
+                self.fork(abs, args=-i)
+            self.fork(abs, args=-1)  # an identical call: a second job, not a duplicate
+
+        @Impetus.process
+        def stage1(self, ready, errors):
+            self.got += [j["id"] for j in ready]
+
+    first = make(Implicit, tmp_path, id="again")
+    first.run(keep=True, progress=quiet())
+    assert len(first.got) == 7 and len(set(first.got)) == 7
+    jobs_before = set(api.jobs)
+    second = make(Implicit, tmp_path, id="again")
+    second.run(keep=True, progress=quiet())
+    assert set(api.jobs) == jobs_before  # the same ids: the queue created no new job
+    assert second.got == []
+    assert len((tmp_path / "again" / "stage1.ok").read_text().splitlines()) == 7

@@ -1,0 +1,199 @@
+"""The node's side of autoscaling: scale-in protection, drain on request, drain on a
+termination lifecycle hook.
+
+- **Protection** is on while the node holds jobs (set right after a claim) and off once
+  it holds none (checked on each heartbeat): Auto Scaling never picks a busy node.
+- **Drain on request**: DFS sets ``drain`` on this node's item in the nodes table. The
+  heartbeat's put is conditional on ``drain`` being absent, so the request can never be
+  overwritten: the put fails, the node learns it must drain, stops claiming, finishes
+  what it holds and reports ``drained`` (staying up until DFS terminates it).
+- **Lifecycle hook**: when the instance enters ``Terminating:Wait`` the node drains the
+  same way, then stops (the agent's normal stop: release what is left) and completes
+  the lifecycle action with ``CONTINUE``; while it drains it records lifecycle
+  heartbeats so the hook's timeout does not cut a long job short.
+
+The instance id comes from ``IMPETUS_INSTANCE_ID`` or a node id starting with ``i-``
+(the local stack and EC2 user data pass it); without one only drain on request applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from impetus import aws, dynamo, tables
+from impetus.config import ENV_INSTANCE_ID, AwsSettings
+
+log = logging.getLogger(__name__)
+
+RUNNING, DRAINING, DRAINED = "running", "draining", "drained"
+TERMINATING_WAIT = "Terminating:Wait"
+TERMINATING_HOOK = "autoscaling:EC2_INSTANCE_TERMINATING"
+LIFECYCLE_POLL = 15.0  # seconds between lifecycle-state checks (DescribeAutoScalingInstances)
+
+
+def instance_id_for(node_id: str) -> str | None:
+    given = os.environ.get(ENV_INSTANCE_ID)
+    if given:
+        return given
+    return node_id if node_id.startswith("i-") else None
+
+
+class Scaling:
+    def __init__(
+        self,
+        node_id: str,
+        aws_settings: AwsSettings,
+        ddb: Any,
+        on_terminate: Callable[[], None],
+        asg: Any = None,
+    ) -> None:
+        self.node_id = node_id
+        self.instance_id = instance_id_for(node_id)
+        self._ddb = ddb
+        self._table = tables.TABLES[tables.NODES].physical_name(aws_settings.table_prefix)
+        self._asg = asg
+        self._aws = aws_settings
+        self._on_terminate = on_terminate
+        self._drain = threading.Event()
+        self._protected: bool | None = None
+        self._group: str | None = None
+        self._hook: str | None = None  # set once the instance is Terminating:Wait
+        self._next_poll = 0.0
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+
+    def _warn(self, what: str, exc: Exception) -> None:
+        """Warn once per kind of failure (a missing permission would repeat forever)."""
+        level = logging.DEBUG if what in self._warned else logging.WARNING
+        self._warned.add(what)
+        log.log(level, "%s failed: %s", what, exc)
+
+    # --- state --------------------------------------------------------------------------
+    @property
+    def draining(self) -> bool:
+        """Stop claiming: DFS or a lifecycle hook asked this node to drain."""
+        return self._drain.is_set()
+
+    def state(self, stopping: bool, holds_jobs: bool) -> str:
+        if not (stopping or self.draining):
+            return RUNNING
+        return DRAINING if holds_jobs else DRAINED
+
+    # --- the node item --------------------------------------------------------------------
+    def write_item(self, item: dict[str, Any]) -> None:
+        """Put the heartbeat item without ever erasing a drain request."""
+        if self.draining:
+            self._ddb.put_item(
+                TableName=self._table, Item=dynamo.serialize({**item, "drain": True})
+            )
+            return
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=dynamo.serialize(item),
+                ConditionExpression="attribute_not_exists(#drain)",
+                ExpressionAttributeNames={"#drain": "drain"},
+            )
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+            log.info("node %s: drain requested: no more claims", self.node_id)
+            self._drain.set()
+            item = {**item, "state": DRAINING if item.get("claims") else DRAINED}
+            self._ddb.put_item(
+                TableName=self._table, Item=dynamo.serialize({**item, "drain": True})
+            )
+
+    # --- Auto Scaling -----------------------------------------------------------------------
+    def _client(self) -> Any:
+        if self._asg is None:
+            self._asg = aws.client("autoscaling", self._aws)
+        return self._asg
+
+    def _group_name(self) -> str | None:
+        if self._group is None and self.instance_id:
+            found = self._client().describe_auto_scaling_instances(InstanceIds=[self.instance_id])
+            instances = found.get("AutoScalingInstances", [])
+            self._group = instances[0]["AutoScalingGroupName"] if instances else None
+        return self._group
+
+    def _protect(self, on: bool) -> None:
+        with self._lock:
+            if self._protected is on or not self.instance_id:
+                return
+            try:
+                group = self._group_name()
+                if group is None:
+                    return
+                self._client().set_instance_protection(
+                    InstanceIds=[self.instance_id],
+                    AutoScalingGroupName=group,
+                    ProtectedFromScaleIn=on,
+                )
+            except Exception as exc:  # retried on the next change or heartbeat
+                self._warn(f"scale-in protection {'on' if on else 'off'}", exc)
+                return
+            self._protected = on
+            log.info("node %s: scale-in protection %s", self.node_id, "on" if on else "off")
+
+    def holding(self) -> None:
+        """Called after a successful claim: protection on (no-op when already on)."""
+        self._protect(True)
+
+    def on_beat(self, holds_jobs: bool) -> None:
+        """Heartbeat: protection off when idle, lifecycle state check now and then."""
+        if not holds_jobs:
+            self._protect(False)
+        now = time.monotonic()
+        if self.instance_id and now >= self._next_poll:
+            self._next_poll = now + LIFECYCLE_POLL
+            try:
+                self._poll_lifecycle()
+            except Exception as exc:
+                self._warn("lifecycle check", exc)
+
+    def _poll_lifecycle(self) -> None:
+        if self._hook is not None:
+            self._client().record_lifecycle_action_heartbeat(
+                LifecycleHookName=self._hook,
+                AutoScalingGroupName=self._group_name(),
+                InstanceId=self.instance_id,
+            )
+            return
+        found = self._client().describe_auto_scaling_instances(InstanceIds=[self.instance_id])
+        instances = found.get("AutoScalingInstances", [])
+        if not instances or instances[0]["LifecycleState"] != TERMINATING_WAIT:
+            return
+        self._group = instances[0]["AutoScalingGroupName"]
+        hooks = self._client().describe_lifecycle_hooks(AutoScalingGroupName=self._group)
+        names = [
+            h["LifecycleHookName"]
+            for h in hooks.get("LifecycleHooks", [])
+            if h["LifecycleTransition"] == TERMINATING_HOOK
+        ]
+        self._hook = names[0] if names else ""
+        log.info("node %s: instance terminating (hook %r): draining", self.node_id, self._hook)
+        self._drain.set()
+        self._on_terminate()
+
+    def finish(self) -> None:
+        """After the agent stopped: let a pending termination proceed."""
+        if not self._hook or not self.instance_id:
+            return
+        try:
+            self._client().complete_lifecycle_action(
+                LifecycleHookName=self._hook,
+                AutoScalingGroupName=self._group_name(),
+                LifecycleActionResult="CONTINUE",
+                InstanceId=self.instance_id,
+            )
+            log.info("node %s: lifecycle action completed", self.node_id)
+        except Exception as exc:
+            log.warning("completing the lifecycle action failed: %s", exc)

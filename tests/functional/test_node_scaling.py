@@ -1,0 +1,138 @@
+"""The node side of autoscaling (node_agent/scaling.py): scale-in protection on moto,
+drain on request through the nodes table, drain on a termination lifecycle hook.
+
+moto implements no lifecycle waits (no Terminating:Wait, no CompleteLifecycleAction),
+so the hook test stubs the Auto Scaling API responses with botocore's Stubber."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from impetus import dynamo
+from impetus.config import AwsSettings
+from impetus.dfs.actuate import request_drain
+from impetus.tables import NODES, TABLES
+from node_agent.scaling import DRAINED, DRAINING, RUNNING, Scaling
+
+
+@pytest.fixture
+def instance(queue):
+    boto3.client("ec2").create_launch_template(
+        LaunchTemplateName="impetus-node",
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
+    )
+    asg = boto3.client("autoscaling")
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="g",
+        LaunchTemplate={"LaunchTemplateName": "impetus-node", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=1,
+        AvailabilityZones=["us-east-1a"],
+    )
+    (one,) = asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    return {"id": one["InstanceId"], "asg": asg, "ddb": queue.client}
+
+
+def protected(asg, instance_id):
+    found = asg.describe_auto_scaling_instances(InstanceIds=[instance_id])
+    return found["AutoScalingInstances"][0]["ProtectedFromScaleIn"]
+
+
+def item(node_id, claims=0, state=RUNNING):
+    return {"node": node_id, "heartbeat": 1.0, "claims": claims, "state": state}
+
+
+def read(ddb, node_id):
+    table = TABLES[NODES].physical_name("test")
+    got = ddb.get_item(TableName=table, Key=dynamo.serialize({"node": node_id}))
+    return dynamo.deserialize(got["Item"])
+
+
+def test_protection_is_on_while_holding_jobs_and_off_when_idle(instance):
+    scaling = Scaling(instance["id"], AwsSettings.from_env(), instance["ddb"], lambda: None)
+    assert scaling.instance_id == instance["id"]
+    scaling.holding()
+    assert protected(instance["asg"], instance["id"])
+    scaling.on_beat(holds_jobs=True)
+    assert protected(instance["asg"], instance["id"])
+    scaling.on_beat(holds_jobs=False)
+    assert not protected(instance["asg"], instance["id"])
+
+
+def test_a_drain_request_is_never_overwritten_and_stops_claiming(instance):
+    ddb, node = instance["ddb"], instance["id"]
+    scaling = Scaling(node, AwsSettings.from_env(), ddb, lambda: None)
+    scaling.write_item(item(node, claims=1))
+    assert not scaling.draining and scaling.state(False, True) == RUNNING
+    assert request_drain(ddb, "test", node)  # what DFS does
+    scaling.write_item(item(node, claims=1))  # the next heartbeat learns it, keeps the mark
+    assert scaling.draining and read(ddb, node)["drain"] is True
+    assert scaling.state(False, holds_jobs=True) == DRAINING
+    assert scaling.state(False, holds_jobs=False) == DRAINED
+    scaling.write_item(item(node, state=DRAINED))
+    assert read(ddb, node)["state"] == DRAINED and read(ddb, node)["drain"] is True
+
+
+def test_drain_request_for_a_gone_node_is_refused(instance):
+    assert not request_drain(instance["ddb"], "test", "i-gone")
+
+
+def test_termination_lifecycle_hook_drains_then_completes_the_action(instance):
+    asg = boto3.client("autoscaling")
+    stubber = Stubber(asg)
+    node = "i-0123456789abcdef0"
+    stubber.add_response(
+        "describe_auto_scaling_instances",
+        {
+            "AutoScalingInstances": [
+                {
+                    "InstanceId": node,
+                    "AutoScalingGroupName": "g",
+                    "AvailabilityZone": "us-east-1a",
+                    "LifecycleState": "Terminating:Wait",
+                    "HealthStatus": "HEALTHY",
+                    "ProtectedFromScaleIn": False,
+                }
+            ]
+        },
+        {"InstanceIds": [node]},
+    )
+    stubber.add_response(
+        "describe_lifecycle_hooks",
+        {
+            "LifecycleHooks": [
+                {
+                    "LifecycleHookName": "launch",
+                    "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                },
+                {
+                    "LifecycleHookName": "drain",
+                    "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                },
+            ]
+        },
+        {"AutoScalingGroupName": "g"},
+    )
+    stubber.add_response(
+        "complete_lifecycle_action",
+        {},
+        {
+            "LifecycleHookName": "drain",
+            "AutoScalingGroupName": "g",
+            "LifecycleActionResult": "CONTINUE",
+            "InstanceId": node,
+        },
+    )
+    stops = []
+    with stubber:
+        scaling = Scaling(
+            node, AwsSettings.from_env(), instance["ddb"], lambda: stops.append(1), asg=asg
+        )
+        scaling._protected = False  # nothing to switch off: only the lifecycle check runs
+        scaling.on_beat(holds_jobs=False)
+        assert scaling.draining and stops == [1]
+        scaling.finish()
+        stubber.assert_no_pending_responses()

@@ -1,0 +1,188 @@
+"""The scaling policy, one test per rule (impetus/dfs/policy.py)."""
+
+from __future__ import annotations
+
+from impetus.dfs.model import (
+    NODE_BOOTING,
+    NODE_DRAINED,
+    NODE_DRAINING,
+    GroupState,
+    Memory,
+    NodeState,
+    PolicyInput,
+    StreamState,
+)
+from impetus.dfs.policy import PolicyParams, decide, stream_need
+
+NOW = 10_000.0
+
+
+def group(**kw) -> GroupState:
+    base = dict(node_class="default", name="asg", min=0, max=20, desired=0, in_service=0, pending=0)
+    return GroupState(**{**base, **kw})
+
+
+def stream(**kw) -> StreamState:
+    base = dict(id="s", backlog=0, running=0, mpps=2, job_seconds=1.0, target_latency=30.0)
+    return StreamState(**{**base, **kw})
+
+
+def idle_node(node_id: str, idle_for: float, **kw) -> NodeState:
+    base = dict(
+        id=node_id,
+        node_class="default",
+        heartbeat=NOW,
+        busy=False,
+        idle_since=NOW - idle_for,
+        started=NOW - 1000,
+    )
+    return NodeState(**{**base, **kw})
+
+
+def one(streams=(), nodes=(), groups=(), memory=None, params=None, now=NOW):
+    decision = decide(PolicyInput(now, tuple(streams), tuple(nodes), tuple(groups)), memory, params)
+    return decision.groups[0], decision.memory
+
+
+def test_scales_from_zero_on_the_first_due_job():
+    d, _ = one([stream(backlog=1)], groups=[group()])
+    assert (d.action, d.desired) == ("scale-out", 1)
+
+
+def test_scale_out_is_sized_to_drain_the_backlog_within_target_latency():
+    # 300 due jobs of 2 s within 30 s need 20 slots; mpps 4 -> 5 nodes.
+    d, _ = one([stream(backlog=300, job_seconds=2.0, mpps=4)], groups=[group()])
+    assert d.desired == 5
+    # A tighter target asks for more.
+    d, _ = one([stream(backlog=300, job_seconds=2.0, mpps=4, target_latency=10)], groups=[group()])
+    assert d.desired == 15
+
+
+def test_pending_nodes_are_counted_so_repeated_ticks_do_not_launch_twice():
+    s = stream(backlog=300, job_seconds=2.0, mpps=4)
+    first, memory = one([s], groups=[group()])
+    again, _ = one([s], groups=[group(desired=first.desired, pending=first.desired)], memory=memory)
+    assert again.desired == first.desired and again.action == "hold"
+
+
+def test_no_new_nodes_for_backlog_the_nodes_in_service_reach_before_a_boot():
+    # 4 nodes x 4 slots run 2 s jobs: in a 60 s boot they start 480 jobs; 400 due need none.
+    s = stream(backlog=400, running=16, job_seconds=2.0, mpps=4)
+    d, _ = one([s], groups=[group(desired=4, in_service=4)])
+    assert d.desired == 4 and "beyond the reach" in d.needs[0].reason
+
+
+def test_min_nodes_and_max_nodes_of_a_stream_are_respected():
+    d, _ = one([stream(min_nodes=2)], groups=[group()])
+    assert d.desired == 2
+    d, _ = one([stream(backlog=10_000, max_nodes=3)], groups=[group()])
+    assert d.desired == 3
+
+
+def test_node_class_picks_the_group_that_serves_the_stream():
+    gpu = group(node_class="gpu", name="gpu-asg")
+    decision = decide(PolicyInput(NOW, (stream(backlog=50, node_class="gpu"),), (), (group(), gpu)))
+    by_class = {g.node_class: g for g in decision.groups}
+    assert by_class["default"].desired == 0 and by_class["gpu"].desired >= 1
+
+
+def test_rate_caps_nodes_at_what_the_rate_keeps_busy():
+    # 1 job/s of 2 s jobs keeps 2 slots busy: one node of mpps 2, whatever the backlog.
+    d, _ = one([stream(backlog=5000, job_seconds=2.0, rate=1.0)], groups=[group()])
+    assert d.desired == 1 and "rate" in d.needs[0].reason
+
+
+def test_desired_is_never_set_outside_the_group_limits():
+    d, _ = one([stream(backlog=10_000)], groups=[group(max=3)])
+    assert d.desired == 3
+    d, _ = one([], groups=[group(min=2, desired=2, in_service=2)])
+    assert d.desired == 2 and not d.drain
+
+
+def test_scale_in_needs_k_consecutive_ticks_and_then_drains_the_idle_node():
+    g = group(desired=1, in_service=1)
+    memory = Memory()
+    node = idle_node("i-1", idle_for=120)
+    for tick in range(2):
+        d, memory = one([], [node], [g], memory=memory, now=NOW + tick)
+        assert not d.drain and d.desired == 1, tick
+    d, memory = one([], [node], [g], memory=memory, now=NOW + 2)
+    assert d.action == "scale-in" and d.drain == ("i-1",)
+    assert d.desired == 1  # capacity is lowered only by terminating the drained node
+
+
+def test_a_tick_with_work_resets_the_scale_in_agreement():
+    g = group(desired=1, in_service=1)
+    node = idle_node("i-1", idle_for=120)
+    _, memory = one([], [node], [g])
+    _, memory = one([], [node], [g], memory=memory)
+    _, memory = one([stream(running=1)], [node], [g], memory=memory)  # work came back
+    d, _ = one([], [node], [g], memory=memory)
+    assert not d.drain
+
+
+def test_scale_in_only_nodes_idle_for_max_of_boot_time_and_60_seconds():
+    params = PolicyParams(scale_in_ticks=1)
+    g = group(desired=1, in_service=1, boot_seconds=90)
+    d, _ = one([], [idle_node("i-1", idle_for=80)], [g], params=params)
+    assert not d.drain  # idle 80 s < boot 90 s
+    d, _ = one([], [idle_node("i-1", idle_for=95)], [g], params=params)
+    assert d.drain == ("i-1",)
+    d, _ = one(
+        [], [idle_node("i-1", idle_for=50)], [group(desired=1, boot_seconds=10)], params=params
+    )
+    assert not d.drain  # the 60 s floor
+
+
+def test_busy_or_protected_nodes_are_never_drained():
+    params = PolicyParams(scale_in_ticks=1)
+    g = group(desired=2, in_service=2)
+    busy = idle_node("i-1", idle_for=0, busy=True, idle_since=None)
+    protected = idle_node("i-2", idle_for=500, protected=True)
+    d, _ = one([], [busy, protected], [g], params=params)
+    assert not d.drain
+
+
+def test_drained_nodes_are_terminated_with_decrement_not_left_to_the_group():
+    params = PolicyParams(scale_in_ticks=1)
+    g = group(desired=2, in_service=2)
+    nodes = [idle_node("i-1", 500), idle_node("i-2", 100)]
+    d, memory = one([stream(running=1, mpps=2)], nodes, [g], params=params)
+    assert d.drain == ("i-1",) and d.desired == 2  # the longest idle, desired unchanged
+    drained = [idle_node("i-1", 510, state=NODE_DRAINED), nodes[1]]
+    d, memory = one([stream(running=1, mpps=2)], drained, [g], memory=memory, params=params)
+    assert d.terminate == ("i-1",) and d.desired == 1
+
+
+def test_a_draining_node_is_not_counted_as_capacity_that_stays():
+    g = group(desired=2, in_service=2)
+    memory = Memory(draining={"i-1": NOW - 5})
+    nodes = [idle_node("i-1", 100, state=NODE_DRAINING), idle_node("i-2", 0, busy=True)]
+    d, _ = one([stream(running=4, backlog=100, mpps=2)], nodes, [g], memory=memory)
+    # i-2 stays; more is needed: desired grows past the node that is leaving.
+    assert d.action == "scale-out" and d.desired > 2
+
+
+def test_scale_in_never_goes_below_the_group_minimum():
+    params = PolicyParams(scale_in_ticks=1)
+    g = group(min=1, desired=2, in_service=2)
+    d, _ = one([], [idle_node("i-1", 500), idle_node("i-2", 400)], [g], params=params)
+    assert len(d.drain) == 1
+
+
+def test_every_decision_has_a_reason():
+    d, _ = one([stream(backlog=3)], groups=[group()])
+    assert "need 1" in d.reason and "3 due" in stream_need(stream(backlog=3)).reason
+
+
+def test_surplus_nodes_still_booting_are_cancelled_at_once_newest_first():
+    g = group(desired=3, in_service=1, pending=2)
+    nodes = [
+        idle_node("i-up", 0, busy=True, idle_since=None),
+        NodeState("i-old", "default", 0.0, False, None, NOW - 30, state=NODE_BOOTING),
+        NodeState("i-new", "default", 0.0, False, None, NOW - 5, state=NODE_BOOTING),
+    ]
+    d, _ = one([stream(running=2, mpps=2)], nodes, [g])  # one node's work: two surplus
+    assert d.terminate == ("i-new", "i-old") and d.desired == 1 and not d.drain
+    d, _ = one([stream(running=2, backlog=2, mpps=2)], nodes, [g], params=PolicyParams())
+    assert "i-up" not in d.terminate  # a node that heartbeats is never cancelled

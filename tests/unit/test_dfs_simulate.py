@@ -1,0 +1,71 @@
+"""The simulator: traces, metrics, the bursty targets, the CLI and its plot."""
+
+from __future__ import annotations
+
+import pytest
+
+from impetus.cli import main
+from impetus.dfs import estimate, simulate, traces
+from impetus.dfs.simfleet import Action
+
+
+@pytest.fixture(scope="module")
+def bursty():
+    trace = traces.make("bursty")
+    return {p: simulate.run(trace, p) for p in ("impetus", "target-tracking", "dask-adaptive")}
+
+
+def test_traces_are_seeded_and_sorted():
+    a, b = traces.make("diurnal", seed=3), traces.make("diurnal", seed=3)
+    assert a.jobs == b.jobs and list(a.jobs) == sorted(a.jobs)
+    with pytest.raises(ValueError):
+        traces.make("nope")
+
+
+def test_every_job_runs_and_impetus_never_interrupts_one(bursty):
+    for result in bursty.values():
+        assert result.unfinished == 0
+    assert bursty["impetus"].interrupted == 0
+
+
+def test_impetus_reverses_at_most_once_per_burst(bursty):
+    result = bursty["impetus"]
+    assert result.reversals <= result.bursts
+
+
+def test_impetus_beats_target_tracking_on_wait_and_cost(bursty):
+    impetus, tt = bursty["impetus"], bursty["target-tracking"]
+    assert impetus.p95_wait < tt.p95_wait and impetus.node_seconds <= tt.node_seconds
+
+
+def test_reversals_count_a_scale_in_soon_after_a_scale_out_once():
+    acts = [Action(0, "up", 2), Action(100, "down", 1), Action(110, "down", 1)]
+    assert simulate.reversals(acts) == 1
+    assert simulate.reversals([Action(0, "up", 1), Action(400, "down", 1)]) == 0
+
+
+def test_percentile():
+    assert simulate.percentile(list(range(1, 101)), 95) == 95
+    assert simulate.percentile([], 50) == 0.0
+
+
+def test_duration_estimate_follows_littles_law():
+    sample = estimate.update(None, 0.0, completed=0, running=4)
+    for t in range(10, 200, 10):  # 4 jobs always running, 2 finishing per second: d = 2 s
+        sample = estimate.update(sample, float(t), completed=2 * t, running=4)
+    assert estimate.job_seconds(sample) == pytest.approx(2.0, rel=0.05)
+
+
+def test_cli_prints_the_table_and_writes_the_plot(tmp_path, capsys):
+    png = tmp_path / "plot.png"
+    code = main(["dfs", "simulate", "--trace", "steady", "--policy", "impetus",
+                 "--policy", "static", "--plot", str(png)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "| impetus" in out and "| static" in out and "p95 wait s" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_refuses_an_unknown_policy(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["dfs", "simulate", "--policy", "nope"])
+    assert exc.value.code == 2
