@@ -9,7 +9,7 @@ NPM_STAMP := node_modules/.installed
 # The CDK CLI offline: no telemetry, no notices, no Node 20 end-of-life banner.
 CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
-.PHONY: venv demo test lint synth format clean distclean
+.PHONY: venv demo test lint synth format bench clean distclean
 
 venv: $(STAMP)
 
@@ -52,6 +52,12 @@ lint: venv
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Impetus and the peers (../shared/bench/peers) side by side, plus the AWS cost model.
+# Takes ~20 min; BENCH_ARGS="--peers 'celery huey' --reps 1" for a quicker look.
+bench: venv
+	$(BIN)/python -c "import psutil" 2>/dev/null || $(BIN)/pip install -q psutil
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache cdk.out .cache

@@ -36,16 +36,17 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, Any
 
-from impetus import codec, joboutput, payloads, taskfiles
+from impetus import codec, joboutput, mapping, payloads, taskfiles
 from impetus.api_client import ApiClient
 from impetus.config import ClientSettings, DisplaySettings
 from impetus.exceptions import ApiError, ImpetusError
 from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
 from impetus.keys import JOB_ID, STREAM_ID
+from impetus.polling import Pacer
 from impetus.progress import Progress, Step
 from impetus.signing import sha256_hex
 
@@ -56,8 +57,6 @@ SHUTDOWN = "shutdown"
 FLUSH_JOBS = 500
 FLUSH_BYTES = 4_000_000  # under the API's 6 MB body limit, with room for JSON overhead
 RESULTS_LIMIT = 500
-MIN_SLEEP = 0.02
-IDLE_SLEEP = 0.5
 EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished", "args_ref", "output")
 
 _ORDER = itertools.count()  # declaration order of decorated steps, across classes
@@ -175,7 +174,7 @@ class Impetus:
         self,
         address: str | None = None,
         authkey: str | None = None,
-        taskdir: str | os.PathLike[str] = "tasks",
+        taskdir: str | os.PathLike[str] | None = "tasks",
         id: str | None = None,  # the seed's parameter name
         **properties: Any,
     ) -> None:
@@ -191,7 +190,8 @@ class Impetus:
             answer = self._api.update_properties(self.id, properties)
             self.properties = dict(answer.get("properties") or {})
         self.store = StreamStore(self._api, self.id)
-        self.taskdir = Path(taskdir)
+        # None: no task files (the executor keeps results in its futures instead)
+        self.taskdir = Path(taskdir) if taskdir is not None else None
         self._lock = threading.RLock()
         self._current: str | None = None  # the step running now (explicit bookkeeping)
         self._last_step: str | None = None
@@ -203,6 +203,7 @@ class Impetus:
         # digest -> (function, its encoding): the code to send, and the source to quote
         self._functions: dict[str, tuple[Any, str]] = {}
         self._sent: set[str] = set()  # digests the stream has
+        self._wrappers: dict[tuple, tuple[Any, Any]] = {}  # see _wrapper
         self._identical_calls: dict[str, int] = {}  # see _derived_id
         # accounting
         self._job_stage: dict[str, tuple[str, str]] = {}  # forked id -> (stage, origin)
@@ -215,8 +216,8 @@ class Impetus:
         self._load_done()
 
     @property
-    def stream_dir(self) -> Path:
-        return self.taskdir / self.id
+    def stream_dir(self) -> Path | None:
+        return self.taskdir / self.id if self.taskdir is not None else None
 
     # --- forking ------------------------------------------------------------------------------
     def fork(
@@ -241,6 +242,69 @@ class Impetus:
         if job_id is not None and (not isinstance(job_id, str) or not JOB_ID.match(job_id)):
             raise ValueError(f"invalid job_id {job_id!r}: must match {JOB_ID.pattern}")
         encoded_args = codec.dumps(args)  # fail here, in the caller's frame, if unpicklable
+        return self._fork_encoded(
+            target, encoded_args, job_id, callback, priority, delay, properties
+        )
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        callback: Callable[..., Any] | str | None = None,
+        priority: int | None = None,
+    ) -> list[str]:
+        """Queue ``fn(item)`` for every item, packed ``chunksize`` items per job record.
+
+        Few records and few requests for many small calls; the receiving stage sees one
+        job per item, in order, with ids ``<chunk id>:<index>``. Returns those item ids.
+        Default chunksize: about 16 chunks (see :mod:`impetus.mapping`).
+        """
+        return self._map(fn, list(iterable), chunksize, callback, priority, star=False)
+
+    def _map(
+        self,
+        fn: Callable[..., Any],
+        items: list[Any],
+        chunksize: int | None,
+        callback: Callable[..., Any] | str | None,
+        priority: int | None,
+        star: bool,
+    ) -> list[str]:
+        """Chunk jobs of ``fn`` over ``items`` (``star``: items are argument tuples)."""
+        if isinstance(fn, staticmethod):
+            fn = fn.__func__
+        if not callable(fn):
+            raise TypeError(f"map target must be callable, not {type(fn).__name__}")
+        size = mapping.chunk_size(len(items), chunksize)
+        runner = self._wrapper(fn, mapping.ChunkRunner, star)
+        ids: list[str] = []
+        for part, encoded in mapping.chunks(items, size):
+            props = {mapping.MAP_PROPERTY: len(part)}
+            # a derived chunk id: a restarted client re-forks the same chunks (idempotent)
+            chunk_id = self._fork_encoded(runner, encoded, None, callback, priority, None, props)
+            ids += [mapping.item_id(chunk_id, i) for i in range(len(part))]
+        return ids
+
+    def _wrapper(self, fn: Callable[..., Any], kind: type, *options: Any) -> Any:
+        """One wrapper object per (function, kind, options): its code is encoded once."""
+        key = (id(fn), kind, options)
+        cached = self._wrappers.get(key)
+        if cached is None or cached[0] is not fn:
+            cached = self._wrappers[key] = (fn, kind(fn, *options))
+        return cached[1]
+
+    def _fork_encoded(
+        self,
+        target: Callable[..., Any],
+        encoded_args: str,
+        job_id: str | None,
+        callback: Callable[..., Any] | str | None,
+        priority: int | None,
+        delay: float | None,
+        properties: dict[str, Any],
+    ) -> str:
+        """Buffer one job whose args are encoded already (fork, map and the executor)."""
         with self._lock:
             stage = self._resolve_callback(callback)
             digest, code = self._encode(target)
@@ -251,7 +315,9 @@ class Impetus:
             self._job_stage[jid] = (stage, origin)
             self._counts[stage].forked_into += 1
             self._counts[origin].forked_by += 1
-            if jid in self._done[stage]:  # collected by an earlier run with this id
+            # collected by an earlier run with this id (a chunk's lines are its items')
+            chunk = mapping.MAP_PROPERTY in properties
+            if jid in self._done[stage] or (chunk and mapping.item_id(jid, 0) in self._done[stage]):
                 self._counted_processed(jid)
                 return jid
             self._outstanding[stage].add(jid)
@@ -412,7 +478,7 @@ class Impetus:
 
     def _collect_loop(self, progress: Progress) -> None:
         polled: set[str] = set()
-        sleep = 0.0
+        pacer = Pacer()
         while True:
             self._end_stages(polled)
             active = [s for s in self._stage_names if s not in self._ended]
@@ -426,11 +492,9 @@ class Impetus:
                     polled.add(stage)
                     got += self._collect(stage)
             progress.update(self._progress_steps(), self._last_step)
-            if got:
-                sleep = 0.0
-            else:
-                sleep = min(IDLE_SLEEP, max(MIN_SLEEP, sleep * 2))
-                time.sleep(sleep)
+            wait = pacer.after(got, RESULTS_LIMIT * len(active))
+            if wait:
+                time.sleep(wait)
 
     def _end_stages(self, polled: set[str]) -> None:
         previous = STARTUP
@@ -441,8 +505,12 @@ class Impetus:
                 self._ended.add(stage)
             previous = stage
 
-    def _collect(self, stage: str) -> int:
+    def _collect(self, stage: str, acks: list[str] | None = None) -> int:
         """One results batch of a stage: hand to the stage, write, acknowledge.
+
+        With ``acks``, the ids to acknowledge are appended there for the caller to send
+        later (the executor sends its next forks first); until then a poll may return
+        them again, and they are skipped as written.
 
         The stage runs (and its forks are sent) before the batch is written, so a client
         that dies in between sees the batch again after a restart and re-forks: with
@@ -456,20 +524,29 @@ class Impetus:
         errors: list[dict[str, Any]] = []
         lines: dict[bool, list[str]] = {True: [], False: []}  # is ready -> encoded lines
         seen: set[str] = set()
+        written: list[str] = []  # ids of the lines (a chunk job's are its items')
+        done = self._done[stage]
         for raw in raw_jobs:
-            if raw["id"] in self._done[stage] or raw["id"] in seen:
+            count = mapping.chunk_count(raw)
+            # A chunk job's task-file lines are its items': item 0 marks it written.
+            marker = raw["id"] if count is None else mapping.item_id(raw["id"], 0)
+            if raw["id"] in seen or raw["id"] in done or (count and marker in done):
                 continue  # written by an earlier batch or run: acknowledge only
             seen.add(raw["id"])
-            job = self._decode(raw)
-            self._print_output(job)
-            is_ready = job["status"] == READY
-            (ready if is_ready else errors).append(job)
-            lines[is_ready].append(taskfiles.encode_line(job))
+            for job in self._jobs_of(raw, count):
+                is_ready = job["status"] == READY
+                (ready if is_ready else errors).append(job)
+                lines[is_ready].append(taskfiles.encode_line(job))
+                written.append(job["id"])
         if ready or errors:
             self._step(stage, stage, (ready, errors))
         self._write(stage, lines[True], lines[False])
-        self._done[stage].update(seen)
-        self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
+        done.update(seen)
+        done.update(written)
+        if acks is None:
+            self._api.ack(self.id, [raw["id"] for raw in raw_jobs])
+        else:
+            acks.extend(raw["id"] for raw in raw_jobs)
         with self._lock:
             self._counts[stage].errors_into += len(errors)
             for job_id in seen:
@@ -486,6 +563,15 @@ class Impetus:
         stage, origin = self._job_stage[job_id]
         self._counts[stage].processed_into += 1
         self._counts[origin].processed_by += 1
+
+    def _jobs_of(self, raw: dict[str, Any], count: int | None) -> list[dict[str, Any]]:
+        """The job dicts a stage sees for one API job: itself, or a chunk's items."""
+        job = self._decode(raw)
+        self._print_output(job)  # a chunk's output once, under the chunk's id
+        if count is None:
+            return [job]
+        fn = self._functions.get(raw.get("code") or "", (None, ""))[0]
+        return mapping.expand(job, count, getattr(fn, "__wrapped__", fn))
 
     def _decode(self, raw: dict[str, Any]) -> dict[str, Any]:
         """An API job as a stage sees it: args and result decoded, code filled in."""
@@ -504,11 +590,13 @@ class Impetus:
             job["status"] = "error"
             job["result"] = system_error("DecodeError", f"{type(exc).__name__}: {exc}", job["name"])
         if job["status"] != READY and isinstance(job["result"], dict):
-            fill_statement(job["result"], fn)
+            fill_statement(job["result"], getattr(fn, "__wrapped__", fn))
         return job
 
     # --- task files -------------------------------------------------------------------------
     def _load_done(self) -> None:
+        if self.stream_dir is None:
+            return
         for stage in self._stage_names:
             for path in taskfiles.stage_paths(self.stream_dir, stage):
                 for job in taskfiles.iter_jobs(path, restore=False):
@@ -516,6 +604,8 @@ class Impetus:
 
     def _write(self, stage: str, ready: list[str], errors: list[str]) -> None:
         """Append encoded lines, durable before the batch is acknowledged."""
+        if self.stream_dir is None:
+            return
         ok_path, err_path = taskfiles.stage_paths(self.stream_dir, stage)
         for path, lines in ((ok_path, ready), (err_path, errors)):
             if not lines:
@@ -536,6 +626,8 @@ class Impetus:
     def _read_task_files(self) -> tuple[dict[str, list], dict[str, list]]:
         ready: dict[str, list] = {}
         errors: dict[str, list] = {}
+        if self.stream_dir is None:
+            return ready, errors
         for stage in self._stage_names:
             ok_path, err_path = taskfiles.stage_paths(self.stream_dir, stage)
             ready[stage] = taskfiles.read(ok_path)

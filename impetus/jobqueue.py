@@ -39,6 +39,11 @@ from impetus.streams import Streams
 
 CHUNK_SIZE = 20  # keeps a chunk ~1 KB: a claim's write is billed on the item's size
 TOP_K = 8  # claim candidates considered after a lost race
+# Chunks read per claim query page. Fully claimed chunks wait at the head of a partition
+# until their results are acknowledged, and the filter drops them only after the read, so
+# pages of TOP_K took many round trips per claim under load; one larger page usually
+# reaches the claimable ones (billed by the bytes evaluated either way).
+CLAIM_PAGE = 48
 INLINE_RESULT_LIMIT = 8 * 1024  # larger results are stored as their own item
 PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
 PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
@@ -372,7 +377,7 @@ class JobQueue:
             ExpressionAttributeNames=dynamo.names("#pk", "#cursor < #n AND #due", CHUNK_FIELDS),
             ExpressionAttributeValues=dynamo.values(pk=pk, now=now),
             ConsistentRead=True,
-            Limit=TOP_K,  # a page is serialised whole: keep it to the candidates we need
+            Limit=CLAIM_PAGE,
         )
         return list(itertools.islice(found, TOP_K))
 

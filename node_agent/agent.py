@@ -29,6 +29,7 @@ from node_agent.config import NodeSettings
 from node_agent.gate import JobGate
 from node_agent.handle import WorkerHandle
 from node_agent.nodes import Heartbeat, NodeTable, node_item
+from node_agent.pacing import HOT_SECONDS, Backoff
 from node_agent.reaper import Reaper
 from node_agent.scaling import Scaling
 from node_agent.streams import StreamTracker, TrackedStream
@@ -57,6 +58,7 @@ class StreamRun:
     workers: list[WorkerHandle] = field(default_factory=list)
     sizer: BatchSizer = field(default_factory=BatchSizer)
     dry_until: float = 0.0  # the last claim found nothing: do not ask again before this
+    backoff: Backoff | None = None  # pacing of claims that keep finding nothing
 
     @property
     def idle(self) -> list[WorkerHandle]:
@@ -83,6 +85,7 @@ class Agent:
         self._force = threading.Event()
         self._started = time.time()
         self._next_poll = 0.0
+        self._listing = Backoff(self.settings.poll_interval)
         self.jobs_done = 0
         self._stats: dict[str, Any] = {}
         self.reaper = Reaper(self.queue)
@@ -125,7 +128,7 @@ class Agent:
         now = time.monotonic()
         if now >= self._next_poll:
             self._refresh_streams(now)
-            self._next_poll = now + self.settings.poll_interval
+            self._next_poll = now + self._listing_wait(now)
         self._dispatch()
         self._wait(self._wait_timeout())
         self._flush_completions()
@@ -162,6 +165,17 @@ class Agent:
             if run.stream.waiting:
                 run.dry_until = 0.0
 
+    def _listing_wait(self, now: float) -> float:
+        """List again soon while a stream that just had work shows none (a sequential
+        client is about to send more), at ``poll_interval`` otherwise."""
+        if any(
+            not r.stream.waiting and now - r.stream.last_active < HOT_SECONDS
+            for r in self.runs.values()
+        ):
+            return self._listing.next_wait()
+        self._listing.active()
+        return self.settings.poll_interval
+
     def _holds_jobs(self, stream_id: str) -> bool:
         run = self.runs.get(stream_id)
         if run is not None and any(w.busy for w in run.workers):
@@ -194,9 +208,12 @@ class Agent:
         except Exception:
             log.exception("claim on stream %s failed", sid)
             claim = None
+        if run.backoff is None:
+            run.backoff = Backoff(self.settings.poll_interval)
         if claim is None or not claim.jobs:
-            run.dry_until = now + self.settings.poll_interval
+            run.dry_until = now + run.backoff.next_wait()
             return
+        run.backoff.active()
         log.debug("claimed %d/%d jobs of %s (claim %s)", len(claim.jobs), want, sid, claim.claim_id)
         self.tracker.touch(sid, now)
         self.scaling.holding()

@@ -55,7 +55,7 @@ def test_batch_starts_at_one_and_grows_for_short_jobs():
     for _ in range(20):
         sizer.observe(0.001)
     assert sizer.size() == 16
-    assert sizer.size(frequency=0.01) == 4  # 50 ms / 11 ms
+    assert sizer.size(frequency=0.1) == 4  # 500 ms target / 101 ms per job
 
 
 def test_long_jobs_get_one_per_worker():

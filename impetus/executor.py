@@ -1,0 +1,219 @@
+"""``concurrent.futures`` on Impetus: ``submit``, ``map``, ``as_completed``, ``wait``.
+
+    with Executor() as ex:                       # creates a stream; deletes it at the end
+        future = ex.submit(pow, 2, 10)
+        print(future.result())                   # 1024
+        print(list(ex.map(abs, [-1, -2], chunksize=100)))
+
+One code path with the decorator pipeline: the executor drives an :class:`Impetus` client
+with one stage. ``submit`` is a buffered ``fork`` of ``fn(*args, **kwargs)`` (a
+:class:`impetus.mapping.Call`); ``map`` forks chunk jobs (:mod:`impetus.mapping`); one
+collector thread sends the buffered forks, collects and acknowledges results through
+the client's own ``_collect``, and resolves the futures. A remote exception is re-raised
+with its remote traceback as the cause (:mod:`impetus.remote`).
+
+Polling adapts (:class:`impetus.polling.Pacer`, shared with the pipeline's collector):
+fast while results flow, backing off to 0.5 s while jobs are out and nothing comes back,
+and no request at all while no job is out.
+
+Cancelling a future drops its result; the job itself may still run (it was queued).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from impetus import codec, mapping
+from impetus.client import RESULTS_LIMIT, Impetus
+from impetus.exceptions import ApiError
+from impetus.jobs import READY
+from impetus.polling import Pacer
+from impetus.remote import rebuild
+
+log = logging.getLogger(__name__)
+
+STAGE = "results"
+MAX_FAILURES = 3  # consecutive failed collector rounds before pending futures fail
+
+
+class _Session(Impetus):
+    """The executor's client: one stage that hands every collected job to the executor."""
+
+    deliver: Callable[[list[dict[str, Any]]], None]
+
+    @Impetus.process
+    def results(self, ready: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
+        self.deliver(ready + errors)
+
+
+class Executor(cf.Executor):
+    """A ``concurrent.futures.Executor`` whose calls run as Impetus jobs on the nodes.
+
+    ``address``/``authkey`` as for :class:`Impetus` (default: env or the local stack);
+    ``id`` names the stream (default: a new one); ``keep`` keeps it after shutdown;
+    further keyword arguments are stream properties (``mpps``, ``frequency``, ...).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        authkey: str | None = None,
+        id: str | None = None,
+        keep: bool = False,
+        **properties: Any,
+    ) -> None:
+        self._app = _Session(address, authkey, taskdir=None, id=id, **properties)
+        self._app.deliver = self._deliver
+        self.id = self._app.id
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._futures: dict[str, tuple[cf.Future, Callable[..., Any]]] = {}
+        self._wake = threading.Event()
+        self._acks: list[str] = []  # collected, delivered, not yet acknowledged
+        self._closing = False
+        self._deleted = False
+        self._thread = threading.Thread(target=self._loop, name=f"impetus-{self.id}", daemon=True)
+        self._thread.start()
+
+    # --- the Executor interface -------------------------------------------------------------
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        """Queue ``fn(*args, **kwargs)`` as one job; returns its future at once."""
+        encoded = codec.dumps((args, kwargs))  # fails here, in the caller's frame
+        future: cf.Future = cf.Future()
+        job_id = uuid.uuid4().hex
+        with self._lock:
+            self._check_open()
+            self._futures[job_id] = (future, fn)  # before the fork: results may come fast
+            try:
+                call = self._app._wrapper(fn, mapping.Call)
+                self._app._fork_encoded(call, encoded, job_id, STAGE, None, None, {})
+            except BaseException:
+                del self._futures[job_id]
+                raise
+        self._wake.set()
+        return future
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> Iterator[Any]:
+        """Results of ``fn(*args)`` over the zipped iterables, in order.
+
+        Calls travel ``chunksize`` per job record (default: about 16 chunks). The first
+        failed call raises its exception when the iterator reaches it.
+        """
+        items = list(zip(*iterables, strict=False))
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._check_open()
+            # Registered under the lock: the collector cannot deliver before it is done.
+            ids = self._app._map(fn, items, chunksize, STAGE, None, star=True)
+            futures = [cf.Future() for _ in ids]
+            self._futures.update((i, (f, fn)) for i, f in zip(ids, futures, strict=True))
+        self._wake.set()
+        return self._in_order(futures, end)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work; with ``wait``, return when every future is done and the
+        stream is deleted (unless ``keep``)."""
+        with self._lock:
+            self._closing = True
+            if cancel_futures:
+                for future, _ in self._futures.values():
+                    future.cancel()
+        self._wake.set()
+        if wait:
+            self._thread.join()
+
+    # --- internals ------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+    @staticmethod
+    def _in_order(futures: list[cf.Future], end: float | None) -> Iterator[Any]:
+        for future in futures:
+            yield future.result(None if end is None else max(0.0, end - time.monotonic()))
+
+    def _deliver(self, jobs: list[dict[str, Any]]) -> None:
+        with self._lock:
+            entries = [(job, self._futures.pop(job["id"], None)) for job in jobs]
+        for job, entry in entries:
+            if entry is None:
+                continue  # not ours (an earlier run of this stream id), or cancelled
+            future, fn = entry
+            if not future.set_running_or_notify_cancel():
+                continue
+            if job["status"] == READY:
+                future.set_result(job["result"])
+            else:
+                future.set_exception(rebuild(job["result"], fn))
+
+    def _pending(self) -> int:
+        with self._lock:
+            for key in [k for k, (f, _) in self._futures.items() if f.cancelled()]:
+                del self._futures[key]
+            return len(self._futures)
+
+    def _loop(self) -> None:
+        pacer = Pacer()
+        delay: float | None = None
+        failures = 0
+        while True:
+            woken = self._wake.wait(delay)
+            self._wake.clear()
+            if woken:
+                pacer.reset()  # new work went out: its results are worth asking for soon
+            try:
+                self._app.flush()  # new work first: a round trip does not wait on an ack
+                self._send_acks()
+                got = self._app._collect(STAGE, self._acks) if self._pending() else 0
+                failures = 0
+            except Exception as exc:  # the API is away: back off, then fail the futures
+                failures += 1
+                log.warning("executor %s: collecting failed: %s", self.id, exc)
+                got = 0
+                if failures >= MAX_FAILURES:
+                    self._fail_all(exc)
+            pending = self._pending()
+            if self._closing and not pending:
+                with contextlib.suppress(Exception):  # the stream is about to go anyway
+                    self._send_acks()
+                break
+            # nothing out: sleep until a submit wakes us (no requests while idle)
+            delay = pacer.after(got, RESULTS_LIMIT) if pending else None
+        self._cleanup()
+
+    def _send_acks(self) -> None:
+        if self._acks:
+            self._app._api.ack(self.id, self._acks)
+            self._acks = []
+
+    def _fail_all(self, exc: BaseException) -> None:
+        with self._lock:
+            entries = list(self._futures.values())
+            self._futures.clear()
+        for future, _ in entries:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(exc)
+
+    def _cleanup(self) -> None:
+        if self._keep or self._deleted:
+            return
+        self._deleted = True
+        try:
+            self._app._api.delete_stream(self.id)
+        except ApiError as exc:
+            if exc.status != 404:
+                log.warning("executor %s: deleting the stream failed: %s", self.id, exc)
+        self._app._api.close()
