@@ -20,7 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from impetus.config import ENV_REGION
+from impetus.config import ENV_LOG_GROUP, ENV_REGION
 from infra import permissions
 from infra.data import DataPlane
 from infra.node_classes import NodeClass
@@ -89,7 +89,12 @@ class NodeGroup(Construct):
                 wheel_source=wheel.s3_object_url,
                 wheel_name=wheel_name,
                 region=region,
-                environment={**environment, ENV_REGION: region},
+                # Jobs' output goes to the node log group too (node_agent/cloudlogs.py).
+                environment={
+                    **environment,
+                    ENV_REGION: region,
+                    ENV_LOG_GROUP: log_group.log_group_name,
+                },
                 mpps=node_class.mpps,
                 properties=node_class.properties,
                 grace=node_class.grace,

@@ -278,6 +278,7 @@ def test_user_data_installs_the_unit_and_holds_no_secret(synth):
     assert "TimeoutStopSec=$((GRACE + 30))" in script and "GRACE=30" in script
     assert "PYTHON_VERSION={}.{}".format(*sys.version_info[:2]) in script
     assert "amazon-cloudwatch-agent" in script and "LOG_GROUP='ref-NodeLogs" in script
+    assert "IMPETUS_LOG_GROUP=ref-NodeLogs" in script  # jobs' output shipped there too
     secrets = resources(template, "AWS::SecretsManager::Secret")
     authkey = next(k for k in secrets if k.startswith("DataAuthkey"))
     signing = next(k for k in secrets if k.startswith("DataSigningKey"))
