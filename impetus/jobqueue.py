@@ -78,6 +78,9 @@ class JobQueue:
         self.jobs_table = tables["jobs"]
         self.queue_table = tables["queue"]
         self.streams = streams
+        # Where backlog counter deltas go: the stream items at once, or a node agent's
+        # impetus.counters.BufferedCounters (see Queue.buffer_counters).
+        self.counters: Any = streams
         self._code_cache: dict[str, str] = {}
         self._props_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._promoted_at: dict[str, float] = {}
@@ -106,7 +109,7 @@ class JobQueue:
         dynamo.batch_write(self.client, self.jobs_table, puts=code_items + records)
         dynamo.batch_write(self.client, self.queue_table, puts=chunks)
         delayed = sum(len(c["jobs"]) for c in chunks if c["pk"] == keys.delayed_pk(stream_id))
-        self.streams.count(stream_id, forked=len(new), waiting=len(new) - delayed, delayed=delayed)
+        self.counters.count(stream_id, forked=len(new), waiting=len(new) - delayed, delayed=delayed)
         return {"accepted": [s["id"] for s in new], "existing": existing}
 
     @staticmethod
@@ -416,7 +419,7 @@ class JobQueue:
             if dynamo.is_condition_failure(exc):
                 return None
             raise
-        self.streams.count(stream_id, waiting=-(end - start), running=end - start)
+        self.counters.count(stream_id, waiting=-(end - start), running=end - start)
         claimed = self._claimed_jobs(stream_id, chunk, start, end)
         return Claim(
             stream=stream_id,
@@ -531,7 +534,7 @@ class JobQueue:
                 if dynamo.is_condition_failure(exc):
                     continue
                 raise
-            self.streams.count(stream_id, delayed=-chunk["n"], waiting=chunk["n"])
+            self.counters.count(stream_id, delayed=-chunk["n"], waiting=chunk["n"])
 
     # --- leases -----------------------------------------------------------------------------
     # Every write on a claim is conditional on the claim being there, active, held by the
@@ -684,7 +687,7 @@ class JobQueue:
             for index, job_id in enumerate(chunk["jobs"]):
                 self._point(claim.stream, job_id, chunk["pk"], chunk["sk"], index)
             delayed += chunk["n"] if chunk["pk"] == keys.delayed_pk(claim.stream) else 0
-        self.streams.count(
+        self.counters.count(
             claim.stream,
             running=-len(claim.jobs),
             waiting=moved - delayed,
@@ -984,7 +987,7 @@ class JobQueue:
             puts=tombstones,
             deletes=[{"stream": stream_id, "job": r} for r in refs],
         )
-        self.streams.count(stream_id, finished=-len(acked), acked=len(acked))
+        self.counters.count(stream_id, finished=-len(acked), acked=len(acked))
         return len(acked)
 
     def _ack_chunk(self, pk: str, sk: str, members: dict[str, str]) -> dict[str, dict]:

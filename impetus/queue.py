@@ -13,6 +13,7 @@ from typing import Any
 
 from impetus import aws, nodelist, payloads, properties
 from impetus.config import AwsSettings
+from impetus.counters import FLUSH_EVERY, BufferedCounters
 from impetus.exceptions import InvalidRequest
 from impetus.joblist import JobLister
 from impetus.jobqueue import JobQueue
@@ -47,6 +48,7 @@ class Queue:
             (lambda: signer) if signer else KeyLoader(self.settings).signer,
         )
         self.nodes_table = self.tables[NODES]
+        self.counters: BufferedCounters | None = None
         self.lister = JobLister(self.client, self.tables[JOBS], self.tables[QUEUE])
         self._payloads: payloads.Payloads | None = None
 
@@ -56,6 +58,13 @@ class Queue:
         if self._payloads is None:
             self._payloads = payloads.Payloads(self.settings)
         return self._payloads
+
+    def buffer_counters(self, interval: float = FLUSH_EVERY) -> BufferedCounters:
+        """Defer backlog counter writes (node agents: see impetus.counters); the caller
+        flushes them (``counters.maybe_flush()`` in its loop, ``flush()`` at the end)."""
+        self.counters = BufferedCounters(self.streams, interval)
+        self.jobs.counters = self.counters
+        return self.counters
 
     # --- streams ------------------------------------------------------------------------
     def create_stream(

@@ -70,6 +70,8 @@ class Agent:
         self.settings = settings.resolved()
         client = client if client is not None else aws.client("dynamodb", self.settings.aws)
         self.queue = queue if queue is not None else Queue(self.settings.aws, client=client)
+        # Two counter updates per claim cycle become one per stream every 0.5 s.
+        self.counters = self.queue.buffer_counters()
         self.nodes = NodeTable(client, self.settings.aws.table_prefix)
         self.tracker = StreamTracker(
             node_filter=self.settings.properties,
@@ -132,6 +134,7 @@ class Agent:
         self._dispatch()
         self._wait(self._wait_timeout())
         self._flush_completions()
+        self.counters.maybe_flush()
         self._retire_idle()
         self._update_stats()
 
@@ -468,6 +471,7 @@ class Agent:
                 break
             self._wait(min(MAX_WAIT, left))
             self._flush_completions()
+            self.counters.maybe_flush()
             self._update_stats()
 
     def _shutdown(self) -> None:
@@ -487,6 +491,7 @@ class Agent:
                 worker.kill()  # its claim was released: the job runs again elsewhere
             self._stop_workers([w for w in run.workers if not w.busy])
             run.workers = []
+        self.counters.flush()
         try:
             self.nodes.delete(self.node_id)
         except Exception:
