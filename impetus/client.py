@@ -44,7 +44,7 @@ from impetus import codec, joboutput, mapping, payloads, taskfiles
 from impetus.api_client import ApiClient
 from impetus.config import ClientSettings, DisplaySettings
 from impetus.exceptions import ApiError, ImpetusError
-from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
+from impetus.jobs import ACKED, JOB_FIELDS, READY, fill_statement, system_error
 from impetus.keys import JOB_ID, STREAM_ID
 from impetus.polling import Pacer
 from impetus.progress import Progress, Step
@@ -362,7 +362,30 @@ class Impetus:
                 del self._buffer[: len(batch)]
                 if answer.get("existing"):
                     log.debug("%d forks existed already", len(answer["existing"]))
+                    self._forget_collected(answer["existing"])
             self._buffer_bytes = 0
+
+    def _forget_collected(self, existing: list[str]) -> None:
+        """Known ids that an earlier run collected but whose task-file lines are gone
+        (files deleted, another taskdir) will never come back: stop waiting for them.
+        The usual case, a job still queued or running, costs one GET per id."""
+        for jid in existing:
+            stage = self._job_stage.get(jid, ("", ""))[0]
+            if jid not in self._outstanding.get(stage, ()):
+                continue
+            try:
+                status = self._api.get_job(self.id, jid).get("status")
+            except ApiError:
+                continue  # cannot tell: keep waiting, as before
+            if status == ACKED:
+                log.warning(
+                    "job %s was collected by an earlier run, but its line is not in %s: "
+                    "it will not be delivered again",
+                    jid,
+                    self.stream_dir,
+                )
+                self._outstanding[stage].discard(jid)
+                self._counted_processed(jid)
 
     def _derived_id(self, digest: str, stage: str, encoded_args: str) -> str:
         """The id of a fork without ``job_id``: derived from what it runs, so that a

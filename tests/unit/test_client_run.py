@@ -81,6 +81,14 @@ class FakeApi:
             "attempt": 1,
         }
 
+    def get_job(self, stream_id, job_id):
+        job = self.jobs.get(job_id)
+        if job is None or job["stream"] != stream_id:
+            raise ApiError(404, "job_not_found", job_id)
+        if job_id in self.acked:
+            return {"id": job_id, "client": stream_id, "status": "acked"}
+        return job["done"] or {"id": job_id, "status": "waiting"}
+
     def results(self, stream_id, stage, limit=500):
         self.calls.append(("results", stage))
         out = []
@@ -393,3 +401,26 @@ def test_restart_without_job_ids_forks_nothing_twice(api, tmp_path):
     assert set(api.jobs) == jobs_before  # the same ids: the queue created no new job
     assert second.got == []
     assert len((tmp_path / "again" / "stage1.ok").read_text().splitlines()) == 7
+
+
+def test_a_restart_whose_task_files_were_lost_does_not_wait_forever(api, tmp_path, caplog):
+    class Explicit(Impetus):
+        @Impetus.startup
+        def start(self):
+            self.got = []
+            for i in range(3):
+                self.fork(abs, args=-i, job_id=f"job-{i}")
+
+        @Impetus.process
+        def stage1(self, ready, errors):
+            self.got += [j["id"] for j in ready]
+
+    first = make(Explicit, tmp_path, id="lost-files")
+    first.run(keep=True, progress=quiet())
+    (tmp_path / "lost-files" / "stage1.ok").unlink()  # the task files are gone
+    second = make(Explicit, tmp_path, id="lost-files")
+    with caplog.at_level("WARNING"):
+        second.run(keep=True, progress=quiet())  # returns instead of waiting forever
+    assert second.got == []
+    assert second.progress() == {"stage1": {"forked": 3, "processed": 3}}
+    assert "collected by an earlier run" in caplog.text
