@@ -1,0 +1,28 @@
+"""The queue's item layout constants and key helpers, shared by its parts."""
+
+from __future__ import annotations
+
+CHUNK_SIZE = 20  # keeps a chunk ~1 KB: a claim's write is billed on the item's size
+TOP_K = 8  # claim candidates considered after a lost race
+# Chunks read per claim query page. Fully claimed chunks wait at the head of a partition
+# until their results are acknowledged, and the filter drops them only after the read, so
+# pages of TOP_K took many round trips per claim under load; one larger page usually
+# reaches the claimable ones (billed by the bytes evaluated either way).
+CLAIM_PAGE = 48
+INLINE_RESULT_LIMIT = 8 * 1024  # larger results are stored as their own item
+PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
+PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
+POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
+CHUNK_FIELDS = "#pk, #sk, #jobs, #n, #cursor, #attempt, #failures, #stage, #priority, #due"
+CLAIMED_FIELDS = (
+    "job", "name", "code", "args", "python", "transport", "args_ref", "args_digest",
+    "retries", "max_attempts", "sig",
+)  # fmt: skip
+
+
+def shard_of(suffix: str, shards: int) -> int:
+    return int(suffix[-6:], 16) % shards
+
+
+def suffix_of(sk: str) -> str:
+    return sk.rsplit("#", 1)[1]
