@@ -44,7 +44,7 @@ from impetus import codec, joboutput, mapping, payloads, taskfiles
 from impetus.api_client import ApiClient
 from impetus.config import ClientSettings, DisplaySettings
 from impetus.exceptions import ApiError, ImpetusError
-from impetus.jobs import ACKED, JOB_FIELDS, READY, fill_statement, system_error
+from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
 from impetus.keys import JOB_ID, STREAM_ID
 from impetus.polling import Pacer
 from impetus.progress import Progress, Step
@@ -362,22 +362,16 @@ class Impetus:
                 del self._buffer[: len(batch)]
                 if answer.get("existing"):
                     log.debug("%d forks existed already", len(answer["existing"]))
-                    self._forget_collected(answer["existing"])
+                self._forget_collected(answer.get("acked") or [])
             self._buffer_bytes = 0
 
-    def _forget_collected(self, existing: list[str]) -> None:
-        """Known ids that an earlier run collected but whose task-file lines are gone
-        (files deleted, another taskdir) will never come back: stop waiting for them.
-        The usual case, a job still queued or running, costs one GET per id."""
-        for jid in existing:
+    def _forget_collected(self, acked: list[str]) -> None:
+        """Forks the queue reports as collected by an earlier run, whose task-file lines
+        are gone (files deleted, another taskdir): they will never come back, so stop
+        waiting for them."""
+        for jid in acked:
             stage = self._job_stage.get(jid, ("", ""))[0]
-            if jid not in self._outstanding.get(stage, ()):
-                continue
-            try:
-                status = self._api.get_job(self.id, jid).get("status")
-            except ApiError:
-                continue  # cannot tell: keep waiting, as before
-            if status == ACKED:
+            if jid in self._outstanding.get(stage, ()):
                 log.warning(
                     "job %s was collected by an earlier run, but its line is not in %s: "
                     "it will not be delivered again",

@@ -109,16 +109,8 @@ def run_job(
     store = store or PayloadStore()
     started = time.time()
     name = str(job.get("name") or "")
-    python = job.get("python")
-    if python != codec.PYTHON_VERSION:
-        # Nothing is unpickled: pickles do not travel safely across Python versions.
-        message = f"job from {python}, node runs {codec.PYTHON_VERSION}"
-        return Outcome(
-            ERROR,
-            error=system_error("python", message, name),
-            started=started,
-            finished=time.time(),
-        )
+    # The agent's gate (node_agent/gate.py) admitted the job: signature, code digest and
+    # Python version are checked there, before any worker sees it.
     try:
         encoded_args = _fetch_args(job, store)
     except _Refused as refused:

@@ -30,7 +30,7 @@ class Enqueuing:
         stream = self.streams.get_item(stream_id)
         specs = [self._check_spec(s) for s in specs]
         self._check_functions(stream_id, specs, functions)
-        new, existing = self._split_existing(stream_id, specs)
+        new, existing, acked = self._split_existing(stream_id, specs)
         now = keys.now_ms()
         props = stream.get("properties", {})
         chunks, records = self._pack(stream_id, new, now, props, client_python)
@@ -44,7 +44,7 @@ class Enqueuing:
         dynamo.batch_write(self.client, self.queue_table, puts=chunks)
         delayed = sum(len(c["jobs"]) for c in chunks if c["pk"] == keys.delayed_pk(stream_id))
         self.counters.count(stream_id, forked=len(new), waiting=len(new) - delayed, delayed=delayed)
-        return {"accepted": [s["id"] for s in new], "existing": existing}
+        return {"accepted": [s["id"] for s in new], "existing": existing, "acked": acked}
 
     @staticmethod
     def _check_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -116,8 +116,10 @@ class Enqueuing:
 
     def _split_existing(
         self, stream_id: str, specs: list[dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], list[str]]:
+    ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
         """Forks of an id the stream already knows are skipped (idempotent fork).
+        Returns (new specs, known ids, those of the known ids already acknowledged: a
+        client that lost their task-file lines must not wait for them).
 
         A record still 'waiting' whose chunk is gone was left by a request that died
         between writing records and chunks: it is enqueued again, not skipped.
@@ -138,7 +140,8 @@ class Enqueuing:
         orphans = self._orphans([r for r in found if r.get("status") == jobs.WAITING])
         existing = [r["job"] for r in found if r["job"] not in orphans]
         new = [s for i, s in unique.items() if i not in set(existing)]
-        return new, existing + duplicates
+        acked = [r["job"] for r in found if r.get("status") == jobs.ACKED]
+        return new, existing + duplicates, acked
 
     def _orphans(self, waiting: list[dict[str, Any]]) -> set[str]:
         if not waiting:

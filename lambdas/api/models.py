@@ -313,7 +313,10 @@ class UploadList(BaseModel):
 
 class Enqueued(BaseModel):
     accepted: list[str]
-    existing: list[str]
+    existing: list[str] = Field(description="ids the stream knew already: skipped")
+    acked: list[str] = Field(
+        default_factory=list, description="of those, the ones already collected and acked"
+    )
 
 
 class Acked(BaseModel):

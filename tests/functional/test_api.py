@@ -250,7 +250,11 @@ def test_enqueue_is_idempotent_per_job_id(api: Api):
     assert sorted(first.body["accepted"]) == ["job-0", "job-1", "job-2"]
     assert first.body["existing"] == []
     again = api.post("/streams/s1/jobs", job_batch(4))
-    assert again.body == {"accepted": ["job-3"], "existing": ["job-0", "job-1", "job-2"]}
+    assert again.body == {
+        "accepted": ["job-3"],
+        "existing": ["job-0", "job-1", "job-2"],
+        "acked": [],
+    }
     counts = api.get("/streams/s1").body["counts"]
     assert counts["forked"] == 4
     assert counts["waiting"] == 4

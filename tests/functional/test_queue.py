@@ -114,10 +114,13 @@ def test_given_job_id_makes_fork_idempotent(queue):
     queue.create_stream("s")
     first = enqueue(queue, "s", [spec("x"), spec("y")])
     again = enqueue(queue, "s", [spec("x"), spec("z"), spec("z")])
-    assert first == {"accepted": ["x", "y"], "existing": []}
-    assert again == {"accepted": ["z"], "existing": ["x", "z"]}
+    assert first == {"accepted": ["x", "y"], "existing": [], "acked": []}
+    assert again == {"accepted": ["z"], "existing": ["x", "z"], "acked": []}
     assert sorted(drain(queue, "s")) == ["x", "y", "z"]
     assert enqueue(queue, "s", [spec("x")])["existing"] == ["x"]  # also once finished
+    queue.ack("s", ["x"])
+    # once collected, the answer says so: a client without its task-file line stops waiting
+    assert enqueue(queue, "s", [spec("x"), spec("y")])["acked"] == ["x"]
 
 
 def test_unknown_code_digest_is_refused_and_nothing_enqueued(queue):

@@ -47,16 +47,18 @@ class FakeApi:
         self.calls.append(("enqueue", len(jobs), sorted(functions)))
         assert len(jobs) <= 1000 and python == codec.PYTHON_VERSION
         self.code.update(functions)
-        accepted, existing = [], []
+        accepted, existing, acked = [], [], []
         for spec in jobs:
             assert spec["code"] in self.code, "digest neither sent nor stored"
             if self.jobs.get(spec["id"], {}).get("stream") == stream_id:  # ids are per stream
                 existing.append(spec["id"])
+                if spec["id"] in self.acked:
+                    acked.append(spec["id"])
                 continue
             accepted.append(spec["id"])
             self.jobs[spec["id"]] = {"spec": spec, "stream": stream_id, "done": None}
             self.acked.discard(spec["id"])  # the same id in a new stream is a new job
-        return {"accepted": accepted, "existing": existing}
+        return {"accepted": accepted, "existing": existing, "acked": acked}
 
     def _finish(self, job):
         spec = job["spec"]
@@ -80,14 +82,6 @@ class FakeApi:
             "code": spec["code"],
             "attempt": 1,
         }
-
-    def get_job(self, stream_id, job_id):
-        job = self.jobs.get(job_id)
-        if job is None or job["stream"] != stream_id:
-            raise ApiError(404, "job_not_found", job_id)
-        if job_id in self.acked:
-            return {"id": job_id, "client": stream_id, "status": "acked"}
-        return job["done"] or {"id": job_id, "status": "waiting"}
 
     def results(self, stream_id, stage, limit=500):
         self.calls.append(("results", stage))

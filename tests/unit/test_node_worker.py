@@ -69,16 +69,6 @@ def test_error_record_points_at_the_failing_line():
     assert record["statement"] == "return numerator / denominator  # the failing statement"
 
 
-def test_python_mismatch_is_an_error_and_nothing_is_unpickled():
-    job = make_job(square, 3, python="2.7")
-    job["code"] = "not a pickle at all"  # would raise if anything tried to decode it
-    job["args"] = "not a pickle either"
-    outcome = run_job(job, FunctionCache())
-    assert outcome.status == ERROR
-    assert outcome.error["error"] == f"python: job from 2.7, node runs {codec.PYTHON_VERSION}"
-    assert outcome.error["type"] == "python"
-
-
 def test_unpicklable_result_is_an_error_outcome():
     def make_lock(_):
         return threading.Lock()

@@ -123,6 +123,17 @@ def signed_job(**changes) -> ClaimedJob:
 GATE = JobGate(lambda: Signer(KEY))
 
 
+def test_python_mismatch_is_an_error_naming_both_and_nothing_is_unpickled():
+    # code and args that would raise if anything tried to decode them
+    job = signed_job(python="2.7", code="not a pickle at all", args="not a pickle either")
+    refused = GATE.check(job)
+    assert refused is not None and refused.status == "error"
+    assert (
+        refused.error["error"] == f"python: job from Python 2.7, node runs {codec.PYTHON_VERSION}"
+    )
+    assert refused.error["type"] == "python"
+
+
 def test_gate_admits_a_signed_job():
     assert GATE.check(signed_job()) is None
 
