@@ -21,7 +21,7 @@ from typing import Any
 from impetus import aws
 from impetus.exceptions import ClaimLost, StreamNotFound
 from impetus.jobs import CRASH, ERROR, Outcome, system_error
-from impetus.queue import Claim, ClaimedJob, Queue
+from impetus.queue import Claim, Queue
 from impetus.signing import KeyLoader
 from node_agent import pool
 from node_agent.batching import BatchSizer
@@ -63,6 +63,15 @@ class StreamRun:
     @property
     def idle(self) -> list[WorkerHandle]:
         return [w for w in self.workers if not w.busy]
+
+    def roomy(self) -> list[WorkerHandle]:
+        """Busy workers that should already hold their next batch (short jobs only)."""
+        if not self.sizer.queue_ahead(self.stream.params.frequency):
+            return []
+        return [w for w in self.workers if w.has_room]
+
+    def wants_work(self) -> bool:
+        return bool(self.idle or len(self.workers) < self.stream.params.mpps or self.roomy())
 
 
 class Agent:
@@ -142,7 +151,7 @@ class Agent:
         now = time.monotonic()
         wake = [self._next_poll]
         for run in self.runs.values():
-            if run.stream.waiting and (run.idle or len(run.workers) < run.stream.params.mpps):
+            if run.stream.waiting and run.wants_work():
                 wake.append(run.dry_until)  # when this stream may be claimed from again
         return max(0.0, min(MAX_WAIT, min(wake) - now))
 
@@ -196,9 +205,10 @@ class Agent:
 
     def _claim_for(self, run: StreamRun, now: float) -> None:
         params = run.stream.params
-        idle = run.idle
         batch = run.sizer.size(params.frequency)
-        want = pool.claim_size(len(idle), len(run.workers), params.mpps, batch)
+        want = pool.claim_size(
+            len(run.idle), len(run.workers), params.mpps, batch, len(run.roomy())
+        )
         if want <= 0:
             return
         sid = run.stream.id
@@ -232,14 +242,32 @@ class Agent:
                 log.warning("stream %s: job %s refused: %s", sid, job.id, refused.error["error"])
                 self._settle_job(flight, job.id, refused)
         if admitted:
-            self._hand_out(run, flight, admitted, batch)
+            self._hand_out(run, flight, [dataclasses.asdict(job) for job in admitted], batch)
 
     def _hand_out(
-        self, run: StreamRun, flight: InFlight, admitted: list[ClaimedJob], batch: int
+        self, run: StreamRun, flight: InFlight, jobs: list[dict[str, Any]], batch: int
+    ) -> None:
+        """Free workers (idle, then new ones) first; what they would not take at ``batch``
+        each queues behind busy workers' current batches."""
+        idle, roomy = run.idle, run.roomy()
+        spawnable = run.stream.params.mpps - len(run.workers)
+        queued = pool.queued_share(len(jobs), len(idle), spawnable, batch, len(roomy))
+        now = len(jobs) - sum(queued)
+        start = now
+        for worker, size in zip(roomy, queued, strict=False):
+            worker.assign(jobs[start : start + size], run.stream.params.frequency, flight)
+            start += size
+        if queued:
+            log.debug("stream %s: queued %d jobs behind busy workers", run.stream.id, sum(queued))
+        if now:
+            self._start(run, flight, jobs[:now], batch)
+
+    def _start(
+        self, run: StreamRun, flight: InFlight, jobs: list[dict[str, Any]], batch: int
     ) -> None:
         idle = run.idle
         spawnable = run.stream.params.mpps - len(run.workers)
-        sizes, spawn = pool.split_jobs(len(admitted), len(idle), spawnable, batch)
+        sizes, spawn = pool.split_jobs(len(jobs), len(idle), spawnable, batch)
         workers = idle[: len(sizes) - spawn]
         try:
             new = [WorkerHandle(run.stream.id) for _ in range(spawn)]
@@ -252,7 +280,6 @@ class Agent:
             log.info("stream %s: started %s (pid %s)", run.stream.id, worker.name, worker.pid)
         run.workers += new
         workers += new
-        jobs = [dataclasses.asdict(job) for job in admitted]
         start = 0
         for worker, size in zip(workers, sizes, strict=True):
             worker.assign(jobs[start : start + size], run.stream.params.frequency, flight)
@@ -288,13 +315,12 @@ class Agent:
             if "job" in message:
                 self._record(worker, message["job"], Outcome(**message["outcome"]))
             elif message.get("idle"):
-                worker.mark_idle()
+                worker.batch_done()
         if closed or not worker.process.is_alive():
             self._worker_died(worker)
 
     def _record(self, worker: WorkerHandle, job_id: str, outcome: Outcome) -> None:
-        flight: InFlight | None = worker.batch
-        worker.pending.discard(job_id)
+        flight: InFlight | None = worker.take(job_id)
         self.jobs_done += 1
         run = self.runs.get(worker.stream_id)
         if run is not None and outcome.finished >= outcome.started > 0:
@@ -314,7 +340,8 @@ class Agent:
     def _worker_died(self, worker: WorkerHandle) -> None:
         worker.process.join(1.0)
         code = worker.exitcode
-        lost = sorted(worker.pending)
+        lost = [job_id for _, job_id in worker.running()]
+        unstarted = worker.unstarted()
         log.warning(
             "stream %s: %s (pid %s) exited with code %s holding %d jobs",
             worker.stream_id,
@@ -337,6 +364,10 @@ class Agent:
         run = self.runs.get(worker.stream_id)
         if run is not None and worker in run.workers:
             run.workers.remove(worker)  # a replacement is spawned lazily by the next claim
+        for batch in unstarted:  # queued behind the lost job: never ran, so no attempt lost
+            jobs = [job for job in batch.jobs if job["id"] in batch.pending]
+            if run is not None and jobs:
+                self._hand_out(run, batch.flight, jobs, run.sizer.size())
 
     # --- completing -------------------------------------------------------------------------
     def _in_flight(self) -> list[InFlight]:

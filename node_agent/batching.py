@@ -36,6 +36,12 @@ class BatchSizer:
         else:
             self.average += self.smoothing * (duration - self.average)
 
+    def queue_ahead(self, frequency: float = 0.0) -> bool:
+        """Whether a busy worker should already hold its next batch: only for jobs known to
+        be short, so a queued batch waits at most about ``target`` seconds (a long job would
+        keep it from an idle worker, on this node or a new one, for its whole run)."""
+        return self.average is not None and self.average + max(0.0, frequency) <= self.target
+
     def size(self, frequency: float = 0.0) -> int:
         if self.average is None:
             return self.min_batch

@@ -7,6 +7,8 @@ import itertools
 import logging
 import multiprocessing
 import time
+from collections import deque
+from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -18,12 +20,30 @@ log = logging.getLogger(__name__)
 CONTEXT: BaseContext = multiprocessing.get_context("spawn")
 
 STOP_TIMEOUT = 5.0
+# Batches a worker may hold: the one it runs and the next, already in its pipe, so that
+# it starts the next job the moment it finishes one instead of waiting for the agent's
+# next claim (a Queue round trip per batch).
+DEPTH = 2
+
+
+@dataclass
+class Assignment:
+    """One batch handed to a worker: the claim it came from and the jobs without outcome."""
+
+    flight: Any
+    jobs: list[dict[str, Any]]
+    pending: set[str]
+
 
 _numbers = itertools.count(1)
 
 
 class WorkerHandle:
-    """One worker process of one stream. ``batch`` is the jobs it is running now."""
+    """One worker process of one stream and the batches it holds (at most ``DEPTH``).
+
+    The worker runs its batches in the order they were sent and reports ``idle`` after
+    each, so the first assignment is the one running and any later one has not started.
+    """
 
     def __init__(self, stream_id: str, context: BaseContext = CONTEXT) -> None:
         parent, child = context.Pipe()
@@ -35,9 +55,7 @@ class WorkerHandle:
         self.process.start()
         child.close()  # our copy; the worker's end closes when it exits, which we see as EOF
         self.conn = parent
-        self.busy = False
-        self.batch: Any = None  # the agent's record of the claim these jobs came from
-        self.pending: set[str] = set()  # job ids without an outcome yet
+        self.assignments: deque[Assignment] = deque()
         self.idle_since = time.monotonic()
         self._closed = False
 
@@ -49,16 +67,47 @@ class WorkerHandle:
     def pid(self) -> int | None:
         return self.process.pid
 
-    def assign(self, jobs: list[dict[str, Any]], frequency: float, batch: Any) -> None:
-        self.busy = True
-        self.batch = batch
-        self.pending = {job["id"] for job in jobs}
+    @property
+    def busy(self) -> bool:
+        return bool(self.assignments)
+
+    @property
+    def has_room(self) -> bool:
+        """Busy, but may take the next batch now."""
+        return 0 < len(self.assignments) < DEPTH
+
+    def assign(self, jobs: list[dict[str, Any]], frequency: float, flight: Any) -> None:
+        self.assignments.append(Assignment(flight, jobs, {job["id"] for job in jobs}))
         self.conn.send({"jobs": jobs, "frequency": frequency})
 
+    def take(self, job_id: str) -> Any:
+        """The claim a reported job came from (None if unknown); it is no longer pending."""
+        for assignment in self.assignments:
+            if job_id in assignment.pending:
+                assignment.pending.discard(job_id)
+                return assignment.flight
+        return None
+
+    def batch_done(self) -> None:
+        """The worker reported the end of its oldest batch."""
+        if self.assignments:
+            self.assignments.popleft()
+        if not self.assignments:
+            self.idle_since = time.monotonic()
+
+    def running(self) -> list[tuple[Any, str]]:
+        """(claim, job id) of the jobs of the batch it is running that have no outcome."""
+        if not self.assignments:
+            return []
+        current = self.assignments[0]
+        return [(current.flight, job_id) for job_id in sorted(current.pending)]
+
+    def unstarted(self) -> list[Assignment]:
+        """Batches behind the running one: none of their jobs has started."""
+        return list(self.assignments)[1:]
+
     def mark_idle(self) -> None:
-        self.busy = False
-        self.batch = None
-        self.pending = set()
+        self.assignments.clear()
         self.idle_since = time.monotonic()
 
     def messages(self) -> tuple[list[dict[str, Any]], bool]:

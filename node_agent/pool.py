@@ -14,10 +14,22 @@ import math
 MAX_CLAIM = 64
 
 
-def claim_size(idle: int, total: int, max_workers: int, batch: int) -> int:
-    """Jobs to ask for: a batch for every idle worker and every worker we may still spawn."""
-    slots = idle + max(0, max_workers - total)
+def claim_size(idle: int, total: int, max_workers: int, batch: int, roomy: int = 0) -> int:
+    """Jobs to ask for: a batch for every idle worker, every worker we may still spawn
+    and every busy worker with room for its next batch (``roomy``)."""
+    slots = idle + max(0, max_workers - total) + roomy
     return min(slots * max(1, batch), MAX_CLAIM)
+
+
+def queued_share(n_jobs: int, idle: int, spawnable: int, batch: int, roomy: int) -> list[int]:
+    """Jobs queued behind busy workers' current batches, per roomy worker: only those that
+    idle and new workers would not take at ``batch`` each (a free worker always goes first)."""
+    extra = max(0, n_jobs - (idle + max(0, spawnable)) * max(1, batch))
+    sizes = []
+    while extra > 0 and len(sizes) < roomy:
+        sizes.append(min(extra, max(1, batch)))
+        extra -= sizes[-1]
+    return sizes
 
 
 def split_jobs(n_jobs: int, idle: int, spawnable: int, batch: int) -> tuple[list[int], int]:

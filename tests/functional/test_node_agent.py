@@ -249,6 +249,43 @@ def test_killed_worker_runs_the_job_again(queue, start_agent, tmp_path):
     assert job["attempt"] == 1
 
 
+def test_jobs_queued_behind_a_killed_workers_job_run_without_losing_an_attempt(
+    queue, start_agent, tmp_path
+):
+    """Short jobs are queued to a busy worker (its next batch waits in its pipe); when the
+    worker dies, the job it was running is lost, the queued ones never started: they run
+    in the replacement with their attempt intact."""
+    queue.create_stream("s6", {"mpps": 1})
+    enqueue(queue, "s6", pid_of_square, [0])  # teaches the agent that jobs here are short
+    agent = start_agent()
+    results_when(queue, "s6", 1)
+    queue.ack("s6", ["job0"])
+    marker = tmp_path / "first-run.pid"
+    code = codec.dump_function(die_once_then_answer)
+    digest = codec.digest(code)
+    slow = {"id": "slow", "name": "die", "code": digest, "args": codec.dumps(str(marker))}
+    queue.enqueue("s6", [{**slow, "stage": "stage1"}], {digest: code}, codec.PYTHON_VERSION)
+    worker = int(wait_for(lambda: marker.exists() and marker.read_text(), 60, "slow start"))
+    queued = [f"q{i}" for i in range(3)]
+    code = codec.dump_function(pid_of_square)
+    digest = codec.digest(code)
+    specs = [
+        {"id": q, "name": "sq", "code": digest, "args": codec.dumps(i), "stage": "stage1"}
+        for i, q in enumerate(queued)
+    ]
+    queue.enqueue("s6", specs, {digest: code}, codec.PYTHON_VERSION)
+    wait_for(lambda: "queued 3 jobs behind busy workers" in agent.log.read_text(), 30, "queued")
+    os.kill(worker, signal.SIGKILL)
+
+    found = results_when(queue, "s6", 4)
+    assert found["slow"]["attempt"] == 1 and codec.loads(found["slow"]["result"]) == "second run"
+    for i, q in enumerate(queued):
+        assert found[q]["status"] == "ready" and found[q]["attempt"] == 0
+        value, pid = codec.loads(found[q]["result"])
+        assert value == i * i and pid != worker
+    assert agent.terminate() == 0
+
+
 def test_worker_killed_max_attempts_times_gives_lost_error(queue, start_agent, tmp_path):
     queue.create_stream("s2", {"max_attempts": 2})
     pidfile = tmp_path / "worker.pid"

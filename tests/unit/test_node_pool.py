@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node_agent.batching import BatchSizer
-from node_agent.pool import MAX_CLAIM, claim_size, should_retire, split_jobs
+from node_agent.pool import MAX_CLAIM, claim_size, queued_share, should_retire, split_jobs
 
 
 def test_claim_size_counts_idle_and_spawnable_slots():
@@ -72,3 +72,27 @@ def test_batch_adapts_when_durations_change():
         sizer.observe(1.0)
     assert sizer.size() == 1
     assert BatchSizer(average=0.0).size() == 16
+
+
+def test_claim_size_counts_busy_workers_with_room_for_a_next_batch():
+    assert claim_size(idle=0, total=2, max_workers=2, batch=4, roomy=2) == 8
+    assert claim_size(idle=1, total=2, max_workers=2, batch=4, roomy=1) == 8
+
+
+def test_free_workers_take_jobs_before_any_is_queued_behind_a_busy_one():
+    assert queued_share(8, idle=2, spawnable=0, batch=4, roomy=2) == []
+    assert queued_share(10, idle=1, spawnable=0, batch=4, roomy=1) == [4]  # 2 stay over
+    assert queued_share(9, idle=0, spawnable=1, batch=4, roomy=1) == [4]
+    assert queued_share(6, idle=0, spawnable=0, batch=4, roomy=2) == [4, 2]
+    assert queued_share(6, idle=0, spawnable=0, batch=4, roomy=0) == []
+
+
+def test_only_jobs_known_to_be_short_are_queued_behind_busy_workers():
+    sizer = BatchSizer(target=0.5)
+    assert not sizer.queue_ahead()  # unknown duration: never
+    sizer.observe(0.05)
+    assert sizer.queue_ahead()
+    assert not sizer.queue_ahead(frequency=1.0)  # paced: the pause counts as work
+    long = BatchSizer(target=0.5)
+    long.observe(3.0)
+    assert not long.queue_ahead()  # would hold the next job from an idle worker for 3 s

@@ -141,7 +141,7 @@ def test_worker_process_runs_a_batch_paced_by_frequency():
     worker = WorkerHandle("s")
     try:
         jobs = [make_job(square, i, job_id=f"j{i}") for i in range(3)]
-        worker.assign(jobs, frequency=0.2, batch=None)
+        worker.assign(jobs, frequency=0.2, flight=None)
         messages = read_until_idle(worker)
         outcomes = {m["job"]: m["outcome"] for m in messages if "job" in m}
         assert {k: codec.loads(v["result"]) for k, v in outcomes.items()} == {
@@ -160,7 +160,7 @@ def test_worker_process_runs_a_batch_paced_by_frequency():
 def test_worker_process_death_is_seen_on_its_sentinel():
     worker = WorkerHandle("s")
     try:
-        worker.assign([make_job(time.sleep, 30)], frequency=0, batch=None)
+        worker.assign([make_job(time.sleep, 30)], frequency=0, flight=None)
         time.sleep(0.5)
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.sentinel in wait([worker.sentinel], 10)
