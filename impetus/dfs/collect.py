@@ -120,8 +120,12 @@ def node_state(
     idle_since: float | None = None
     if item and not busy:
         seen = memory.idle.get(node_id)
-        # Idle since we first saw it idle with this job count (work in between resets it).
+        # Idle since we first saw it idle with this job count (work in between resets it),
+        # unless the agent reports its own (node_agent/scaling.py): it knows better, at
+        # heartbeat resolution, whenever DFS happens to tick.
         idle_since = seen[0] if seen and seen[1] == done else now
+        if item.get("idle_since") is not None:
+            idle_since = min(now, float(item["idle_since"]))
         memory.idle[node_id] = [idle_since, done]
     else:
         memory.idle.pop(node_id, None)
