@@ -56,6 +56,24 @@ def test_duration_estimate_follows_littles_law():
     assert estimate.job_seconds(sample) == pytest.approx(2.0, rel=0.05)
 
 
+def test_duration_estimate_waits_for_enough_completions_then_replaces_the_default():
+    sample = estimate.update(None, 0.0, completed=0, running=0)
+    sample = estimate.update(sample, 10.0, completed=0, running=8)  # nodes just came up
+    sample = estimate.update(sample, 13.0, completed=12, running=8)
+    assert estimate.job_seconds(sample) == estimate.DEFAULT_JOB_SECONDS  # 12: too few
+    sample = estimate.update(sample, 20.0, completed=40, running=8)  # 8 running, 4/s: 2 s
+    first = estimate.job_seconds(sample)
+    assert first > 2.0  # replaced, not blended with the placeholder (ramp-up bias: high)
+    for t in range(30, 90, 10):
+        sample = estimate.update(sample, float(t), completed=4 * (t - 10), running=8)
+    assert estimate.job_seconds(sample) == pytest.approx(2.0, rel=0.1)
+
+
+def test_duration_estimate_reads_the_state_of_earlier_versions():
+    sample = estimate.update([0.0, 0.0, 4.0, 3.0], 10.0, completed=20, running=4)
+    assert estimate.job_seconds(sample) == pytest.approx(0.7 * 3.0 + 0.3 * 2.0)
+
+
 def test_cli_prints_the_table_and_writes_the_plot(tmp_path, capsys):
     png = tmp_path / "plot.png"
     code = main(["dfs", "simulate", "--trace", "steady", "--policy", "impetus",
