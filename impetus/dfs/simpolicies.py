@@ -122,6 +122,9 @@ class Impetus:
             for n in fleet.alive()
         )
         alive = fleet.alive()
+        live = {n.id for n in alive}
+        for node_id in [k for k in self.memory.seen if k not in live]:
+            del self.memory.seen[node_id]  # as collect.policy_input forgets them
         group = GroupState(
             node_class="default",
             name="sim",

@@ -36,6 +36,15 @@ def test_a_node_without_heartbeat_is_booting_and_a_drain_request_shows():
     assert asked.state == NODE_DRAINING
 
 
+def test_a_booting_node_started_when_a_tick_first_saw_it():
+    memory = Memory()
+    collect.node_state("default", INSTANCE, None, memory, now=50.0)
+    later = collect.node_state("default", INSTANCE, None, memory, now=60.0)
+    assert later.started == 50.0  # how long it has booted counts toward the reach
+    item = {"node": "i-1", "heartbeat": 70.0, "started": 65.0, "claims": 0}
+    assert collect.node_state("default", INSTANCE, item, memory, now=70.0).started == 65.0
+
+
 def test_group_state_counts_in_service_and_pending():
     described = {
         "AutoScalingGroupName": "g",
