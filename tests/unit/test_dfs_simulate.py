@@ -87,3 +87,16 @@ def test_cli_refuses_an_unknown_policy(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["dfs", "simulate", "--policy", "nope"])
     assert exc.value.code == 2
+
+
+def test_bound_finds_the_cheapest_clairvoyant_fleet_at_dasks_p95(capsys):
+    from impetus.dfs import bound
+
+    (row,) = bound.bound(traces.make("bursty"), floors=(30.0,), seeds=(7,))
+    assert row.nodes is not None and row.p95 <= row.dask_p95
+    # a shorter floor never bills more for the same fleet
+    trace = traces.make("bursty")
+    long, short = bound.run(trace, row.nodes, 60.0, 7), bound.run(trace, row.nodes, 3.0, 7)
+    assert short.node_seconds <= long.node_seconds and short.interrupted == 0
+    assert main(["dfs", "bound", "--idle-floor", "30", "--fleet-seed", "7"]) == 0
+    assert "| 30 | 7 | 69.2 |" in capsys.readouterr().out
