@@ -1,6 +1,9 @@
 """The node's side of autoscaling: scale-in protection, drain on request, drain on a
 termination lifecycle hook.
 
+- **Idle since**: the heartbeat item carries ``idle_since``, the heartbeat time at which
+  the node was first seen holding nothing (absent while it holds jobs), so DFS measures
+  idleness from the node's own clock, at most one heartbeat late, whenever it ticks.
 - **Protection** is on while the node holds jobs (set right after a claim) and off once
   it holds none (checked on each heartbeat): Auto Scaling never picks a busy node.
 - **Drain on request**: DFS sets ``drain`` on this node's item in the nodes table. The
@@ -68,6 +71,8 @@ class Scaling:
         self._next_poll = 0.0
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self._idle_since: float | None = None  # heartbeat time first seen holding nothing
+        self._idle_done: int | None = None  # jobs_done at that heartbeat
 
     def _warn(self, what: str, exc: Exception) -> None:
         """Warn once per kind of failure (a missing permission would repeat forever)."""
@@ -87,8 +92,23 @@ class Scaling:
         return DRAINING if holds_jobs else DRAINED
 
     # --- the node item --------------------------------------------------------------------
+    def _with_idle_since(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The item with ``idle_since`` when the node holds nothing: the first heartbeat
+        that saw it idle with this ``jobs_done`` (work in between starts a new idle spell).
+        Never earlier than the true moment, so DFS never drains a node too soon."""
+        busy = int(item.get("claims", 0)) > 0 or int(item.get("workers_busy", 0)) > 0
+        done = int(item.get("jobs_done", 0))
+        if busy:
+            self._idle_since = self._idle_done = None
+            return item
+        if self._idle_since is None or self._idle_done != done:
+            self._idle_since, self._idle_done = float(item["heartbeat"]), done
+        return {**item, "idle_since": self._idle_since}
+
     def write_item(self, item: dict[str, Any]) -> None:
-        """Put the heartbeat item without ever erasing a drain request."""
+        """Put the heartbeat item (with ``idle_since`` when idle) without ever erasing a
+        drain request."""
+        item = self._with_idle_since(item)
         if self.draining:
             self._ddb.put_item(
                 TableName=self._table, Item=dynamo.serialize({**item, "drain": True})
@@ -145,6 +165,7 @@ class Scaling:
 
     def holding(self) -> None:
         """Called after a successful claim: protection on (no-op when already on)."""
+        self._idle_since = self._idle_done = None
         self._protect(True)
 
     def on_beat(self, holds_jobs: bool) -> None:

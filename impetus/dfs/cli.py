@@ -1,4 +1,4 @@
-"""``impetus dfs log`` and ``impetus dfs simulate``."""
+"""``impetus dfs log``, ``watch``, ``simulate`` and ``bound``."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def _target() -> tuple[AwsSettings, dict[str, str]]:
 
 def register(subparsers: Any) -> None:
     dfs = subparsers.add_parser("dfs", help="autoscaling: decision log, simulator")
-    commands = dfs.add_subparsers(dest="dfs_command", metavar="{log,simulate}", required=True)
+    commands = dfs.add_subparsers(
+        dest="dfs_command", metavar="{log,watch,simulate,bound}", required=True
+    )
 
     log = commands.add_parser("log", help="show DFS's recent decisions with their reasons")
     log.add_argument("--limit", type=int, default=20, help="decisions to show (default 20)")
@@ -85,6 +87,25 @@ def register(subparsers: Any) -> None:
     sim.add_argument("--json", action="store_true", help="results as JSON")
     sim.set_defaults(func=cmd_simulate)
 
+    bnd = commands.add_parser(
+        "bound", help="the cheapest clairvoyant fleet at Dask adaptive's p95, per idle floor"
+    )
+    bnd.add_argument("--trace", choices=traces.TRACES, default="bursty")
+    bnd.add_argument("--seed", type=int, default=1, help="trace seed (default 1)")
+    bnd.add_argument(
+        "--fleet-seed",
+        type=int,
+        action="append",
+        help="simulated fleet's seed: boot times, dispatch (repeatable; default 7 8 9)",
+    )
+    bnd.add_argument(
+        "--idle-floor",
+        type=float,
+        action="append",
+        help="idle floor in seconds to try (repeatable; default 60 30 10 3)",
+    )
+    bnd.set_defaults(func=cmd_bound)
+
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     trace = traces.make(args.trace, seed=args.seed)
@@ -109,6 +130,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise DfsCliError(f"the plot needs matplotlib ({exc}); or pass --no-plot") from exc
         if not args.json:
             print(f"plot: {path}")
+    return 0
+
+
+def cmd_bound(args: argparse.Namespace) -> int:
+    from impetus.dfs import bound
+
+    trace = traces.make(args.trace, seed=args.seed)
+    floors = tuple(args.idle_floor or bound.FLOORS)
+    if any(f < 0 for f in floors):
+        raise DfsCliError("--idle-floor must be >= 0")
+    print(f"trace {trace.name}: {len(trace.jobs)} jobs, {trace.bursts} burst(s)")
+    print(bound.table(bound.bound(trace, floors, tuple(args.fleet_seed or bound.SEEDS))))
     return 0
 
 

@@ -115,13 +115,18 @@ def node_state(
     """One instance with its agent's heartbeat item (None: still booting)."""
     node_id = instance["InstanceId"]
     item = item or {}
+    memory.seen.setdefault(node_id, now)  # DFS launched it at most a tick before
     busy = int(item.get("claims", 0)) > 0 or int(item.get("workers_busy", 0)) > 0
     done = float(item.get("jobs_done", 0))
     idle_since: float | None = None
     if item and not busy:
         seen = memory.idle.get(node_id)
-        # Idle since we first saw it idle with this job count (work in between resets it).
+        # Idle since we first saw it idle with this job count (work in between resets it),
+        # unless the agent reports its own (node_agent/scaling.py): it knows better, at
+        # heartbeat resolution, whenever DFS happens to tick.
         idle_since = seen[0] if seen and seen[1] == done else now
+        if item.get("idle_since") is not None:
+            idle_since = min(now, float(item["idle_since"]))
         memory.idle[node_id] = [idle_since, done]
     else:
         memory.idle.pop(node_id, None)
@@ -134,7 +139,7 @@ def node_state(
         heartbeat=float(item.get("heartbeat", 0.0)),
         busy=busy,
         idle_since=idle_since,
-        started=float(item.get("started", now)),
+        started=float(item["started"]) if "started" in item else memory.seen.get(node_id, now),
         protected=bool(instance.get("ProtectedFromScaleIn")),
         state=state,
     )
@@ -169,4 +174,6 @@ def policy_input(
     live = {n.id for n in nodes}
     for node_id in [n for n in memory.idle if n not in live]:
         del memory.idle[node_id]
+    for node_id in [n for n in memory.seen if n not in live]:
+        del memory.seen[node_id]
     return PolicyInput(now=now, streams=tuple(streams), nodes=tuple(nodes), groups=tuple(groups))

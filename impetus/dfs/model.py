@@ -71,9 +71,11 @@ class Memory:
     agree: dict[str, int] = field(default_factory=dict)  # group -> ticks agreeing on scale-in
     draining: dict[str, float] = field(default_factory=dict)  # node -> when DFS asked
     # Kept by the collector, not the policy: per stream [t, completed, running, ewma s/job]
-    # (impetus.dfs.estimate) and per node [idle since, jobs done] (impetus.dfs.collect).
+    # (impetus.dfs.estimate), per node [idle since, jobs done] and when an instance was
+    # first seen in its group (impetus.dfs.collect: a booting node's launch, to a tick).
     jobs: dict[str, list[float]] = field(default_factory=dict)
     idle: dict[str, list[float]] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)  # node -> first tick that saw it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +88,7 @@ class Memory:
             draining={k: float(v) for k, v in (data.get("draining") or {}).items()},
             jobs={k: [float(x) for x in v] for k, v in (data.get("jobs") or {}).items()},
             idle={k: [float(x) for x in v] for k, v in (data.get("idle") or {}).items()},
+            seen={k: float(v) for k, v in (data.get("seen") or {}).items()},
         )
 
 

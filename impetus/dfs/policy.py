@@ -8,15 +8,19 @@ job duration ``d`` (EWMA, seconds), ``mpps`` worker slots per node and a
 ``target_latency`` ``T`` needs
 
     slots = R + min(B, ceil(B * d / T))          # keep the running, start the backlog within T
-    late  = B - in_service * mpps * boot / d     # due jobs the nodes in service cannot
-                                                 #   start before a new node has booted
+    reach = in_service * mpps * boot / d         # due jobs the nodes in service start
+          + sum(mpps * min(boot, a_k) / d)       #   and those booting for a_k seconds (they
+                                                 #   arrive a_k before a node launched now)
+    late  = B - reach                            # ... before a new node could have booted
     slots = min(slots, (in_service + pending) * mpps + min(late, ceil(late * d / T)))
     slots = min(slots, max(1, ceil(rate * d)))   # when the stream has a fleet-wide `rate`
     nodes = ceil(slots / mpps), capped by `max_nodes`, raised to `min_nodes`
 
 so one due job on an empty fleet asks for one node (scale from zero), a node is never
-launched for work the running fleet finishes before it could boot, and a stream with
-nothing due or running asks for ``min_nodes`` (default 0).
+launched for work the running and booting fleet starts before it could boot, and a
+stream with nothing due or running asks for ``min_nodes`` (default 0). A booting node's
+``a_k`` counts from the first tick that saw its instance (DFS launched it at most a
+tick earlier).
 
 **Per group.** A group (one Auto Scaling group per ``node_class``; ``default`` when a
 stream names none) needs the largest need of its streams: a node runs up to ``mpps``
@@ -29,8 +33,13 @@ workers for *every* stream it serves, so streams share nodes. Then:
    minus the nodes being drained): ``desired`` already counts instances that are
    pending (booting), so repeated ticks during a boot do not launch twice.
 3. *Cancel launches no longer needed*: when the need fell below the capacity that
-   stays while some nodes are still booting (no heartbeat yet), the newest booting ones
-   are terminated with decrement at once; they never held a job.
+   stays while some nodes are still booting (no heartbeat yet), booting nodes are
+   terminated with decrement at once, newest first, but only those whose work will
+   have started before they arrive: with ``W = sum((B + R/2) * d / mpps)`` node-seconds
+   of work, a node due in ``r = boot - a`` seconds goes when
+   ``in_service * r + sum(r - r_k for the older booting nodes) >= W``. They never held a
+   job. (A node kept this way serves the next batch; cancelling it as soon as the need
+   formula dips, while the backlog still outlasts its boot, only moved the wait.)
 4. *Scale in* only nodes idle for at least ``max(boot_seconds, idle_floor)`` (60 s),
    fresh heartbeat, not protected, and only after ``scale_in_ticks`` (3) consecutive
    ticks agree that the group has a surplus; the longest-idle nodes are asked to drain.
@@ -72,8 +81,12 @@ class PolicyParams:
     cancel_booting: bool = True  # terminate surplus nodes still booting at once
 
 
-def stream_need(stream: StreamState, group: GroupState | None = None) -> StreamNeed:
-    """Nodes one stream needs, with the arithmetic as its reason."""
+def stream_need(
+    stream: StreamState, group: GroupState | None = None, booting_for: tuple[float, ...] = ()
+) -> StreamNeed:
+    """Nodes one stream needs, with the arithmetic as its reason. ``booting_for``: how
+    long each node still booting has been booting (it starts work that much before a
+    node launched now would)."""
     b, r = max(0, stream.backlog), max(0, stream.running)
     d = max(stream.job_seconds, 1e-3)
     mpps = max(1, stream.mpps)
@@ -82,12 +95,16 @@ def stream_need(stream: StreamState, group: GroupState | None = None) -> StreamN
     if group is not None and slots:
         # Jobs the nodes in service start before a new node could boot need no new node.
         reach = group.in_service * mpps * group.boot_seconds / d
+        reach += sum(mpps * min(group.boot_seconds, max(0.0, a)) / d for a in booting_for)
         late = max(0, b - math.floor(reach))
         have = (group.in_service + group.pending) * mpps
         cap = have + min(late, math.ceil(late * d / stream.target_latency))
         if slots > cap:
             slots = cap
-            why = f"{why}, {late} beyond the reach of the {group.in_service} in service"
+            why = (
+                f"{why}, {late} beyond the reach of the {group.in_service} in service"
+                f" and {len(booting_for)} booting"
+            )
     if stream.rate is not None and slots:
         cap = max(1, math.ceil(stream.rate * d))
         if slots > cap:
@@ -128,6 +145,33 @@ def scale_in_candidates(
     return sorted(fit, key=lambda n: (n.idle_since, n.id))
 
 
+def _unneeded_booting(
+    group: GroupState, streams: list[StreamState], booting: list[NodeState], now: float
+) -> tuple[str, ...]:
+    """Booting nodes, newest first, whose work will have started before they arrive.
+
+    The group's work is ``W = sum((B + R / 2) * d / mpps)`` node-seconds (the backlog,
+    and half the running jobs' time still to go). A node due in ``r`` seconds (``boot``
+    minus how long it has booted) is not needed when the nodes in service and those
+    booting that arrive before it can do ``W`` before then:
+    ``in_service * r + sum(r - r_k for older nodes k) >= W``. Newest first: a node
+    cancelled never counts for an older one."""
+    work = sum(
+        (max(0, s.backlog) + max(0, s.running) / 2) * max(s.job_seconds, 1e-3) / max(1, s.mpps)
+        for s in streams
+    )
+    due = sorted(
+        ((max(0.0, group.boot_seconds - (now - n.started)), n.id) for n in booting), reverse=True
+    )
+    victims = []
+    for i, (r, node_id) in enumerate(due):
+        before = group.in_service * r + sum(r - r_k for r_k, _ in due[i + 1 :])
+        if before < work:
+            break
+        victims.append(node_id)
+    return tuple(victims)
+
+
 def decide_group(
     group: GroupState,
     streams: list[StreamState],
@@ -138,7 +182,8 @@ def decide_group(
 ) -> GroupDecision:
     """One group's decision; updates ``memory`` (agree counter, drains in flight)."""
     key = group.node_class
-    needs = tuple(stream_need(s, group) for s in streams)
+    booting_for = tuple(now - n.started for n in nodes if n.state == NODE_BOOTING)
+    needs = tuple(stream_need(s, group, booting_for) for s in streams)
     needed = max((n.nodes for n in needs), default=0)
     target = _clamp(needed, group)
     present = {n.id for n in nodes}
@@ -180,9 +225,9 @@ def decide_group(
         # A booting node has never claimed: cancelling it kills nothing (an agent racing
         # to its first claim is drained by the termination lifecycle hook first).
         allowed = min(staying - target, desired - leaving - group.min, len(booting))
-        if allowed > 0:
+        victims = _unneeded_booting(group, streams, booting, now)[: max(0, allowed)]
+        if victims:
             memory.agree[key] = 0
-            victims = tuple(n.id for n in sorted(booting, key=lambda n: -n.started)[:allowed])
             return replace(
                 base,
                 terminate=terminate + victims,

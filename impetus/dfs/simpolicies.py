@@ -1,9 +1,13 @@
 """The policies the simulator compares, each acting on a :class:`Fleet`.
 
 - ``impetus``: impetus.dfs.policy.decide, fed the way the DFS Lambda feeds it: a tick on
-  the API's nudge (a job arrives at an empty stream), and every 10 s while there is
-  work or a node (the Lambda keeps ticking within one invocation), else every 60 s (the
-  schedule). Job duration from the same Little's-law estimator as the Lambda.
+  the API's nudge (a job arrives at an empty stream), then after the delay the Lambda
+  itself computes (impetus.dfs.tick.follow_up: 10 s while active, 2 s while a drain is
+  in flight, right when an idle node reaches the idle threshold), else every 60 s (the
+  schedule). Job duration from the same Little's-law estimator as the Lambda. Nodes are
+  seen through heartbeat items written every 5 s from boot, as node agents write them
+  (node_agent/scaling.py): ``idle_since`` is the first beat that saw the node idle, and
+  a drain request is answered with ``drained`` on the node's next beat.
 - ``target-tracking``: AWS target tracking on "backlog per instance" (the metric math
   AWS documents for queue workers, with 0 instances counted as 1), target = acceptable
   latency / job duration x workers per instance. One datapoint a minute; scale out when
@@ -26,7 +30,7 @@ import math
 from collections import defaultdict
 
 from impetus import properties
-from impetus.dfs import collect, estimate
+from impetus.dfs import collect, estimate, tick
 from impetus.dfs.model import (
     GroupState,
     Memory,
@@ -42,37 +46,58 @@ TARGET_LATENCY = properties.PROPERTIES["target_latency"].default
 
 class Impetus:
     name = "impetus"
-    ACTIVE_TICK = 10.0
-    IDLE_TICK = 60.0
+    IDLE_TICK = 60.0  # the EventBridge schedule
+    HEARTBEAT = 5.0  # node_agent.config.DEFAULT_HEARTBEAT_INTERVAL
 
     def __init__(self, fleet: Fleet, params: PolicyParams | None = None) -> None:
         self.params = params or PolicyParams()
         self.memory = Memory()
         self.sample: list[float] | None = None
         self.next_tick = 0.0
+        self.drain_asked: dict[str, float] = {}
 
     def act(self, fleet: Fleet) -> None:
         if not (fleet.nudged or fleet.t >= self.next_tick):
             return
-        active = fleet.queue or fleet.alive()
-        self.next_tick = fleet.t + (self.ACTIVE_TICK if active else self.IDLE_TICK)
         self.sample = estimate.update(self.sample, fleet.t, fleet.completed, fleet.running_jobs())
-        decision = decide(self.inputs(fleet), self.memory, self.params)
+        inputs = self.inputs(fleet)
+        decision = decide(inputs, self.memory, self.params)
         self.memory = decision.memory
         self.apply(fleet, decision.groups[0])
+        for node_id in decision.groups[0].drain:
+            self.drain_asked[node_id] = fleet.t
+        wait = tick.follow_up(inputs, decision, self.params, tick.is_active(inputs, decision))
+        self.next_tick = fleet.t + (self.IDLE_TICK if wait is None else math.ceil(wait))
 
-    @staticmethod
-    def _item(node: SimNode, t: float) -> dict:
-        busy = int(node.busy)
-        return {
+    def _beat(self, node: SimNode, t: float, after: float) -> float:
+        """The first heartbeat of ``node`` at or after ``after`` (beats every 5 s from boot)."""
+        return node.ready_at + self.HEARTBEAT * math.ceil(
+            max(0.0, after - node.ready_at) / self.HEARTBEAT
+        )
+
+    def _item(self, node: SimNode, t: float) -> dict:
+        """The node's heartbeat item as its agent last wrote it."""
+        last = self._beat(node, t, t)
+        if last > t:
+            last -= self.HEARTBEAT
+        idle_since = None if node.busy else self._beat(node, t, node.idle_since)
+        busy = node.busy or idle_since > last  # no beat has seen it idle yet
+        state = node.state
+        asked = self.drain_asked.get(node.id)
+        if asked is not None and state == "drained" and self._beat(node, t, asked) > last:
+            state = "draining"  # drained, but its next beat has not said so yet
+        item = {
             "node": node.id,
-            "heartbeat": t,
+            "heartbeat": last,
             "started": node.launched,
-            "claims": busy,
-            "workers_busy": busy,
+            "claims": int(busy),
+            "workers_busy": int(busy),
             "jobs_done": node.jobs_done,
-            "state": node.state,
+            "state": state,
         }
+        if not busy:
+            item["idle_since"] = idle_since
+        return item
 
     def inputs(self, fleet: Fleet) -> PolicyInput:
         t = fleet.t
@@ -97,6 +122,9 @@ class Impetus:
             for n in fleet.alive()
         )
         alive = fleet.alive()
+        live = {n.id for n in alive}
+        for node_id in [k for k in self.memory.seen if k not in live]:
+            del self.memory.seen[node_id]  # as collect.policy_input forgets them
         group = GroupState(
             node_class="default",
             name="sim",

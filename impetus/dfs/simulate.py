@@ -77,9 +77,11 @@ def run(
     params: PolicyParams | None = None,
     seed: int = 7,
     target_latency: float = simpolicies.TARGET_LATENCY,
+    make=None,
 ) -> Result:
+    """``make(fleet)``: a policy not in simpolicies (impetus.dfs.bound's)."""
     fleet = Fleet(trace, seed=seed, target_latency=target_latency)
-    policy = simpolicies.make(policy_name, fleet, params)
+    policy = make(fleet) if make else simpolicies.make(policy_name, fleet, params)
     end = trace.length + TAIL
     while fleet.t <= end:
         fleet.step()

@@ -16,7 +16,8 @@ from impetus import aws
 from impetus.dfs import actuate, collect, metrics
 from impetus.dfs.config import DfsSettings
 from impetus.dfs.decisions import DecisionLog
-from impetus.dfs.policy import decide
+from impetus.dfs.model import NODE_RUNNING, Decision, PolicyInput
+from impetus.dfs.policy import PolicyParams, decide, idle_threshold
 from impetus.queue import Queue
 from impetus.streams import may_hold_claims
 
@@ -43,9 +44,64 @@ class TickResult:
     reaped: int = 0
     groups: list[dict[str, Any]] = field(default_factory=list)
     active: bool = False  # work waits, runs, or nodes boot/drain: worth ticking again soon
+    next_in: float | None = None  # seconds until the next tick is worth running (if active)
 
     def to_json(self) -> dict[str, Any]:
-        return {"reaped": self.reaped, "groups": self.groups, "active": self.active}
+        return {
+            "reaped": self.reaped,
+            "groups": self.groups,
+            "active": self.active,
+            "next_in": self.next_in,
+        }
+
+
+FOLLOW_UP = 10.0  # seconds between ticks while work waits or runs, or nodes boot
+DRAIN_POLL = 2.0  # while a drain is in flight: its node reports drained within a heartbeat
+MIN_FOLLOW_UP = 1.0
+
+
+def is_active(inputs: PolicyInput, decision: Decision) -> bool:
+    """Work waits or runs, nodes boot, a drain is in flight, or nodes stay up: worth
+    ticking again soon (else the schedule and the API's nudge are enough)."""
+    return any(s.backlog or s.running for s in inputs.streams) or any(
+        g.pending or g.desired > g.in_service or d.drain or decision.memory.draining
+        for g, d in zip(inputs.groups, decision.groups, strict=True)
+    )
+
+
+def follow_up(
+    inputs: PolicyInput, decision: Decision, params: PolicyParams, active: bool
+) -> float | None:
+    """Seconds until the next tick (None: leave it to the schedule and the nudge).
+
+    Every ``FOLLOW_UP`` seconds while active, sooner when the next event is known: every
+    ``DRAIN_POLL`` seconds while a drain is in flight (a drained node is terminated
+    promptly instead of being billed while it waits for a tick), and right when the next
+    idle node of a group with a surplus reaches the idle threshold (it may be drained
+    then, not up to a tick later). Idle nodes with nobody else active are followed too:
+    the fleet must get back to zero without waiting for the once-a-minute schedule."""
+    now, wait = inputs.now, FOLLOW_UP
+    draining = decision.memory.draining
+    if draining:
+        wait = DRAIN_POLL
+    for group, chosen in zip(inputs.groups, decision.groups, strict=True):
+        mine = [n for n in inputs.nodes if n.node_class == group.node_class]
+        staying = chosen.desired - sum(1 for n in mine if n.id in draining)
+        if staying <= max(group.min, chosen.needed):
+            continue  # no surplus: nothing to scale in
+        threshold = idle_threshold(group, params)
+        for node in mine:
+            if (
+                node.state == NODE_RUNNING
+                and not node.busy
+                and node.idle_since is not None
+                and node.id not in draining
+            ):
+                active = True  # an idle node to scale in: follow it, not the schedule
+                crossing = node.idle_since + threshold - now
+                if crossing > 0:
+                    wait = min(wait, max(MIN_FOLLOW_UP, crossing))
+    return wait if active else None
 
 
 REAP_EVERY = 10.0  # seconds between reaps of one stream (leases last a minute)
@@ -128,8 +184,6 @@ def run(
         metrics.publish(clients.cloudwatch, data)
     except Exception:
         log.exception("publishing metrics failed")
-    result.active = any(s.backlog or s.running for s in streams) or any(
-        g.pending or g.desired > g.in_service or d.drain or decision.memory.draining
-        for g, d in zip(inputs.groups, decision.groups, strict=True)
-    )
+    result.active = is_active(inputs, decision)
+    result.next_in = follow_up(inputs, decision, settings.params, result.active)
     return result

@@ -1,9 +1,11 @@
 """The DFS Lambda: runs on the EventBridge schedule and on the API's nudge.
 
 Each invocation runs one tick (impetus.dfs.tick). While work is waiting or nodes are
-booting or draining, it keeps ticking every ``FOLLOW_UP_SECONDS`` for as long as the
-invocation's remaining time allows (leaving ``MARGIN_SECONDS``), so a burst is followed
-at 10-second resolution although the schedule fires once a minute.
+booting, draining or idle, it keeps ticking for as long as the invocation's remaining
+time allows (leaving ``MARGIN_SECONDS``): every 10 s, every 2 s while a drain is in
+flight, and right when the next idle node reaches the idle threshold
+(``tick.follow_up``), so a burst is followed closely although the schedule fires once a
+minute.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from impetus.dfs.config import DfsSettings
 log = logging.getLogger()
 log.setLevel(logging.INFO)
 
-FOLLOW_UP_SECONDS = 10.0
 MARGIN_SECONDS = 15.0
-MAX_TICKS = 6
+MAX_TICKS = 100  # a bound, never reached: the remaining time ends an invocation first
 
 _clients: dict[tuple[str | None, str], tick.Clients] = {}  # reused by warm invocations
 
@@ -38,7 +39,8 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     for _ in range(MAX_TICKS):
         result = tick.run(settings, clients)
         results.append(result.to_json())
-        if not result.active or _remaining(context) < FOLLOW_UP_SECONDS + MARGIN_SECONDS:
+        wait = result.next_in
+        if wait is None or _remaining(context) < wait + MARGIN_SECONDS:
             break
-        time.sleep(FOLLOW_UP_SECONDS)
+        time.sleep(wait)
     return {"ticks": len(results), "last": results[-1]}

@@ -154,6 +154,38 @@ def test_the_chosen_idle_node_is_drained_then_terminated_with_decrement(env):
     assert any(f"terminated {idle}" in d for d in result["last"]["groups"][0]["done"])
 
 
+class Context:
+    """A Lambda context whose remaining time runs down with the handler's sleeps."""
+
+    def __init__(self, seconds):
+        self.left = seconds
+
+    def get_remaining_time_in_millis(self):
+        return int(self.left * 1000)
+
+
+def test_one_invocation_follows_a_drain_closely_until_the_node_is_terminated(env, monkeypatch):
+    queue, asg, ddb = env["queue"], env["asg"], env["ddb"]
+    queue.create_stream("s", {"mpps": 2})
+    asg.set_desired_capacity(AutoScalingGroupName="impetus-default", DesiredCapacity=1)
+    (idle,) = in_service(asg)
+    heartbeat(ddb, idle)
+    context, sleeps = Context(90.0), []
+
+    def sleep(seconds):  # the node answers the drain request on its next heartbeat
+        sleeps.append(seconds)
+        context.left -= seconds
+        if node_item(ddb, idle).get("drain"):
+            heartbeat(ddb, idle, state="drained")
+
+    monkeypatch.setattr("lambdas.dfs.handler.time.sleep", sleep)
+    result = handler({}, context)
+    assert in_service(asg) == [] and group(asg)["DesiredCapacity"] == 0
+    # agree (10 s), drain, poll every 2 s while it drains, terminate, then stop
+    assert sleeps == [10.0, tick.DRAIN_POLL] and result["ticks"] == 3
+    assert result["last"]["next_in"] is None
+
+
 def test_actuate_refuses_desired_outside_the_limits(env):
     from impetus.dfs import actuate
 

@@ -41,8 +41,14 @@ def protected(asg, instance_id):
     return found["AutoScalingInstances"][0]["ProtectedFromScaleIn"]
 
 
-def item(node_id, claims=0, state=RUNNING):
-    return {"node": node_id, "heartbeat": 1.0, "claims": claims, "state": state}
+def item(node_id, claims=0, state=RUNNING, heartbeat=1.0, jobs_done=0):
+    return {
+        "node": node_id,
+        "heartbeat": heartbeat,
+        "claims": claims,
+        "state": state,
+        "jobs_done": jobs_done,
+    }
 
 
 def read(ddb, node_id):
@@ -74,6 +80,21 @@ def test_a_drain_request_is_never_overwritten_and_stops_claiming(instance):
     assert scaling.state(False, holds_jobs=False) == DRAINED
     scaling.write_item(item(node, state=DRAINED))
     assert read(ddb, node)["state"] == DRAINED and read(ddb, node)["drain"] is True
+
+
+def test_the_heartbeat_reports_since_when_the_node_holds_nothing(instance):
+    ddb, node = instance["ddb"], instance["id"]
+    scaling = Scaling(node, AwsSettings.from_env(), ddb, lambda: None)
+    scaling.write_item(item(node, claims=1, heartbeat=10.0, jobs_done=3))
+    assert "idle_since" not in read(ddb, node)  # busy: no idle_since
+    scaling.write_item(item(node, heartbeat=15.0, jobs_done=4))
+    scaling.write_item(item(node, heartbeat=20.0, jobs_done=4))
+    assert read(ddb, node)["idle_since"] == 15.0  # the first beat that saw it idle
+    scaling.write_item(item(node, heartbeat=25.0, jobs_done=6))  # worked in between
+    assert read(ddb, node)["idle_since"] == 25.0
+    scaling.holding()  # a claim starts a new spell even before the next beat shows it
+    scaling.write_item(item(node, heartbeat=30.0, jobs_done=6))
+    assert read(ddb, node)["idle_since"] == 30.0
 
 
 def test_drain_request_for_a_gone_node_is_refused(instance):

@@ -20,11 +20,29 @@ def test_idle_since_holds_while_the_node_does_nothing_and_resets_on_work():
     assert busy.busy and busy.idle_since is None and "i-1" not in memory.idle
 
 
+def test_idle_since_reported_by_the_agent_wins_over_the_first_tick_that_saw_it():
+    memory = Memory()
+    item = {"node": "i-1", "heartbeat": 100.0, "claims": 0, "jobs_done": 5, "idle_since": 93.0}
+    seen = collect.node_state("default", INSTANCE, item, memory, now=101.0)
+    assert seen.idle_since == 93.0  # not 101: the node knows when it went idle
+    future = collect.node_state("default", INSTANCE, {**item, "idle_since": 500.0}, memory, 102.0)
+    assert future.idle_since == 102.0  # a clock ahead of DFS's never makes it idle longer
+
+
 def test_a_node_without_heartbeat_is_booting_and_a_drain_request_shows():
     booting = collect.node_state("default", INSTANCE, None, Memory(), now=1.0)
     assert booting.state == NODE_BOOTING and booting.heartbeat == 0
     asked = collect.node_state("default", INSTANCE, {"node": "i-1", "drain": True}, Memory(), 1.0)
     assert asked.state == NODE_DRAINING
+
+
+def test_a_booting_node_started_when_a_tick_first_saw_it():
+    memory = Memory()
+    collect.node_state("default", INSTANCE, None, memory, now=50.0)
+    later = collect.node_state("default", INSTANCE, None, memory, now=60.0)
+    assert later.started == 50.0  # how long it has booted counts toward the reach
+    item = {"node": "i-1", "heartbeat": 70.0, "started": 65.0, "claims": 0}
+    assert collect.node_state("default", INSTANCE, item, memory, now=70.0).started == 65.0
 
 
 def test_group_state_counts_in_service_and_pending():

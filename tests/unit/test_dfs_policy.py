@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from impetus.dfs.model import (
     NODE_BOOTING,
     NODE_DRAINED,
@@ -70,6 +72,36 @@ def test_no_new_nodes_for_backlog_the_nodes_in_service_reach_before_a_boot():
     s = stream(backlog=400, running=16, job_seconds=2.0, mpps=4)
     d, _ = one([s], groups=[group(desired=4, in_service=4)])
     assert d.desired == 4 and "beyond the reach" in d.needs[0].reason
+
+
+def test_nodes_booting_for_a_while_count_toward_the_reach():
+    # 400 due 2 s jobs, nothing in service, 5 nodes launched 40 s ago: they start work
+    # 40 s before a node launched now could, 5 x 4 slots x 40 s / 2 s = 400 jobs: enough.
+    s = stream(backlog=400, job_seconds=2.0, mpps=4)
+    g = group(desired=5, pending=5)
+    booting = [
+        NodeState(f"i-{i}", "default", 0.0, False, None, NOW - 40, state=NODE_BOOTING)
+        for i in range(5)
+    ]
+    d, _ = one([s], booting, [g])
+    assert d.desired == 5 and d.action == "hold" and "and 5 booting" in d.needs[0].reason
+    fresh = [replace(n, started=NOW - 1) for n in booting]  # just launched: they reach little
+    d, _ = one([s], fresh, [g])
+    assert d.desired > 5 and d.action == "scale-out"
+
+
+def test_a_booting_node_is_kept_while_the_backlog_outlasts_its_boot():
+    # 1 node in service, 2 booting (due in 10 s and 40 s); 100 due 2 s jobs on 4 slots are
+    # 50 node-s of work: before the later one arrives, the others do 40 + 30 = 70: cancel
+    # it; before the earlier one, only 10: keep it even though the need formula is lower.
+    g = group(desired=3, in_service=1, pending=2)
+    nodes = [
+        idle_node("i-up", 0, busy=True, idle_since=None),
+        NodeState("i-soon", "default", 0.0, False, None, NOW - 50, state=NODE_BOOTING),
+        NodeState("i-late", "default", 0.0, False, None, NOW - 20, state=NODE_BOOTING),
+    ]
+    d, _ = one([stream(backlog=100, job_seconds=2.0, mpps=4)], nodes, [g])
+    assert d.terminate == ("i-late",) and d.desired == 2
 
 
 def test_min_nodes_and_max_nodes_of_a_stream_are_respected():

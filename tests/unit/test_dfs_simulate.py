@@ -56,6 +56,24 @@ def test_duration_estimate_follows_littles_law():
     assert estimate.job_seconds(sample) == pytest.approx(2.0, rel=0.05)
 
 
+def test_duration_estimate_waits_for_enough_completions_then_replaces_the_default():
+    sample = estimate.update(None, 0.0, completed=0, running=0)
+    sample = estimate.update(sample, 10.0, completed=0, running=8)  # nodes just came up
+    sample = estimate.update(sample, 13.0, completed=12, running=8)
+    assert estimate.job_seconds(sample) == estimate.DEFAULT_JOB_SECONDS  # 12: too few
+    sample = estimate.update(sample, 20.0, completed=40, running=8)  # 8 running, 4/s: 2 s
+    first = estimate.job_seconds(sample)
+    assert first > 2.0  # replaced, not blended with the placeholder (ramp-up bias: high)
+    for t in range(30, 90, 10):
+        sample = estimate.update(sample, float(t), completed=4 * (t - 10), running=8)
+    assert estimate.job_seconds(sample) == pytest.approx(2.0, rel=0.1)
+
+
+def test_duration_estimate_reads_the_state_of_earlier_versions():
+    sample = estimate.update([0.0, 0.0, 4.0, 3.0], 10.0, completed=20, running=4)
+    assert estimate.job_seconds(sample) == pytest.approx(0.7 * 3.0 + 0.3 * 2.0)
+
+
 def test_cli_prints_the_table_and_writes_the_plot(tmp_path, capsys):
     png = tmp_path / "plot.png"
     code = main(["dfs", "simulate", "--trace", "steady", "--policy", "impetus",
@@ -69,3 +87,16 @@ def test_cli_refuses_an_unknown_policy(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["dfs", "simulate", "--policy", "nope"])
     assert exc.value.code == 2
+
+
+def test_bound_finds_the_cheapest_clairvoyant_fleet_at_dasks_p95(capsys):
+    from impetus.dfs import bound
+
+    (row,) = bound.bound(traces.make("bursty"), floors=(30.0,), seeds=(7,))
+    assert row.nodes is not None and row.p95 <= row.dask_p95
+    # a shorter floor never bills more for the same fleet
+    trace = traces.make("bursty")
+    long, short = bound.run(trace, row.nodes, 60.0, 7), bound.run(trace, row.nodes, 3.0, 7)
+    assert short.node_seconds <= long.node_seconds and short.interrupted == 0
+    assert main(["dfs", "bound", "--idle-floor", "30", "--fleet-seed", "7"]) == 0
+    assert "| 30 | 7 | 69.2 |" in capsys.readouterr().out
