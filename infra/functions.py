@@ -34,6 +34,7 @@ def _function(
     handler: str,
     timeout: Duration,
     environment: Mapping[str, str],
+    reserved_concurrency: int | None = None,
 ) -> tuple[lambda_.Function, iam.Role, logs.LogGroup]:
     """A function with its own role (no managed policies) and a log group with retention."""
     role = iam.Role(
@@ -61,6 +62,7 @@ def _function(
         timeout=timeout,
         log_group=log_group,
         environment=dict(environment),
+        reserved_concurrent_executions=reserved_concurrency,
     )
     return function, role, log_group
 
@@ -84,6 +86,12 @@ class DfsService(Construct):
             handler=DFS_HANDLER,
             timeout=Duration.seconds(50),  # done before the next tick
             environment=environment,
+            # One decision loop at a time: an invocation keeps ticking while the fleet
+            # is active, and a second one (the schedule, a nudge) deciding from its own
+            # copy of the policy's memory could drain or terminate twice. An event that
+            # finds it busy is throttled and retried by Lambda's async queue (within
+            # max_event_age), by which time the running loop has usually covered it.
+            reserved_concurrency=1,
         )
         # A nudge that cannot run within a minute is stale: the schedule covers it.
         self.function.configure_async_invoke(max_event_age=Duration.seconds(60), retry_attempts=0)

@@ -186,6 +186,7 @@ def test_dfs_runs_every_minute_and_the_api_may_nudge_it(synth):
     dfs = function(template, "lambdas.dfs.handler.handler")
     groups = json.loads(flatten(dfs["Environment"]["Variables"][ENV_NODE_GROUPS]))
     assert groups == stack.group_names == {"default": "impetus-default", "spot": "impetus-spot"}
+    assert dfs["ReservedConcurrentExecutions"] == 1  # one decision loop at a time
     _, rule = one(template, "AWS::Events::Rule")
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     (target,) = rule["Properties"]["Targets"]
