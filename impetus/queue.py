@@ -19,7 +19,7 @@ from impetus.joblist import JobLister
 from impetus.jobqueue import JobQueue
 from impetus.jobs import Outcome
 from impetus.queue_types import Claim, ClaimedJob
-from impetus.signing import KeyLoader, Signer
+from impetus.signing import KeyLoader, SigningKey
 from impetus.store import Store
 from impetus.streams import Streams
 from impetus.tables import JOBS, NODES, QUEUE, STORE, STREAMS, table_names
@@ -32,7 +32,7 @@ class Queue:
         self,
         settings: AwsSettings | None = None,
         client: Any = None,
-        signer: Signer | None = None,
+        signer: SigningKey | None = None,
     ) -> None:
         """``signer`` signs enqueued jobs; by default the signing key is read from Secrets
         Manager on the first enqueue (only the API enqueues)."""

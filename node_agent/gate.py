@@ -18,7 +18,7 @@ from impetus import codec, jobs
 from impetus.jobqueue import JobQueue
 from impetus.jobs import Outcome
 from impetus.queue_types import ClaimedJob
-from impetus.signing import Signer, sha256_hex
+from impetus.signing import SigningKey, sha256_hex
 
 
 def _refuse(job: ClaimedJob, kind: str, message: str) -> Outcome:
@@ -29,7 +29,7 @@ def _refuse(job: ClaimedJob, kind: str, message: str) -> Outcome:
 
 
 class JobGate:
-    def __init__(self, signer: Callable[[], Signer]) -> None:
+    def __init__(self, signer: Callable[[], SigningKey]) -> None:
         self.signer = signer
 
     def check(self, job: ClaimedJob) -> Outcome | None:

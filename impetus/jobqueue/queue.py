@@ -36,7 +36,7 @@ from impetus.jobqueue.layout import (
     suffix_of,
 )
 from impetus.jobqueue.settle import Settling
-from impetus.signing import Signer
+from impetus.signing import SigningKey
 from impetus.streams import Streams
 
 
@@ -46,7 +46,7 @@ class JobQueue(Enqueuing, Claiming, Settling, Collecting):
         client: Any,
         tables: dict[str, str],
         streams: Streams,
-        signer: Callable[[], Signer],
+        signer: Callable[[], SigningKey],
     ) -> None:
         """``signer`` gives the signing key's Signer when enqueue first needs it (so that
         node-side users of the queue never read the key through here)."""

@@ -319,6 +319,25 @@ def test_worker_killed_max_attempts_times_gives_lost_error(queue, start_agent, t
     assert agent.terminate() == 0
 
 
+def test_a_running_node_accepts_jobs_signed_after_the_key_rotated(queue, settings, start_agent):
+    queue.create_stream("s7")
+    enqueue(queue, "s7", pid_of_square, [3])
+    agent = start_agent()
+    assert codec.loads(results_when(queue, "s7", 1)["job0"]["result"])[0] == 9
+    queue.ack("s7", ["job0"])
+    sm = aws.client("secretsmanager", settings)
+    sm.put_secret_value(SecretId=settings.signing_secret, SecretString="rotated-key-0123456789")
+    rotated = Queue(settings)  # an API instance that reads the new version
+    code = codec.dump_function(pid_of_square)
+    digest = codec.digest(code)
+    spec = {"id": "after", "name": "sq", "code": digest, "args": codec.dumps(4), "stage": "stage1"}
+    rotated.enqueue("s7", [spec], {digest: code}, codec.PYTHON_VERSION)
+    job = results_when(queue, "s7", 1)["after"]
+    assert job["status"] == "ready" and codec.loads(job["result"])[0] == 16
+    assert agent.proc.poll() is None
+    assert agent.terminate() == 0
+
+
 def test_heartbeat_renews_the_lease_of_a_long_job(queue, start_agent):
     queue.create_stream("s5")
     enqueue(queue, "s5", sleep_for, [4])

@@ -9,7 +9,15 @@ import pytest
 from impetus import codec
 from impetus.exceptions import ConfigError
 from impetus.queue_types import ClaimedJob
-from impetus.signing import Envelope, KeyLoader, Signer, sha256_hex
+from impetus.signing import (
+    MAX_FETCHES_PER_MINUTE,
+    Envelope,
+    KeyLoader,
+    Keyring,
+    Signer,
+    UnknownVersion,
+    sha256_hex,
+)
 from node_agent.gate import JobGate
 
 KEY = b"k" * 32
@@ -78,6 +86,99 @@ def test_key_loader_without_secret_is_a_config_error(aws):
 
     with pytest.raises(ConfigError, match="signing key"):
         KeyLoader(AwsSettings()).signer()
+
+
+# --- rotation ---------------------------------------------------------------------------------
+V1, V2 = "a" * 32, "b" * 32
+
+
+class Secret:
+    """A versioned secret, as Secrets Manager keeps one; counts fetches."""
+
+    def __init__(self) -> None:
+        self.versions = {V1: b"first-key-0123456789"}
+        self.current = V1
+        self.fetched: list[str | None] = []
+
+    def rotate(self, version: str, key: bytes) -> None:
+        self.versions[version], self.current = key, version
+
+    def fetch(self, version: str | None) -> tuple[str, bytes]:
+        self.fetched.append(version)
+        version = version or self.current
+        if version not in self.versions:
+            raise UnknownVersion(version)
+        return version, self.versions[version]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_signatures_name_their_key_version_and_survive_a_rotation():
+    secret, clock = Secret(), Clock()
+    api = Keyring(secret.fetch, refresh=300, clock=clock)
+    node = Keyring(secret.fetch, refresh=300, clock=clock)
+    before = api.sign(envelope())
+    assert before.startswith(f"v2:{V1}:")
+    secret.rotate(V2, b"second-key-0123456789")
+    assert api.sign(envelope()).startswith(f"v2:{V1}:")  # until the API looks again
+    clock.now = 301
+    after = api.sign(envelope())
+    assert after.startswith(f"v2:{V2}:")
+    assert node.verify(envelope(), after)  # the node fetched V2 by its id...
+    assert node.verify(envelope(), before)  # ...and still knows V1
+    assert secret.fetched.count(V2) == 1
+    assert node.verify(envelope(), after) and secret.fetched.count(V2) == 1  # kept
+    assert not node.verify(envelope(job="j2"), after)
+
+
+def test_legacy_unnamed_signatures_verify_with_the_current_key():
+    secret = Secret()
+    keyring = Keyring(secret.fetch)
+    assert keyring.verify(envelope(), Signer(secret.versions[V1]).sign(envelope()))
+    assert not keyring.verify(envelope(), Signer(b"other-key-0123456789").sign(envelope()))
+
+
+def test_made_up_versions_cannot_flood_the_secret_store():
+    secret, clock = Secret(), Clock()
+    node = Keyring(secret.fetch, clock=clock)
+    mac = Signer(b"forged-key-0123456789").sign(envelope())
+    for bad in ("x", "../../etc", "a" * 65, "", "a" * 31):  # not a version id: no fetch
+        assert not node.verify(envelope(), f"v2:{bad}:{mac}")
+    assert secret.fetched == [None]
+    forged = "f" * 32
+    assert not node.verify(envelope(), f"v2:{forged}:{mac}")
+    assert not node.verify(envelope(), f"v2:{forged}:{mac}")  # remembered as missing
+    assert secret.fetched.count(forged) == 1
+    for i in range(2 * MAX_FETCHES_PER_MINUTE):
+        node.verify(envelope(), f"v2:{i:032d}:{mac}")
+    assert len(secret.fetched) == 1 + MAX_FETCHES_PER_MINUTE  # the rest were not asked
+    clock.now = 61
+    secret.rotate(V2, b"second-key-0123456789")
+    good = Keyring(secret.fetch, clock=clock).sign(envelope())
+    assert node.verify(envelope(), good)  # a new minute: a real new version gets through
+
+
+def test_rotation_through_secrets_manager(aws):
+    import boto3
+
+    from impetus.config import AwsSettings
+
+    settings = AwsSettings()
+    sm = boto3.client("secretsmanager", region_name=settings.region)
+    sm.create_secret(Name=settings.signing_secret, SecretString="from-secrets-manager-0123")
+    api, node = KeyLoader(settings).signer(), KeyLoader(settings).signer()
+    old = api.sign(envelope())
+    sm.put_secret_value(SecretId=settings.signing_secret, SecretString="rotated-later-0123456")
+    new = KeyLoader(settings).signer().sign(envelope())  # an API instance started since
+    assert old.split(":")[1] != new.split(":")[1]
+    assert node.verify(envelope(), old) and node.verify(envelope(), new)
+    assert not node.verify(envelope(), f"v2:{'0' * 36}:{new.split(':')[2]}")  # no such version
 
 
 # --- the gate ---------------------------------------------------------------------------------
