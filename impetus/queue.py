@@ -184,3 +184,7 @@ class Queue:
     def reap(self, stream_id: str) -> int:
         """Return jobs of expired leases to the queue. Returns how many."""
         return self.jobs.reap(stream_id)
+
+    def recount(self, stream_id: str) -> dict[str, int]:
+        """The stream's waiting, running and delayed jobs, counted in the queue itself."""
+        return self.jobs.recount(stream_id)

@@ -178,3 +178,37 @@ class Streams:
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):
                 raise
+
+    def raw_counts(self, stream_id: str, names: tuple[str, ...]) -> dict[str, int]:
+        """Counters as stored (unclamped: drift can take one below zero)."""
+        item = self.get_item(stream_id)
+        return {n: int(item.get(n, 0)) for n in names}
+
+    def correct(self, stream_id: str, seen: dict[str, int], truth: dict[str, int]) -> bool:
+        """Set counters from ``seen`` to ``truth``, only if they still hold ``seen``.
+
+        An ADD of the difference, conditional on every counter being what was read: a
+        count that lands in between (a claim, a flush) makes this a no-op, never a lost
+        update. Returns whether it applied.
+        """
+        deltas = {k: truth[k] - seen[k] for k in seen if truth[k] != seen[k]}
+        if not deltas:
+            return False
+        assert set(deltas) <= set(COUNTERS), deltas
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=dynamo.serialize({"stream": stream_id}),
+                UpdateExpression="ADD " + ", ".join(f"#{k} :d_{k}" for k in deltas),
+                ConditionExpression=" AND ".join(f"#{k} = :s_{k}" for k in seen),
+                ExpressionAttributeNames={f"#{k}": k for k in seen},
+                ExpressionAttributeValues=dynamo.values(
+                    **{f"d_{k}": v for k, v in deltas.items()},
+                    **{f"s_{k}": v for k, v in seen.items()},
+                ),
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True

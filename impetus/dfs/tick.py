@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from impetus import aws
-from impetus.dfs import actuate, collect, metrics
+from impetus.dfs import actuate, audit, collect, metrics
 from impetus.dfs.config import DfsSettings
 from impetus.dfs.decisions import DecisionLog
 from impetus.dfs.model import NODE_RUNNING, Decision, PolicyInput
@@ -42,6 +42,7 @@ class Clients:
 @dataclass
 class TickResult:
     reaped: int = 0
+    corrected: int = 0  # streams whose drifted counters were set to the queue's count
     groups: list[dict[str, Any]] = field(default_factory=list)
     active: bool = False  # work waits, runs, or nodes boot/drain: worth ticking again soon
     next_in: float | None = None  # seconds until the next tick is worth running (if active)
@@ -49,6 +50,7 @@ class TickResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "reaped": self.reaped,
+            "corrected": self.corrected,
             "groups": self.groups,
             "active": self.active,
             "next_in": self.next_in,
@@ -107,6 +109,7 @@ def follow_up(
 REAP_EVERY = 10.0  # seconds between reaps of one stream (leases last a minute)
 _reaped_at: dict[str, float] = {}  # per process: warm Lambda containers, the local ticker
 _errors_seen: dict[str, int] = {}  # stream -> its errors counter at the previous tick
+_auditor = audit.Auditor()  # per process, like the two above
 
 
 def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
@@ -146,6 +149,7 @@ def run(
     result = TickResult()
     listing = queue.list_streams()
     result.reaped = reap(queue, listing, now)
+    result.corrected = audit.audit(queue, listing, now, _auditor)
     decisions = DecisionLog(clients.ddb, prefix)
     memory = decisions.load_memory()
     due = {

@@ -35,12 +35,13 @@ from impetus.jobqueue.layout import (
     shard_of,
     suffix_of,
 )
+from impetus.jobqueue.recount import Recounting
 from impetus.jobqueue.settle import Settling
 from impetus.signing import SigningKey
 from impetus.streams import Streams
 
 
-class JobQueue(Enqueuing, Claiming, Settling, Collecting):
+class JobQueue(Enqueuing, Claiming, Settling, Collecting, Recounting):
     def __init__(
         self,
         client: Any,

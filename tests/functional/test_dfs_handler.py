@@ -109,6 +109,27 @@ def test_scales_from_zero_on_the_first_job_and_does_not_launch_twice(env):
     assert group(asg)["DesiredCapacity"] == 1 and len(in_service(asg)) == 1
 
 
+def test_work_stranded_by_a_drifted_counter_still_gets_a_node(env, monkeypatch):
+    """The waiting counter lost its jobs (a count that died with its process): DFS's
+    audit finds them in the queue, restores the counter, and the fleet scales out."""
+    from impetus.dfs.audit import Auditor
+
+    monkeypatch.setattr(tick, "_auditor", Auditor(confirm_after=5))
+    queue, asg = env["queue"], env["asg"]
+    queue.create_stream("s", {"mpps": 2})
+    fork(queue, "s", 3)
+    queue.streams.count("s", waiting=-3)
+    settings = DfsSettings.from_env()
+    now = time.time()
+    first = tick.run(settings, now=now)
+    assert first.corrected == 0 and group(asg)["DesiredCapacity"] == 0  # nothing seen yet
+    second = tick.run(settings, now=now + 6)
+    assert second.corrected == 1
+    assert queue.get_stream("s")["counts"]["waiting"] == 3
+    tick.run(settings, now=now + 7)
+    assert group(asg)["DesiredCapacity"] == 1
+
+
 def test_desired_follows_the_backlog_and_never_exceeds_max(env):
     queue, asg = env["queue"], env["asg"]
     queue.create_stream("s", {"mpps": 2, "target_latency": 1.0})

@@ -54,3 +54,20 @@ def test_a_failed_write_is_kept_for_the_next_flush():
     counters.count("a", running=1)
     counters.flush()
     assert streams.writes == [("a", {"running": 3})]
+
+
+def test_a_delta_that_cannot_be_written_within_its_age_limit_is_dropped():
+    """So DFS's audit, which corrects only differences older than that, never counts a
+    delta that is still on its way."""
+    streams = RecordingStreams(fail=2)
+    counters = BufferedCounters(streams, interval=60, max_age=0.2)
+    counters.count("a", running=2)
+    counters.flush()  # fails: kept
+    time.sleep(0.25)
+    counters.count("a", running=1)  # joins the old delta, which keeps its age
+    counters.flush()  # fails again, past the age limit: dropped
+    counters.flush()
+    assert streams.writes == []
+    counters.count("a", running=5)
+    counters.flush()
+    assert streams.writes == [("a", {"running": 5})]
