@@ -15,10 +15,16 @@ member of a family of policies that know the whole trace yet obey the scale-in r
 For each floor it tries every ``N`` and reports the cheapest whose p95 wait is no worse
 than Dask adaptive's on the same trace and seed. ``N`` is one number for the whole
 trace: picking it per burst with hindsight would also pick lucky boot draws.
+
+``--family per-burst`` tries a causal family instead, which sizes each burst by what it
+sees: ``ceil(jobs due / J)`` nodes at the burst's first due second (the jobs of the
+first batch that have arrived), terminated the second the floor allows, with no
+knowledge of work to come; ``J`` (jobs per node) is chosen with hindsight.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from impetus.dfs import simulate, traces
@@ -56,10 +62,39 @@ class Clairvoyant:
         fleet.terminate(idle)
 
 
-def run(trace: traces.Trace, nodes: int, floor: float, seed: int) -> simulate.Result:
-    return simulate.run(
-        trace, "clairvoyant", seed=seed, make=lambda fleet: Clairvoyant(fleet, nodes, floor)
-    )
+class PerBurst(Clairvoyant):
+    """``ceil(jobs due / J)`` nodes at each burst's first due second; scale-in at exactly
+    the idle floor; no knowledge of the future."""
+
+    def __init__(self, fleet: Fleet, per_node: int, floor: float) -> None:
+        super().__init__(fleet, 0, floor)
+        self.per_node = per_node
+
+    def act(self, fleet: Fleet) -> None:
+        if fleet.queue and not fleet.alive():
+            fleet.launch(min(fleet.max_nodes, math.ceil(len(fleet.queue) / self.per_node)))
+            return
+        idle = [
+            n
+            for n in fleet.ready_nodes()
+            if not n.busy and n.idle_since is not None and fleet.t - n.idle_since >= self.floor
+        ]
+        fleet.terminate(idle)
+
+
+PER_NODE = (5, 8, 10, 12, 15, 20, 25, 30, 40, 60)  # jobs per node tried by "per-burst"
+FAMILIES = ("fixed", "per-burst")
+
+
+def candidates(family: str, fleet: Fleet) -> tuple[int, ...]:
+    return tuple(range(1, fleet.max_nodes + 1)) if family == "fixed" else PER_NODE
+
+
+def run(
+    trace: traces.Trace, size: int, floor: float, seed: int, family: str = "fixed"
+) -> simulate.Result:
+    policy = Clairvoyant if family == "fixed" else PerBurst
+    return simulate.run(trace, family, seed=seed, make=lambda fleet: policy(fleet, size, floor))
 
 
 @dataclass(frozen=True)
@@ -68,20 +103,22 @@ class Bound:
     seed: int
     dask_p95: float
     dask_node_seconds: float
-    nodes: int | None  # cheapest N with p95 <= dask's (None: no N gets there)
+    nodes: int | None  # cheapest N (or J) with p95 <= dask's (None: none gets there)
     p95: float | None
     node_seconds: float | None
 
 
-def bound(trace: traces.Trace, floors=FLOORS, seeds=SEEDS) -> list[Bound]:
+def bound(trace: traces.Trace, floors=FLOORS, seeds=SEEDS, family: str = "fixed") -> list[Bound]:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}: one of {', '.join(FAMILIES)}")
     out = []
     for seed in seeds:
         dask = simulate.run(trace, "dask-adaptive", seed=seed)
         for floor in floors:
             best: simulate.Result | None = None
             best_n = None
-            for n in range(1, Fleet(trace).max_nodes + 1):
-                result = run(trace, n, floor, seed)
+            for n in candidates(family, Fleet(trace)):
+                result = run(trace, n, floor, seed, family)
                 if result.p95_wait <= dask.p95_wait and (
                     best is None or result.node_seconds < best.node_seconds
                 ):
@@ -100,9 +137,10 @@ def bound(trace: traces.Trace, floors=FLOORS, seeds=SEEDS) -> list[Bound]:
     return out
 
 
-def table(bounds: list[Bound]) -> str:
+def table(bounds: list[Bound], family: str = "fixed") -> str:
+    size = "bound N" if family == "fixed" else "bound J (jobs/node)"
     lines = [
-        "| idle floor s | seed | dask p95 s | dask node-s | bound N | bound p95 s | bound node-s |",
+        f"| idle floor s | seed | dask p95 s | dask node-s | {size} | bound p95 s | bound node-s |",
         "|---|---|---|---|---|---|---|",
     ]
     for b in bounds:

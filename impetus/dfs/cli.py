@@ -104,6 +104,13 @@ def register(subparsers: Any) -> None:
         action="append",
         help="idle floor in seconds to try (repeatable; default 60 30 10 3)",
     )
+    bnd.add_argument(
+        "--family",
+        choices=("fixed", "per-burst"),
+        default="fixed",
+        help="fixed: N nodes per burst, N one number, future known; per-burst: "
+        "ceil(jobs due / J) nodes per burst, future unknown (default fixed)",
+    )
     bnd.set_defaults(func=cmd_bound)
 
 
@@ -141,7 +148,8 @@ def cmd_bound(args: argparse.Namespace) -> int:
     if any(f < 0 for f in floors):
         raise DfsCliError("--idle-floor must be >= 0")
     print(f"trace {trace.name}: {len(trace.jobs)} jobs, {trace.bursts} burst(s)")
-    print(bound.table(bound.bound(trace, floors, tuple(args.fleet_seed or bound.SEEDS))))
+    seeds = tuple(args.fleet_seed or bound.SEEDS)
+    print(bound.table(bound.bound(trace, floors, seeds, args.family), args.family))
     return 0
 
 

@@ -100,3 +100,23 @@ def test_bound_finds_the_cheapest_clairvoyant_fleet_at_dasks_p95(capsys):
     assert short.node_seconds <= long.node_seconds and short.interrupted == 0
     assert main(["dfs", "bound", "--idle-floor", "30", "--fleet-seed", "7"]) == 0
     assert "| 30 | 7 | 69.2 |" in capsys.readouterr().out
+
+
+def test_the_per_burst_family_sizes_each_burst_by_the_jobs_it_sees(capsys):
+    from impetus.dfs import bound
+    from impetus.dfs.simfleet import Fleet
+
+    trace = traces.make("bursty")
+    fleet = Fleet(trace, seed=7)
+    policy = bound.PerBurst(fleet, per_node=10, floor=60.0)
+    while not fleet.queue:  # the first burst's first due second
+        fleet.step()
+        fleet.t += 1
+    fleet.t -= 1
+    policy.act(fleet)
+    assert len(fleet.alive()) == min(fleet.max_nodes, -(-len(fleet.queue) // 10))
+    smaller = bound.run(trace, 40, 60.0, 7, "per-burst")
+    larger = bound.run(trace, 10, 60.0, 7, "per-burst")
+    assert larger.p95_wait < smaller.p95_wait and larger.node_seconds > smaller.node_seconds
+    assert main(["dfs", "bound", "--family", "per-burst", "--idle-floor", "60"]) == 0
+    assert "bound J (jobs/node)" in capsys.readouterr().out
