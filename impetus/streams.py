@@ -163,21 +163,8 @@ class Streams:
     def count(self, stream_id: str, **deltas: int) -> None:
         """Atomically add to backlog counters (only if the stream still exists)."""
         deltas = {k: v for k, v in deltas.items() if v}
-        if not deltas:
-            return
-        assert set(deltas) <= set(COUNTERS), deltas
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=dynamo.serialize({"stream": stream_id}),
-                UpdateExpression="ADD " + ", ".join(f"#{k} :{k}" for k in deltas),
-                ConditionExpression="attribute_exists(#stream)",
-                ExpressionAttributeNames={f"#{k}": k for k in (*deltas, "stream")},
-                ExpressionAttributeValues=dynamo.values(**deltas),
-            )
-        except ClientError as exc:
-            if not dynamo.is_condition_failure(exc):
-                raise
+        if deltas:
+            self._add(stream_id, deltas, "attribute_exists(#stream)", {"#stream": "stream"}, {})
 
     def raw_counts(self, stream_id: str, names: tuple[str, ...]) -> dict[str, int]:
         """Counters as stored (unclamped: drift can take one below zero)."""
@@ -194,17 +181,33 @@ class Streams:
         deltas = {k: truth[k] - seen[k] for k in seen if truth[k] != seen[k]}
         if not deltas:
             return False
+        return self._add(
+            stream_id,
+            deltas,
+            " AND ".join(f"#{k} = :s_{k}" for k in seen),
+            {f"#{k}": k for k in seen},
+            {f"s_{k}": v for k, v in seen.items()},
+        )
+
+    def _add(
+        self,
+        stream_id: str,
+        deltas: dict[str, int],
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, int],
+    ) -> bool:
+        """ADD ``deltas`` to counters if ``condition`` holds; False when it did not."""
         assert set(deltas) <= set(COUNTERS), deltas
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=dynamo.serialize({"stream": stream_id}),
                 UpdateExpression="ADD " + ", ".join(f"#{k} :d_{k}" for k in deltas),
-                ConditionExpression=" AND ".join(f"#{k} = :s_{k}" for k in seen),
-                ExpressionAttributeNames={f"#{k}": k for k in seen},
+                ConditionExpression=condition,
+                ExpressionAttributeNames={**names, **{f"#{k}": k for k in deltas}},
                 ExpressionAttributeValues=dynamo.values(
-                    **{f"d_{k}": v for k, v in deltas.items()},
-                    **{f"s_{k}": v for k, v in seen.items()},
+                    **{f"d_{k}": v for k, v in deltas.items()}, **values
                 ),
             )
         except ClientError as exc:

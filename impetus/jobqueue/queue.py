@@ -20,7 +20,7 @@ acknowledged or moved to another chunk (released, reaped).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -159,6 +159,25 @@ class JobQueue(Enqueuing, Claiming, Settling, Collecting, Recounting):
             if not dynamo.is_condition_failure(exc):
                 raise
 
+    @staticmethod
+    def _partitions(stream_id: str, shards: int) -> list[str]:
+        """The stream's queue partitions: its ready shards, then its delayed partition."""
+        return [keys.ready_pk(stream_id, s) for s in range(shards)] + [keys.delayed_pk(stream_id)]
+
+    def _chunks_in(
+        self, pk: str, fields: str, consistent: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Every chunk of one partition, with the given ``#field`` projection."""
+        return dynamo.query(
+            self.client,
+            TableName=self.queue_table,
+            KeyConditionExpression="#pk = :pk",
+            ProjectionExpression=fields,
+            ExpressionAttributeNames=dynamo.names("#pk", fields),
+            ExpressionAttributeValues=dynamo.values(pk=pk),
+            ConsistentRead=consistent,
+        )
+
     # --- inspect ----------------------------------------------------------------------------
     def oldest_due(self, stream_id: str) -> int | None:
         """Due time (epoch ms) of the job that waited longest among those at the head of
@@ -194,17 +213,8 @@ class JobQueue(Enqueuing, Claiming, Settling, Collecting, Recounting):
     # --- delete -----------------------------------------------------------------------------
     def purge(self, stream_id: str, shards: int) -> None:
         """Delete every chunk and job record of a stream (the stream is already hidden)."""
-        for pk in [keys.ready_pk(stream_id, s) for s in range(shards)] + [
-            keys.delayed_pk(stream_id)
-        ]:
-            chunk_keys = dynamo.query(
-                self.client,
-                TableName=self.queue_table,
-                KeyConditionExpression="#pk = :pk",
-                ProjectionExpression="#pk, #sk",
-                ExpressionAttributeNames=dynamo.names("#pk #sk"),
-                ExpressionAttributeValues=dynamo.values(pk=pk),
-            )
+        for pk in self._partitions(stream_id, shards):
+            chunk_keys = self._chunks_in(pk, "#pk, #sk")
             dynamo.batch_write(self.client, self.queue_table, deletes=list(chunk_keys))
         job_keys = dynamo.query(
             self.client,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from impetus import dynamo, keys, properties
+from impetus import keys, properties
 
 RECOUNTED = ("waiting", "running", "delayed")
 
@@ -36,19 +36,10 @@ class Recounting:
 
     def recount(self, stream_id: str) -> dict[str, int]:
         shards = properties.get(self._properties(stream_id), "shards")
-        partitions = [(keys.ready_pk(stream_id, s), False) for s in range(shards)]
-        partitions.append((keys.delayed_pk(stream_id), True))
         totals = dict.fromkeys(RECOUNTED, 0)
-        for pk, delayed in partitions:
-            for chunk in dynamo.query(
-                self.client,
-                TableName=self.queue_table,
-                KeyConditionExpression="#pk = :pk",
-                ProjectionExpression="#n, #cursor, #claims",
-                ExpressionAttributeNames=dynamo.names("#pk #n #cursor #claims"),
-                ExpressionAttributeValues=dynamo.values(pk=pk),
-                ConsistentRead=True,
-            ):
+        for pk in self._partitions(stream_id, shards):
+            delayed = pk == keys.delayed_pk(stream_id)
+            for chunk in self._chunks_in(pk, "#n, #cursor, #claims", consistent=True):
                 for name, value in chunk_counts(chunk, delayed).items():
                     totals[name] += value
         return totals
