@@ -117,10 +117,11 @@ class Queue:
         jobs: list[dict[str, Any]],
         functions: dict[str, str],
         client_python: str,
-    ) -> dict[str, list[str]]:
+    ) -> dict[str, Any]:
         """Enqueue JobSpec dicts (see impetus.jobs.JobSpec); ``functions`` maps a code
         digest to the encoded code. Ids the stream already knows are skipped.
-        Returns {"accepted": [ids], "existing": [ids]}."""
+        Returns {"accepted": [ids], "existing": [ids], "acked": [ids of the existing ones
+        already acknowledged], "idle_before": whether the stream had no work before}."""
         self._check_uploads(stream_id, jobs)
         return self.jobs.enqueue(stream_id, jobs, functions, client_python)
 

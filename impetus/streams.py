@@ -27,6 +27,12 @@ COUNTERS = ("waiting", "delayed", "running", "finished", "errors", "acked", "for
 BUSY_COUNTERS = ("waiting", "running", "delayed")
 
 
+def is_idle(counts: dict[str, Any]) -> bool:
+    """No job waiting, delayed or running by these counters (as stored: a counter that
+    drifted below zero counts as none)."""
+    return not any(int(counts.get(name) or 0) > 0 for name in BUSY_COUNTERS)
+
+
 def may_hold_claims(stream: dict[str, Any]) -> bool:
     """Whether a stream description (``list_streams``) may hold live or expired leases."""
     counts = stream.get("counts") or {}

@@ -21,10 +21,6 @@ log = logging.getLogger(__name__)
 _lambda: Any = None
 
 
-def was_empty(counts: dict[str, int]) -> bool:
-    return not any(counts.get(k) for k in ("waiting", "delayed", "running"))
-
-
 def nudge(stream_id: str, client: Any = None) -> bool:
     """Invoke DFS with InvocationType=Event; True if the invoke was accepted."""
     function = os.environ.get(ENV_DFS_FUNCTION)

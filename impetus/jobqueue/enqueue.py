@@ -14,6 +14,7 @@ from impetus.jobqueue.layout import (
     shard_of,
 )
 from impetus.signing import Envelope, sha256_hex
+from impetus.streams import is_idle
 
 
 class Enqueuing:
@@ -26,7 +27,7 @@ class Enqueuing:
         specs: list[dict[str, Any]],
         functions: dict[str, str],
         client_python: str,
-    ) -> dict[str, list[str]]:
+    ) -> dict[str, Any]:
         stream = self.streams.get_item(stream_id)
         specs = [self._check_spec(s) for s in specs]
         self._check_functions(stream_id, specs, functions)
@@ -44,7 +45,13 @@ class Enqueuing:
         dynamo.batch_write(self.client, self.queue_table, puts=chunks)
         delayed = sum(len(c["jobs"]) for c in chunks if c["pk"] == keys.delayed_pk(stream_id))
         self.counters.count(stream_id, forked=len(new), waiting=len(new) - delayed, delayed=delayed)
-        return {"accepted": [s["id"] for s in new], "existing": existing, "acked": acked}
+        return {
+            "accepted": [s["id"] for s in new],
+            "existing": existing,
+            "acked": acked,
+            # read with the stream item anyway: the API nudges DFS when this is True
+            "idle_before": is_idle(stream),
+        }
 
     @staticmethod
     def _check_spec(spec: dict[str, Any]) -> dict[str, Any]:

@@ -114,8 +114,8 @@ def test_given_job_id_makes_fork_idempotent(queue):
     queue.create_stream("s")
     first = enqueue(queue, "s", [spec("x"), spec("y")])
     again = enqueue(queue, "s", [spec("x"), spec("z"), spec("z")])
-    assert first == {"accepted": ["x", "y"], "existing": [], "acked": []}
-    assert again == {"accepted": ["z"], "existing": ["x", "z"], "acked": []}
+    assert first == {"accepted": ["x", "y"], "existing": [], "acked": [], "idle_before": True}
+    assert again == {"accepted": ["z"], "existing": ["x", "z"], "acked": [], "idle_before": False}
     assert sorted(drain(queue, "s")) == ["x", "y", "z"]
     assert enqueue(queue, "s", [spec("x")])["existing"] == ["x"]  # also once finished
     queue.ack("s", ["x"])
