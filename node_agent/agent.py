@@ -340,7 +340,7 @@ class Agent:
     def _worker_died(self, worker: WorkerHandle) -> None:
         worker.process.join(1.0)
         code = worker.exitcode
-        lost = [job_id for _, job_id in worker.running()]
+        lost = worker.running()
         unstarted = worker.unstarted()
         log.warning(
             "stream %s: %s (pid %s) exited with code %s holding %d jobs",
@@ -351,14 +351,7 @@ class Agent:
             len(lost),
         )
         for job_id in lost:
-            outcome = Outcome(
-                ERROR,
-                error=system_error("lost", f"worker exited with code {code}"),
-                started=time.time(),
-                finished=time.time(),
-                failure=CRASH,
-            )
-            self._record(worker, job_id, outcome)
+            self._record(worker, job_id, self._lost(code))
         worker.mark_idle()
         worker.close()
         run = self.runs.get(worker.stream_id)
@@ -368,6 +361,20 @@ class Agent:
             jobs = [job for job in batch.jobs if job["id"] in batch.pending]
             if run is not None and jobs:
                 self._hand_out(run, batch.flight, jobs, run.sizer.size())
+            else:  # no run to hand them to (not expected while it holds jobs): settle them
+                for job in jobs:
+                    self._settle_job(batch.flight, job["id"], self._lost(code))
+
+    @staticmethod
+    def _lost(code: int | None) -> Outcome:
+        now = time.time()
+        return Outcome(
+            ERROR,
+            error=system_error("lost", f"worker exited with code {code}"),
+            started=now,
+            finished=now,
+            failure=CRASH,
+        )
 
     # --- completing -------------------------------------------------------------------------
     def _in_flight(self) -> list[InFlight]:

@@ -95,12 +95,9 @@ class WorkerHandle:
         if not self.assignments:
             self.idle_since = time.monotonic()
 
-    def running(self) -> list[tuple[Any, str]]:
-        """(claim, job id) of the jobs of the batch it is running that have no outcome."""
-        if not self.assignments:
-            return []
-        current = self.assignments[0]
-        return [(current.flight, job_id) for job_id in sorted(current.pending)]
+    def running(self) -> list[str]:
+        """Ids of the jobs of the batch it is running that have no outcome yet."""
+        return sorted(self.assignments[0].pending) if self.assignments else []
 
     def unstarted(self) -> list[Assignment]:
         """Batches behind the running one: none of their jobs has started."""
