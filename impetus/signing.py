@@ -19,8 +19,10 @@ fetching a version it has not seen by its id. So putting a new secret value rota
 key with no restart and no refused job: jobs signed before the rotation still verify
 while Secrets Manager keeps their version. Fetches of unknown versions are bounded (a
 version that does not exist is remembered; at most ``MAX_FETCHES_PER_MINUTE``), so jobs
-forged with made-up version ids cannot flood Secrets Manager. ``v1:<mac>`` signatures
-(written before versions were named) verify with the current key.
+forged with made-up version ids cannot flood Secrets Manager. A version that cannot be
+read now (an outage, the budget spent) gives no verdict (:class:`KeyUnavailable`): the
+node gives the claim back and the job waits, never refused for an outage. ``v1:<mac>``
+signatures (written before versions were named) verify with the current key.
 """
 
 from __future__ import annotations
@@ -107,7 +109,12 @@ Fetch = Callable[[str | None], tuple[str, bytes]]
 
 
 class UnknownVersion(Exception):
-    """The secret has no such version (or it may not be fetched now)."""
+    """The secret has no such version."""
+
+
+class KeyUnavailable(Exception):
+    """The key version a signature names cannot be read now (Secrets Manager unreachable,
+    or the fetch budget spent): try the job again later rather than refuse it."""
 
 
 class Keyring:
@@ -142,24 +149,26 @@ class Keyring:
         while len(self._keys) > KNOWN_VERSIONS:
             self._keys.popitem(last=False)
 
-    def _current_signer(self) -> Signer:
+    def _current_signer(self) -> tuple[str, Signer]:
         with self._lock:
             if self._clock() - self._checked >= self._refresh:
                 try:
                     self._load_current()
                 except Exception:  # keep signing with the key we have; try again later
                     self._checked = self._clock()
-            return self._keys[self._current]
+            return self._current, self._keys[self._current]
 
     def sign(self, envelope: Envelope) -> str:
-        signer = self._current_signer()
-        return f"{NAMED}:{self._current}:{signer.sign(envelope)}"
+        version, signer = self._current_signer()
+        return f"{NAMED}:{version}:{signer.sign(envelope)}"
 
     def verify(self, envelope: Envelope, signature: Any) -> bool:
+        """Whether ``signature`` is this envelope's; KeyUnavailable when the key version it
+        names cannot be read now (a verdict must not depend on an outage)."""
         if not isinstance(signature, str):
             return False
         if signature.startswith(f"{VERSION}:"):
-            return self._current_signer().verify(envelope, signature)
+            return self._current_signer()[1].verify(envelope, signature)
         named, _, rest = signature.partition(":")
         version, _, mac = rest.partition(":")
         if named != NAMED or not _VERSION_ID.match(version):
@@ -168,11 +177,15 @@ class Keyring:
         return signer is not None and signer.verify(envelope, mac)
 
     def _signer_for(self, version: str) -> Signer | None:
+        """The version's signer; None when the secret has no such version. Raises
+        KeyUnavailable when it cannot be known now."""
         with self._lock:
             if version in self._keys:
                 return self._keys[version]
-            if version in self._missing or not self._may_fetch():
+            if version in self._missing:
                 return None
+            if not self._may_fetch():
+                raise KeyUnavailable(f"fetch budget of {MAX_FETCHES_PER_MINUTE}/min spent")
             try:
                 _, key = self._fetch(version)
             except UnknownVersion:
@@ -180,8 +193,8 @@ class Keyring:
                 while len(self._missing) > KNOWN_VERSIONS:
                     self._missing.popitem(last=False)
                 return None
-            except Exception:  # Secrets Manager unreachable: not the job's fault
-                return None
+            except Exception as exc:  # Secrets Manager unreachable: not the job's fault
+                raise KeyUnavailable(f"cannot read key version {version}: {exc}") from exc
             self._keys[version] = signer = Signer(key)
             while len(self._keys) > KNOWN_VERSIONS:
                 self._keys.popitem(last=False)

@@ -22,7 +22,7 @@ from impetus import aws
 from impetus.exceptions import ClaimLost, StreamNotFound
 from impetus.jobs import CRASH, ERROR, Outcome, system_error
 from impetus.queue import Claim, Queue
-from impetus.signing import KeyLoader
+from impetus.signing import KeyLoader, KeyUnavailable
 from node_agent import pool
 from node_agent.batching import BatchSizer
 from node_agent.config import NodeSettings
@@ -233,9 +233,15 @@ class Agent:
         flight = InFlight(claim, params.lease, {job.id for job in claim.jobs})
         with self._claims_lock:
             self.claims[claim.claim_id] = flight
+        try:
+            verdicts = [(job, self.gate.check(job)) for job in claim.jobs]
+        except KeyUnavailable as exc:  # no verdict during an outage: the jobs wait, unrun
+            log.warning("stream %s: %s; claim given back", sid, exc)
+            self._give_back(flight)
+            run.dry_until = now + run.backoff.next_wait()
+            return
         admitted = []
-        for job in claim.jobs:
-            refused = self.gate.check(job)
+        for job, refused in verdicts:
             if refused is None:
                 admitted.append(job)
             else:

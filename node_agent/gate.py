@@ -33,7 +33,10 @@ class JobGate:
         self.signer = signer
 
     def check(self, job: ClaimedJob) -> Outcome | None:
-        """None when ``job`` may run; else the error outcome to record instead."""
+        """None when ``job`` may run; else the error outcome to record instead.
+
+        Raises :class:`impetus.signing.KeyUnavailable` when the key version the job's
+        signature names cannot be read now: the agent gives the claim back."""
         if job.python != codec.PYTHON_VERSION:
             return _refuse(
                 job, "python", f"job from Python {job.python}, node runs {codec.PYTHON_VERSION}"
