@@ -14,7 +14,8 @@ sets counters that stay off back to the queue's count.
 
 For that audit to be safe, a delta is either written within ``MAX_DELTA_AGE`` seconds or
 dropped (a failed write is retried until then): the audit corrects only a difference that
-held for longer, so it never counts a delta that is still on its way.
+held for longer, so it does not count a delta still on its way (a single write hanging
+in SDK retries longer than that is the exception, and the next audit corrects it).
 """
 
 from __future__ import annotations

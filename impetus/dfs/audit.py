@@ -12,7 +12,9 @@ delta is written within :data:`impetus.counters.MAX_DELTA_AGE` seconds or droppe
 difference is corrected only when the *same* difference is seen again at least
 ``CONFIRM_AFTER`` (longer than that age) seconds later, and then with one conditional
 write that applies only if the counters have not moved since they were read
-(``Streams.correct``): no delta still on its way is ever counted twice. A busy stream
+(``Streams.correct``): a delta still on its way is not counted twice (unless one write
+hangs in retries past the confirmation window, up to its SDK retry budget; the next audit
+corrects that too). A busy stream
 whose counters never hold still is corrected at its next quiet moment; the streams drift
 hurts, stranded and phantom ones, are quiet. Worst case, stranded work gets its node
 ``AUDIT_EVERY + CONFIRM_AFTER`` (6 minutes) after the drift.
