@@ -17,7 +17,6 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
-ITEM_SIZE_LIMIT = 400 * 1024
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -21,7 +21,6 @@ READY = "ready"
 ERROR = "error"
 ACKED = "acked"
 STATUSES = (WAITING, RUNNING, READY, ERROR, ACKED)
-FINISHED = (READY, ERROR)
 
 JOB_FIELDS = (
     "id", "name", "args", "result", "status", "callback", "client", "created",

@@ -19,8 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from impetus.local.nodes import DEFAULT_NODE_COMMAND, NodeProcess, _signal, node_command
-from impetus.local.state import group_members, kill_groups, wait_until
+from impetus.local.nodes import (
+    DEFAULT_NODE_COMMAND,
+    NodeProcess,
+    node_command,
+    send_signal,
+    stop_agents,
+)
+from impetus.local.state import kill_groups
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +94,7 @@ class FleetReconciler:
                 log.info(
                     "instance %s terminated: stopping its agent (pid %s)", instance_id, node.pid
                 )
-                _signal(node.pid, signal.SIGTERM)  # drains: finishes or releases, then exits
+                send_signal(node.pid, signal.SIGTERM)  # drains: finishes or releases, then exits
                 self.stopping[instance_id] = node
                 changed = True
             for instance_id, node in list(self.stopping.items()):
@@ -130,33 +136,14 @@ class FleetReconciler:
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._lock:
-            running = [n for n in (*self.nodes.values(), *self.stopping.values()) if n.alive()]
-            for node in running:
-                _signal(node.pid, signal.SIGTERM)
-            wait_until(lambda: not any(n.alive() for n in running), self.grace)
-            pgids = self.pgids()
-            kill_groups(pgids, signal.SIGKILL)
-            wait_until(lambda: not group_members(pgids), 5)
-            for node in self._all():
-                if node.proc is not None:
-                    node.proc.wait()
+            stop_agents(self._all(), self.grace)
         self._changed()
 
     def _all(self) -> list[NodeProcess]:
         return [*self.nodes.values(), *self.stopping.values(), *self.retired]
 
     def describe(self) -> list[dict[str, object]]:
-        return [
-            {
-                "node_id": n.node_id,
-                "pid": n.pid,
-                "pgid": n.pid,
-                "alive": n.alive(),
-                "restarts": n.restarts,
-                "log": str(n.log_path),
-            }
-            for n in (*self.nodes.values(), *self.stopping.values())
-        ]
+        return [n.describe() for n in (*self.nodes.values(), *self.stopping.values())]
 
     def pgids(self) -> set[int]:
         return {pgid for n in self._all() for pgid in n.history}

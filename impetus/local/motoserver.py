@@ -200,10 +200,6 @@ class SerialApp:
             self._unavailable = False
             self._cond.notify_all()
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
 
 class KeepAliveHandler(MotoRequestHandler):
     """moto's request handler with HTTP/1.1 keep-alive.

@@ -72,6 +72,38 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def describe(self) -> dict[str, object]:
+        return {
+            "node_id": self.node_id,
+            "pid": self.pid,
+            "pgid": self.pid,
+            "alive": self.alive(),
+            "restarts": self.restarts,
+            "log": str(self.log_path),
+        }
+
+
+def stop_agents(nodes: list[NodeProcess], grace: float) -> None:
+    """SIGTERM the live agents (they drain), SIGKILL every process group any of them ever
+    had after ``grace`` seconds (workers included), and reap them."""
+    running = [n for n in nodes if n.alive()]
+    for node in running:
+        log.info("stopping node %s (pid %s)", node.node_id, node.pid)
+        send_signal(node.pid, signal.SIGTERM)
+    wait_until(lambda: not any(n.alive() for n in running), grace)
+    pgids = {pgid for n in nodes for pgid in n.history}
+    kill_groups(pgids, signal.SIGKILL)
+    wait_until(lambda: not group_members(pgids), 5)
+    for node in nodes:
+        if node.proc is not None:
+            node.proc.wait()
+
+
+def send_signal(pid: int | None, sig: int) -> None:
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
 
 class NodeFleet:
     """Start, watch and stop the node agents."""
@@ -141,37 +173,11 @@ class NodeFleet:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        running = [n for n in self.nodes if n.alive()]
-        for node in running:
-            log.info("stopping node %s (pid %s)", node.node_id, node.pid)
-            _signal(node.pid, signal.SIGTERM)
-        wait_until(lambda: not any(n.alive() for n in running), self.grace)
-        pgids = {pgid for n in self.nodes for pgid in n.history}
-        kill_groups(pgids, signal.SIGKILL)
-        wait_until(lambda: not group_members(pgids), 5)
-        for node in self.nodes:
-            if node.proc is not None:
-                node.proc.wait()
+        stop_agents(self.nodes, self.grace)
         self._changed()
 
     def describe(self) -> list[dict[str, object]]:
-        return [
-            {
-                "node_id": n.node_id,
-                "pid": n.pid,
-                "pgid": n.pid,
-                "alive": n.alive(),
-                "restarts": n.restarts,
-                "log": str(n.log_path),
-            }
-            for n in self.nodes
-        ]
+        return [n.describe() for n in self.nodes]
 
     def pgids(self) -> set[int]:
         return {pgid for n in self.nodes for pgid in n.history}
-
-
-def _signal(pid: int | None, sig: int) -> None:
-    if pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)

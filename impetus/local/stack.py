@@ -155,26 +155,16 @@ class LocalStack:
 
     def _make_fleet(self, env: dict[str, str], logdir: Path) -> NodeFleet | FleetReconciler:
         assert self.settings is not None
+        common: dict[str, Any] = {
+            "template": self.options.node_command,
+            "grace": self.options.node_grace,
+            "on_change": self._write_processes,
+        }
         if self.options.autoscaling:
-            return FleetReconciler(
-                client("autoscaling", self.settings),
-                self.node_groups["default"],
-                self.options.mpps,
-                env,
-                logdir,
-                template=self.options.node_command,
-                grace=self.options.node_grace,
-                on_change=self._write_processes,
-            )
-        return NodeFleet(
-            self.options.nodes or 0,
-            self.options.mpps,
-            env,
-            logdir,
-            template=self.options.node_command,
-            grace=self.options.node_grace,
-            on_change=self._write_processes,
-        )
+            asg = client("autoscaling", self.settings)
+            group = self.node_groups["default"]
+            return FleetReconciler(asg, group, self.options.mpps, env, logdir, **common)
+        return NodeFleet(self.options.nodes or 0, self.options.mpps, env, logdir, **common)
 
     def _start_moto(self, logdir: Path) -> subprocess.Popen[bytes]:
         with open(logdir / "moto.log", "ab") as err:

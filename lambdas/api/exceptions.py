@@ -32,10 +32,6 @@ class BadRequest(HttpError):
     status, code = HTTPStatus.BAD_REQUEST, "bad_request"
 
 
-class InvalidJson(HttpError):
-    status, code = HTTPStatus.BAD_REQUEST, "invalid_json"
-
-
 class Unauthorized(HttpError):
     status, code = HTTPStatus.UNAUTHORIZED, "unauthorized"
 
