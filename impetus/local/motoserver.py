@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +34,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import BaseWSGIServer, DechunkedInput, make_server
+
+from impetus.local.requeststats import RequestStats
 
 HOST = "127.0.0.1"
 UNAVAILABLE_BODY = (
@@ -157,8 +160,11 @@ def install_fast_dynamodb_serializer() -> None:
 class SerialApp:
     """WSGI wrapper: one request at a time, and a pause switch that holds them all."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], stats: RequestStats | None = None
+    ) -> None:
         self._app = app
+        self.stats = stats  # per-operation requests and seconds, when profiling
         self._cond = threading.Condition()
         self._paused = False
         self._unavailable = False
@@ -175,6 +181,7 @@ class SerialApp:
                     [("Content-Type", "application/x-amz-json-1.0"), ("Retry-After", "1")],
                 )
                 return [UNAVAILABLE_BODY]
+            started = time.perf_counter()
             result = self._app(environ, start_response)
             try:
                 # Drain the body inside the lock: a lazy iterable would run moto code later.
@@ -183,6 +190,8 @@ class SerialApp:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+                if self.stats is not None:
+                    self.stats.record(environ, time.perf_counter() - started)
 
     def pause(self) -> None:
         """Block new requests; returns once the request in flight (if any) has finished."""
@@ -275,7 +284,8 @@ class MotoServer:
         install_fast_dynamodb_serializer()
         install_query_copy()
         install_fast_projection()
-        self.app = SerialApp(DomainDispatcherApplication(create_backend_app))
+        self.stats = RequestStats.from_env()
+        self.app = SerialApp(DomainDispatcherApplication(create_backend_app), self.stats)
         self._host = host
         self._port = port
         self._server: BaseWSGIServer | None = None
@@ -353,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     port = server.bind()
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (SQS, presigned) from it
     _install_signals(server)
+    if server.stats is not None:
+        server.stats.start()
     print(port, flush=True)
     # Nobody reads stdout after the port line: send later output to stderr, never a full pipe.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
