@@ -35,6 +35,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, DechunkedInput, make_server
 
+from impetus.local import motospeed
 from impetus.local.requeststats import RequestStats
 
 HOST = "127.0.0.1"
@@ -284,8 +285,11 @@ class MotoServer:
         install_fast_dynamodb_serializer()
         install_query_copy()
         install_fast_projection()
+        motospeed.install()
         self.stats = RequestStats.from_env()
-        self.app = SerialApp(DomainDispatcherApplication(create_backend_app), self.stats)
+        self.app = SerialApp(
+            motospeed.DynamoDBLane(DomainDispatcherApplication(create_backend_app)), self.stats
+        )
         self._host = host
         self._port = port
         self._server: BaseWSGIServer | None = None

@@ -1,0 +1,312 @@
+"""Faster moto DynamoDB internals for the local stack, with moto's answers unchanged.
+
+The local moto server is the queue's stand-in, and on a 2-core machine its CPU is taken
+from the workers. Profiling a queue cycle (enqueue, claim, complete, collect, ack of
+20-job chunks) showed moto spending its time on work whose result the request never
+needed; each patch below removes one such cost and keeps what moto answers:
+
+- **Query candidates**: a table Query listed *every item of the table*, sorted them by
+  (hash, range) and then kept the queried partition. It now lists that partition only
+  (the same items, then sorted by range key exactly as before).
+- **Item size**: ``DynamoType.size`` built a new ``DynamoType`` per map value and set
+  member to measure it; it is now one walk over the stored values (same byte counts).
+  An item's size is kept once measured and forgotten whenever UpdateItem (the only
+  in-place change of a stored item; puts store new Items) touches it: a Query measured
+  every item it read twice, for its 1 MB page limit.
+- **Item size check on write**: ``Item()`` re-measured every attribute already set each
+  time it set one more (quadratic in the item); it measures each attribute once and
+  refuses the same items (the running total only grows, so "over the limit at some
+  step" is "over the limit at the end").
+- **UpdateItem's copies**: every update deep-copied the item it changed twice: once to
+  feed a DynamoDB stream, once to answer ``ReturnValues``. A table without a stream
+  skips the first, an update that asks for no values (``NONE``, the default) the second.
+- **UpdateItem's clause checks**: "at most one SET/REMOVE/ADD clause" and "no two
+  actions on overlapping paths" ran for every sub-expression node and walked its subtree
+  each time (quadratic in the number of actions, and a completion sets 20 results); each
+  runs once, on the whole expression, whose clauses and actions include every
+  subtree's. Only the message can differ, for an expression with two faults (which one
+  is named first).
+- **UpdateExpression parsing**: each update parsed its expression twice (once to list
+  the placeholders it uses, once to run it). Parsed trees are now kept per expression
+  text: moto only reads them, and the validator that transforms one works on its own
+  deep copy. The queue's expressions repeat (the same text for every 20-job completion).
+- **AST walks**: each of the 10 validators rebuilt its node-type table at every node it
+  visited; it is built once per validator.
+
+And in front of moto's server: **the DynamoDB lane** (:class:`DynamoDBLane`). moto's
+server finds each request's service by listing every moto module and matching the
+host, then runs it through a Flask app (routing, request context, CORS) that calls
+``DynamoHandler.dispatch``. A DynamoDB request names its operation in ``X-Amz-Target``;
+the lane hands those straight to ``DynamoHandler.dispatch``, as the Flask view would,
+and leaves every other request to moto's dispatcher. For small items that overhead was
+most of a request's time.
+
+:func:`install` applies the patches (idempotent); ``tests/unit/test_motospeed.py``
+compares each with moto's own code on the same inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+_installed = False
+_ITEM_SIZE_LIMIT = 405_000  # moto's own limit (AWS: 400 KB), see LimitedSizeDict
+
+
+def _bytesize(value: Any) -> int:
+    return len(value if isinstance(value, bytes) else value.encode("utf-8"))
+
+
+def attribute_size(type_: str, value: Any) -> int:
+    """What ``DynamoType({type_: value}).size()`` returns, without building DynamoTypes.
+
+    Same branch order as moto: number, set, list, map, boolean (BOOL and NULL), other.
+    """
+    if type_ == "N":
+        return len(str(value))
+    if type_ in ("SS", "NS", "BS"):
+        member = type_[0]
+        return sum(attribute_size(member, v) for v in value)
+    if type_ == "L":
+        return sum(_size_of(v) for v in value)
+    if type_ == "M":
+        return sum(_bytesize(k) + _size_of(v) for k, v in value.items())
+    if isinstance(value, bool):
+        return 1
+    return _bytesize(value)
+
+
+def _size_of(value: Any) -> int:
+    """Size of a list member or map value: a DynamoType, or a raw ``{type: value}``."""
+    type_ = getattr(value, "type", None)
+    if type_ is not None:
+        return attribute_size(type_, value.value)
+    (type_, raw), = value.items()
+    return attribute_size(type_, raw)
+
+
+# --- the lane -----------------------------------------------------------------------------
+DYNAMODB_TARGET = "DynamoDB_20120810."
+
+
+class DynamoDBLane:
+    """WSGI app: DynamoDB requests to moto's DynamoDB handler, the rest to ``fallback``."""
+
+    def __init__(self, fallback: Callable[..., Iterable[bytes]]) -> None:
+        self._fallback = fallback
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET):
+            return self._fallback(environ, start_response)
+        from botocore.exceptions import ClientError
+        from moto.dynamodb.responses import DynamoHandler
+        from moto.moto_server.werkzeug_app import BackendRequest
+        from werkzeug.wrappers import Response
+
+        request = BackendRequest(environ)
+        try:  # what moto's Flask view (moto.core.utils.convert_to_flask_response) does
+            status, headers, body = DynamoHandler.dispatch(
+                request, request.raw_url, dict(request.headers)
+            )
+        except ClientError as exc:
+            status, headers, body = 400, {}, exc.response["Error"]["Message"]
+        return Response(response=body, status=status, headers=headers)(environ, start_response)
+
+
+# --- the patches ---------------------------------------------------------------------------
+def _fast_sizes() -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    def item_size(self: Any) -> int:
+        size = self.__dict__.get("_impetus_size")
+        if size is None:
+            size = sum(_bytesize(k) + attribute_size(v.type, v.value) for k, v in self.attrs.items())
+            self.__dict__["_impetus_size"] = size
+        return size
+
+    DynamoType.size = lambda self: attribute_size(self.type, self.value)  # type: ignore[method-assign]
+    Item.size = item_size  # type: ignore[method-assign]
+
+
+def _forget_size(table: Any, key: dict[str, Any]) -> None:
+    """Drop the kept size of the item at ``key`` (an update may have changed it)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_attr = table.range_key_attr
+        range_value = DynamoType(key[range_attr]) if range_attr else None
+        item = table.get_item(hash_value, range_value)
+    except Exception:  # a malformed key: moto refuses the update itself
+        return
+    if item is not None:
+        item.__dict__.pop("_impetus_size", None)
+
+
+def _item_init_measures_once() -> None:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    def __init__(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        values = {key: DynamoType(value) for key, value in attrs.items()}
+        if sum(_bytesize(k) + v.size() for k, v in values.items()) > _ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        self.attrs = LimitedSizeDict()
+        dict.update(self.attrs, values)  # measured above: skip the per-key re-measuring
+
+    Item.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _query_reads_one_partition() -> None:
+    from moto.dynamodb.models.table import Table
+
+    all_items, query = Table.all_items, Table.query
+    signature = inspect.signature(query)
+
+    def partition_items(self: Any) -> list[Any]:
+        partition = getattr(self, "_impetus_partition", None)
+        if partition is None:
+            return all_items(self)
+        found = self.items.get(partition)
+        if found is None:
+            return []
+        return list(found.values()) if self.range_key_attr else [found]
+
+    def scoped_query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs).arguments
+        if bound.get("index_name") or bound.get("hash_key") is None:
+            return query(self, *args, **kwargs)
+        # Requests run one at a time (impetus.local.motoserver.SerialApp), so a marker on
+        # the table scopes exactly this query's call to all_items.
+        self._impetus_partition = bound["hash_key"]
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            self._impetus_partition = None
+
+    Table.all_items = partition_items  # type: ignore[method-assign]
+    Table.query = scoped_query  # type: ignore[method-assign]
+
+
+class _SkippableCopy:
+    """Stands in for the ``copy`` module inside one moto module. While ``skip`` is set
+    (an update whose copy of the item would go unused), copying an Item gives None,
+    which moto reads as "there was no item before"."""
+
+    copy = staticmethod(copy.copy)
+
+    def __init__(self) -> None:
+        self.skip = False
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.dynamo_type import Item
+
+        if self.skip and isinstance(value, Item):
+            return None
+        return copy.deepcopy(value, memo)
+
+    @contextlib.contextmanager
+    def skipping(self, enabled: bool) -> Iterator[None]:
+        self.skip = enabled
+        try:
+            yield
+        finally:
+            self.skip = False
+
+
+def _update_without_unused_copies() -> None:
+    from moto.dynamodb import models, responses
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    # The backend's copy feeds the table's DynamoDB stream, and nothing else.
+    backend_copy = models.copy = _SkippableCopy()  # type: ignore[assignment]
+    backend_update = DynamoDBBackend.update_item
+
+    def update_item(self: Any, table_name: str, key: Any, *args: Any, **kwargs: Any) -> Any:
+        table = self.tables.get(table_name)
+        try:
+            with backend_copy.skipping(table is not None and table.stream_shard is None):
+                return backend_update(self, table_name, key, *args, **kwargs)
+        finally:
+            if table is not None:
+                _forget_size(table, key)
+
+    # The response's copy is the item before the update, for ReturnValues.
+    response_copy = responses.copy = _SkippableCopy()  # type: ignore[assignment]
+    response_update = DynamoHandler.update_item
+
+    def update_item_response(self: Any) -> Any:
+        with response_copy.skipping(self.body.get("ReturnValues", "NONE") == "NONE"):
+            return response_update(self)
+
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+    DynamoHandler.update_item = update_item_response  # type: ignore[method-assign]
+
+
+def _check_clauses_once() -> None:
+    from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
+
+    # Both only check (the node comes back unchanged) and only UpdateExpression nodes,
+    # of which the root is one.
+    ActionCountValidator.traverse = (  # type: ignore[method-assign]
+        lambda self, root: self.verify_action_counts(root)
+    )
+    OverlappingPathsValidator.traverse = (  # type: ignore[method-assign]
+        lambda self, root: self.check_for_overlapping_paths(root)
+    )
+
+
+def _cache_update_parses() -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+    cached = functools.lru_cache(maxsize=1024)(lambda text: make(UpdateExpressionParser, text))
+    UpdateExpressionParser.make = classmethod(lambda cls, text: cached(text))  # type: ignore[assignment]
+
+
+def _cache_processing_maps() -> None:
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+
+    def processing(self: Any) -> dict[Any, Any]:
+        found = self.__dict__.get("_impetus_map")
+        if found is None:
+            found = self.__dict__["_impetus_map"] = self._processing_map()
+        return found
+
+    def nodes_to_be_processed(self: Any) -> tuple[Any, ...]:
+        found = self.__dict__.get("_impetus_types")
+        if found is None:
+            found = self.__dict__["_impetus_types"] = tuple(processing(self))
+        return found
+
+    def process(self: Any, node: Any) -> Any:
+        for class_key, processor in processing(self).items():
+            if isinstance(node, class_key):
+                return processor(node)
+        return None
+
+    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed  # type: ignore[method-assign]
+    DepthFirstTraverser.process = process  # type: ignore[method-assign]
+
+
+def install() -> None:
+    """Apply every patch above to moto in this process (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    _fast_sizes()
+    _item_init_measures_once()
+    _query_reads_one_partition()
+    _update_without_unused_copies()
+    _check_clauses_once()
+    _cache_update_parses()
+    _cache_processing_maps()
