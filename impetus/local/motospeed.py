@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 _installed = False
+_patched: list[tuple[Any, str, Any, Any]] = []  # (owner, name, moto's value, ours)
 _ITEM_SIZE_LIMIT = 405_000  # moto's own limit (AWS: 400 KB), see LimitedSizeDict
 
 
@@ -86,8 +87,16 @@ def _size_of(value: Any) -> int:
     type_ = getattr(value, "type", None)
     if type_ is not None:
         return attribute_size(type_, value.value)
-    (type_, raw), = value.items()
+    ((type_, raw),) = value.items()
     return attribute_size(type_, raw)
+
+
+def _replace(owner: Any, name: str, value: Any) -> Any:
+    """Set ``owner.name`` to ``value``, remembering moto's own (for :func:`moto_original`)."""
+    original = vars(owner)[name] if name in vars(owner) else getattr(owner, name)
+    _patched.append((owner, name, original, value))
+    setattr(owner, name, value)
+    return value
 
 
 # --- the lane -----------------------------------------------------------------------------
@@ -125,12 +134,14 @@ def _fast_sizes() -> None:
     def item_size(self: Any) -> int:
         size = self.__dict__.get("_impetus_size")
         if size is None:
-            size = sum(_bytesize(k) + attribute_size(v.type, v.value) for k, v in self.attrs.items())
+            size = sum(
+                _bytesize(k) + attribute_size(v.type, v.value) for k, v in self.attrs.items()
+            )
             self.__dict__["_impetus_size"] = size
         return size
 
-    DynamoType.size = lambda self: attribute_size(self.type, self.value)  # type: ignore[method-assign]
-    Item.size = item_size  # type: ignore[method-assign]
+    _replace(DynamoType, "size", lambda self: attribute_size(self.type, self.value))
+    _replace(Item, "size", item_size)
 
 
 def _forget_size(table: Any, key: dict[str, Any]) -> None:
@@ -161,7 +172,7 @@ def _item_init_measures_once() -> None:
         self.attrs = LimitedSizeDict()
         dict.update(self.attrs, values)  # measured above: skip the per-key re-measuring
 
-    Item.__init__ = __init__  # type: ignore[method-assign]
+    _replace(Item, "__init__", __init__)
 
 
 def _query_reads_one_partition() -> None:
@@ -191,8 +202,8 @@ def _query_reads_one_partition() -> None:
         finally:
             self._impetus_partition = None
 
-    Table.all_items = partition_items  # type: ignore[method-assign]
-    Table.query = scoped_query  # type: ignore[method-assign]
+    _replace(Table, "all_items", partition_items)
+    _replace(Table, "query", scoped_query)
 
 
 class _SkippableCopy:
@@ -227,7 +238,7 @@ def _update_without_unused_copies() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     # The backend's copy feeds the table's DynamoDB stream, and nothing else.
-    backend_copy = models.copy = _SkippableCopy()  # type: ignore[assignment]
+    backend_copy = _replace(models, "copy", _SkippableCopy())
     backend_update = DynamoDBBackend.update_item
 
     def update_item(self: Any, table_name: str, key: Any, *args: Any, **kwargs: Any) -> Any:
@@ -240,15 +251,15 @@ def _update_without_unused_copies() -> None:
                 _forget_size(table, key)
 
     # The response's copy is the item before the update, for ReturnValues.
-    response_copy = responses.copy = _SkippableCopy()  # type: ignore[assignment]
+    response_copy = _replace(responses, "copy", _SkippableCopy())
     response_update = DynamoHandler.update_item
 
     def update_item_response(self: Any) -> Any:
         with response_copy.skipping(self.body.get("ReturnValues", "NONE") == "NONE"):
             return response_update(self)
 
-    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
-    DynamoHandler.update_item = update_item_response  # type: ignore[method-assign]
+    _replace(DynamoDBBackend, "update_item", update_item)
+    _replace(DynamoHandler, "update_item", update_item_response)
 
 
 def _check_clauses_once() -> None:
@@ -256,11 +267,11 @@ def _check_clauses_once() -> None:
 
     # Both only check (the node comes back unchanged) and only UpdateExpression nodes,
     # of which the root is one.
-    ActionCountValidator.traverse = (  # type: ignore[method-assign]
-        lambda self, root: self.verify_action_counts(root)
-    )
-    OverlappingPathsValidator.traverse = (  # type: ignore[method-assign]
-        lambda self, root: self.check_for_overlapping_paths(root)
+    _replace(ActionCountValidator, "traverse", lambda self, root: self.verify_action_counts(root))
+    _replace(
+        OverlappingPathsValidator,
+        "traverse",
+        lambda self, root: self.check_for_overlapping_paths(root),
     )
 
 
@@ -269,7 +280,7 @@ def _cache_update_parses() -> None:
 
     make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
     cached = functools.lru_cache(maxsize=1024)(lambda text: make(UpdateExpressionParser, text))
-    UpdateExpressionParser.make = classmethod(lambda cls, text: cached(text))  # type: ignore[assignment]
+    _replace(UpdateExpressionParser, "make", classmethod(lambda cls, text: cached(text)))
 
 
 def _cache_processing_maps() -> None:
@@ -293,8 +304,20 @@ def _cache_processing_maps() -> None:
                 return processor(node)
         return None
 
-    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed  # type: ignore[method-assign]
-    DepthFirstTraverser.process = process  # type: ignore[method-assign]
+    _replace(DepthFirstTraverser, "nodes_to_be_processed", nodes_to_be_processed)
+    _replace(DepthFirstTraverser, "process", process)
+
+
+@contextlib.contextmanager
+def moto_original() -> Iterator[None]:
+    """moto exactly as released while the block runs (tests compare the two)."""
+    for owner, name, original, _ in reversed(_patched):
+        setattr(owner, name, original)
+    try:
+        yield
+    finally:
+        for owner, name, _, ours in _patched:
+            setattr(owner, name, ours)
 
 
 def install() -> None:

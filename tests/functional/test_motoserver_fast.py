@@ -1,8 +1,8 @@
 """The local moto server's fast DynamoDB answers parse exactly like moto's own ones.
 
 The same requests go to the serialised moto server (fast json.dumps path, keep-alive
-connections) and to moto in-process (moto's generic serializer); boto3 must return the
-same answers.
+connections, the DynamoDB lane and impetus.local.motospeed's patches) and to moto
+in-process as released (moto's generic serializer); boto3 must return the same answers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from moto import mock_aws
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.responses import DynamoResult
 
-from impetus.local import motoserver
+from impetus.local import motoserver, motospeed
 from impetus.local.motoserver import MotoServer
 
 TABLE = "fast-check"
@@ -149,8 +149,8 @@ def test_fast_answers_equal_the_generic_serializer(monkeypatch):
         fast = _exercise(_client(server.endpoint_url))
         monkeypatch.undo()
     assert sum(calls) >= 10  # the item answers took the fast path (batch writes: moto's)
-    with mock_aws():
-        # moto's own serializer, in this process (MotoServer replaced it for all)
+    with mock_aws(), motospeed.moto_original():
+        # moto as released, in this process (MotoServer patched it for all)
         monkeypatch.setattr(DynamoResult, "execute_result", motoserver._generic_execute)
         monkeypatch.setattr(Item, "project", motoserver._generic_project)
         generic = _exercise(_client(None))
