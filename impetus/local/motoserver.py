@@ -14,11 +14,8 @@ SIGTERM stops.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import copy
 import io
-import json
 import logging
 import os
 import signal
@@ -43,119 +40,6 @@ UNAVAILABLE_BODY = (
     b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
     b'"message":"simulated outage: the service is unavailable"}'
 )
-
-# DynamoDB data-plane answers serialised by json.dumps instead of moto's generic, model-
-# walking serializer, which took more than half of the server's time per request. Their
-# results are already in wire format (typed attribute values); tests compare both paths.
-FAST_OPERATIONS = frozenset(
-    {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "Scan",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactGetItems",
-        "TransactWriteItems",
-    }
-)
-DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _without_nulls(value: Any) -> Any:
-    # moto's serializer leaves out members whose value is None
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
-def fast_dynamodb_result(result: Any, context: Any) -> tuple[int, dict[str, str], str] | None:
-    """The answer of a data-plane DynamoDB result, or None to use moto's serializer."""
-    if context.operation_model.name not in FAST_OPERATIONS or not isinstance(result, dict):
-        return None
-    body = json.dumps(_without_nulls(result), default=_json_default, separators=(",", ":"))
-    return 200, {"Content-Type": DYNAMODB_CONTENT_TYPE}, body
-
-
-class _QueryCopy:
-    """Stands in for the ``copy`` module inside moto's table model.
-
-    moto deep-copies every item a Query read before filtering and projecting it, which
-    took half of a Query's time. The copies only protect the stored items from the
-    answer's serialisation, and that happens inside the server's lock, before the next
-    request can change anything: a shallow list does. Everything else deep-copies as
-    before.
-    """
-
-    copy = staticmethod(copy.copy)
-
-    @staticmethod
-    def deepcopy(value: Any, memo: Any = None) -> Any:
-        from moto.dynamodb.models.dynamo_type import Item
-
-        if isinstance(value, list) and all(isinstance(v, Item) for v in value):
-            return list(value)
-        return copy.deepcopy(value, memo)
-
-
-def install_query_copy() -> None:
-    from moto.dynamodb.models import table
-
-    table.copy = _QueryCopy  # type: ignore[assignment]
-
-
-_generic_project: Any = None  # moto's own Item.project, once replaced
-
-
-def install_fast_projection() -> None:
-    """Top-level projections pick attributes; moto rebuilt the whole item as plain JSON
-    once per projected name and re-serialised it (idempotent; nested paths: moto's)."""
-    global _generic_project
-    from moto.dynamodb.models.dynamo_type import Item
-
-    if _generic_project is not None:
-        return
-    _generic_project = generic = Item.project
-
-    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
-        if any(len(path) != 1 for path in projection_expressions):
-            return generic(self, projection_expressions)
-        item = object.__new__(Item)  # read-only view, serialised inside the server's lock
-        item.hash_key, item.range_key = self.hash_key, self.range_key
-        item.attrs = {p[0]: self.attrs[p[0]] for p in projection_expressions if p[0] in self.attrs}
-        return item
-
-    Item.project = project  # type: ignore[method-assign]
-
-
-_generic_execute: Any = None  # moto's own DynamoResult.execute_result, once replaced
-
-
-def install_fast_dynamodb_serializer() -> None:
-    """Route DynamoDB results through :func:`fast_dynamodb_result` (idempotent)."""
-    global _generic_execute
-    from moto.dynamodb.responses import DynamoResult
-
-    if _generic_execute is not None:
-        return
-    _generic_execute = generic = DynamoResult.execute_result
-
-    def execute_result(self: Any, context: Any) -> Any:
-        return fast_dynamodb_result(self.result, context) or generic(self, context)
-
-    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
 
 
 class SerialApp:
@@ -282,9 +166,6 @@ class MotoServer:
     """In-process serialised moto server on 127.0.0.1 (threads, werkzeug)."""
 
     def __init__(self, port: int = 0, host: str = HOST) -> None:
-        install_fast_dynamodb_serializer()
-        install_query_copy()
-        install_fast_projection()
         motospeed.install()
         self.stats = RequestStats.from_env()
         self.app = SerialApp(

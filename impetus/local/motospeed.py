@@ -5,6 +5,16 @@ from the workers. Profiling a queue cycle (enqueue, claim, complete, collect, ac
 20-job chunks) showed moto spending its time on work whose result the request never
 needed; each patch below removes one such cost and keeps what moto answers:
 
+- **Answers**: DynamoDB data-plane answers (GetItem, Query, BatchWriteItem, ...) are
+  already in wire format (typed attribute values). moto first converted them to plain
+  Python (``dynamo_to_dict``) and then walked its service model to serialise them,
+  together more than half of a request's time; they are now written by ``json.dumps``
+  in one pass over the result (:func:`wire`), the rest as before.
+- **Query copies**: a Query deep-copied every item it read before filtering and
+  projecting; the copies only protected the stored items from the answer's
+  serialisation, which happens inside the server's lock (nothing changes an item
+  meanwhile), so a shallow list does. Projections on top-level names pick those
+  attributes instead of rebuilding the item once per name.
 - **Query candidates**: a table Query listed *every item of the table*, sorted them by
   (hash, range) and then kept the queried partition. It now lists that partition only
   (the same items, then sorted by range key exactly as before).
@@ -41,16 +51,19 @@ the lane hands those straight to ``DynamoHandler.dispatch``, as the Flask view w
 and leaves every other request to moto's dispatcher. For small items that overhead was
 most of a request's time.
 
-:func:`install` applies the patches (idempotent); ``tests/unit/test_motospeed.py``
-compares each with moto's own code on the same inputs.
+:func:`install` applies the patches (idempotent); ``tests/functional/test_motospeed.py``
+and ``tests/functional/test_motoserver_fast.py``
+compare patched and released moto answer for answer.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import functools
 import inspect
+import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -125,6 +138,124 @@ class DynamoDBLane:
         except ClientError as exc:
             status, headers, body = 400, {}, exc.response["Error"]["Message"]
         return Response(response=body, status=status, headers=headers)(environ, start_response)
+
+
+# --- answers -------------------------------------------------------------------------------
+FAST_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
+
+
+class _NotWire(Exception):
+    """The result holds something the one-pass writer leaves to moto (a timestamp)."""
+
+
+def _binary(value: Any) -> str:
+    # stored from the wire as base64 text; bytes after some moto transformations
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
+
+
+def wire(value: Any) -> Any:
+    """A DynamoDB result as the JSON moto's serializer writes: typed values as they are,
+    binary as base64, members that are None left out (what ``dynamo_to_dict`` and the
+    service-model walk did in two passes)."""
+    type_ = getattr(value, "type", None)
+    if type_ is not None and hasattr(value, "value"):  # a DynamoType
+        raw = value.value
+        if type_ == "B":
+            return {"B": _binary(raw)}
+        if type_ == "BS":
+            return {"BS": [_binary(v) for v in raw]}
+        return {type_: wire(raw)}
+    if isinstance(value, dict):
+        return {k: wire(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [wire(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, bytes):
+        return _binary(value)
+    if hasattr(value, "to_json"):
+        return wire(value.to_json())
+    raise _NotWire(type(value).__name__)
+
+
+def fast_dynamodb_result(result: Any, context: Any) -> tuple[int, dict[str, str], str] | None:
+    """The answer of a data-plane DynamoDB result, or None to leave it to moto."""
+    if context.operation_model.name not in FAST_OPERATIONS or not isinstance(result, dict):
+        return None
+    try:
+        body = json.dumps(wire(result), separators=(",", ":"))
+    except _NotWire:
+        return None
+    return 200, {"Content-Type": DYNAMODB_CONTENT_TYPE}, body
+
+
+def _answers_in_one_pass() -> None:
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+    from moto.dynamodb.responses import DynamoResult
+
+    def __init__(self: Any, result: object) -> None:
+        ActionResult.__init__(self, result)  # converted only if moto serialises it
+
+    generic = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        # looked up at call time: tests spy on it
+        answer = globals()["fast_dynamodb_result"](self._result, context)
+        if answer is not None:
+            return answer
+        self._result = dynamo_to_dict(self._result)
+        return generic(self, context)
+
+    _replace(DynamoResult, "__init__", __init__)
+    _replace(DynamoResult, "execute_result", execute_result)
+
+
+class _QueryCopy:
+    """Stands in for ``copy`` inside moto's table model: a list of Items is copied
+    shallowly (see "Query copies" above); everything else deep-copies as before."""
+
+    copy = staticmethod(copy.copy)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.dynamo_type import Item
+
+        if isinstance(value, list) and all(isinstance(v, Item) for v in value):
+            return list(value)
+        return copy.deepcopy(value, memo)
+
+
+def _queries_without_copies() -> None:
+    from moto.dynamodb.models import table
+    from moto.dynamodb.models.dynamo_type import Item
+
+    generic = Item.project
+
+    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+        if any(len(path) != 1 for path in projection_expressions):
+            return generic(self, projection_expressions)
+        item = object.__new__(Item)  # read-only view, serialised inside the server's lock
+        item.hash_key, item.range_key = self.hash_key, self.range_key
+        item.attrs = {p[0]: self.attrs[p[0]] for p in projection_expressions if p[0] in self.attrs}
+        return item
+
+    _replace(table, "copy", _QueryCopy)
+    _replace(Item, "project", project)
 
 
 # --- the patches ---------------------------------------------------------------------------
@@ -326,6 +457,8 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    _answers_in_one_pass()
+    _queries_without_copies()
     _fast_sizes()
     _item_init_measures_once()
     _query_reads_one_partition()
