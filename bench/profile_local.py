@@ -6,9 +6,12 @@ Starts a private local stack (1 node agent, 2 workers) with the moto server's re
 statistics on (``IMPETUS_MOTO_STATS``, impetus.local.requeststats), runs the bench's
 workloads through one :class:`impetus.Executor` (W1: trivial submits; W2: 100 x 50 ms
 of CPU; W3: sequential round trips) and prints for each: its own figures, the DynamoDB
-requests by operation and table with the seconds moto spent on them, and the CPU each
-process of the stack used. These are the measurements behind the README's "What would
-unblock the missed targets"; they explain the bench's ratios, they are not the ratios.
+requests by operation and table with the seconds moto spent on them, the CPU each
+process of the stack used, and the best the stand-in allows with those requests (W1:
+moto's busy time alone; W2: the cores moto and the API server take from the workers;
+W3: the requests a round trip waits on, in sequence, with no polling wait). These are
+the measurements behind the README's "What would unblock the missed targets"; they
+explain the bench's ratios, they are not the ratios.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +96,7 @@ class Probe:
         }
 
     @staticmethod
-    def report(before: dict[str, Any], after: dict[str, Any], jobs: int) -> None:
+    def report(before: dict[str, Any], after: dict[str, Any], jobs: int) -> Measured:
         rows = []
         for op, (n, secs) in after["requests"].items():
             n0, s0 = before["requests"].get(op, (0, 0.0))
@@ -104,6 +108,60 @@ class Probe:
             print(f"    {op:28s} {n:6d} {secs:6.2f} s  {1000 * secs / n:6.2f} ms each")
         cpu = {k: after[k] - before[k] for k in after if k != "requests"}
         print("  CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
+        return Measured(total_s, {op: 1000 * secs / n for secs, n, op in rows}, cpu)
+
+
+# --- what the stand-in allows at best ---------------------------------------------------------
+# The requests one W3 round trip waits on, in order (the rest are polls and acks that a
+# round trip does not wait for): the API's enqueue, the agent's claim and completion, the
+# API's answer to the client's results poll.
+ENQUEUE = ["GetItem streams", "BatchGetItem jobs", "BatchWriteItem jobs"]
+ENQUEUE += ["BatchWriteItem queue", "UpdateItem streams"]
+CLAIM = ["Query queue", "UpdateItem queue", "BatchGetItem jobs"]
+COMPLETION = ["UpdateItem queue"]
+RESULTS = ["GetItem streams", "Query queue", "BatchGetItem jobs"]
+ROUND_TRIP_CHAIN = ENQUEUE + CLAIM + COMPLETION + RESULTS
+
+
+@dataclass
+class Measured:
+    moto_seconds: float  # busy: moto serves one request at a time
+    ms_by_operation: dict[str, float]
+    cpu: dict[str, float]
+
+
+def w1_ceiling(m: Measured, jobs: int) -> str:
+    return (
+        f"  ceiling: moto's busy time alone allows {jobs / m.moto_seconds:.0f} jobs/s "
+        "(everything else free)"
+    )
+
+
+def w2_ceiling(m: Measured) -> str:
+    work = W2_JOBS * W2_BURN / 2
+    stolen = m.cpu["moto"] + m.cpu["api server + ticker"]
+    return (
+        f"  ceiling: the stand-in's CPU ({stolen:.2f} s: moto, API server) taken from the two "
+        f"workers' cores allows efficiency {work / (work + stolen / 2):.3f}"
+    )
+
+
+def w3_floor(m: Measured, api_hop_ms: float) -> str:
+    chain = sum(m.ms_by_operation.get(op, 0.0) for op in ROUND_TRIP_CHAIN)
+    return (
+        f"  floor: {len(ROUND_TRIP_CHAIN)} requests in sequence {chain:.1f} ms + 2 API hops "
+        f"{2 * api_hop_ms:.1f} ms = {chain + 2 * api_hop_ms:.1f} ms with no polling wait"
+    )
+
+
+def api_hop_ms(ex: Executor, m: Measured, calls: int = 30) -> float:
+    """The API server's own share of a request: GET /streams/{id} minus its GetItem."""
+    spent = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        ex._app._api.get_stream(ex.id)
+        spent.append((time.perf_counter() - t0) * 1000)
+    return max(0.0, sorted(spent)[calls // 2] - m.ms_by_operation.get("GetItem streams", 0.0))
 
 
 # --- the workloads ------------------------------------------------------------------------
@@ -170,10 +228,10 @@ def main() -> int:
             probe = Probe(status, stats)
             with Executor(settings["api_url"], settings["authkey"]) as ex:
                 ex.submit(burn, 0.01).result(timeout=60)  # workers up, durations known
-                for run, jobs in (
-                    (lambda: w1(ex, args.jobs), args.jobs),
-                    (lambda: w2(ex), W2_JOBS),
-                    (lambda: w3(ex, args.round_trips), args.round_trips),
+                for name, run, jobs in (
+                    ("W1", lambda: w1(ex, args.jobs), args.jobs),
+                    ("W2", lambda: w2(ex), W2_JOBS),
+                    ("W3", lambda: w3(ex, args.round_trips), args.round_trips),
                 ):
                     before = probe.snapshot()
                     # The snapshot's pause let the agent's polling back off: one job first
@@ -181,7 +239,13 @@ def main() -> int:
                     # workloads follow each other.
                     ex.submit(square, 0).result(timeout=60)
                     print(run())
-                    probe.report(before, probe.snapshot(), jobs)
+                    measured = probe.report(before, probe.snapshot(), jobs)
+                    if name == "W1":
+                        print(w1_ceiling(measured, jobs))
+                    elif name == "W2":
+                        print(w2_ceiling(measured))
+                    else:
+                        print(w3_floor(measured, api_hop_ms(ex, measured)))
         finally:
             cli("local", "down")
     return 0
