@@ -110,7 +110,7 @@ class Claiming:
         self, stream_id: str, chunk: dict[str, Any], start: int, end: int
     ) -> list[ClaimedJob]:
         ids = chunk["jobs"][start:end]
-        records = self._records(stream_id, ids, CLAIMED_FIELDS)
+        records = self._written_records(stream_id, ids, CLAIMED_FIELDS)
         self._load_code(stream_id, {r["code"] for r in records.values()})
         claimed = []
         for index, job_id in enumerate(ids, start):

@@ -23,7 +23,7 @@ class Collecting:
     def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
         keys.check(keys.STAGE, stage, "stage")
         finished = list(itertools.islice(self._finished(stream_id, stage), limit))
-        records = self._records(stream_id, [f[0] for f in finished])
+        records = self._written_records(stream_id, [f[0] for f in finished])
         self._repair_pointers(stream_id, records, finished)
         spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
         found = [

@@ -111,15 +111,38 @@ class JobQueue(Enqueuing, Claiming, Settling, Collecting, Recounting):
         )
 
     def _records(
-        self, stream_id: str, ids: list[str], attributes: tuple[str, ...] = ()
+        self,
+        stream_id: str,
+        ids: list[str],
+        attributes: tuple[str, ...] = (),
+        consistent: bool = True,
     ) -> dict[str, dict[str, Any]]:
         found = dynamo.batch_get(
             self.client,
             self.jobs_table,
             [{"stream": stream_id, "job": i} for i in ids],
+            consistent=consistent,
             attributes=attributes,
         )
         return {r["job"]: r for r in found}
+
+    def _written_records(
+        self, stream_id: str, ids: list[str], attributes: tuple[str, ...] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Records for their fields written at enqueue (name, code, args, signature...):
+        read eventually consistent, half the read units; only the ones not there yet (a
+        record written a moment ago) are read again, consistently.
+
+        Those fields never change after enqueue, so a stale copy has them right. The
+        fields that do change (status at acknowledgement, the chunk pointer after a move)
+        are read consistently where they decide something (enqueue's duplicate check,
+        ack); collection only compares the pointer, and a stale one costs a re-point.
+        """
+        found = self._records(stream_id, ids, attributes, consistent=False)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            found.update(self._records(stream_id, missing, attributes))
+        return found
 
     def _point(self, stream_id: str, job_id: str, pk: str, sk: str, index: int) -> None:
         self.client.update_item(
