@@ -51,9 +51,10 @@ the lane hands those straight to ``DynamoHandler.dispatch``, as the Flask view w
 and leaves every other request to moto's dispatcher. For small items that overhead was
 most of a request's time.
 
-:func:`install` applies the patches (idempotent); ``tests/functional/test_motospeed.py``
-and ``tests/functional/test_motoserver_fast.py``
-compare patched and released moto answer for answer.
+:func:`install` applies the patches (idempotent), :func:`moto_original` lifts them for a
+block; ``tests/functional/test_motospeed.py`` and ``test_motoserver_fast.py`` compare
+patched and released moto answer for answer. Written against moto 5.2; a moto upgrade
+that changes a patched function shows up there.
 """
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ import inspect
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from botocore.exceptions import ClientError
+from moto.core.responses import ActionResult
+from moto.dynamodb import models, responses
+from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import table as table_model
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import dynamo_to_dict
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
+from moto.moto_server.werkzeug_app import BackendRequest
+from werkzeug.wrappers import Response
 
 _installed = False
 _patched: list[tuple[Any, str, Any, Any]] = []  # (owner, name, moto's value, ours)
@@ -97,9 +114,8 @@ def attribute_size(type_: str, value: Any) -> int:
 
 def _size_of(value: Any) -> int:
     """Size of a list member or map value: a DynamoType, or a raw ``{type: value}``."""
-    type_ = getattr(value, "type", None)
-    if type_ is not None:
-        return attribute_size(type_, value.value)
+    if isinstance(value, DynamoType):
+        return attribute_size(value.type, value.value)
     ((type_, raw),) = value.items()
     return attribute_size(type_, raw)
 
@@ -125,10 +141,6 @@ class DynamoDBLane:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET):
             return self._fallback(environ, start_response)
-        from botocore.exceptions import ClientError
-        from moto.dynamodb.responses import DynamoHandler
-        from moto.moto_server.werkzeug_app import BackendRequest
-        from werkzeug.wrappers import Response
 
         request = BackendRequest(environ)
         try:  # what moto's Flask view (moto.core.utils.convert_to_flask_response) does
@@ -140,7 +152,7 @@ class DynamoDBLane:
         return Response(response=body, status=status, headers=headers)(environ, start_response)
 
 
-# --- answers -------------------------------------------------------------------------------
+# --- answers and Query copies ---------------------------------------------------------------
 FAST_OPERATIONS = frozenset(
     {
         "GetItem",
@@ -171,9 +183,8 @@ def wire(value: Any) -> Any:
     """A DynamoDB result as the JSON moto's serializer writes: typed values as they are,
     binary as base64, members that are None left out (what ``dynamo_to_dict`` and the
     service-model walk did in two passes)."""
-    type_ = getattr(value, "type", None)
-    if type_ is not None and hasattr(value, "value"):  # a DynamoType
-        raw = value.value
+    if isinstance(value, DynamoType):
+        type_, raw = value.type, value.value
         if type_ == "B":
             return {"B": _binary(raw)}
         if type_ == "BS":
@@ -204,10 +215,6 @@ def fast_dynamodb_result(result: Any, context: Any) -> tuple[int, dict[str, str]
 
 
 def _answers_in_one_pass() -> None:
-    from moto.core.responses import ActionResult
-    from moto.dynamodb.models.utilities import dynamo_to_dict
-    from moto.dynamodb.responses import DynamoResult
-
     def __init__(self: Any, result: object) -> None:
         ActionResult.__init__(self, result)  # converted only if moto serialises it
 
@@ -233,17 +240,12 @@ class _QueryCopy:
 
     @staticmethod
     def deepcopy(value: Any, memo: Any = None) -> Any:
-        from moto.dynamodb.models.dynamo_type import Item
-
         if isinstance(value, list) and all(isinstance(v, Item) for v in value):
             return list(value)
         return copy.deepcopy(value, memo)
 
 
 def _queries_without_copies() -> None:
-    from moto.dynamodb.models import table
-    from moto.dynamodb.models.dynamo_type import Item
-
     generic = Item.project
 
     def project(self: Any, projection_expressions: list[list[str]]) -> Any:
@@ -254,14 +256,12 @@ def _queries_without_copies() -> None:
         item.attrs = {p[0]: self.attrs[p[0]] for p in projection_expressions if p[0] in self.attrs}
         return item
 
-    _replace(table, "copy", _QueryCopy)
+    _replace(table_model, "copy", _QueryCopy)
     _replace(Item, "project", project)
 
 
-# --- the patches ---------------------------------------------------------------------------
+# --- item sizes ----------------------------------------------------------------------------
 def _fast_sizes() -> None:
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item
-
     def item_size(self: Any) -> int:
         size = self.__dict__.get("_impetus_size")
         if size is None:
@@ -277,8 +277,6 @@ def _fast_sizes() -> None:
 
 def _forget_size(table: Any, key: dict[str, Any]) -> None:
     """Drop the kept size of the item at ``key`` (an update may have changed it)."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
     try:
         hash_value = DynamoType(key[table.hash_key_attr])
         range_attr = table.range_key_attr
@@ -291,9 +289,6 @@ def _forget_size(table: Any, key: dict[str, Any]) -> None:
 
 
 def _item_init_measures_once() -> None:
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-
     def __init__(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
         self.hash_key = hash_key
         self.range_key = range_key
@@ -306,9 +301,8 @@ def _item_init_measures_once() -> None:
     _replace(Item, "__init__", __init__)
 
 
+# --- queries and updates -------------------------------------------------------------------
 def _query_reads_one_partition() -> None:
-    from moto.dynamodb.models.table import Table
-
     all_items, query = Table.all_items, Table.query
     signature = inspect.signature(query)
 
@@ -348,8 +342,6 @@ class _SkippableCopy:
         self.skip = False
 
     def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        from moto.dynamodb.models.dynamo_type import Item
-
         if self.skip and isinstance(value, Item):
             return None
         return copy.deepcopy(value, memo)
@@ -364,10 +356,6 @@ class _SkippableCopy:
 
 
 def _update_without_unused_copies() -> None:
-    from moto.dynamodb import models, responses
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.responses import DynamoHandler
-
     # The backend's copy feeds the table's DynamoDB stream, and nothing else.
     backend_copy = _replace(models, "copy", _SkippableCopy())
     backend_update = DynamoDBBackend.update_item
@@ -394,8 +382,6 @@ def _update_without_unused_copies() -> None:
 
 
 def _check_clauses_once() -> None:
-    from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
-
     # Both only check (the node comes back unchanged) and only UpdateExpression nodes,
     # of which the root is one.
     _replace(ActionCountValidator, "traverse", lambda self, root: self.verify_action_counts(root))
@@ -407,16 +393,12 @@ def _check_clauses_once() -> None:
 
 
 def _cache_update_parses() -> None:
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
-
     make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
     cached = functools.lru_cache(maxsize=1024)(lambda text: make(UpdateExpressionParser, text))
     _replace(UpdateExpressionParser, "make", classmethod(lambda cls, text: cached(text)))
 
 
 def _cache_processing_maps() -> None:
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
-
     def processing(self: Any) -> dict[Any, Any]:
         found = self.__dict__.get("_impetus_map")
         if found is None:
