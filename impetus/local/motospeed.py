@@ -63,8 +63,10 @@ import base64
 import contextlib
 import copy
 import functools
+import importlib.metadata
 import inspect
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -84,6 +86,9 @@ from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.moto_server.werkzeug_app import BackendRequest
 from werkzeug.wrappers import Response
 
+log = logging.getLogger(__name__)
+
+MOTO_SERIES = "5.2."  # the moto release series these patches are written against
 _installed = False
 _patched: list[tuple[Any, str, Any, Any]] = []  # (owner, name, moto's value, ours)
 _ITEM_SIZE_LIMIT = 405_000  # moto's own limit (AWS: 400 KB), see LimitedSizeDict
@@ -434,11 +439,18 @@ def moto_original() -> Iterator[None]:
 
 
 def install() -> None:
-    """Apply every patch above to moto in this process (idempotent)."""
+    """Apply every patch above to moto in this process (idempotent). Another moto
+    release than the one they were written against is left as it is: correct, slower."""
     global _installed
     if _installed:
         return
     _installed = True
+    found = importlib.metadata.version("moto")
+    if not found.startswith(MOTO_SERIES):
+        log.warning(
+            "moto %s is not %sx: the local server runs without motospeed", found, MOTO_SERIES
+        )
+        return
     _answers_in_one_pass()
     _queries_without_copies()
     _fast_sizes()
