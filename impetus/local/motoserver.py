@@ -156,9 +156,12 @@ class KeepAliveHandler(MotoRequestHandler):
                 self.send_header(name, value)
         if not head:
             self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body and not head:
-            self.wfile.write(body)
+        # end_headers, with the body in the same write: each write lets go of the GIL,
+        # and the other connections' threads may keep it for the switch interval (5 ms)
+        self._headers_buffer.append(b"\r\n")
+        if not head:
+            self._headers_buffer.append(body)
+        self.flush_headers()
         self.wfile.flush()
 
 

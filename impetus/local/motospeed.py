@@ -42,6 +42,10 @@ needed; each patch below removes one such cost and keeps what moto answers:
   deep copy. The queue's expressions repeat (the same text for every 20-job completion).
 - **AST walks**: each of the 10 validators rebuilt its node-type table at every node it
   visited; it is built once per validator.
+- **Requests**: a DynamoDB request body was parsed by walking the service model, whose
+  only effect on DynamoDB's JSON is decoding binary values (B, BS) from base64; it is
+  ``json.loads`` and that decoding. Each request also listed the handler class's
+  methods (``inspect.getmembers``) to find the action; the list is kept per class.
 
 And in front of moto's server: **the DynamoDB lane** (:class:`DynamoDBLane`). moto's
 server finds each request's service by listing every moto module and matching the
@@ -71,6 +75,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.core import responses as core_responses
 from moto.core.responses import ActionResult
 from moto.dynamodb import models, responses
 from moto.dynamodb.exceptions import ItemSizeTooLarge
@@ -265,6 +270,40 @@ def _queries_without_copies() -> None:
     _replace(Item, "project", project)
 
 
+# --- requests ------------------------------------------------------------------------------
+def _blobs_decoded(value: Any) -> Any:
+    """Request JSON with typed binary values ({"B": base64}, {"BS": [base64]}) as bytes,
+    as moto's model-walking parser leaves them; everything else as ``json.loads`` did."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((key, inner),) = value.items()
+            if key == "B" and isinstance(inner, str):
+                return {"B": base64.b64decode(inner)}
+            if key == "BS" and isinstance(inner, list) and all(isinstance(v, str) for v in inner):
+                return {"BS": [base64.b64decode(v) for v in inner]}
+        return {k: _blobs_decoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_blobs_decoded(v) for v in value]
+    return value
+
+
+def parse_dynamodb_request(body: bytes) -> dict[str, Any]:
+    """A DynamoDB request's parameters, as moto's parser gives them."""
+    return _blobs_decoded(json.loads(body)) if body else {}
+
+
+def _requests_parsed_plainly() -> None:
+    def parse_parameters(self: Any, request: Any) -> None:
+        self.params = parse_dynamodb_request(request.data)
+
+    _replace(DynamoHandler, "parse_parameters", parse_parameters)
+    _replace(
+        core_responses,
+        "method_names_from_class",
+        functools.lru_cache(maxsize=None)(core_responses.method_names_from_class),
+    )
+
+
 # --- item sizes ----------------------------------------------------------------------------
 def _fast_sizes() -> None:
     def item_size(self: Any) -> int:
@@ -451,6 +490,7 @@ def install() -> None:
             "moto %s is not %sx: the local server runs without motospeed", found, MOTO_SERIES
         )
         return
+    _requests_parsed_plainly()
     _answers_in_one_pass()
     _queries_without_copies()
     _fast_sizes()

@@ -71,8 +71,8 @@ def _answer(call: Any) -> Any:
     return answer
 
 
-def _scenario() -> list[Any]:
-    ddb = _ddb()
+def _scenario(ddb: Any = None) -> list[Any]:
+    ddb = ddb or _ddb()
     _create(ddb)
     for p in ("a", "b", "c"):
         for i in range(12):
@@ -252,3 +252,52 @@ def test_an_update_forgets_the_kept_size():
         with motospeed.moto_original():
             assert after == item.size()
         assert after == before + len("much longer than before") - len("short")
+
+
+def test_requests_parse_as_moto_parses_them():
+    """Every request body of the scenario (binary values added), parsed plainly and by
+    moto's model-walking parser."""
+    from moto.core.responses import BaseResponse
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.moto_server.werkzeug_app import BackendRequest
+    from werkzeug.test import EnvironBuilder
+
+    bodies: list[tuple[str, bytes]] = []
+
+    def capture(request, **_):
+        bodies.append((request.headers["X-Amz-Target"].decode(), request.body))
+
+    with mock_aws():
+        ddb = _ddb()
+        ddb.meta.events.register("before-send.dynamodb.*", capture)
+        _scenario(ddb)
+        ddb.put_item(
+            TableName=TABLE,
+            Item={
+                "pk": {"S": "bin"},
+                "sk": {"S": "1"},
+                "B": {"B": b"\x00\xff"},
+                "BS": {"BS": [b"a", b"\x01"]},
+                "m": {"M": {"B": {"S": "not binary"}}},
+            },
+        )
+        ddb.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :p",
+            FilterExpression="#b = :b",
+            ExpressionAttributeNames={"#b": "B"},
+            ExpressionAttributeValues={":p": {"S": "bin"}, ":b": {"B": b"\x00\xff"}},
+        )
+    assert len(bodies) > 40
+    for target, body in bodies:
+        request = BackendRequest(
+            EnvironBuilder(
+                method="POST",
+                data=body,
+                headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.0"},
+            ).get_environ()
+        )
+        handler = DynamoHandler()
+        handler.setup_class(request, "http://localhost/", request.headers)
+        BaseResponse.parse_parameters(handler, request)  # moto's own
+        assert motospeed.parse_dynamodb_request(body) == handler.params, target
