@@ -54,6 +54,11 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
+def deserialize_value(value: dict[str, Any]) -> Any:
+    """One attribute value in DynamoDB's typed form, as a plain value."""
+    return _from_dynamo(_deserializer.deserialize(value))
+
+
 def values(**named: Any) -> dict[str, Any]:
     """ExpressionAttributeValues from keyword arguments: values(a=1) -> {":a": {"N": "1"}}."""
     return {f":{k}": serialize_value(v) for k, v in named.items()}

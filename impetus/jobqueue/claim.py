@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from impetus import dynamo, keys, properties
 from impetus.jobqueue.layout import (
-    CHUNK_FIELDS,
+    CANDIDATE_FIELDS,
     CLAIM_PAGE,
     CLAIMED_FIELDS,
     PROMOTE_EVERY,
@@ -48,8 +48,8 @@ class Claiming:
             TableName=self.queue_table,
             KeyConditionExpression="#pk = :pk",
             FilterExpression="#cursor < #n AND #due <= :now",
-            ProjectionExpression=CHUNK_FIELDS,
-            ExpressionAttributeNames=dynamo.names("#pk", "#cursor < #n AND #due", CHUNK_FIELDS),
+            ProjectionExpression=CANDIDATE_FIELDS,
+            ExpressionAttributeNames=dynamo.names("#pk", "#cursor < #n AND #due", CANDIDATE_FIELDS),
             ExpressionAttributeValues=dynamo.values(pk=pk, now=now),
             ConsistentRead=True,
             Limit=CLAIM_PAGE,
@@ -79,20 +79,23 @@ class Claiming:
         expires = time.time() + lease
         entry = {"node": node, "start": start, "end": end, "expires": expires, "state": "active"}
         try:
-            self.client.update_item(
+            answer = self.client.update_item(
                 TableName=self.queue_table,
                 Key=dynamo.serialize({"pk": chunk["pk"], "sk": chunk["sk"]}),
                 UpdateExpression="SET #cursor = :end, #claims.#id = :entry",
                 ConditionExpression="#cursor = :start",
                 ExpressionAttributeNames=dynamo.names("#cursor #claims #id", id=claim_id),
                 ExpressionAttributeValues=dynamo.values(end=end, entry=entry, start=start),
+                # the chunk's job ids (billed the same: a write is billed on item size)
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
                 return None
             raise
         self.counters.count(stream_id, waiting=-(end - start), running=end - start)
-        claimed = self._claimed_jobs(stream_id, chunk, start, end)
+        ids = dynamo.deserialize_value(answer["Attributes"]["jobs"])[start:end]
+        claimed = self._claimed_jobs(stream_id, chunk, ids, start)
         return Claim(
             stream=stream_id,
             pk=chunk["pk"],
@@ -107,9 +110,8 @@ class Claiming:
         )
 
     def _claimed_jobs(
-        self, stream_id: str, chunk: dict[str, Any], start: int, end: int
+        self, stream_id: str, chunk: dict[str, Any], ids: list[str], start: int
     ) -> list[ClaimedJob]:
-        ids = chunk["jobs"][start:end]
         records = self._written_records(stream_id, ids, CLAIMED_FIELDS)
         self._load_code(stream_id, {r["code"] for r in records.values()})
         claimed = []

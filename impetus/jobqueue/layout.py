@@ -13,7 +13,9 @@ INLINE_RESULT_LIMIT = 8 * 1024  # larger results are stored as their own item
 PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
 PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
 POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
-CHUNK_FIELDS = "#pk, #sk, #jobs, #n, #cursor, #attempt, #failures, #stage, #priority, #due"
+# A claim's candidates, without their job ids: a page of 48 chunks with 20 ids each was a
+# ~40 KB answer to parse per claim; the claimed chunk's ids come back with the claim.
+CANDIDATE_FIELDS = "#pk, #sk, #n, #cursor, #attempt, #failures, #stage, #priority, #due"
 CLAIMED_FIELDS = (
     "job", "name", "code", "args", "python", "transport", "args_ref", "args_digest",
     "retries", "max_attempts", "sig",

@@ -29,7 +29,8 @@ needed; each patch below removes one such cost and keeps what moto answers:
   step" is "over the limit at the end").
 - **UpdateItem's copies**: every update deep-copied the item it changed twice: once to
   feed a DynamoDB stream, once to answer ``ReturnValues``. A table without a stream
-  skips the first, an update that asks for no values (``NONE``, the default) the second.
+  skips the first, an update that asks for no old values (``NONE``, the default, or
+  ``ALL_NEW``) the second.
 - **UpdateItem's clause checks**: "at most one SET/REMOVE/ADD clause" and "no two
   actions on overlapping paths" ran for every sub-expression node and walked its subtree
   each time (quadratic in the number of actions, and a completion sets 20 results); each
@@ -418,7 +419,8 @@ def _update_without_unused_copies() -> None:
     response_update = DynamoHandler.update_item
 
     def update_item_response(self: Any) -> Any:
-        with response_copy.skipping(self.body.get("ReturnValues", "NONE") == "NONE"):
+        returns = self.body.get("ReturnValues", "NONE")
+        with response_copy.skipping(returns in ("NONE", "ALL_NEW")):
             return response_update(self)
 
     _replace(DynamoDBBackend, "update_item", update_item)
