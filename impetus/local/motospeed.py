@@ -41,6 +41,10 @@ needed; each patch below removes one such cost and keeps what moto answers:
   the placeholders it uses, once to run it). Parsed trees are now kept per expression
   text: moto only reads them, and the validator that transforms one works on its own
   deep copy. The queue's expressions repeat (the same text for every 20-job completion).
+- **Condition parses**: an UpdateItem parsed its ConditionExpression twice (to check
+  the placeholders used, then to run it), as a Query its FilterExpression; a parse is
+  kept for the same expression, names and values (the tree only reads the item it is
+  evaluated on), so the second is a lookup.
 - **AST walks**: each of the 10 validators rebuilt its node-type table at every node it
   visited; it is built once per validator.
 - **Requests**: a DynamoDB request body was parsed by walking the service model, whose
@@ -79,6 +83,7 @@ from botocore.exceptions import ClientError
 from moto.core import responses as core_responses
 from moto.core.responses import ActionResult
 from moto.dynamodb import models, responses
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import table as table_model
@@ -444,6 +449,36 @@ def _cache_update_parses() -> None:
     _replace(UpdateExpressionParser, "make", classmethod(lambda cls, text: cached(text)))
 
 
+def _frozen(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _keep_condition_parses(size: int = 512) -> None:
+    parse = ConditionExpressionParser.parse
+    kept: dict[tuple[str, str, str], tuple[Any, list[str], list[str]]] = {}
+
+    def parse_kept(self: Any) -> Any:
+        if not self.condition_expression:
+            return parse(self)
+        key = (
+            self.condition_expression,
+            _frozen(self.expression_attribute_names),
+            _frozen(self.expression_attribute_values),
+        )
+        found = kept.get(key)
+        if found is None:  # a parse that fails raises here, and nothing is kept
+            found = (parse(self), list(self.expr_attr_names_found), self.expr_attr_values_found[:])
+            if len(kept) >= size:
+                kept.pop(next(iter(kept)))  # the oldest
+            kept[key] = found
+        else:
+            self.expr_attr_names_found.extend(found[1])
+            self.expr_attr_values_found.extend(found[2])
+        return found[0]
+
+    _replace(ConditionExpressionParser, "parse", parse_kept)
+
+
 def _cache_processing_maps() -> None:
     def processing(self: Any) -> dict[Any, Any]:
         found = self.__dict__.get("_impetus_map")
@@ -501,4 +536,5 @@ def install() -> None:
     _update_without_unused_copies()
     _check_clauses_once()
     _cache_update_parses()
+    _keep_condition_parses()
     _cache_processing_maps()
