@@ -199,6 +199,7 @@ class Impetus:
         # fork side
         self._buffer: list[dict[str, Any]] = []
         self._buffer_bytes = 0
+        self._sending = 0  # batches of forks on their way (see flush)
         self._fn_cache: dict[int, tuple[Any, str]] = {}  # id(fn) -> (fn, digest)
         # digest -> (function, its encoding): the code to send, and the source to quote
         self._functions: dict[str, tuple[Any, str]] = {}
@@ -343,27 +344,53 @@ class Impetus:
         return jid
 
     def flush(self) -> None:
-        """Send the buffered forks (batches of at most FLUSH_JOBS and about FLUSH_BYTES)."""
-        with self._lock:
-            while self._buffer:
-                batch, size = [], 0
-                for spec in self._buffer:
-                    if batch and (len(batch) >= FLUSH_JOBS or size >= FLUSH_BYTES):
-                        break
-                    batch.append(spec)
-                    size += len(spec.get("args") or "")
+        """Send the buffered forks (batches of at most FLUSH_JOBS and about FLUSH_BYTES).
+
+        The lock is not held while a batch is on its way: forks made meanwhile (by another
+        thread: the executor's submitters) wait in the buffer for the next batch instead
+        of for the request. A batch that fails goes back to the front of the buffer.
+        """
+        while True:
+            with self._lock:
+                batch = self._take_batch()
+                if not batch:
+                    return
                 functions = {
                     spec["code"]: self._functions[spec["code"]][1]
                     for spec in batch
-                    if spec["code"] not in self._sent
+                    if spec["code"] not in self._sent  # sent and accepted before
                 }
+                self._sending += 1
+            try:
                 answer = self._api.enqueue(self.id, batch, functions, codec.PYTHON_VERSION)
+            except BaseException:
+                with self._lock:
+                    self._buffer[:0] = batch
+                    self._buffer_bytes = self._buffered_bytes()
+                raise
+            finally:
+                with self._lock:
+                    self._sending -= 1
+            with self._lock:
                 self._sent.update(functions)
-                del self._buffer[: len(batch)]
                 if answer.get("existing"):
                     log.debug("%d forks existed already", len(answer["existing"]))
                 self._forget_collected(answer.get("acked") or [])
-            self._buffer_bytes = 0
+
+    def _take_batch(self) -> list[dict[str, Any]]:
+        """The next batch off the buffer's front (the caller holds the lock)."""
+        batch, size = [], 0
+        for spec in self._buffer:
+            if batch and (len(batch) >= FLUSH_JOBS or size >= FLUSH_BYTES):
+                break
+            batch.append(spec)
+            size += len(spec.get("args") or "")
+        del self._buffer[: len(batch)]
+        self._buffer_bytes = self._buffered_bytes()
+        return batch
+
+    def _buffered_bytes(self) -> int:
+        return sum(len(spec.get("args") or "") for spec in self._buffer)
 
     def _forget_collected(self, acked: list[str]) -> None:
         """Forks the queue reports as collected by an earlier run, whose task-file lines
@@ -517,7 +544,12 @@ class Impetus:
         previous = STARTUP
         for stage in self._stage_names:
             ready_to_end = stage not in self._ended and previous in self._ended
-            idle = stage in polled and not self._outstanding[stage] and not self._buffer
+            idle = (
+                stage in polled
+                and not self._outstanding[stage]
+                and not self._buffer
+                and not self._sending
+            )
             if ready_to_end and idle:
                 self._ended.add(stage)
             previous = stage

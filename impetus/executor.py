@@ -7,10 +7,13 @@
 
 One code path with the decorator pipeline: the executor drives an :class:`Impetus` client
 with one stage. ``submit`` is a buffered ``fork`` of ``fn(*args, **kwargs)`` (a
-:class:`impetus.mapping.Call`); ``map`` forks chunk jobs (:mod:`impetus.mapping`); one
-collector thread sends the buffered forks, collects and acknowledges results through
-the client's own ``_collect``, and resolves the futures. A remote exception is re-raised
-with its remote traceback as the cause (:mod:`impetus.remote`).
+:class:`impetus.mapping.Call`); ``map`` forks chunk jobs (:mod:`impetus.mapping`). Two
+threads talk to the API at the same time: a sender sends the buffered forks as soon as
+there are any (forks made while a request is on its way go out together in the next
+one), and a collector collects and acknowledges results through the client's own
+``_collect`` and resolves the futures. One thread did both before: a 500-job fork waited
+for the acknowledgement of the last results, and the next poll for the fork. A remote
+exception is re-raised with its remote traceback as the cause (:mod:`impetus.remote`).
 
 Polling adapts (:class:`impetus.polling.Pacer`, shared with the pipeline's collector):
 fast while results flow, backing off to 0.5 s while jobs are out and nothing comes back,
@@ -75,11 +78,17 @@ class Executor(cf.Executor):
         self._keep = keep
         self._lock = threading.Lock()
         self._futures: dict[str, tuple[cf.Future, Callable[..., Any]]] = {}
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # forks to send, or closing
+        self._sent = threading.Event()  # forks went out: their results are worth a poll
         self._acks: list[str] = []  # collected, delivered, not yet acknowledged
         self._closing = False
+        self._stopped = False  # the sender's end
         self._deleted = False
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"impetus-send-{self.id}", daemon=True
+        )
         self._thread = threading.Thread(target=self._loop, name=f"impetus-{self.id}", daemon=True)
+        self._sender.start()
         self._thread.start()
 
     # --- the Executor interface -------------------------------------------------------------
@@ -132,6 +141,7 @@ class Executor(cf.Executor):
                 for future, _ in self._futures.values():
                     future.cancel()
         self._wake.set()
+        self._sent.set()  # an idle collector looks at _closing
         if wait:
             self._thread.join()
 
@@ -165,17 +175,35 @@ class Executor(cf.Executor):
                 del self._futures[key]
             return len(self._futures)
 
+    def _send_loop(self) -> None:
+        failures = 0
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopped:
+                return
+            try:
+                self._app.flush()
+                failures = 0
+            except Exception as exc:  # the API is away: retry, then fail the futures
+                failures += 1
+                log.warning("executor %s: sending forks failed: %s", self.id, exc)
+                if failures >= MAX_FAILURES:
+                    self._fail_all(exc)
+                time.sleep(min(2.0, 0.1 * 2**failures))
+                self._wake.set()
+                continue
+            self._sent.set()
+
     def _loop(self) -> None:
         pacer = Pacer()
         delay: float | None = None
         failures = 0
         while True:
-            woken = self._wake.wait(delay)
-            self._wake.clear()
-            if woken:
+            if self._sent.wait(delay):
+                self._sent.clear()
                 pacer.reset()  # new work went out: its results are worth asking for soon
             try:
-                self._app.flush()  # new work first: a round trip does not wait on an ack
                 self._send_acks()
                 got = self._app._collect(STAGE, self._acks) if self._pending() else 0
                 failures = 0
@@ -187,12 +215,18 @@ class Executor(cf.Executor):
                     self._fail_all(exc)
             pending = self._pending()
             if self._closing and not pending:
+                self._stop_sender()
                 with contextlib.suppress(Exception):  # the stream is about to go anyway
                     self._send_acks()
                 break
-            # nothing out: sleep until a submit wakes us (no requests while idle)
+            # nothing out: sleep until forks go out (no requests while idle)
             delay = pacer.after(got, RESULTS_LIMIT) if pending else None
         self._cleanup()
+
+    def _stop_sender(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        self._sender.join()
 
     def _send_acks(self) -> None:
         if self._acks:
