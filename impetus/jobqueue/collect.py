@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from impetus import dynamo, joboutput, jobs, keys, properties
 from impetus.jobqueue.layout import (
+    CHUNK_SIZE,
     POINTER_FIELDS,
 )
 
@@ -150,12 +151,41 @@ class Collecting:
         self.counters.count(stream_id, finished=-len(acked), acked=len(acked))
         return len(acked)
 
+    def _ack_whole_chunk(self, pk: str, sk: str, members: dict[str, str]) -> dict[str, dict] | None:
+        """Acknowledge a full chunk's every result by deleting it: one write instead of
+        removing the results and then deleting the spent chunk. Conditional on each
+        result being there and on no other job being left in it (``left`` = the count
+        acknowledged here), so it deletes exactly what the two writes would have.
+        None when that does not hold (a repeated ack, a chunk with jobs elsewhere): the
+        caller takes the general path."""
+        slots = {f"#slot{n}": i for n, i in enumerate(members)}
+        condition = " AND ".join(f"attribute_exists(#results.{n})" for n in slots)
+        try:
+            answer = self.client.delete_item(
+                TableName=self.queue_table,
+                Key=dynamo.serialize({"pk": pk, "sk": sk}),
+                ConditionExpression=f"{condition} AND #left = :k",
+                ExpressionAttributeNames=slots | dynamo.names("#results #left"),
+                ExpressionAttributeValues=dynamo.values(k=len(members)),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return None
+            raise
+        old = dynamo.deserialize(answer["Attributes"])
+        return {i: old["results"][i] for i in members}
+
     def _ack_chunk(self, pk: str, sk: str, members: dict[str, str]) -> dict[str, dict]:
         """Remove acknowledged results from a chunk; returns {index: removed entry}.
 
         Conditional on every result still being there, so a repeated ack cannot count
         twice; on a conflict it re-reads the chunk and acks what is left.
         """
+        if len(members) == CHUNK_SIZE:
+            removed = self._ack_whole_chunk(pk, sk, members)
+            if removed is not None:
+                return removed
         present = {i: {} for i in members}  # first try: assume all are there (no read)
         for _ in range(5):
             slots = [f"#slot{n}" for n in range(len(present))]

@@ -8,6 +8,7 @@ import pytest
 
 from impetus import codec, jobs
 from impetus.exceptions import ClaimLost, InvalidRequest, JobNotFound, StreamNotFound
+from impetus.jobqueue.layout import CHUNK_SIZE, INLINE_RESULT_LIMIT
 from impetus.jobs import Outcome
 
 
@@ -194,6 +195,7 @@ def test_collect_and_acknowledge(queue):
     assert by_id["j5"]["callback"] == "stage1" and by_id["j5"]["client"] == "s"
     assert queue.ack("s", [j["id"] for j in finished]) == 30
     assert queue.ack("s", ["j1", "j2"]) == 0  # a repeated ack counts nothing
+    assert queue.ack("s", [j["id"] for j in finished]) == 0  # a whole chunk's too
     assert queue.results("s", "stage1") == []
     assert [j["id"] for j in queue.results("s", "stage2")] == ["other"]
     counts = queue.get_stream("s")["counts"]
@@ -268,3 +270,26 @@ def test_ack_finds_a_moved_job_even_if_its_record_was_not_repointed(queue):
     assert queue.ack("s", ["a"]) == 1
     assert queue.results("s", "stage1") == []
     assert queue.client.scan(TableName=queue.tables["queue"])["Items"] == []
+
+
+def test_acknowledging_a_whole_chunk_deletes_it_with_its_large_results(queue):
+    queue.create_stream("s")
+    enqueue(queue, "s", [spec(f"j{i}", args=i) for i in range(CHUNK_SIZE)])
+    claim = queue.claim("s", "n1", CHUNK_SIZE, lease=30)
+    big = codec.dumps("x" * (INLINE_RESULT_LIMIT + 100))  # stored as its own item
+    queue.complete(
+        claim,
+        {
+            j.id: Outcome(jobs.READY, result=big if j.id == "j7" else codec.dumps(1))
+            for j in claim.jobs
+        },
+    )
+    finished = queue.results("s", "stage1")
+    assert len(finished) == CHUNK_SIZE and codec.loads(
+        {j["id"]: j for j in finished}["j7"]["result"]
+    ) == "x" * (INLINE_RESULT_LIMIT + 100)
+    assert queue.ack("s", [j["id"] for j in finished]) == CHUNK_SIZE
+    assert queue.client.scan(TableName=queue.tables["queue"])["Items"] == []
+    left = [i["job"]["S"] for i in queue.client.scan(TableName=queue.tables["jobs"])["Items"]]
+    assert not [k for k in left if k.startswith("#result#")]
+    assert queue.get_stream("s")["counts"]["acked"] == CHUNK_SIZE
