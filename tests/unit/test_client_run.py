@@ -418,3 +418,27 @@ def test_a_restart_whose_task_files_were_lost_does_not_wait_forever(api, tmp_pat
     assert second.got == []
     assert second.progress() == {"stage1": {"forked": 3, "processed": 3}}
     assert "collected by an earlier run" in caplog.text
+
+
+def test_a_failed_batch_of_forks_goes_back_and_is_sent_whole_with_its_function(
+    api, tmp_path, monkeypatch
+):
+    app = make(Hello, tmp_path)
+    real = api.enqueue
+    failures = [ApiError(503, "unavailable", "try later")]
+
+    def flaky(stream_id, jobs, functions, python):
+        if failures:
+            raise failures.pop()
+        return real(stream_id, jobs, functions, python)
+
+    monkeypatch.setattr(api, "enqueue", flaky)
+    ids = [app.fork(Hello.pow, args=i) for i in range(3)]
+    with pytest.raises(ApiError):
+        app.flush()
+    assert len(app._buffer) == 3 and not app._sending  # back in the buffer, none in flight
+    app.fork(Hello.pow, args=3)
+    app.flush()  # the function was never accepted: it travels again
+    sent = [c for c in api.calls if c[0] == "enqueue"]
+    assert len(sent) == 1 and sent[0][1] == 4 and len(sent[0][2]) == 1  # with its code
+    assert set(ids) < set(api.jobs) and not app._buffer
