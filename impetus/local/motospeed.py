@@ -101,6 +101,7 @@ log = logging.getLogger(__name__)
 
 MOTO_SERIES = "5.2."  # the moto release series these patches are written against
 _installed = False
+_active = False  # the patches and the lane are in use (the moto series matched)
 _patched: list[tuple[Any, str, Any, Any]] = []  # (owner, name, moto's value, ours)
 _ITEM_SIZE_LIMIT = 405_000  # moto's own limit (AWS: 400 KB), see LimitedSizeDict
 
@@ -155,7 +156,8 @@ class DynamoDBLane:
         self._fallback = fallback
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET):
+        dynamodb = environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET)
+        if not (_active and dynamodb):  # another moto series: moto's own way throughout
             return self._fallback(environ, start_response)
 
         request = BackendRequest(environ)
@@ -517,7 +519,7 @@ def moto_original() -> Iterator[None]:
 def install() -> None:
     """Apply every patch above to moto in this process (idempotent). Another moto
     release than the one they were written against is left as it is: correct, slower."""
-    global _installed
+    global _installed, _active
     if _installed:
         return
     _installed = True
@@ -527,6 +529,7 @@ def install() -> None:
             "moto %s is not %sx: the local server runs without motospeed", found, MOTO_SERIES
         )
         return
+    _active = True
     _requests_parsed_plainly()
     _answers_in_one_pass()
     _queries_without_copies()
