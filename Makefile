@@ -4,20 +4,41 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 STAMP   := $(VENV)/.installed
+# uv itself is pinned in the lock (the dev extra); the bootstrap installs that version.
+UV_VERSION := $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+# Never fetch an interpreter: the venv uses $(PYTHON), as CI's fresh clone does.
+export UV_PYTHON_DOWNLOADS := never
 
 NPM_STAMP := node_modules/.installed
 # The CDK CLI offline: no telemetry, no notices, no Node 20 end-of-life banner.
 CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
-.PHONY: venv demo test lint synth format bench clean distclean
+.PHONY: venv demo test test-latest lock lint synth format bench clean distclean
 
 venv: $(STAMP)
 
-# Re-install only when the project's metadata changes.
-$(STAMP): pyproject.toml
+# Installs exactly what uv.lock pins (all extras: the local stack, the CDK app, the
+# tools); --frozen refuses to touch the lock, so what was tested is what is installed.
+# Re-runs only when the project's metadata or the lock change.
+$(STAMP): pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	test -x $(BIN)/uv && $(BIN)/uv --version | grep -qx 'uv $(UV_VERSION)' || \
+	  $(BIN)/python -m pip install -q --disable-pip-version-check 'uv==$(UV_VERSION)'
+	$(BIN)/uv sync --frozen --all-extras --python $(BIN)/python -q
 	touch $@
+
+# Refreshes the lock on purpose: the newest versions pyproject.toml allows.
+lock: venv
+	$(BIN)/uv lock --upgrade
+
+# The suite against the newest versions pyproject.toml allows (not the lock's), in a
+# throw-away venv: shows what a `make lock` would bring before anyone commits to it.
+test-latest: venv
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  $(PYTHON) -m venv "$$tmp/venv"; \
+	  VIRTUAL_ENV="$$tmp/venv" $(BIN)/uv pip install -q --upgrade --resolution highest -e '.[dev]'; \
+	  "$$tmp/venv/bin/python" -c 'import moto, boto3, cloudpickle; print("latest: moto", moto.__version__, "boto3", boto3.__version__, "cloudpickle", cloudpickle.__version__)'; \
+	  PATH="$$tmp/venv/bin:$$PATH" "$$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Runs the original helloworld against a fresh local stack (state in ~/.impetus) that
 # starts with 0 nodes: DFS brings nodes up for the jobs and takes them back to zero
@@ -56,7 +77,6 @@ format: venv
 # Impetus and the peers (../shared/bench/peers) side by side, plus the AWS cost model.
 # Takes ~20 min; BENCH_ARGS="--peers 'celery huey' --reps 1" for a quicker look.
 bench: venv
-	$(BIN)/python -c "import psutil" 2>/dev/null || $(BIN)/pip install -q psutil
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
