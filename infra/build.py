@@ -1,20 +1,19 @@
 """Build the deployable artefacts without Docker (no CDK import: tests use it directly).
 
-- Lambda bundle: ``impetus/`` and ``lambdas/`` from this repository, plus the Lambda's
-  dependencies (Powertools, pydantic, cloudpickle) installed for the Lambda platform by
-  ``pip install --platform manylinux2014_x86_64 --only-binary=:all:`` at the versions
-  this venv runs (what the tests ran is what deploys). One bundle serves both functions.
-- Node wheel: ``pip wheel --no-deps`` of this repository; instances fetch it from the
-  stack's S3 asset and install it (its dependencies come from PyPI on the instance).
+- Lambda bundle: ``impetus/`` and ``lambdas/`` from this repository, plus the runtime
+  and ``lambda`` extra's dependencies at the versions ``uv.lock`` pins (what the tests
+  ran is what deploys), installed for the Lambda platform (CPython 3.12, manylinux
+  x86_64, wheels only) by ``uv pip install --target``. One bundle serves both functions.
+- Node wheel: ``pip wheel --no-deps`` of this repository; :mod:`infra.nodepackage` puts
+  it beside a wheelhouse of its locked dependencies (nodes install with no index).
 
-Both are cached under ``.cache/`` keyed by a hash of their inputs, so a repeated synth
+All are cached under ``.cache/`` keyed by a hash of their inputs, so a repeated synth
 (or the test suite's synth after ``make synth``) reuses them instead of running pip.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -23,18 +22,21 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from infra import lock
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache"
 LAMBDA_PYTHON = "3.12"
-LAMBDA_PLATFORM = "manylinux2014_x86_64"
+LAMBDA_MACHINE = "x86_64"
+LAMBDA_PLATFORM = "x86_64-manylinux_2_17"  # uv's name for manylinux2014 (Lambda's glibc)
 LAMBDA_PACKAGES = ("impetus", "lambdas")
-LAMBDA_REQUIREMENTS = ("aws-lambda-powertools", "pydantic", "cloudpickle")
+LAMBDA_EXTRAS = ("lambda",)
 WHEEL_SOURCES = ("impetus", "node_agent", "lambdas", "pyproject.toml")
 KEEP_BUILDS = 3  # cached builds kept per kind (older ones are pruned)
 _SKIP = ("__pycache__", ".pyc", ".pyo")
 
 
-def _source_files(roots: Iterable[Path]) -> list[Path]:
+def source_files(roots: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for root in roots:
         candidates = [root] if root.is_file() else sorted(root.rglob("*"))
@@ -42,7 +44,7 @@ def _source_files(roots: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _digest(files: Iterable[Path], extra: Iterable[str]) -> str:
+def digest_of(files: Iterable[Path], extra: Iterable[str]) -> str:
     sha = hashlib.sha256()
     for item in extra:
         sha.update(item.encode() + b"\0")
@@ -52,11 +54,11 @@ def _digest(files: Iterable[Path], extra: Iterable[str]) -> str:
 
 
 def pinned_requirements() -> list[str]:
-    """The Lambda's dependencies at the versions installed here."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in LAMBDA_REQUIREMENTS]
+    """The Lambda's dependencies at the versions uv.lock pins, for the Lambda's platform."""
+    return lock.pins(LAMBDA_EXTRAS, LAMBDA_PYTHON, LAMBDA_MACHINE)
 
 
-def _cached(kind: str, key: str, build: Callable[[Path], None]) -> Path:
+def cached(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     """``.cache/<kind>/<key>``, built once by ``build(tmpdir)`` and renamed into place."""
     target = CACHE / kind / key
     if target.is_dir():
@@ -86,35 +88,38 @@ def _prune(kind_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _pip(*args: str) -> None:
-    """Run pip quietly; its output is shown only when it fails."""
-    run = subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-        capture_output=True,
-        text=True,
-    )
+def run_quietly(args: list[str], what: str, env: dict[str, str] | None = None) -> str:
+    """Run a build tool; its output is shown only when it fails. Returns its stdout."""
+    run = subprocess.run(args, capture_output=True, text=True, env=env)
     if run.returncode:
-        raise RuntimeError(f"pip {args[0]} failed:\n{run.stdout}{run.stderr}")
+        raise RuntimeError(f"{what} failed:\n{run.stdout}{run.stderr}")
+    return run.stdout
+
+
+def _pip(*args: str) -> None:
+    run_quietly([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], "pip")
 
 
 def lambda_bundle_key() -> str:
-    files = _source_files(REPO / p for p in LAMBDA_PACKAGES)
-    return _digest(files, [LAMBDA_PYTHON, LAMBDA_PLATFORM, *pinned_requirements()])
+    files = source_files(REPO / p for p in LAMBDA_PACKAGES)
+    return digest_of(files, [LAMBDA_PYTHON, LAMBDA_PLATFORM, *pinned_requirements()])
 
 
 def build_lambda_bundle() -> Path:
     """The bundle directory (cached): our packages plus the pinned dependencies."""
 
     def build(out: Path) -> None:
-        _pip(
-            "install",
-            "--target", str(out),
-            "--platform", LAMBDA_PLATFORM,
-            "--python-version", LAMBDA_PYTHON,
-            "--implementation", "cp",
-            "--only-binary=:all:",
-            "--no-compile",
-            *pinned_requirements(),
+        run_quietly(
+            [
+                lock.uv_bin(), "pip", "install", "--quiet",
+                "--target", str(out),
+                "--python-platform", LAMBDA_PLATFORM,
+                "--python-version", LAMBDA_PYTHON,
+                "--only-binary", ":all:",
+                "--no-deps",  # the pins are the whole closure already
+                *pinned_requirements(),
+            ],
+            "uv pip install (Lambda bundle)",
         )  # fmt: skip
         shutil.rmtree(out / "bin", ignore_errors=True)
         for package in LAMBDA_PACKAGES:
@@ -122,17 +127,17 @@ def build_lambda_bundle() -> Path:
                 REPO / package, out / package, ignore=shutil.ignore_patterns("__pycache__")
             )
 
-    return _cached("lambda-bundle", lambda_bundle_key(), build)
+    return cached("lambda-bundle", lambda_bundle_key(), build)
 
 
 def build_node_wheel() -> Path:
     """The node package wheel (cached by the hash of its sources)."""
-    key = _digest(_source_files(REPO / p for p in WHEEL_SOURCES), [])
+    key = digest_of(source_files(REPO / p for p in WHEEL_SOURCES), [])
 
     def build(out: Path) -> None:
         _pip("wheel", "--no-deps", "--wheel-dir", str(out), str(REPO))
 
-    wheels = sorted(_cached("node-wheel", key, build).glob("impetus-*.whl"))
+    wheels = sorted(cached("node-wheel", key, build).glob("impetus-*.whl"))
     if len(wheels) != 1:
         raise RuntimeError(f"expected one impetus wheel, found {wheels}")
     return wheels[0]

@@ -1,8 +1,8 @@
 """The nodes: a new VPC, and per node class a launch template and an Auto Scaling group.
 
 Network: public subnets in two AZs, no NAT gateway, and *gateway* endpoints for DynamoDB
-and S3. Nodes need outbound internet anyway (dnf, PyPI for the wheel's dependencies and
-the jobs' own, CloudWatch Logs, Secrets Manager, Auto Scaling), and a NAT gateway costs
+and S3. Nodes need outbound internet anyway (dnf, CloudWatch Logs, Secrets Manager, Auto
+Scaling; not PyPI: the node package holds every wheel), and a NAT gateway costs
 about $32 a month per AZ before traffic; gateway endpoints are free and keep the heavy
 traffic, queue claims and payloads, on AWS's network. The security group admits nothing
 inbound, so a public address exposes no service.
@@ -72,8 +72,7 @@ class NodeGroup(Construct):
         group_name: str,
         network: Network,
         data: DataPlane,
-        wheel: s3_assets.Asset,
-        wheel_name: str,
+        package: s3_assets.Asset,
         log_group: logs.ILogGroup,
         python_version: str,
         environment: Mapping[str, str],
@@ -82,12 +81,11 @@ class NodeGroup(Construct):
         super().__init__(scope, construct_id)
         self.node_class = node_class
         self.group_name = group_name
-        self.role = self._role(data, wheel, log_group)
+        self.role = self._role(data, package, log_group)
         self.user_data_script = render(
             BootConfig(
                 python_version=python_version,
-                wheel_source=wheel.s3_object_url,
-                wheel_name=wheel_name,
+                package_source=package.s3_object_url,
                 region=region,
                 # Jobs' output goes to the node log group too (node_agent/cloudlogs.py).
                 environment={
@@ -164,7 +162,9 @@ class NodeGroup(Construct):
             )
         }
 
-    def _role(self, data: DataPlane, wheel: s3_assets.Asset, log_group: logs.ILogGroup) -> iam.Role:
+    def _role(
+        self, data: DataPlane, package: s3_assets.Asset, log_group: logs.ILogGroup
+    ) -> iam.Role:
         role = iam.Role(
             self,
             "Role",
@@ -177,7 +177,7 @@ class NodeGroup(Construct):
             permissions.payloads(data),
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
-                resources=[wheel.bucket.arn_for_objects(wheel.s3_object_key)],
+                resources=[package.bucket.arn_for_objects(package.s3_object_key)],
             ),
             iam.PolicyStatement(
                 actions=[

@@ -10,6 +10,10 @@ from a JSON file named by ``impetus:nodeClassesFile`` (same list). Fields of one
     properties     {k: v} the node's stream filter (``impetus-node --properties``)
     spot           true: Spot instances; false (default): on-demand
     grace          seconds a draining node gives running jobs (default 30)
+    requirements   extra packages jobs may import on these nodes: a list of PEP 508
+                   requirements (["numpy", "requests>=2.31"]) or the path of a
+                   requirements file (relative to the CDK app); resolved against the
+                   lock's pins and shipped in the class's wheelhouse (infra/nodepackage.py)
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 CONTEXT_CLASSES = "impetus:nodeClasses"
 CONTEXT_CLASSES_FILE = "impetus:nodeClassesFile"
 
@@ -28,7 +34,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 # Graviton families carry a "g" after the generation digit: t4g, c7gn, m6gd, x2gd, im4gn.
 _ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g")
-_FIELDS = {"name", "instanceTypes", "max", "mpps", "properties", "spot", "grace"}
+_FIELDS = {"name", "instanceTypes", "max", "mpps", "properties", "spot", "grace", "requirements"}
 MAX_GROUP_SIZE = 1000
 
 
@@ -41,6 +47,7 @@ class NodeClass:
     properties: Mapping[str, str] = field(default_factory=dict)
     spot: bool = False
     grace: int = 30
+    requirements: tuple[str, ...] = ()
 
     @property
     def min(self) -> int:
@@ -65,6 +72,7 @@ class NodeClass:
             properties={str(k): str(v) for k, v in (raw.get("properties") or {}).items()},
             spot=bool(raw.get("spot", False)),
             grace=int(raw.get("grace", 30)),
+            requirements=_requirements(raw.get("requirements")),
         )
         node_class.validate()
         return node_class
@@ -82,6 +90,21 @@ class NodeClass:
             raise ValueError(f"{where}: max must be 1..{MAX_GROUP_SIZE}")
         if self.mpps < 1 or not 0 <= self.grace <= 3600:
             raise ValueError(f"{where}: mpps must be >= 1 and grace 0..3600")
+
+
+def _requirements(raw: Any) -> tuple[str, ...]:
+    """A list of requirement strings, or a requirements file's non-comment lines."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        lines = (line.split("#", 1)[0].strip() for line in Path(raw).read_text().splitlines())
+        raw = [line for line in lines if line]
+    if not isinstance(raw, list):
+        raise ValueError("node class: requirements must be a list or a file path")
+    try:
+        return tuple(str(Requirement(str(item))) for item in raw)
+    except InvalidRequirement as exc:
+        raise ValueError(f"node class: bad requirement: {exc}") from None
 
 
 def parse(raw: Any) -> list[NodeClass]:

@@ -27,12 +27,13 @@ from impetus.stackconfig import (
     OUTPUT_REGION,
     OUTPUT_TABLE_PREFIX,
 )
-from infra import assets, build, node_classes, permissions
+from infra import assets, node_classes, permissions
 from infra.data import DataPlane
 from infra.fleet import Network, NodeGroup, node_log_group
 from infra.functions import ApiService, DfsService
 from infra.monitoring import Monitoring
 from infra.node_classes import NodeClass
+from infra.nodepackage import NodeTarget, build_node_package
 
 CONTEXT_PREFIX = "impetus:tablePrefix"
 CONTEXT_PYTHON = "impetus:pythonVersion"
@@ -104,8 +105,7 @@ class ImpetusStack(Stack):
 
         self.network = Network(self, "Network")
         self.node_logs = node_log_group(self)
-        wheel_path = build.build_node_wheel()
-        wheel = s3_assets.Asset(self, "NodePackage", path=str(wheel_path))
+        packages = self._node_packages(settings)
         node_environment = {
             ENV_TABLE_PREFIX: prefix,
             ENV_SIGNING_SECRET: self.data.signing_key.secret_arn,
@@ -119,8 +119,7 @@ class ImpetusStack(Stack):
                 group_name=self.group_names[node_class.name],
                 network=self.network,
                 data=self.data,
-                wheel=wheel,
-                wheel_name=wheel_path.name,
+                package=packages[node_class.name],
                 log_group=self.node_logs,
                 python_version=settings.python_version,
                 environment=node_environment,
@@ -138,6 +137,20 @@ class ImpetusStack(Stack):
             groups=list(self.group_names.values()),
         )
         self._outputs()
+
+    def _node_packages(self, settings: StackSettings) -> dict[str, s3_assets.Asset]:
+        """Per node class, its node package (wheel + wheelhouse) as an S3 asset; classes
+        with the same platform and requirements share one package."""
+        assets_by_target: dict[NodeTarget, s3_assets.Asset] = {}
+        packages = {}
+        for node_class in settings.node_classes:
+            target = NodeTarget(settings.python_version, node_class.arm, node_class.requirements)
+            if target not in assets_by_target:
+                path = build_node_package(target)
+                asset_id = f"NodePackage{len(assets_by_target) or ''}"
+                assets_by_target[target] = s3_assets.Asset(self, asset_id, path=str(path))
+            packages[node_class.name] = assets_by_target[target]
+        return packages
 
     def _grant_dfs(self) -> None:
         role = self.dfs.role

@@ -37,8 +37,7 @@ class BootConfig:
     """What one node class's instances need to bootstrap themselves."""
 
     python_version: str  # major.minor of the clients, e.g. "3.11"
-    wheel_source: str  # s3://bucket/key on EC2; a local path in the sandbox
-    wheel_name: str  # the wheel's file name (pip needs a valid one)
+    package_source: str  # the node package: s3://bucket/key.zip on EC2; a path in the sandbox
     region: str
     environment: Mapping[str, str] = field(default_factory=dict)  # lands in node.env
     mpps: int = 2
@@ -53,8 +52,8 @@ class BootConfig:
     def validate(self) -> None:
         if not _PYTHON_VERSION.match(self.python_version):
             raise ValueError(f"python_version must be major.minor, got {self.python_version!r}")
-        if not self.wheel_name.endswith(".whl"):
-            raise ValueError(f"wheel_name must name a wheel, got {self.wheel_name!r}")
+        if not self.package_source:
+            raise ValueError("package_source must name the node package")
         if self.mpps < 1 or self.grace < 0:
             raise ValueError("mpps must be >= 1 and grace >= 0")
         if self.service not in ("systemd", "direct"):
@@ -87,8 +86,7 @@ def render(config: BootConfig) -> str:
         "ROOT": config.root,
         "PYTHON_VERSION": config.python_version,
         "PYTHON_BIN": config.python_bin,
-        "WHEEL_SOURCE": config.wheel_source,
-        "WHEEL_NAME": config.wheel_name,
+        "PACKAGE_SOURCE": config.package_source,
         "REGION": config.region,
         "NODE_ID": config.node_id,
         "AGENT_ARGS": config.agent_args(),

@@ -3,7 +3,9 @@
 # node_agent/bootstrap/render.py; the settings block below is filled in at synth time).
 #
 # 1. a Python matching the clients' major.minor (jobs refuse to run on another one);
-# 2. a virtualenv with the impetus wheel (fetched from the stack's S3 asset);
+# 2. a virtualenv with the impetus wheel and every locked dependency, installed with no
+#    index from the node package (the stack's S3 asset: wheel, wheelhouse, pins), so a
+#    node never needs PyPI and runs exactly the versions the clients were tested with;
 # 3. the agent's configuration in /etc/impetus/node.env: resource names only, no secrets
 #    (the agent reads the signing key from Secrets Manager with its instance role);
 # 4. the impetus-node systemd unit (restart on failure, SIGTERM drain, stop timeout
@@ -18,8 +20,7 @@ set -euo pipefail
 ROOT=@@ROOT@@
 PYTHON_VERSION=@@PYTHON_VERSION@@
 PYTHON_BIN=@@PYTHON_BIN@@
-WHEEL_SOURCE=@@WHEEL_SOURCE@@
-WHEEL_NAME=@@WHEEL_NAME@@
+PACKAGE_SOURCE=@@PACKAGE_SOURCE@@
 REGION=@@REGION@@
 NODE_ID=@@NODE_ID@@
 AGENT_ARGS=@@AGENT_ARGS@@
@@ -70,16 +71,30 @@ install_python() {
     fi
 }
 
-install_package() {
-    mkdir -p "$PREFIX/dist"
-    local wheel="$PREFIX/dist/$WHEEL_NAME"
-    case "$WHEEL_SOURCE" in
-        s3://*) aws s3 cp --only-show-errors --region "$REGION" "$WHEEL_SOURCE" "$wheel" ;;
-        *) cp "$WHEEL_SOURCE" "$wheel" ;;
+# The node package (infra/nodepackage.py): a zip on S3 (a CDK directory asset), a zip or
+# a directory in the sandbox.
+fetch_package() {
+    local dest="$1"
+    rm -rf "$dest" && mkdir -p "$dest"
+    case "$PACKAGE_SOURCE" in
+        s3://*)
+            aws s3 cp --only-show-errors --region "$REGION" "$PACKAGE_SOURCE" "$dest.zip"
+            "$PYTHON_BIN" -m zipfile -e "$dest.zip" "$dest"
+            ;;
+        *.zip) "$PYTHON_BIN" -m zipfile -e "$PACKAGE_SOURCE" "$dest" ;;
+        *) cp -R "$PACKAGE_SOURCE/." "$dest" ;;
     esac
+}
+
+install_package() {
+    local package="$PREFIX/package" wheel
+    fetch_package "$package"
+    wheel=$(echo "$package"/impetus-*.whl)
     "$PYTHON_BIN" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
-    say "installed $WHEEL_NAME into $VENV"
+    # --no-index: everything comes from the wheelhouse, at the lock's versions.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-index \
+        --find-links "$package/wheelhouse" -r "$package/requirements.txt" "$wheel"
+    say "installed $(basename "$wheel") and $(wc -l <"$package/requirements.txt") pins into $VENV"
 }
 
 write_config() {

@@ -2,16 +2,20 @@
 
 The script is the same template the stack renders for EC2, with the sandbox settings:
 a private root instead of /, this machine's Python (same major.minor as the clients),
-the wheel from a local path instead of S3, and a direct start instead of systemd. The
-local stack runs no node agent of its own, so the helloworld's 100 jobs can only be run
-by the agent the script installed and started.
+the node package (the same zip CDK uploads: wheel, wheelhouse, pins) from a local path
+instead of S3, and a direct start instead of systemd. No package index is reachable
+while it installs. The local stack runs no node agent of its own, so the helloworld's
+100 jobs, and a job importing the node class's extra requirement, can only be run by the
+agent the script installed and started.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -21,11 +25,30 @@ import pytest
 
 from impetus.config import ENV_BUCKET, ENV_REGION, ENV_SIGNING_SECRET, ENV_TABLE_PREFIX
 from impetus.local.provision import FAKE_CREDENTIALS
-from infra.build import build_node_wheel
+from infra.nodepackage import NodeTarget, build_node_package
 from node_agent.bootstrap.render import BootConfig, render
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE = 5
+EXTRA = "humanize"  # a node class's extra requirement: not in the lock, not on the client
+# A job importing the extra; the client never imports it (it is not installed here).
+USES_EXTRA = """
+import impetus
+
+def natural(n):
+    import humanize
+    return humanize.intcomma(n)
+
+with impetus.Executor() as ex:
+    print("extra:", ex.submit(natural, 1234567).result(timeout=120))
+"""
+# No package index can be reached: any pip that tries one fails at once.
+OFFLINE = {
+    "PIP_CONFIG_FILE": os.devnull,
+    "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+}
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -65,13 +88,14 @@ def _wait_for(predicate, timeout: float) -> bool:
 def test_user_data_installs_and_starts_an_agent_that_runs_jobs(nodeless_stack, tmp_path):
     env, local = nodeless_stack
     root = tmp_path / "root"
-    wheel = build_node_wheel()
+    python = "{}.{}".format(*sys.version_info[:2])
+    target = NodeTarget(python, platform.machine() == "aarch64", (EXTRA,))
+    package = shutil.make_archive(str(tmp_path / "package"), "zip", build_node_package(target))
     script = render(
         BootConfig(
-            python_version="{}.{}".format(*sys.version_info[:2]),
+            python_version=python,
             python_bin=sys.executable,
-            wheel_source=str(wheel),
-            wheel_name=wheel.name,
+            package_source=package,
             region=local["region"],
             environment={
                 ENV_TABLE_PREFIX: local["table_prefix"],
@@ -90,7 +114,8 @@ def test_user_data_installs_and_starts_an_agent_that_runs_jobs(nodeless_stack, t
     (tmp_path / "user-data.sh").write_text(script)
     # What the instance role and the VPC give a real node: credentials and a way to AWS.
     instance_env = {
-        **{k: v for k, v in env.items() if not k.startswith(("AWS_", "IMPETUS_"))},
+        **{k: v for k, v in env.items() if not k.startswith(("AWS_", "IMPETUS_", "PIP_"))},
+        **OFFLINE,
         **FAKE_CREDENTIALS,
         "AWS_ENDPOINT_URL": local["endpoint_url"],
         "NO_PROXY": "127.0.0.1,localhost",
@@ -139,6 +164,15 @@ def test_user_data_installs_and_starts_an_agent_that_runs_jobs(nodeless_stack, t
         )
         assert run.returncode == 0, run.stderr
         assert "Total: 328350" in run.stdout and "Errors: 0" in run.stdout
+        # The extra requirement came from the wheelhouse, at the pin the package recorded.
+        pins = (root / "opt/impetus/package/requirements.txt").read_text().split()
+        assert any(pin.startswith(f"{EXTRA}==") for pin in pins)
+        extra = subprocess.run(
+            [sys.executable, "-c", USES_EXTRA], env=env, capture_output=True, text=True,
+            timeout=180,
+        )  # fmt: skip
+        assert extra.returncode == 0, extra.stderr
+        assert "extra: 1,234,567" in extra.stdout
         log = (root / "var/log/impetus/impetus-node.log").read_text()
         assert "node sandbox-node started" in log and "started worker-1" in log
     finally:

@@ -1,7 +1,8 @@
 """One synthesis of the stack for every CDK test (a synth costs ~1 GB and several seconds).
 
 The App gets the repository's cdk.json context (feature flags, the default node class)
-plus a second, Spot, Graviton node class, so both group shapes are synthesised once.
+plus a second, Spot, Graviton node class with an extra requirement, so both group shapes
+and both node packages are synthesised once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SPOT_CLASS = {
     "properties": {"node_class": "spot"},
     "spot": True,
     "grace": 120,
+    "requirements": ["humanize"],  # an extra package jobs of this class may import
 }
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")

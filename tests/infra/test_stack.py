@@ -25,7 +25,9 @@ from impetus.stackconfig import (
     OUTPUT_NODE_GROUPS,
 )
 from impetus.tables import TABLES
+from infra import lock
 from infra.build import LAMBDA_PYTHON
+from infra.nodepackage import NodeTarget, build_node_package
 
 DATA_SERVICES = ("dynamodb", "s3", "secretsmanager")
 
@@ -287,6 +289,28 @@ def test_user_data_installs_the_unit_and_holds_no_secret(synth):
     assert f"{ENV_SIGNING_SECRET}=ref-{signing}" in script  # the id, read with the role
     assert "AUTHKEY" not in script.upper().replace(ENV_SIGNING_SECRET, "")
     assert len(script.encode()) < 16 * 1024  # EC2's user-data limit (before base64)
+
+
+def test_each_node_class_installs_its_locked_package_with_no_index(synth):
+    stack, template, _ = synth
+    scripts = {name: user_data(template, name) for name in ("default", "spot")}
+    sources = {
+        name: re.search(r"^PACKAGE_SOURCE=(.*)$", script, re.M).group(1)
+        for name, script in scripts.items()
+    }
+    assert sources["default"] != sources["spot"]  # another platform and requirements
+    assert all(".zip" in source for source in sources.values())
+    assert all("pip install" in s and "--no-index" in s for s in scripts.values())
+    python = stack.settings.python_version
+    for node_class in stack.settings.node_classes:
+        target = NodeTarget(python, node_class.arm, node_class.requirements)
+        package = build_node_package(target)  # cached by the synth
+        pins = (package / "requirements.txt").read_text().split()
+        assert set(lock.pins((), python, target.machine)) <= set(pins)  # the lock's, exactly
+        assert len(list((package / "wheelhouse").glob("*.whl"))) == len(pins)
+        assert len(list(package.glob("impetus-*.whl"))) == 1
+        has_extra = any(pin.startswith("humanize==") for pin in pins)
+        assert has_extra == (node_class.name == "spot")
 
 
 def test_user_data_passes_shellcheck(synth, tmp_path):

@@ -13,8 +13,7 @@ from node_agent.bootstrap.render import BootConfig, render, unit_text
 def config(**overrides) -> BootConfig:
     base = {
         "python_version": "3.11",
-        "wheel_source": "s3://bucket/abc.whl",
-        "wheel_name": "impetus-0.1.0-py3-none-any.whl",
+        "package_source": "s3://bucket/abc.zip",
         "region": "eu-west-1",
         "environment": {"IMPETUS_TABLE_PREFIX": "impetus"},
     }
@@ -24,7 +23,7 @@ def config(**overrides) -> BootConfig:
 def settings_of(script: str) -> dict[str, str]:
     """Evaluate the rendered settings block in bash and read the variables back."""
     block = script.split("# --- layout")[0]
-    names = ["ROOT", "WHEEL_SOURCE", "AGENT_ARGS", "NODE_ENV", "LOG_GROUP", "GRACE"]
+    names = ["ROOT", "PACKAGE_SOURCE", "AGENT_ARGS", "NODE_ENV", "LOG_GROUP", "GRACE"]
     probe = block + "".join(f'printf "%s\\0" "${n}"\n' for n in names)
     out = subprocess.run(["bash", "-c", probe], capture_output=True, check=True).stdout
     return dict(zip(names, out.decode().split("\0")[:-1], strict=True))
@@ -32,9 +31,9 @@ def settings_of(script: str) -> dict[str, str]:
 
 def test_values_reach_the_script_intact_however_odd():
     odd = "/tmp/a dir/it's $HOME `x`"
-    script = render(config(root=odd, log_group="/impetus/nodes", grace=45))
+    script = render(config(root=odd, log_group="/impetus/nodes", grace=45, package_source=odd))
     values = settings_of(script)
-    assert values["ROOT"] == odd
+    assert values["ROOT"] == odd and values["PACKAGE_SOURCE"] == odd
     assert values["LOG_GROUP"] == "/impetus/nodes" and values["GRACE"] == "45"
     assert values["NODE_ENV"] == "IMPETUS_TABLE_PREFIX=impetus"
 
@@ -56,7 +55,7 @@ def test_refuses_the_authkey_in_user_data(name):
     [
         {"python_version": "3"},
         {"python_version": "3.11; rm -rf /"},
-        {"wheel_name": "impetus.tar.gz"},
+        {"package_source": ""},
         {"mpps": 0},
         {"grace": -1},
         {"service": "init"},
