@@ -95,9 +95,10 @@ class ApiClient:
         jobs: list[dict[str, Any]],
         functions: dict[str, str],
         python: str,
+        cloudpickle: str,
     ) -> dict[str, list[str]]:
         """POST a batch of JobSpec dicts; idempotent because every job carries its id."""
-        body = {"python": python, "functions": functions, "jobs": jobs}
+        body = {"python": python, "cloudpickle": cloudpickle, "functions": functions, "jobs": jobs}
         return self._call("POST", f"/streams/{_segment(stream_id)}/jobs", body, idempotent=True)
 
     def list_jobs(

@@ -362,7 +362,9 @@ class Impetus:
                 }
                 self._sending += 1
             try:
-                answer = self._api.enqueue(self.id, batch, functions, codec.PYTHON_VERSION)
+                answer = self._api.enqueue(
+                    self.id, batch, functions, codec.PYTHON_VERSION, codec.CLOUDPICKLE_VERSION
+                )
             except BaseException:
                 with self._lock:
                     self._buffer[:0] = batch

@@ -20,6 +20,9 @@ from typing import Any
 import cloudpickle
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+# Pickles load reliably only with the cloudpickle that made them: a job records both
+# versions and a node refuses a job whose versions are not its own.
+CLOUDPICKLE_VERSION = cloudpickle.__version__
 
 _INSTALLED_ROOTS = tuple(
     str(Path(p).resolve())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from impetus import aws, nodelist, payloads, properties
+from impetus.codec import CLOUDPICKLE_VERSION
 from impetus.config import AwsSettings
 from impetus.counters import FLUSH_EVERY, BufferedCounters
 from impetus.exceptions import InvalidRequest
@@ -117,13 +118,14 @@ class Queue:
         jobs: list[dict[str, Any]],
         functions: dict[str, str],
         client_python: str,
+        client_cloudpickle: str = CLOUDPICKLE_VERSION,
     ) -> dict[str, Any]:
         """Enqueue JobSpec dicts (see impetus.jobs.JobSpec); ``functions`` maps a code
         digest to the encoded code. Ids the stream already knows are skipped.
         Returns {"accepted": [ids], "existing": [ids], "acked": [ids of the existing ones
         already acknowledged], "idle_before": whether the stream had no work before}."""
         self._check_uploads(stream_id, jobs)
-        return self.jobs.enqueue(stream_id, jobs, functions, client_python)
+        return self.jobs.enqueue(stream_id, jobs, functions, client_python, client_cloudpickle)
 
     def _check_uploads(self, stream_id: str, jobs: list[dict[str, Any]]) -> None:
         """Args that travel through S3 must be this stream's uploads, and be there."""

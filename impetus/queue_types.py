@@ -16,6 +16,7 @@ class ClaimedJob:
     code_digest: str
     args: str  # codec.dumps(args)
     python: str  # client's Python major.minor
+    cloudpickle: str  # the client's cloudpickle version
     stage: str
     attempt: int
     stream: str = ""

@@ -67,6 +67,7 @@ class Envelope:
     args_digest: str
     args_ref: str  # "" when the args travel inline
     python: str
+    cloudpickle: str
     retries: int
     max_attempts: int
 

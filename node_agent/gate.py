@@ -1,9 +1,10 @@
 """The gate a claimed job passes before any worker sees it.
 
 The agent checks, without unpickling anything, that the job is what the API signed
-(impetus.signing) and that this node's Python can load it. A job that fails becomes a
-final error record (``signature: ...``, ``python: ...``) and never reaches a worker. The
-signing key stays in the agent process: workers run user code and never hold it.
+(impetus.signing) and that this node's Python and cloudpickle can load it. A job that
+fails becomes a final error record (``signature: ...``, ``python: ...``,
+``cloudpickle: ...``) and never reaches a worker. The signing key stays in the agent
+process: workers run user code and never hold it.
 
 For args that travel through S3, the signature covers the object's reference and the
 digest of its bytes; the worker that downloads them checks that digest before loading.
@@ -41,6 +42,13 @@ class JobGate:
             return _refuse(
                 job, "python", f"job from Python {job.python}, node runs {codec.PYTHON_VERSION}"
             )
+        if job.cloudpickle != codec.CLOUDPICKLE_VERSION:
+            return _refuse(
+                job,
+                "cloudpickle",
+                f"job pickled with cloudpickle {job.cloudpickle or '(unknown)'}, node runs "
+                f"{codec.CLOUDPICKLE_VERSION}; install the lock's version on the client",
+            )
         if not job.code or codec.digest(job.code) != job.code_digest:
             return _refuse(job, "signature", "the job's code does not match its digest")
         # S3 args: the signed digest of the object's bytes, checked by the worker that
@@ -54,6 +62,7 @@ class JobGate:
             "code": job.code_digest,
             "args_ref": job.args_ref,
             "python": job.python,
+            "cloudpickle": job.cloudpickle,
             "retries": job.retries,
             "max_attempts": job.max_attempts,
         }

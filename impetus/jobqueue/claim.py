@@ -128,6 +128,7 @@ class Claiming:
                     code_digest=r.get("code", ""),
                     args=r.get("args", ""),
                     python=r.get("python", ""),
+                    cloudpickle=r.get("cloudpickle", ""),
                     stage=chunk["stage"],
                     attempt=chunk["attempt"],
                     stream=stream_id,

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from impetus import dynamo, jobs, keys, properties
-from impetus.codec import digest
+from impetus.codec import CLOUDPICKLE_VERSION, digest
 from impetus.exceptions import InvalidRequest
 from impetus.jobqueue.layout import (
     CHUNK_SIZE,
@@ -27,6 +27,7 @@ class Enqueuing:
         specs: list[dict[str, Any]],
         functions: dict[str, str],
         client_python: str,
+        client_cloudpickle: str = CLOUDPICKLE_VERSION,
     ) -> dict[str, Any]:
         stream = self.streams.get_item(stream_id)
         specs = [self._check_spec(s) for s in specs]
@@ -34,7 +35,8 @@ class Enqueuing:
         new, existing, acked = self._split_existing(stream_id, specs)
         now = keys.now_ms()
         props = stream.get("properties", {})
-        chunks, records = self._pack(stream_id, new, now, props, client_python)
+        runtime = {"python": client_python, "cloudpickle": client_cloudpickle}
+        chunks, records = self._pack(stream_id, new, now, props, runtime)
         code_items = [
             {"stream": stream_id, "job": keys.code_key(d), "code": functions[d]}
             for d in {s["code"] for s in new}
@@ -175,7 +177,7 @@ class Enqueuing:
         specs: list[dict[str, Any]],
         now: int,
         stream_properties: dict[str, Any],
-        client_python: str,
+        runtime: dict[str, str],
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Group jobs by (stage, priority, delay), in fork order, into chunks."""
         shards = properties.get(stream_properties, "shards")
@@ -197,7 +199,7 @@ class Enqueuing:
                 ids = [spec["id"] for spec in part]
                 chunks.append(self._new_chunk(stream_id, pk, sk, ids, stage, priority, due))
                 for i, spec in enumerate(part):
-                    record = self._record(stream_id, spec, pk, sk, i, now, client_python)
+                    record = self._record(stream_id, spec, pk, sk, i, now, runtime)
                     self._apply_policy(record, spec["properties"], stream_properties)
                     record["sig"] = signer.sign(self.envelope(record))
                     records.append(record)
@@ -211,8 +213,9 @@ class Enqueuing:
         sk: str,
         index: int,
         now: int,
-        client_python: str,
+        runtime: dict[str, str],
     ) -> dict[str, Any]:
+        """The job's record; ``runtime``: the client's Python and cloudpickle versions."""
         return {
             "stream": stream_id,
             "job": spec["id"],
@@ -226,7 +229,7 @@ class Enqueuing:
             "transport": spec["transport"],
             "args_ref": spec.get("args_ref"),
             "args_digest": spec.get("args_digest"),
-            "python": client_python,
+            **runtime,
             "created": now / 1000,
             "status": jobs.WAITING,
             "chunk_pk": pk,
@@ -255,6 +258,7 @@ class Enqueuing:
             args_digest=args_digest or record.get("args_digest") or sha256_hex(record["args"]),
             args_ref=record.get("args_ref") or "",
             python=record["python"],
+            cloudpickle=record.get("cloudpickle") or "",
             retries=int(record["retries"]),
             max_attempts=int(record["max_attempts"]),
         )

@@ -17,7 +17,7 @@ POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
 # ~40 KB answer to parse per claim; the claimed chunk's ids come back with the claim.
 CANDIDATE_FIELDS = "#pk, #sk, #n, #cursor, #attempt, #failures, #stage, #priority, #due"
 CLAIMED_FIELDS = (
-    "job", "name", "code", "args", "python", "transport", "args_ref", "args_digest",
+    "job", "name", "code", "args", "python", "cloudpickle", "transport", "args_ref", "args_digest",
     "retries", "max_attempts", "sig",
 )  # fmt: skip
 

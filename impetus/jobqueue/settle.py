@@ -262,7 +262,19 @@ class Settling:
             failures=failures,
             priority=chunk["priority"],
             jobs=[
-                ClaimedJob(i, idx, "", "", "", "", "", chunk["stage"], attempt, stream_id)
+                ClaimedJob(
+                    id=i,
+                    index=idx,
+                    name="",
+                    code="",
+                    code_digest="",
+                    args="",
+                    python="",
+                    cloudpickle="",
+                    stage=chunk["stage"],
+                    attempt=attempt,
+                    stream=stream_id,
+                )
                 for idx, i in enumerate(chunk["jobs"])
                 if entry["start"] <= idx < entry["end"]
             ],

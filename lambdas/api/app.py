@@ -148,7 +148,7 @@ def delete_stream(stream_id: StreamIdPath):
 @app.post("/streams/<stream_id>/jobs", responses=answers(models.Enqueued, "enqueued"))
 def enqueue(stream_id: StreamIdPath, body: Annotated[models.Enqueue, Body()]):
     jobs = [job.model_dump() for job in body.jobs]
-    result = queue().enqueue(stream_id, jobs, body.functions, body.python)
+    result = queue().enqueue(stream_id, jobs, body.functions, body.python, body.cloudpickle)
     if result.pop("idle_before") and result["accepted"]:
         nudge.nudge(stream_id)  # DFS scales from zero now, not at the next schedule
     return result

@@ -31,6 +31,7 @@ STAGE_PATTERN = keys.STAGE.pattern
 JOB_ID_PATTERN = keys.JOB_ID.pattern
 DIGEST_PATTERN = r"^[0-9a-f]{64}$"  # sha256 hex of the encoded code (impetus.codec.digest)
 PYTHON_PATTERN = r"^3\.[0-9]{1,2}$"
+CLOUDPICKLE_PATTERN = r"^[0-9]+(\.[0-9]+){1,3}([a-z]+[0-9]*)?$"  # a release, e.g. 3.1.3
 MAX_NAME_CHARS = jobs.MAX_NAME_CHARS
 
 MAX_REF_CHARS = 300

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from impetus.codec import digest
 from impetus.jobs import new_job_id
 from lambdas.api.config import (
+    CLOUDPICKLE_PATTERN,
     DIGEST_PATTERN,
     JOB_ID_PATTERN,
     MAX_ACK_IDS,
@@ -183,6 +184,9 @@ class Uploads(Strict):
 
 class Enqueue(Strict):
     python: str = Field(pattern=PYTHON_PATTERN, description="client's Python major.minor")
+    cloudpickle: str = Field(
+        pattern=CLOUDPICKLE_PATTERN, description="the client's cloudpickle version"
+    )
     functions: dict[Digest, CodecString] = Field(
         default_factory=dict, max_length=MAX_JOBS_PER_BATCH
     )

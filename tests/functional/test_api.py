@@ -36,7 +36,12 @@ def job_batch(n: int, stage: str = "stage1", **extra) -> dict:
         | extra
         for i in range(n)
     ]
-    return {"python": codec.PYTHON_VERSION, "functions": {key: code}, "jobs": jobs}
+    return {
+        "python": codec.PYTHON_VERSION,
+        "cloudpickle": codec.CLOUDPICKLE_VERSION,
+        "functions": {key: code},
+        "jobs": jobs,
+    }
 
 
 def create(api: Api, stream_id: str = "s1", **properties) -> dict:

@@ -39,7 +39,12 @@ def job(i: int = 1, **changes: Any) -> dict[str, Any]:
 
 
 def batch(*jobs: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    body = {"python": codec.PYTHON_VERSION, "functions": {DIGEST: CODE}, "jobs": list(jobs)}
+    body = {
+        "python": codec.PYTHON_VERSION,
+        "cloudpickle": codec.CLOUDPICKLE_VERSION,
+        "functions": {DIGEST: CODE},
+        "jobs": list(jobs),
+    }
     return body | changes
 
 

@@ -95,7 +95,8 @@ def test_a_worker_process_ships_its_jobs_output(monkeypatch):
             jobs = [
                 {"id": f"j{i}", "index": i, "name": "shout", "code": code,
                  "code_digest": codec.digest(code), "args": codec.dumps(i),
-                 "python": codec.PYTHON_VERSION, "stage": "s", "attempt": 0, "stream": "s1"}
+                 "python": codec.PYTHON_VERSION, "cloudpickle": codec.CLOUDPICKLE_VERSION,
+                 "stage": "s", "attempt": 0, "stream": "s1"}
                 for i in range(2)
             ]  # fmt: skip
             worker.assign(jobs, 0, None)

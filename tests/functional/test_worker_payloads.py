@@ -45,6 +45,7 @@ def job_with_s3_args(store, args, digest=None) -> dict:
         "args_ref": ref,
         "args_digest": digest or sha256_hex(data),
         "python": codec.PYTHON_VERSION,
+        "cloudpickle": codec.CLOUDPICKLE_VERSION,
         "attempt": 0,
     }
 

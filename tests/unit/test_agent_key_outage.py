@@ -41,7 +41,8 @@ class UnreadableKey:
 def test_a_claim_without_a_verdict_is_given_back_unrun():
     job = ClaimedJob(
         id="j1", index=0, name="f", code="c", code_digest=codec.digest("c"), args="a",
-        python=codec.PYTHON_VERSION, stage="s1", attempt=0, signature="v2:" + "a" * 32 + ":m",
+        python=codec.PYTHON_VERSION, cloudpickle=codec.CLOUDPICKLE_VERSION, stage="s1",
+        attempt=0, signature="v2:" + "a" * 32 + ":m",
     )  # fmt: skip
     claim = Claim(
         stream="s", pk="s#0", sk="0", claim_id="c1", node="n", attempt=0,

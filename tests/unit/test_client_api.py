@@ -83,7 +83,7 @@ def test_bearer_json_and_routes(server):
     server.then(201, {"id": "s1", "properties": {"a": 1}})
     assert api.create_stream("s1", {"a": 1})["id"] == "s1"
     server.then(200, {"accepted": ["j"], "existing": []})
-    api.enqueue("s1", [{"id": "j"}], {"d": "code"}, "3.11")
+    api.enqueue("s1", [{"id": "j"}], {"d": "code"}, "3.11", "3.1.3")
     server.then(200, {"jobs": []})
     assert api.results("s1", "stage 1", limit=7) == []
     server.then(200, {"acked": 2})
@@ -96,7 +96,12 @@ def test_bearer_json_and_routes(server):
     assert reqs[0] == {**reqs[0], "method": "POST", "path": "/streams"}
     assert reqs[0]["body"] == {"properties": {"a": 1}, "id": "s1"}
     assert reqs[1]["path"] == "/streams/s1/jobs"
-    assert reqs[1]["body"] == {"python": "3.11", "functions": {"d": "code"}, "jobs": [{"id": "j"}]}
+    assert reqs[1]["body"] == {
+        "python": "3.11",
+        "cloudpickle": "3.1.3",
+        "functions": {"d": "code"},
+        "jobs": [{"id": "j"}],
+    }
     assert reqs[2]["path"] == "/streams/s1/results?stage=stage+1&limit=7"
     assert reqs[3]["body"] == {"ids": ["a", "b"]}
     assert reqs[4]["path"] == "/streams/s1/store/k%2F1"
@@ -129,7 +134,7 @@ def test_post_jobs_is_retried_but_anonymous_create_is_not(server):
     api = client(server.url)
     server.then(502, {"error": "bad_gateway", "message": ""})
     server.then(200, {"accepted": [], "existing": ["j"]})
-    assert api.enqueue("s", [{"id": "j"}], {}, "3.11")["existing"] == ["j"]
+    assert api.enqueue("s", [{"id": "j"}], {}, "3.11", "3.1.3")["existing"] == ["j"]
     server.then(503, {"error": "unavailable", "message": "try later"})
     with pytest.raises(ApiError) as info:
         api.create_stream(None, {})

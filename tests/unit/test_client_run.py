@@ -43,9 +43,10 @@ class FakeApi:
         del self.streams[stream_id]
         return {"deleted": stream_id}
 
-    def enqueue(self, stream_id, jobs, functions, python):
+    def enqueue(self, stream_id, jobs, functions, python, cloudpickle):
         self.calls.append(("enqueue", len(jobs), sorted(functions)))
         assert len(jobs) <= 1000 and python == codec.PYTHON_VERSION
+        assert cloudpickle == codec.CLOUDPICKLE_VERSION
         self.code.update(functions)
         accepted, existing, acked = [], [], []
         for spec in jobs:
@@ -427,10 +428,10 @@ def test_a_failed_batch_of_forks_goes_back_and_is_sent_whole_with_its_function(
     real = api.enqueue
     failures = [ApiError(503, "unavailable", "try later")]
 
-    def flaky(stream_id, jobs, functions, python):
+    def flaky(stream_id, jobs, functions, python, cloudpickle):
         if failures:
             raise failures.pop()
-        return real(stream_id, jobs, functions, python)
+        return real(stream_id, jobs, functions, python, cloudpickle)
 
     monkeypatch.setattr(api, "enqueue", flaky)
     ids = [app.fork(Hello.pow, args=i) for i in range(3)]

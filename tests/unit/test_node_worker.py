@@ -27,6 +27,7 @@ def make_job(fn, args, job_id="j1", python=codec.PYTHON_VERSION):
         "code_digest": codec.digest(code),
         "args": codec.dumps(args),
         "python": python,
+        "cloudpickle": codec.CLOUDPICKLE_VERSION,
         "stage": "stage1",
         "attempt": 1,
     }

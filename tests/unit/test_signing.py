@@ -34,6 +34,7 @@ def envelope(**changes):
         args_digest="a" * 64,
         args_ref="",
         python="3.11",
+        cloudpickle="3.1.3",
         retries=0,
         max_attempts=3,
     )
@@ -217,6 +218,7 @@ def signed_job(**changes) -> ClaimedJob:
         code_digest=codec.digest(CODE),
         args=codec.dumps(21),
         python=codec.PYTHON_VERSION,
+        cloudpickle=codec.CLOUDPICKLE_VERSION,
         stage="stage1",
         attempt=0,
         stream="s",
@@ -233,6 +235,7 @@ def signed_job(**changes) -> ClaimedJob:
             args_digest=sha256_hex(job.args),
             args_ref="",
             python=job.python,
+            cloudpickle=job.cloudpickle,
             retries=1,
             max_attempts=3,
         )
@@ -252,6 +255,31 @@ def test_python_mismatch_is_an_error_naming_both_and_nothing_is_unpickled():
         refused.error["error"] == f"python: job from Python 2.7, node runs {codec.PYTHON_VERSION}"
     )
     assert refused.error["type"] == "python"
+
+
+def test_cloudpickle_mismatch_is_an_error_and_nothing_is_unpickled():
+    # Signed as written by a client with another cloudpickle: a true record, refused
+    # before anything is loaded (pickles of one cloudpickle need not load in another).
+    job = signed_job(code="not a pickle at all", args="not a pickle either")
+    job = dataclasses.replace(job, cloudpickle="2.2.1")
+    refused = GATE.check(job)
+    assert refused is not None and refused.error["type"] == "cloudpickle"
+    assert "cloudpickle 2.2.1" in refused.error["error"]
+    assert codec.CLOUDPICKLE_VERSION in refused.error["error"]
+
+
+def test_the_cloudpickle_version_is_signed():
+    # Signed for a client with cloudpickle 2.2.1, then the record's field rewritten to the
+    # node's version to slip past the version check: the signature no longer matches.
+    job = signed_job()
+    fields = dict(
+        stream="s", job="j1", name="_double", stage="stage1", code_digest=job.code_digest,
+        args_digest=sha256_hex(job.args), args_ref="", python=job.python, retries=1,
+        max_attempts=3,
+    )  # fmt: skip
+    old_signature = Signer(KEY).sign(Envelope(**fields, cloudpickle="2.2.1"))
+    refused = GATE.check(dataclasses.replace(job, signature=old_signature))
+    assert refused is not None and refused.error["type"] == "signature"
 
 
 def test_gate_admits_a_signed_job():
