@@ -9,7 +9,8 @@ needed; each patch below removes one such cost and keeps what moto answers:
   already in wire format (typed attribute values). moto first converted them to plain
   Python (``dynamo_to_dict``) and then walked its service model to serialise them,
   together more than half of a request's time; they are now written by ``json.dumps``
-  in one pass over the result (:func:`wire`), the rest as before.
+  in one pass over the result (:func:`wire`); other answers, and the rare one holding
+  what the serializer writes otherwise (a timestamp, a non-str string), as before.
 - **Query copies**: a Query deep-copied every item it read before filtering and
   projecting; the copies only protected the stored items from the answer's
   serialisation, which happens inside the server's lock (nothing changes an item
@@ -19,7 +20,8 @@ needed; each patch below removes one such cost and keeps what moto answers:
   (hash, range) and then kept the queried partition. It now lists that partition only
   (the same items, then sorted by range key exactly as before).
 - **Item size**: ``DynamoType.size`` built a new ``DynamoType`` per map value and set
-  member to measure it; it is now one walk over the stored values (same byte counts).
+  member to measure it; it is now one walk over the stored values (same byte counts,
+  numbers by moto's ``number_size``).
   An item's size is kept once measured and forgotten whenever UpdateItem (the only
   in-place change of a stored item; puts store new Items) touches it: a Query measured
   every item it read twice, for its 1 MB page limit.
@@ -62,8 +64,11 @@ most of a request's time.
 
 :func:`install` applies the patches (idempotent), :func:`moto_original` lifts them for a
 block; ``tests/functional/test_motospeed.py`` and ``test_motoserver_fast.py`` compare
-patched and released moto answer for answer. Written against moto 5.2; a moto upgrade
-that changes a patched function shows up there.
+patched and released moto answer for answer. Verified against moto 5.2.6 only
+(:data:`MOTO_VERSIONS`; until 5.2.5 moto sized a number by its text, and older 5.2
+releases differ in more patched code): any other release runs unpatched, with a warning.
+To admit one, diff moto's source of every patched function against 5.2.6's and run
+those tests on it.
 """
 
 from __future__ import annotations
@@ -94,14 +99,20 @@ from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
-from moto.moto_server.werkzeug_app import BackendRequest
+from moto.moto_api import recorder
 from werkzeug.wrappers import Response
+
+try:  # BackendRequest is new in moto 5.2.4, number_size in 5.2.6 (older: unpatched)
+    from moto.dynamodb.models.utilities import number_size
+    from moto.moto_server.werkzeug_app import BackendRequest
+except ImportError:
+    number_size = BackendRequest = None  # type: ignore[assignment,misc]
 
 log = logging.getLogger(__name__)
 
-MOTO_SERIES = "5.2."  # the moto release series these patches are written against
+MOTO_VERSIONS = ("5.2.6",)  # the moto releases these patches are verified against
 _installed = False
-_active = False  # the patches and the lane are in use (the moto series matched)
+_active = False  # the patches and the lane are in use (moto's version matched)
 _patched: list[tuple[Any, str, Any, Any]] = []  # (owner, name, moto's value, ours)
 _ITEM_SIZE_LIMIT = 405_000  # moto's own limit (AWS: 400 KB), see LimitedSizeDict
 
@@ -116,7 +127,7 @@ def attribute_size(type_: str, value: Any) -> int:
     Same branch order as moto: number, set, list, map, boolean (BOOL and NULL), other.
     """
     if type_ == "N":
-        return len(str(value))
+        return number_size(str(value))
     if type_ in ("SS", "NS", "BS"):
         member = type_[0]
         return sum(attribute_size(member, v) for v in value)
@@ -157,11 +168,12 @@ class DynamoDBLane:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         dynamodb = environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET)
-        if not (_active and dynamodb):  # another moto series: moto's own way throughout
+        if not (_active and dynamodb):  # another moto release: moto's own way throughout
             return self._fallback(environ, start_response)
 
         request = BackendRequest(environ)
         try:  # what moto's Flask view (moto.core.utils.convert_to_flask_response) does
+            recorder._record_request(request)  # a no-op unless recording is on
             status, headers, body = DynamoHandler.dispatch(
                 request, request.raw_url, dict(request.headers)
             )
@@ -189,12 +201,27 @@ DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
 
 
 class _NotWire(Exception):
-    """The result holds something the one-pass writer leaves to moto (a timestamp)."""
+    """The result holds something the one-pass writer leaves to moto (a timestamp, a
+    string-typed value that is not a str)."""
 
 
 def _binary(value: Any) -> str:
     # stored from the wire as base64 text; bytes after some moto transformations
     return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
+
+
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def _strings(type_: str, raw: Any) -> bool:
+    """Whether a typed value's strings (S, N, SS/NS members) are str. moto's serializer
+    writes others with ``str()`` (a legacy AttributeUpdates PUT of a BOOL stores
+    ``{"S": True}``, written "True"): the rare answer holding one is left to it."""
+    if type_ == "S" or type_ == "N":
+        return isinstance(raw, str)
+    if type_ == "SS" or type_ == "NS":
+        return isinstance(raw, _COLLECTIONS) and all(isinstance(v, str) for v in raw)
+    return True
 
 
 def wire(value: Any) -> Any:
@@ -203,14 +230,22 @@ def wire(value: Any) -> Any:
     service-model walk did in two passes)."""
     if isinstance(value, DynamoType):
         type_, raw = value.type, value.value
+        if isinstance(raw, str):  # S, N; B as base64 text
+            return {type_: raw}
         if type_ == "B":
             return {"B": _binary(raw)}
         if type_ == "BS":
             return {"BS": [_binary(v) for v in raw]}
+        if not _strings(type_, raw):
+            raise _NotWire(type_)
         return {type_: wire(raw)}
     if isinstance(value, dict):
+        if len(value) == 1:  # a typed value ({type: raw}) or a one-attribute map
+            ((type_, raw),) = value.items()
+            if not isinstance(raw, (dict, DynamoType)) and not _strings(type_, raw):
+                raise _NotWire(type_)
         return {k: wire(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, _COLLECTIONS):
         return [wire(v) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
@@ -516,16 +551,19 @@ def moto_original() -> Iterator[None]:
 
 
 def install() -> None:
-    """Apply every patch above to moto in this process (idempotent). Another moto
-    release than the one they were written against is left as it is: correct, slower."""
+    """Apply every patch above to moto in this process (idempotent). A moto release
+    they were not verified against is left as it is: correct, slower."""
     global _installed, _active
     if _installed:
         return
     _installed = True
     found = importlib.metadata.version("moto")
-    if not found.startswith(MOTO_SERIES):
+    if found not in MOTO_VERSIONS:
         log.warning(
-            "moto %s is not %sx: the local server runs without motospeed", found, MOTO_SERIES
+            "moto %s is not %s (motospeed's verified releases): the local server runs"
+            " without motospeed",
+            found,
+            " or ".join(MOTO_VERSIONS),
         )
         return
     _active = True

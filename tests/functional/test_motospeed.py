@@ -4,6 +4,8 @@ must return the same answers (errors included)."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import logging
 import re
 from typing import Any
 
@@ -178,6 +180,17 @@ def _scenario(ddb: Any = None) -> list[Any]:
         ),
         _answer(lambda: ddb.query(**query, ExpressionAttributeValues=b)),
         _answer(lambda: ddb.scan(TableName=TABLE, Select="COUNT")),
+        # A legacy AttributeUpdates PUT of a BOOL: moto stores {"S": True} and its
+        # serializer writes the string "True".
+        _answer(
+            lambda: ddb.update_item(
+                TableName=TABLE,
+                Key=key,
+                AttributeUpdates={"legacy": {"Value": {"BOOL": True}, "Action": "PUT"}},
+                ReturnValues="ALL_NEW",
+            )
+        ),
+        _answer(lambda: ddb.get_item(TableName=TABLE, Key=key)),
     ]
 
 
@@ -191,6 +204,7 @@ def test_patched_moto_answers_as_moto_does():
     assert patched[11] == ("error", "ValidationException")  # the checks still run
     assert patched[12] == ("error", "ValidationException")
     assert patched[16] == ("error", "ValidationException")  # item too large
+    assert "legacy" in patched[-1]["Item"]
 
 
 @pytest.mark.parametrize(
@@ -198,11 +212,15 @@ def test_patched_moto_answers_as_moto_does():
     [
         {"S": "héllo"},
         {"N": "-12.500"},
+        {"N": "100"},
+        {"N": "0"},
+        {"N": "-0.000120"},
+        {"N": "12345678901234567890123456789012345678"},
         {"B": b"\x00\xff"},
         {"BOOL": True},
         {"NULL": True},
         {"SS": ["a", "bb"]},
-        {"NS": ["1", "2.25"]},
+        {"NS": ["1", "2.25", "1000", "0.50"]},
         {"BS": [b"x", b"yz"]},
         {"L": [{"S": "a"}, {"L": [{"N": "3"}]}]},
         NESTED,
@@ -301,3 +319,17 @@ def test_requests_parse_as_moto_parses_them():
         handler.setup_class(request, "http://localhost/", request.headers)
         BaseResponse.parse_parameters(handler, request)  # moto's own
         assert motospeed.parse_dynamodb_request(body) == handler.params, target
+
+
+def test_other_moto_releases_run_unpatched(monkeypatch, caplog):
+    """The patches apply to the releases they were verified against (the lock's among
+    them); any other runs moto as released, with a warning."""
+    assert importlib.metadata.version("moto") in motospeed.MOTO_VERSIONS
+    patched = list(motospeed._patched)
+    monkeypatch.setattr(motospeed, "_installed", False)
+    monkeypatch.setattr(motospeed, "_active", False)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "5.2.5")
+    with caplog.at_level(logging.WARNING, logger=motospeed.__name__):
+        motospeed.install()
+    assert "moto 5.2.5 is not" in caplog.text
+    assert motospeed._active is False and motospeed._patched == patched
