@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from impetus import Impetus, taskfiles
-from impetus.config import AwsSettings
+from impetus.core.config import AwsSettings
 from impetus.local.provision import server_environment
 
 STAGE = "done"

@@ -2,7 +2,7 @@
 
     python bench/costs.py [--jobs 2000] [--idle 10] [--json out.json]
 
-Runs the real code paths in one process so that one :class:`impetus.costs.CostMeter`
+Runs the real code paths in one process so that one :class:`bench.costmeter.CostMeter`
 sees every AWS request: a serialised moto server (thread), the API handler behind the
 local API server (thread; every HTTP request is one Lambda invocation), one node agent
 (thread, 2 spawned workers) and the client. Each workload is one client run from
@@ -23,8 +23,10 @@ import threading
 import time
 from typing import Any
 
-from impetus import Impetus, aws, costs
-from impetus.config import AwsSettings
+from bench import costmeter as costs
+from impetus import Impetus
+from impetus.core import aws
+from impetus.core.config import AwsSettings
 from impetus.local.apiserver import ApiServer
 from impetus.local.motoserver import MotoServer
 from impetus.local.provision import client as local_client

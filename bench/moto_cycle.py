@@ -32,12 +32,12 @@ for _var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "IMPETUS_API_URL"):
 from moto import mock_aws  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 
-from impetus import codec, jobs  # noqa: E402
-from impetus.config import AwsSettings  # noqa: E402
-from impetus.jobs import Outcome  # noqa: E402
+from impetus.core import codec, jobs  # noqa: E402
+from impetus.core.config import AwsSettings  # noqa: E402
+from impetus.core.jobs import Outcome  # noqa: E402
 from impetus.local import motospeed  # noqa: E402
 from impetus.local.provision import provision  # noqa: E402
-from impetus.queue import Queue  # noqa: E402
+from impetus.storage.queue import Queue  # noqa: E402
 
 PAGE = 500
 

@@ -19,8 +19,8 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
-from impetus.config import ClientSettings
-from impetus.exceptions import ApiError
+from impetus.core.config import ClientSettings
+from impetus.core.exceptions import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -40,15 +40,17 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, Any
 
-from impetus import codec, joboutput, mapping, payloads, taskfiles
+from impetus import mapping, taskfiles
 from impetus.api_client import ApiClient
-from impetus.config import ClientSettings, DisplaySettings
-from impetus.exceptions import ApiError, ImpetusError
-from impetus.jobs import JOB_FIELDS, READY, fill_statement, system_error
-from impetus.keys import JOB_ID, STREAM_ID
+from impetus.core import codec, joboutput
+from impetus.core.config import ClientSettings, DisplaySettings
+from impetus.core.exceptions import ApiError, ImpetusError
+from impetus.core.jobs import JOB_FIELDS, READY, fill_statement, system_error
+from impetus.core.keys import JOB_ID, STREAM_ID
+from impetus.core.signing import sha256_hex
 from impetus.polling import Pacer
 from impetus.progress import Progress, Step
-from impetus.signing import sha256_hex
+from impetus.storage import payloads
 
 log = logging.getLogger(__name__)
 

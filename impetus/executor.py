@@ -33,10 +33,11 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from impetus import codec, mapping
+from impetus import mapping
 from impetus.client import RESULTS_LIMIT, Impetus
-from impetus.exceptions import ApiError
-from impetus.jobs import READY
+from impetus.core import codec
+from impetus.core.exceptions import ApiError
+from impetus.core.jobs import READY
 from impetus.polling import Pacer
 from impetus.remote import rebuild
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from impetus.exceptions import ImpetusError, KeyNotFound
+from impetus.core.exceptions import ImpetusError, KeyNotFound
 
 _MISSING = object()
 
@@ -90,10 +90,10 @@ def _node_store() -> Any:
     """The store of this process's AWS settings, made on first use (one per worker)."""
     global _store
     if _store is None:
-        from impetus import aws
-        from impetus.config import AwsSettings
-        from impetus.store import Store
-        from impetus.tables import STORE, table_names
+        from impetus.core import aws
+        from impetus.core.config import AwsSettings
+        from impetus.storage.store import Store
+        from impetus.storage.tables import STORE, table_names
 
         settings = AwsSettings.from_env()
         _store = Store(aws.client("dynamodb", settings), table_names(settings.table_prefix)[STORE])

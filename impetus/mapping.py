@@ -12,7 +12,7 @@ item count).
 takes one positional argument, the original's contract).
 
 The wrappers are classes of this installed package, so they travel by reference; the
-user's function inside them travels as :func:`impetus.codec.dump_function` decides. For
+user's function inside them travels as :func:`impetus.core.codec.dump_function` decides. For
 that they present the wrapped function's ``__module__`` and ``__name__``.
 """
 
@@ -22,8 +22,8 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from impetus import codec
-from impetus.jobs import ERROR, READY, error_record, fill_statement
+from impetus.core import codec
+from impetus.core.jobs import ERROR, READY, error_record, fill_statement
 
 MAP_PROPERTY = "map"  # job property marking a chunk job; its value is the item count
 OK = "ok"

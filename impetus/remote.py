@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from impetus.exceptions import ImpetusError
+from impetus.core.exceptions import ImpetusError
 
 
 class RemoteTraceback(Exception):

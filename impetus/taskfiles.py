@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from impetus import codec
+from impetus.core import codec
 
 PICKLE_MARKER = "__impetus_pickle__"
 OK_SUFFIX = ".ok"

@@ -1,6 +1,6 @@
 """The stack's state: DynamoDB tables, the payload bucket and the two secrets.
 
-Tables are built from ``impetus.tables.TABLES`` through the very ``create_table`` arguments
+Tables are built from ``impetus.storage.tables.TABLES`` through the very ``create_table`` arguments
 the local stack uses (translated key by key into the CloudFormation resource, whose
 property names are the same), so a table added or changed there is deployed as is.
 """
@@ -16,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from impetus.tables import TABLES
+from impetus.storage.tables import TABLES
 
 PAYLOAD_PREFIX = "payloads/"
 PAYLOAD_DAYS = 7  # a stream's payloads are deleted with it; this catches the abandoned ones

@@ -20,7 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from impetus.config import ENV_LOG_GROUP, ENV_REGION
+from impetus.core.config import ENV_LOG_GROUP, ENV_REGION
 from infra import permissions
 from infra.data import DataPlane
 from infra.node_classes import NodeClass

@@ -23,7 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from impetus.dfs.metrics import BUSY_WORKERS, JOB_ERRORS, OLDEST_WAITING_AGE, WAITING_JOBS
+from impetus.scaler.metrics import BUSY_WORKERS, JOB_ERRORS, OLDEST_WAITING_AGE, WAITING_JOBS
 from infra.permissions import METRICS_NAMESPACE
 
 OLDEST_WAITING_LIMIT = 900  # seconds: a job waiting 15 min means scaling is stuck

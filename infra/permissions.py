@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from impetus.dfs.config import NAMESPACE as DFS_METRICS_NAMESPACE
+from impetus.scaler.config import NAMESPACE as DFS_METRICS_NAMESPACE
 from infra.data import DataPlane
 
 # Everything the Queue does: single and batch reads/writes, queries, stream listing
@@ -27,7 +27,7 @@ DYNAMODB_ACTIONS = [
     "dynamodb:Scan",
 ]
 PAYLOAD_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-METRICS_NAMESPACE = DFS_METRICS_NAMESPACE  # the one DFS publishes to (impetus.dfs.config)
+METRICS_NAMESPACE = DFS_METRICS_NAMESPACE  # the one DFS publishes to (impetus.scaler.config)
 
 
 def tables(data: DataPlane) -> iam.PolicyStatement:

@@ -11,21 +11,21 @@ from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from impetus.config import (
-    ENV_AUTHKEY_SECRET,
-    ENV_BUCKET,
-    ENV_DFS_FUNCTION,
-    ENV_NODE_GROUPS,
-    ENV_SIGNING_SECRET,
-    ENV_TABLE_PREFIX,
-)
-from impetus.stackconfig import (
+from impetus.cli.stackconfig import (
     OUTPUT_API_URL,
     OUTPUT_AUTHKEY_SECRET,
     OUTPUT_BUCKET,
     OUTPUT_NODE_GROUPS,
     OUTPUT_REGION,
     OUTPUT_TABLE_PREFIX,
+)
+from impetus.core.config import (
+    ENV_AUTHKEY_SECRET,
+    ENV_BUCKET,
+    ENV_DFS_FUNCTION,
+    ENV_NODE_GROUPS,
+    ENV_SIGNING_SECRET,
+    ENV_TABLE_PREFIX,
 )
 from infra import assets, node_classes, permissions
 from infra.data import DataPlane

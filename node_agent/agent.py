@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-from impetus import aws
-from impetus.exceptions import ClaimLost, StreamNotFound
-from impetus.jobs import CRASH, ERROR, Outcome, system_error
-from impetus.queue import Claim, Queue
-from impetus.signing import KeyLoader, KeyUnavailable
+from impetus.core import aws
+from impetus.core.exceptions import ClaimLost, StreamNotFound
+from impetus.core.jobs import CRASH, ERROR, Outcome, system_error
+from impetus.core.signing import KeyLoader, KeyUnavailable
+from impetus.storage.queue import Claim, Queue
 from node_agent import pool
 from node_agent.batching import BatchSizer
 from node_agent.config import NodeSettings

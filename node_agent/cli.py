@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from impetus.exceptions import ImpetusError
+from impetus.core.exceptions import ImpetusError
 from node_agent import daemon
 from node_agent.config import NodeSettings, default_node_dir, parse_properties
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from impetus.config import ENV_LOG_GROUP
+from impetus.core.config import ENV_LOG_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class LogShipper:
 
     def _client_or_new(self) -> Any:
         if self._client is None:
-            from impetus import aws
+            from impetus.core import aws
 
             self._client = aws.client("logs")
         return self._client

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from impetus.config import AwsSettings, impetus_home
-from impetus.exceptions import ConfigError
+from impetus.core.config import AwsSettings, impetus_home
+from impetus.core.exceptions import ConfigError
 
 DEFAULT_MPPS = 2
 DEFAULT_POLL_INTERVAL = 1.0

@@ -1,7 +1,7 @@
 """The gate a claimed job passes before any worker sees it.
 
 The agent checks, without unpickling anything, that the job is what the API signed
-(impetus.signing) and that this node's Python and cloudpickle can load it. A job that
+(impetus.core.signing) and that this node's Python and cloudpickle can load it. A job that
 fails becomes a final error record (``signature: ...``, ``python: ...``,
 ``cloudpickle: ...``) and never reaches a worker. The signing key stays in the agent
 process: workers run user code and never hold it.
@@ -15,11 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from impetus import codec, jobs
-from impetus.jobqueue import JobQueue
-from impetus.jobs import Outcome
-from impetus.queue_types import ClaimedJob
-from impetus.signing import SigningKey, sha256_hex
+from impetus.core import codec, jobs
+from impetus.core.claims import ClaimedJob
+from impetus.core.jobs import Outcome
+from impetus.core.signing import SigningKey, sha256_hex
+from impetus.storage.jobqueue import JobQueue
 
 
 def _refuse(job: ClaimedJob, kind: str, message: str) -> Outcome:
@@ -36,7 +36,7 @@ class JobGate:
     def check(self, job: ClaimedJob) -> Outcome | None:
         """None when ``job`` may run; else the error outcome to record instead.
 
-        Raises :class:`impetus.signing.KeyUnavailable` when the key version the job's
+        Raises :class:`impetus.core.signing.KeyUnavailable` when the key version the job's
         signature names cannot be read now: the agent gives the claim back."""
         if job.python != codec.PYTHON_VERSION:
             return _refuse(

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from impetus import dynamo, tables
+from impetus.storage import dynamo, tables
 
 log = logging.getLogger(__name__)
 

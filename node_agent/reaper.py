@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from impetus.streams import may_hold_claims
+from impetus.storage.streams import may_hold_claims
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from impetus import aws, dynamo, tables
-from impetus.config import ENV_INSTANCE_ID, AwsSettings
+from impetus.core import aws
+from impetus.core.config import ENV_INSTANCE_ID, AwsSettings
+from impetus.storage import dynamo, tables
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from impetus.properties import PROPERTIES
+from impetus.core.properties import PROPERTIES
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class StreamParams:
-    """The stream properties that steer this node (names and defaults: impetus.properties)."""
+    """The stream properties that steer this node (names and defaults: impetus.core.properties)."""
 
     mpps: int
     frequency: float

@@ -18,11 +18,12 @@ from collections import OrderedDict
 from multiprocessing.connection import Connection
 from typing import Any
 
-from impetus import codec, payloads
-from impetus.config import AwsSettings
+from impetus.core import codec
+from impetus.core.config import AwsSettings
+from impetus.core.jobs import CRASH, ERROR, EXCEPTION, READY, Outcome, error_record, system_error
+from impetus.core.signing import sha256_hex
 from impetus.jobcontext import context
-from impetus.jobs import CRASH, ERROR, EXCEPTION, READY, Outcome, error_record, system_error
-from impetus.signing import sha256_hex
+from impetus.storage import payloads
 from node_agent import capture, cloudlogs
 
 log = logging.getLogger(__name__)

@@ -31,9 +31,9 @@ def aws():
 @pytest.fixture
 def queue(aws):
     """A Queue on freshly created tables."""
-    from impetus.config import AwsSettings
+    from impetus.core.config import AwsSettings
     from impetus.local.provision import provision
-    from impetus.queue import Queue
+    from impetus.storage.queue import Queue
 
     settings = AwsSettings.from_env()
     provision(settings)  # tables and the signing key, as the local stack has them

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from impetus.exceptions import ImpetusError
+from impetus.core.exceptions import ImpetusError
 from impetus.local import state
 from impetus.local.stack import STARTUP_TIMEOUT, StackOptions
 

@@ -1,6 +1,6 @@
 """The AWS resources of a local stack, created in its moto server.
 
-Same table definitions as the deployed stack (impetus.tables), the two secrets the API
+Same table definitions as the deployed stack (impetus.storage.tables), the two secrets the API
 and the nodes read, and the payload bucket.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from impetus.config import (
+from impetus.core.config import (
     ENV_AUTHKEY_SECRET,
     ENV_BUCKET,
     ENV_ENDPOINT,
@@ -23,7 +23,7 @@ from impetus.config import (
     ENV_TABLE_PREFIX,
     AwsSettings,
 )
-from impetus.tables import create_tables
+from impetus.storage.tables import create_tables
 
 # moto accepts any credentials; fixed fake ones keep boto3 from looking for real ones.
 FAKE_CREDENTIALS = {

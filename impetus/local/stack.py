@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from impetus.config import (
+from impetus.core.config import (
     ENV_BOOT_SECONDS,
     ENV_DFS_IDLE_SECONDS,
     ENV_NODE_GROUPS,

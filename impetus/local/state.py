@@ -3,7 +3,7 @@
 Files under ``impetus_home()``:
 
 - ``local.json`` (0600): connection settings for clients, written once the stack is
-  ready, removed when it stops. ``impetus.config`` reads it.
+  ready, removed when it stops. ``impetus.core.config`` reads it.
 - ``local/supervisor.pid``: the supervisor's pid, for the whole supervisor lifetime.
 - ``local/processes.json``: pids and process groups of the supervisor's children.
 - ``local/*.log``: logs.
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from impetus.config import impetus_home, local_settings_path
+from impetus.core.config import impetus_home, local_settings_path
 
 
 def state_dir() -> Path:

@@ -20,11 +20,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from impetus import joblist, keys, payloads
-from impetus.config import AwsSettings
-from impetus.dfs import nudge
-from impetus.exceptions import ImpetusError
-from impetus.queue import Queue
+from impetus.core import keys
+from impetus.core.config import AwsSettings
+from impetus.core.exceptions import ImpetusError
+from impetus.scaler import nudge
+from impetus.storage import joblist, payloads
+from impetus.storage.queue import Queue
 from lambdas.api import auth, guards, models
 from lambdas.api.config import (
     JOB_ID_PATTERN,

@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.config import Config
 
-from impetus.config import AwsSettings
-from impetus.exceptions import ConfigError
+from impetus.core.config import AwsSettings
+from impetus.core.exceptions import ConfigError
 from lambdas.api.config import AUTHKEY_MAX_AGE_SECONDS, SERVICE
 from lambdas.api.exceptions import Forbidden, Unauthorized
 

@@ -7,16 +7,17 @@ request changes nothing.
 
 from __future__ import annotations
 
-from impetus import jobs, keys, payloads, streams
+from impetus.core import jobs, keys
+from impetus.storage import payloads, streams
 
 SERVICE = "impetus-api"
 
 # Lambda's synchronous invocation payload limit; API Gateway refuses larger bodies anyway.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 
-# Identifier rules and record limits are the Queue's own (impetus.keys, impetus.jobs,
-# impetus.streams); the API checks them up front so a refused request writes nothing.
-# Larger payloads travel through S3 (impetus.payloads); inline ones above this get a 413.
+# Identifier rules and record limits are the Queue's own (impetus.core.keys, impetus.core.jobs,
+# impetus.storage.streams); the API checks them up front so a refused request writes nothing.
+# Larger payloads travel through S3 (impetus.storage.payloads); inline ones above this get a 413.
 MAX_PAYLOAD_BYTES = jobs.MAX_PAYLOAD_BYTES
 MAX_PROPERTIES_BYTES = streams.MAX_PROPERTIES_BYTES
 MAX_JSON_DEPTH = 30  # DynamoDB allows 32 levels of nested maps/lists
@@ -29,7 +30,7 @@ MIN_NUMBER_MAGNITUDE = 1e-130
 STREAM_ID_PATTERN = keys.STREAM_ID.pattern
 STAGE_PATTERN = keys.STAGE.pattern
 JOB_ID_PATTERN = keys.JOB_ID.pattern
-DIGEST_PATTERN = r"^[0-9a-f]{64}$"  # sha256 hex of the encoded code (impetus.codec.digest)
+DIGEST_PATTERN = r"^[0-9a-f]{64}$"  # sha256 hex of the encoded code (impetus.core.codec.digest)
 PYTHON_PATTERN = r"^3\.[0-9]{1,2}$"
 CLOUDPICKLE_PATTERN = r"^[0-9]+(\.[0-9]+){1,3}([a-z]+[0-9]*)?$"  # a release, e.g. 3.1.3
 MAX_NAME_CHARS = jobs.MAX_NAME_CHARS

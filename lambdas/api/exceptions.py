@@ -6,7 +6,7 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from impetus.exceptions import (
+from impetus.core.exceptions import (
     ConfigError,
     ImpetusError,
     InvalidRequest,
@@ -63,7 +63,7 @@ class ServerError(HttpError):
     status, code = HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error"
 
 
-# impetus.exceptions -> (status, code). Order matters only for subclasses (none today).
+# impetus.core.exceptions -> (status, code). Order matters only for subclasses (none today).
 IMPETUS_ERRORS: dict[type[ImpetusError], tuple[int, str]] = {
     StreamNotFound: (HTTPStatus.NOT_FOUND, "stream_not_found"),
     JobNotFound: (HTTPStatus.NOT_FOUND, "job_not_found"),

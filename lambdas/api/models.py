@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from impetus.codec import digest
-from impetus.jobs import new_job_id
+from impetus.core.codec import digest
+from impetus.core.jobs import new_job_id
 from lambdas.api.config import (
     CLOUDPICKLE_PATTERN,
     DIGEST_PATTERN,
@@ -41,7 +41,7 @@ from lambdas.api.config import (
 
 TOO_LARGE = "payload_too_large"
 
-# impetus.joblist.LIST_STATUSES (a Literal needs the values spelled; a test checks they agree)
+# impetus.storage.joblist.LIST_STATUSES (a Literal spells the values; a test checks they agree)
 ListStatus = Literal["waiting", "delayed", "running", "ready", "error", "acked"]
 
 
@@ -153,7 +153,7 @@ class UpdateStream(Strict):
 class JobSpec(Strict):
     id: JobId = Field(default_factory=new_job_id)
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
-    code: Digest = Field(description="sha256 of the encoded function (impetus.codec.digest)")
+    code: Digest = Field(description="sha256 of the encoded function (impetus.core.codec.digest)")
     args: CodecString | None = Field(default=None, description="inline args (transport inline)")
     transport: Literal["inline", "s3"] = "inline"
     args_ref: str | None = Field(

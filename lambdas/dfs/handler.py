@@ -1,6 +1,6 @@
 """The DFS Lambda: runs on the EventBridge schedule and on the API's nudge.
 
-Each invocation runs one tick (impetus.dfs.tick). While work is waiting or nodes are
+Each invocation runs one tick (impetus.scaler.tick). While work is waiting or nodes are
 booting, draining or idle, it keeps ticking for as long as the invocation's remaining
 time allows (leaving ``MARGIN_SECONDS``): every 10 s, every 2 s while a drain is in
 flight, and right when the next idle node reaches the idle threshold
@@ -14,8 +14,8 @@ import logging
 import time
 from typing import Any
 
-from impetus.dfs import tick
-from impetus.dfs.config import DfsSettings
+from impetus.scaler import tick
+from impetus.scaler.config import DfsSettings
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)

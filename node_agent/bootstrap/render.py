@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from impetus.config import ENV_AUTHKEY, ENV_AUTHKEY_SECRET
+from impetus.core.config import ENV_AUTHKEY, ENV_AUTHKEY_SECRET
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "user_data.sh"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from impetus.config import ENV_BUCKET, ENV_REGION, ENV_SIGNING_SECRET, ENV_TABLE_PREFIX
+from impetus.core.config import ENV_BUCKET, ENV_REGION, ENV_SIGNING_SECRET, ENV_TABLE_PREFIX
 from impetus.local.provision import FAKE_CREDENTIALS
 from infra.nodepackage import NodeTarget, build_node_package
 from node_agent.bootstrap.render import BootConfig, render

@@ -8,8 +8,8 @@ import pytest
 
 from impetus import Executor, Impetus, taskfiles
 from impetus.api_client import ApiClient
-from impetus.config import ClientSettings
-from impetus.exceptions import ApiError
+from impetus.core.config import ClientSettings
+from impetus.core.exceptions import ApiError
 from impetus.remote import RemoteError, RemoteTraceback
 
 

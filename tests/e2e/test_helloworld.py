@@ -11,7 +11,8 @@ import sys
 import zlib
 from pathlib import Path
 
-from impetus import Impetus, codec, taskfiles
+from impetus import Impetus, taskfiles
+from impetus.core import codec
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_FIELDS = {

@@ -19,8 +19,8 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from impetus.config import DEFAULT_SIGNING_SECRET
-from impetus.tables import create_tables
+from impetus.core.config import DEFAULT_SIGNING_SECRET
+from impetus.storage.tables import create_tables
 
 AUTHKEY = "test-authkey-0123456789abcdef"
 AUTHKEY_SECRET = "test/impetus/authkey"

@@ -12,10 +12,10 @@ import re
 import pytest
 from conftest_api import AUTHKEY, AUTHKEY_SECRET, Api, http_event
 
-from impetus import codec
-from impetus.config import AwsSettings
-from impetus.jobs import ERROR, READY, Outcome, system_error
-from impetus.queue import Queue
+from impetus.core import codec
+from impetus.core.config import AwsSettings
+from impetus.core.jobs import ERROR, READY, Outcome, system_error
+from impetus.storage.queue import Queue
 from lambdas.api import app as api_app
 
 pytest_plugins = ["conftest_api"]

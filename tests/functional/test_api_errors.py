@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 from conftest_api import AUTHKEY, TABLE_PREFIX, Api, http_event
 
-from impetus import codec
-from impetus.tables import table_names
+from impetus.core import codec
+from impetus.storage.tables import table_names
 from lambdas.api import app as api_app
 
 pytest_plugins = ["conftest_api"]

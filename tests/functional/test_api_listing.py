@@ -9,10 +9,11 @@ import pytest
 from conftest_api import Api
 from test_api import create, job_batch, square
 
-from impetus import codec, joblist
-from impetus.config import AwsSettings
-from impetus.jobs import ERROR, READY, Outcome, system_error
-from impetus.queue import Queue
+from impetus.core import codec
+from impetus.core.config import AwsSettings
+from impetus.core.jobs import ERROR, READY, Outcome, system_error
+from impetus.storage import joblist
+from impetus.storage.queue import Queue
 from lambdas.api import models
 from node_agent.nodes import NodeTable, node_item
 

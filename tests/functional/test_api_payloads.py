@@ -7,11 +7,11 @@ import urllib.request
 from conftest_api import BUCKET, Api
 from test_api import create, job_batch
 
-from impetus import codec, jobs
-from impetus.config import AwsSettings
-from impetus.jobs import Outcome
-from impetus.queue import Queue
-from impetus.signing import sha256_hex
+from impetus.core import codec, jobs
+from impetus.core.config import AwsSettings
+from impetus.core.jobs import Outcome
+from impetus.core.signing import sha256_hex
+from impetus.storage.queue import Queue
 
 pytest_plugins = ["conftest_api"]
 

@@ -13,12 +13,12 @@ import pytest
 from conftest_api import AUTHKEY
 from test_api import job_batch
 
-from impetus import codec
 from impetus.cli import main
-from impetus.config import AwsSettings
-from impetus.jobs import READY, Outcome
+from impetus.core import codec
+from impetus.core.config import AwsSettings
+from impetus.core.jobs import READY, Outcome
 from impetus.local.apiserver import ApiServer
-from impetus.queue import Queue
+from impetus.storage.queue import Queue
 from node_agent.nodes import NodeTable, node_item
 
 pytest_plugins = ["conftest_api"]

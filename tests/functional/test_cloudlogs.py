@@ -74,7 +74,7 @@ def test_a_worker_process_ships_its_jobs_output(monkeypatch):
 
     from moto.server import ThreadedMotoServer
 
-    from impetus import codec
+    from impetus.core import codec
     from node_agent.handle import WorkerHandle
 
     def shout(n):

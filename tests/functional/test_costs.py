@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from impetus import aws as impetus_aws
-from impetus import costs
-from impetus.config import AwsSettings
-from impetus.tables import create_tables
+from bench import costmeter as costs
+from impetus.core import aws as impetus_aws
+from impetus.core.config import AwsSettings
+from impetus.storage.tables import create_tables
 
 
 def test_item_size_follows_dynamodb_rules():

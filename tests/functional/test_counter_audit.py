@@ -3,8 +3,8 @@ only when the difference holds still (moto in-process)."""
 
 from __future__ import annotations
 
-from impetus import codec
-from impetus.dfs.audit import Auditor, audit
+from impetus.core import codec
+from impetus.scaler.audit import Auditor, audit
 
 
 def _square(x):

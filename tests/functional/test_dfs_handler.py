@@ -10,14 +10,15 @@ import time
 import boto3
 import pytest
 
-from impetus import codec, dynamo
 from impetus.cli import main
-from impetus.dfs import nudge, tick
-from impetus.dfs.config import DfsSettings
-from impetus.dfs.decisions import DecisionLog
-from impetus.dfs.model import GroupDecision, GroupState
-from impetus.streams import is_idle
-from impetus.tables import NODES, TABLES
+from impetus.core import codec
+from impetus.scaler import nudge, tick
+from impetus.scaler.config import DfsSettings
+from impetus.scaler.decisions import DecisionLog
+from impetus.scaler.model import GroupDecision, GroupState
+from impetus.storage import dynamo
+from impetus.storage.streams import is_idle
+from impetus.storage.tables import NODES, TABLES
 from lambdas.dfs.handler import handler
 
 
@@ -113,7 +114,7 @@ def test_scales_from_zero_on_the_first_job_and_does_not_launch_twice(env):
 def test_work_stranded_by_a_drifted_counter_still_gets_a_node(env, monkeypatch):
     """The waiting counter lost its jobs (a count that died with its process): DFS's
     audit finds them in the queue, restores the counter, and the fleet scales out."""
-    from impetus.dfs.audit import Auditor
+    from impetus.scaler.audit import Auditor
 
     monkeypatch.setattr(tick, "_auditor", Auditor(confirm_after=5))
     queue, asg = env["queue"], env["asg"]
@@ -209,7 +210,7 @@ def test_one_invocation_follows_a_drain_closely_until_the_node_is_terminated(env
 
 
 def test_actuate_refuses_desired_outside_the_limits(env):
-    from impetus.dfs import actuate
+    from impetus.scaler import actuate
 
     g = GroupState("default", "impetus-default", 0, 3, 0, 0, 0)
     bad = GroupDecision("default", "impetus-default", previous=0, desired=5, needed=5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from conftest_api import Api
 from test_api import create, job_batch
 
-from impetus.dfs import nudge
+from impetus.scaler import nudge
 
 pytest_plugins = ["conftest_api"]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from impetus import codec, dynamo
-from impetus.exceptions import ClaimLost
-from impetus.jobs import READY, Outcome
-from impetus.queue import Queue
+from impetus.core import codec
+from impetus.core.exceptions import ClaimLost
+from impetus.core.jobs import READY, Outcome
+from impetus.storage import dynamo
+from impetus.storage.queue import Queue
 
 
 def _enqueue(queue: Queue, n: int) -> None:

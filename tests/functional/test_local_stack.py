@@ -28,7 +28,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from impetus.config import ClientSettings
+from impetus.core.config import ClientSettings
 from impetus.local import state
 from impetus.local.apiserver import ApiServer, LambdaContext, build_event
 from impetus.local.motoserver import MotoServer, SerialApp
@@ -288,8 +288,8 @@ def test_paused_moto_holds_requests_until_resumed() -> None:
 
 
 def test_unavailable_moto_answers_503_and_boto_retries_through_it() -> None:
-    from impetus import aws
-    from impetus.config import AwsSettings
+    from impetus.core import aws
+    from impetus.core.config import AwsSettings
 
     with MotoServer() as moto:
         once = _ddb(moto.endpoint_url, retries={"mode": "standard", "max_attempts": 1})
@@ -298,7 +298,7 @@ def test_unavailable_moto_answers_503_and_boto_retries_through_it() -> None:
         with pytest.raises(Exception, match="Throttling"):
             once.list_tables()
         threading.Timer(1.5, moto.resume).start()
-        # impetus.aws: standard retries (moto's tables are per process: others may exist)
+        # impetus.core.aws: standard retries (moto's tables are per process: others may exist)
         assert isinstance(ours.list_tables()["TableNames"], list)
         assert moto.app.refused >= 2
 

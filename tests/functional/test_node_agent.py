@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from impetus import aws, codec
-from impetus.config import AwsSettings
+from impetus.core import aws, codec
+from impetus.core.config import AwsSettings
 from impetus.local.motoserver import MotoServer
 from impetus.local.provision import provision
-from impetus.queue import Queue
-from impetus.tables import NODES, TABLES
+from impetus.storage.queue import Queue
+from impetus.storage.tables import NODES, TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -439,8 +439,9 @@ def write_marker(path):
 def test_forged_and_altered_jobs_are_refused_unrun(queue, settings, start_agent, tmp_path):
     """Someone with write access to the tables but not to the signing key cannot make a
     node run their code: neither by altering a signed job nor by writing a new one."""
-    from impetus import dynamo, keys
-    from impetus.tables import JOBS, QUEUE
+    from impetus.core import keys
+    from impetus.storage import dynamo
+    from impetus.storage.tables import JOBS, QUEUE
 
     ddb = aws.client("dynamodb", settings)
     jobs_table = TABLES[JOBS].physical_name(settings.table_prefix)

@@ -10,10 +10,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from impetus import dynamo
-from impetus.config import AwsSettings
-from impetus.dfs.actuate import request_drain
-from impetus.tables import NODES, TABLES
+from impetus.core.config import AwsSettings
+from impetus.scaler.actuate import request_drain
+from impetus.storage import dynamo
+from impetus.storage.tables import NODES, TABLES
 from node_agent.scaling import DRAINED, DRAINING, RUNNING, Scaling
 
 

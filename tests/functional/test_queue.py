@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from impetus import codec, jobs
-from impetus.exceptions import ClaimLost, InvalidRequest, JobNotFound, StreamNotFound
-from impetus.jobqueue.layout import CHUNK_SIZE, INLINE_RESULT_LIMIT
-from impetus.jobs import Outcome
+from impetus.core import codec, jobs
+from impetus.core.exceptions import ClaimLost, InvalidRequest, JobNotFound, StreamNotFound
+from impetus.core.jobs import Outcome
+from impetus.storage.jobqueue.layout import CHUNK_SIZE, INLINE_RESULT_LIMIT
 
 
 def _square(x):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 
-from impetus import codec
-from impetus.config import AwsSettings
+from impetus.core import codec
+from impetus.core.config import AwsSettings
 from impetus.local.motoserver import MotoServer
 from impetus.local.provision import provision
-from impetus.queue import Queue
+from impetus.storage.queue import Queue
 
 
 def _noop(x):

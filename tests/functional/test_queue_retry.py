@@ -7,9 +7,9 @@ import time
 
 from test_queue import enqueue, spec
 
-from impetus import codec, jobs
-from impetus.exceptions import ClaimLost
-from impetus.jobs import Outcome
+from impetus.core import codec, jobs
+from impetus.core.exceptions import ClaimLost
+from impetus.core.jobs import Outcome
 
 RAISED = Outcome(jobs.ERROR, error={"error": "boom", "type": "ValueError"}, failure=jobs.EXCEPTION)
 

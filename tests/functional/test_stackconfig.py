@@ -9,14 +9,14 @@ import boto3
 import pytest
 
 from impetus import cli
-from impetus.config import ClientSettings
-from impetus.stackconfig import (
+from impetus.cli.stackconfig import (
     OUTPUT_API_URL,
     OUTPUT_AUTHKEY_SECRET,
     OUTPUT_BUCKET,
     OUTPUT_NODE_GROUPS,
     OUTPUT_REGION,
 )
+from impetus.core.config import ClientSettings
 
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/"
 

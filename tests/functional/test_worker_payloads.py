@@ -9,9 +9,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from impetus import codec, payloads
-from impetus.config import AwsSettings
-from impetus.signing import sha256_hex
+from impetus.core import codec
+from impetus.core.config import AwsSettings
+from impetus.core.signing import sha256_hex
+from impetus.storage import payloads
 from node_agent.worker import FunctionCache, PayloadStore, run_job
 
 BUCKET = "worker-payloads"

@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from impetus.config import (
+from impetus.cli.stackconfig import (
+    OUTPUT_API_URL,
+    OUTPUT_AUTHKEY_SECRET,
+    OUTPUT_BUCKET,
+    OUTPUT_NODE_GROUPS,
+)
+from impetus.core.config import (
     ENV_AUTHKEY,
     ENV_AUTHKEY_SECRET,
     ENV_BUCKET,
@@ -18,13 +24,7 @@ from impetus.config import (
     ENV_SIGNING_SECRET,
     ENV_TABLE_PREFIX,
 )
-from impetus.stackconfig import (
-    OUTPUT_API_URL,
-    OUTPUT_AUTHKEY_SECRET,
-    OUTPUT_BUCKET,
-    OUTPUT_NODE_GROUPS,
-)
-from impetus.tables import TABLES
+from impetus.storage.tables import TABLES
 from infra import lock
 from infra.build import LAMBDA_PYTHON
 from infra.nodepackage import NodeTarget, build_node_package
@@ -209,7 +209,7 @@ def test_lambda_bundle_holds_our_code_and_platform_dependencies(synth):
 
     bundle = build_lambda_bundle()  # cached by the synth above
     assert (bundle / "lambdas" / "api" / "app.py").is_file()
-    assert (bundle / "impetus" / "queue.py").is_file()
+    assert (bundle / "impetus" / "storage" / "queue.py").is_file()
     assert (bundle / "aws_lambda_powertools").is_dir() and (bundle / "cloudpickle").is_dir()
     cores = list((bundle / "pydantic_core").glob("*.so"))
     tag = "cpython-" + LAMBDA_PYTHON.replace(".", "")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from impetus import codec
-from impetus.config import AwsSettings
-from impetus.queue_types import Claim, ClaimedJob
-from impetus.signing import KeyUnavailable
+from impetus.core import codec
+from impetus.core.claims import Claim, ClaimedJob
+from impetus.core.config import AwsSettings
+from impetus.core.signing import KeyUnavailable
 from node_agent.agent import Agent, StreamRun
 from node_agent.config import NodeSettings
 from node_agent.streams import StreamParams, TrackedStream

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from impetus.config import ENV_AUTHKEY, ENV_AUTHKEY_SECRET
+from impetus.core.config import ENV_AUTHKEY, ENV_AUTHKEY_SECRET
 from node_agent.bootstrap.render import BootConfig, render, unit_text
 
 

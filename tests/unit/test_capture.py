@@ -7,7 +7,7 @@ import sys
 
 from test_node_worker import make_job, read_until_idle
 
-from impetus import joboutput
+from impetus.core import joboutput
 from node_agent import capture
 from node_agent.handle import WorkerHandle
 

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from impetus.api_client import ApiClient
-from impetus.config import ClientSettings
-from impetus.exceptions import ApiError
+from impetus.core.config import ClientSettings
+from impetus.core.exceptions import ApiError
 
 AUTHKEY = "s3cr3t-authkey-value"
 

@@ -10,8 +10,9 @@ import io
 
 import pytest
 
-from impetus import Impetus, codec, taskfiles
-from impetus.exceptions import ApiError, ImpetusError
+from impetus import Impetus, taskfiles
+from impetus.core import codec
+from impetus.core.exceptions import ApiError, ImpetusError
 from impetus.progress import Progress
 
 

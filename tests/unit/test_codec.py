@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from impetus import codec
+from impetus.core import codec
 
 # A fresh interpreter: reads an encoded function and an encoded argument, prints the
 # repr of the result. It has only the project on its path, never the test's modules.
 RUNNER = textwrap.dedent(
     """
     import sys
-    from impetus import codec
+    from impetus.core import codec
     code, arg = sys.stdin.read().split()
     print(repr(codec.loads(code)(codec.loads(arg))))
     """

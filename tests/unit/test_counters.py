@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from impetus.counters import BufferedCounters
+from impetus.storage.counters import BufferedCounters
 
 
 class RecordingStreams:

@@ -3,8 +3,8 @@ counts as drift, and what a chunk contributes to the recount."""
 
 from __future__ import annotations
 
-from impetus.dfs.audit import Auditor
-from impetus.jobqueue.recount import chunk_counts
+from impetus.scaler.audit import Auditor
+from impetus.storage.jobqueue.recount import chunk_counts
 
 DRIFT = {"waiting": 5, "running": 0, "delayed": 0}
 NONE = {"waiting": 0, "running": 0, "delayed": 0}

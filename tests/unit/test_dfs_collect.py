@@ -1,9 +1,9 @@
-"""How DFS turns what it reads into policy inputs (impetus/dfs/collect.py)."""
+"""How DFS turns what it reads into policy inputs (impetus/scaler/collect.py)."""
 
 from __future__ import annotations
 
-from impetus.dfs import collect
-from impetus.dfs.model import NODE_BOOTING, NODE_DRAINING, NODE_RUNNING, Memory
+from impetus.scaler import collect
+from impetus.scaler.model import NODE_BOOTING, NODE_DRAINING, NODE_RUNNING, Memory
 
 INSTANCE = {"InstanceId": "i-1", "LifecycleState": "InService", "ProtectedFromScaleIn": False}
 
@@ -79,8 +79,8 @@ def test_stream_states_take_properties_defaults_and_due_delayed_jobs():
 def test_autoscaling_properties_are_validated():
     import pytest
 
-    from impetus import properties
-    from impetus.exceptions import InvalidRequest
+    from impetus.core import properties
+    from impetus.core.exceptions import InvalidRequest
 
     ok = properties.validate({"target_latency": 5, "min_nodes": 1, "max_nodes": 3, "rate": 2})
     assert ok["target_latency"] == 5.0 and ok["rate"] == 2.0

@@ -1,10 +1,10 @@
-"""The scaling policy, one test per rule (impetus/dfs/policy.py)."""
+"""The scaling policy, one test per rule (impetus/scaler/policy.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from impetus.dfs.model import (
+from impetus.scaler.model import (
     NODE_BOOTING,
     NODE_DRAINED,
     NODE_DRAINING,
@@ -14,7 +14,7 @@ from impetus.dfs.model import (
     PolicyInput,
     StreamState,
 )
-from impetus.dfs.policy import PolicyParams, decide, stream_need
+from impetus.scaler.policy import PolicyParams, decide, stream_need
 
 NOW = 10_000.0
 

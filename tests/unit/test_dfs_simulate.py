@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from impetus.cli import main
-from impetus.dfs import estimate, simulate, traces
-from impetus.dfs.simfleet import Action
+from impetus.scaler import estimate
+from impetus.scaler.sim import simulate, traces
+from impetus.scaler.sim.fleet import Action
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_cli_refuses_an_unknown_policy(capsys):
 
 
 def test_bound_finds_the_cheapest_clairvoyant_fleet_at_dasks_p95(capsys):
-    from impetus.dfs import bound
+    from impetus.scaler.sim import bound
 
     (row,) = bound.bound(traces.make("bursty"), floors=(30.0,), seeds=(7,))
     assert row.nodes is not None and row.p95 <= row.dask_p95
@@ -103,8 +104,8 @@ def test_bound_finds_the_cheapest_clairvoyant_fleet_at_dasks_p95(capsys):
 
 
 def test_the_per_burst_family_sizes_each_burst_by_the_jobs_it_sees(capsys):
-    from impetus.dfs import bound
-    from impetus.dfs.simfleet import Fleet
+    from impetus.scaler.sim import bound
+    from impetus.scaler.sim.fleet import Fleet
 
     trace = traces.make("bursty")
     fleet = Fleet(trace, seed=7)

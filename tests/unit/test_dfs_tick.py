@@ -1,12 +1,12 @@
-"""When the DFS Lambda ticks again within one invocation (impetus/dfs/tick.follow_up)."""
+"""When the DFS Lambda ticks again within one invocation (impetus/scaler/tick.follow_up)."""
 
 from __future__ import annotations
 
 from test_dfs_policy import NOW, group, idle_node, stream
 
-from impetus.dfs import tick
-from impetus.dfs.model import Memory, NodeState, PolicyInput, StreamState
-from impetus.dfs.policy import PolicyParams, decide
+from impetus.scaler import tick
+from impetus.scaler.model import Memory, NodeState, PolicyInput, StreamState
+from impetus.scaler.policy import PolicyParams, decide
 
 
 def next_in(streams=(), nodes=(), groups=(), memory=None):

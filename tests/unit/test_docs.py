@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 
-from impetus import docs, properties
-from impetus.config import ENVIRONMENT_VARIABLES
+from docs import generate as docs
+from impetus.core import properties
+from impetus.core.config import ENVIRONMENT_VARIABLES
 from node_agent.cli import build_parser
 
 
 def test_committed_docs_are_up_to_date():
     stale = docs.stale()
-    assert not stale, f"stale: {stale}; regenerate with `python -m impetus.docs` and commit"
+    assert not stale, f"stale: {stale}; regenerate with `python -m docs.generate` and commit"
 
 
 def test_configuration_names_every_property_option_and_variable():
@@ -28,7 +29,7 @@ def test_configuration_names_every_property_option_and_variable():
 
 
 def test_cli_reference_has_every_command():
-    from impetus.cli import build_parser as impetus_parser
+    from impetus.cli.main import build_parser as impetus_parser
 
     text = docs.cli()
     for name, sub in docs._subparsers(impetus_parser()).items():

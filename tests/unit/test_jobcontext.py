@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from test_node_worker import make_job, read_until_idle
 
-from impetus import codec, context
+from impetus import context
+from impetus.core import codec
 from impetus.jobcontext import JobContext, NoJobContext
 from node_agent.handle import WorkerHandle
 

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from impetus import codec, mapping
-from impetus.jobs import ERROR, READY
+from impetus import mapping
+from impetus.core import codec
+from impetus.core.jobs import ERROR, READY
 from impetus.remote import RemoteError, RemoteTraceback, rebuild
 
 

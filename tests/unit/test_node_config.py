@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from impetus import dynamo
-from impetus.exceptions import ConfigError
+from impetus.core.exceptions import ConfigError
+from impetus.storage import dynamo
 from node_agent import daemon
 from node_agent.cli import build_parser, main, settings_from_args
 from node_agent.config import NodeSettings, parse_properties

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from impetus.properties import PROPERTIES
+from impetus.core.properties import PROPERTIES
 from node_agent.streams import StreamTracker, has_work, matches, stream_params
 
 

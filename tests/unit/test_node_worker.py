@@ -11,8 +11,8 @@ from multiprocessing.connection import wait
 
 import pytest
 
-from impetus import codec
-from impetus.jobs import ERROR, READY, fill_statement
+from impetus.core import codec
+from impetus.core.jobs import ERROR, READY, fill_statement
 from node_agent.handle import WorkerHandle
 from node_agent.worker import FunctionCache, run_job
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from impetus import retry
-from impetus.jobs import CRASH, ERROR, EXCEPTION, READY, Outcome
+from impetus.core import retry
+from impetus.core.jobs import CRASH, ERROR, EXCEPTION, READY, Outcome
 
 RAISED = Outcome(ERROR, error={"error": "boom"}, failure=EXCEPTION)
 CRASHED = Outcome(ERROR, error={"error": "lost: worker exited"}, failure=CRASH)

@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from impetus import codec
-from impetus.exceptions import ConfigError
-from impetus.queue_types import ClaimedJob
-from impetus.signing import (
+from impetus.core import codec
+from impetus.core.claims import ClaimedJob
+from impetus.core.exceptions import ConfigError
+from impetus.core.signing import (
     MAX_FETCHES_PER_MINUTE,
     Envelope,
     KeyLoader,
@@ -71,7 +71,7 @@ def test_short_keys_are_refused_and_the_key_never_shows():
 def test_key_loader_reads_the_secret_once(aws):
     import boto3
 
-    from impetus.config import AwsSettings
+    from impetus.core.config import AwsSettings
 
     settings = AwsSettings()
     sm = boto3.client("secretsmanager", region_name=settings.region)
@@ -84,7 +84,7 @@ def test_key_loader_reads_the_secret_once(aws):
 
 
 def test_key_loader_without_secret_is_a_config_error(aws):
-    from impetus.config import AwsSettings
+    from impetus.core.config import AwsSettings
 
     with pytest.raises(ConfigError, match="signing key"):
         KeyLoader(AwsSettings()).signer()
@@ -187,7 +187,7 @@ def test_an_unreachable_secret_store_gives_no_verdict_rather_than_a_refusal():
 def test_rotation_through_secrets_manager(aws):
     import boto3
 
-    from impetus.config import AwsSettings
+    from impetus.core.config import AwsSettings
 
     settings = AwsSettings()
     sm = boto3.client("secretsmanager", region_name=settings.region)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from impetus import watch
+from impetus.cli import watchview as watch
 
 
 def _stream(sid: str, **counts: int) -> dict:
@@ -54,7 +54,7 @@ def test_a_watched_stream_that_disappears_ends_the_watch():
         def get_stream(self, sid):
             Api.calls += 1
             if Api.calls > 1:
-                from impetus.exceptions import ApiError
+                from impetus.core.exceptions import ApiError
 
                 raise ApiError(404, "not_found", f"no stream {sid!r}")
             return _stream(sid, waiting=1)

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import boto3
 from botocore.stub import Stubber
 
-from impetus import dynamo
-from impetus.jobqueue.queue import JobQueue
+from impetus.storage import dynamo
+from impetus.storage.jobqueue.queue import JobQueue
 
 
 def _request(ids: list[str], consistent: bool) -> dict:

@@ -1,0 +1,324 @@
+"""What a workload would cost on AWS: DynamoDB units, S3 requests, Lambda invocations.
+
+:class:`CostMeter` hooks botocore clients (``before-parameter-build`` and ``after-call``
+events) and counts every DynamoDB and S3 request by operation. DynamoDB units are
+computed as AWS bills them on-demand, from item sizes (:func:`item_size`), not taken from
+the service's answer (moto's ``ConsumedCapacity`` is a constant):
+
+* writes: 1 WCU per started KB of the larger of the item before and after (Put, Update,
+  Delete, each item of a BatchWriteItem); a failed conditional write is billed too;
+* reads: 1 RCU per started 4 KB strongly consistent, half that eventually consistent;
+  GetItem and each BatchGetItem key on the whole item (projections do not help, a missing
+  item costs the minimum); Query on the sum of the items it evaluated (before the filter);
+* transactions: twice the units of their items.
+
+Item sizes the request does not show (the item before a write, the whole item behind a
+projection, the items a filtered Query evaluated) are read with an unhooked *probe*
+client, so measuring adds requests that are not counted. Nothing here is used in
+production paths: it is for ``bench/costs.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from impetus.storage.tables import TABLES
+
+KB = 1024
+READ_UNIT_BYTES = 4 * KB
+WRITE_UNIT_BYTES = KB
+
+# On-demand prices, us-east-1 (USD).
+PRICE_WRITE_UNIT = 0.625e-6
+PRICE_READ_UNIT = 0.125e-6
+PRICE_LAMBDA_REQUEST = 0.20e-6
+PRICE_LAMBDA_GB_SECOND = 0.0000166667
+PRICE_API_GATEWAY_REQUEST = 1.00e-6  # HTTP API, first 300 M a month
+PRICE_S3 = {"put": 0.005e-3, "get": 0.0004e-3}  # PUT/COPY/POST/LIST vs GET, per request
+PRICE_SQS_REQUEST = 0.40e-6
+SQS_REQUESTS_PER_JOB = 3  # send, receive, delete
+LAMBDA_MEMORY_GB = 0.5  # the API function's assumed size
+
+BILLED_ERRORS = ("ConditionalCheckFailedException", "TransactionCanceledException")
+_S3_PUT_CLASS = ("Put", "Copy", "Post", "List", "Create", "Complete", "Upload")
+
+
+# --- item sizes -----------------------------------------------------------------------------
+def _number_size(text: str) -> int:
+    digits = text.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+def value_size(value: dict[str, Any]) -> int:
+    """Bytes of one typed attribute value, as DynamoDB counts them."""
+    (kind, v), *_ = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return _number_size(v)
+    if kind == "B":
+        return len(v) if isinstance(v, bytes) else len(base64.b64decode(v))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(s.encode()) for s in v)
+    if kind == "NS":
+        return sum(_number_size(n) for n in v)
+    if kind == "BS":
+        return sum(len(b) for b in v)
+    if kind == "L":
+        return 3 + sum(1 + value_size(e) for e in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + value_size(e) for k, e in v.items())
+    raise ValueError(f"unknown DynamoDB type {kind!r}")
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    """Bytes of a typed item: attribute names plus values."""
+    return sum(len(k.encode()) + value_size(v) for k, v in (item or {}).items())
+
+
+def write_units(before: int, after: int) -> int:
+    return max(1, math.ceil(max(before, after) / WRITE_UNIT_BYTES))
+
+
+def read_units(size: int, consistent: bool) -> float:
+    units = max(1, math.ceil(size / READ_UNIT_BYTES))
+    return units if consistent else units / 2
+
+
+# --- the meter ------------------------------------------------------------------------------
+@dataclass
+class OpCount:
+    requests: int = 0
+    rcu: float = 0.0
+    wcu: float = 0.0
+
+
+@dataclass
+class Usage:
+    """Totals of a measured window."""
+
+    dynamodb: dict[str, OpCount] = field(default_factory=lambda: defaultdict(OpCount))
+    s3: Counter = field(default_factory=Counter)
+    lambda_invocations: int = 0
+    lambda_seconds: float = 0.0
+
+    @property
+    def rcu(self) -> float:
+        return sum(o.rcu for o in self.dynamodb.values())
+
+    @property
+    def wcu(self) -> float:
+        return sum(o.wcu for o in self.dynamodb.values())
+
+    @property
+    def dynamodb_requests(self) -> int:
+        return sum(o.requests for o in self.dynamodb.values())
+
+    def dollars(self) -> dict[str, float]:
+        """USD of this usage by service, at on-demand prices."""
+        s3 = sum(
+            n * PRICE_S3["put" if op.startswith(_S3_PUT_CLASS) else "get"]
+            for op, n in self.s3.items()
+        )
+        return {
+            "dynamodb": self.wcu * PRICE_WRITE_UNIT + self.rcu * PRICE_READ_UNIT,
+            "lambda": self.lambda_invocations * PRICE_LAMBDA_REQUEST
+            + self.lambda_seconds * LAMBDA_MEMORY_GB * PRICE_LAMBDA_GB_SECOND,
+            "api_gateway": self.lambda_invocations * PRICE_API_GATEWAY_REQUEST,
+            "s3": s3,
+        }
+
+
+def sqs_dollars_per_million() -> float:
+    """The SQS + Auto Scaling alternative: send, receive, delete per job."""
+    return SQS_REQUESTS_PER_JOB * PRICE_SQS_REQUEST * 1e6
+
+
+class CostMeter:
+    """Counts requests and units of the clients it instruments (thread-safe)."""
+
+    def __init__(self, probe: Any, table_prefix: str) -> None:
+        self._probe = probe  # an uninstrumented DynamoDB client on the same endpoint
+        self._keys = {
+            t.physical_name(table_prefix): [a for a in (t.partition_key, t.sort_key) if a]
+            for t in TABLES.values()
+        }
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.usage = Usage()
+
+    def reset(self) -> Usage:
+        """Start a new window; returns the one that ended."""
+        with self._lock:
+            ended, self.usage = self.usage, Usage()
+        return ended
+
+    def probe_seconds(self) -> float:
+        """Seconds this thread spent in probe requests (to take out of measured times)."""
+        return getattr(self._local, "probe_seconds", 0.0)
+
+    def _probed(self, started: float) -> None:
+        self._local.probe_seconds = self.probe_seconds() + time.perf_counter() - started
+
+    def lambda_invocation(self, seconds: float) -> None:
+        with self._lock:
+            self.usage.lambda_invocations += 1
+            self.usage.lambda_seconds += seconds
+
+    def instrument(self, client: Any) -> Any:
+        service = client.meta.service_model.service_name
+        events = client.meta.events
+        if service == "dynamodb":
+            events.register("before-parameter-build.dynamodb", self._before)
+            events.register("after-call.dynamodb", self._after)
+        elif service == "s3":
+            events.register("after-call.s3", self._after_s3)
+        return client
+
+    # --- hooks ------------------------------------------------------------------------------
+    def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        op = model.name
+        before: Any = None
+        if op in ("PutItem", "UpdateItem", "DeleteItem"):
+            before = self._size(params["TableName"], self._key(params))
+        elif op == "BatchWriteItem":
+            before = {
+                (table, i): self._size(table, self._request_key(table, request))
+                for table, requests in params["RequestItems"].items()
+                for i, request in enumerate(requests)
+            }
+        elif op == "TransactWriteItems":
+            before = [self._transact_size(entry) for entry in params["TransactItems"]]
+        self._local.pending = (op, dict(params), before)
+
+    def _after(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
+        pending = getattr(self._local, "pending", None)
+        self._local.pending = None
+        if pending is None or pending[0] != model.name:
+            return
+        op, params, before = pending
+        error = (parsed or {}).get("Error", {}).get("Code")
+        # Rejected requests (validation, throttling) are not billed; lost conditions are.
+        billed = error is None or error in BILLED_ERRORS
+        rcu, wcu = self._units(op, params, before) if billed else (0.0, 0.0)
+        with self._lock:
+            count = self.usage.dynamodb[op]
+            count.requests += 1
+            count.rcu += rcu
+            count.wcu += wcu
+
+    def _after_s3(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.usage.s3[model.name] += 1
+
+    # --- units ------------------------------------------------------------------------------
+    def _units(self, op: str, params: dict[str, Any], before: Any) -> tuple[float, float]:
+        table = params.get("TableName", "")
+        consistent = bool(params.get("ConsistentRead"))
+        if op == "PutItem":
+            return 0.0, write_units(before, item_size(params["Item"]))
+        if op == "UpdateItem":
+            return 0.0, write_units(before, self._size(table, params["Key"]))
+        if op == "DeleteItem":
+            return 0.0, write_units(before, 0)
+        if op == "GetItem":
+            return read_units(self._size(table, params["Key"]), consistent), 0.0
+        if op == "BatchGetItem":
+            return self._batch_get_units(params), 0.0
+        if op == "BatchWriteItem":
+            return 0.0, self._batch_write_units(params, before)
+        if op in ("Query", "Scan"):
+            return self._query_units(op, params), 0.0
+        if op == "TransactWriteItems":
+            return 0.0, self._transact_units(params, before)
+        if op == "TransactGetItems":
+            return sum(
+                2 * read_units(self._size(e["Get"]["TableName"], e["Get"]["Key"]), True)
+                for e in params["TransactItems"]
+            ), 0.0
+        return 0.0, 0.0  # control plane (CreateTable, ...): not billed per request
+
+    def _batch_get_units(self, params: dict[str, Any]) -> float:
+        total = 0.0
+        for table, spec in params["RequestItems"].items():
+            consistent = bool(spec.get("ConsistentRead"))
+            total += sum(read_units(self._size(table, k), consistent) for k in spec["Keys"])
+        return total
+
+    def _batch_write_units(self, params: dict[str, Any], before: dict) -> float:
+        total = 0.0
+        for table, requests in params["RequestItems"].items():
+            for i, request in enumerate(requests):
+                after = item_size(request["PutRequest"]["Item"]) if "PutRequest" in request else 0
+                total += write_units(before[(table, i)], after)
+        return total
+
+    def _transact_units(self, params: dict[str, Any], before: list[int]) -> float:
+        total = 0.0
+        for entry, old in zip(params["TransactItems"], before, strict=True):
+            kind, spec = next(iter(entry.items()))
+            if kind == "Put":
+                new = item_size(spec["Item"])
+            elif kind == "Update":
+                new = self._size(spec["TableName"], spec["Key"])
+            else:  # Delete, ConditionCheck
+                new = 0
+            total += 2 * write_units(old, new)
+        return total
+
+    def _query_units(self, op: str, params: dict[str, Any]) -> float:
+        """Units of the items the request evaluated: the same request without filter or
+        projection, on the probe."""
+        evaluated = {
+            k: v
+            for k, v in params.items()
+            if k
+            not in ("FilterExpression", "ProjectionExpression", "Select", "ReturnConsumedCapacity")
+        }
+        names = dict(evaluated.get("ExpressionAttributeNames") or {})
+        values = dict(evaluated.get("ExpressionAttributeValues") or {})
+        used = str(evaluated.get("KeyConditionExpression", ""))
+        evaluated["ExpressionAttributeNames"] = {k: v for k, v in names.items() if k in used}
+        evaluated["ExpressionAttributeValues"] = {k: v for k, v in values.items() if k in used}
+        for key in ("ExpressionAttributeNames", "ExpressionAttributeValues"):
+            if not evaluated[key]:
+                del evaluated[key]
+        started = time.perf_counter()
+        answer = getattr(self._probe, "query" if op == "Query" else "scan")(**evaluated)
+        self._probed(started)
+        size = sum(item_size(i) for i in answer.get("Items", []))
+        return read_units(size, bool(params.get("ConsistentRead")))
+
+    # --- sizes ------------------------------------------------------------------------------
+    def _key(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "Key" in params:
+            return params["Key"]
+        names = self._keys.get(params["TableName"], [])
+        return {k: params["Item"][k] for k in names if k in params["Item"]}
+
+    def _request_key(self, table: str, request: dict[str, Any]) -> dict[str, Any]:
+        if "DeleteRequest" in request:
+            return request["DeleteRequest"]["Key"]
+        item = request["PutRequest"]["Item"]
+        return {k: item[k] for k in self._keys.get(table, []) if k in item}
+
+    def _transact_size(self, entry: dict[str, Any]) -> int:
+        _, spec = next(iter(entry.items()))
+        key = spec.get("Key") or self._key(spec)
+        return self._size(spec["TableName"], key)
+
+    def _size(self, table: str, key: dict[str, Any]) -> int:
+        if not key:
+            return 0
+        started = time.perf_counter()
+        answer = self._probe.get_item(TableName=table, Key=key, ConsistentRead=True)
+        self._probed(started)
+        return item_size(answer.get("Item"))

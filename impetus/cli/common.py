@@ -1,0 +1,35 @@
+"""What the inspection commands share: the API client, JSON output, text helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from impetus.api_client import ApiClient
+from impetus.cli.textfmt import age, table
+from impetus.core.config import ClientSettings
+
+__all__ = ["add_json_flag", "age", "api", "print_json", "table", "write"]
+
+# A command fails fast when the API is down: 3 attempts (about a second), not the
+# client's patient default.
+CLI_ATTEMPTS = 3
+
+
+def api() -> ApiClient:
+    """A client of the configured API (environment, else the local stack's settings)."""
+    return ApiClient(ClientSettings.resolve(), max_attempts=CLI_ATTEMPTS)
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def write(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")

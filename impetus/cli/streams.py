@@ -1,0 +1,139 @@
+"""``impetus streams``, ``impetus stream show|delete ID``, ``impetus jobs ID``, ``impetus job``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from impetus.cli.common import add_json_flag, age, api, print_json, table, write
+from impetus.storage.joblist import DEFAULT_LIMIT, LIST_STATUSES, MAX_LIMIT
+
+COUNT_COLUMNS = ("waiting", "delayed", "running", "finished", "errors", "acked", "forked")
+
+
+def register(subparsers: Any) -> None:
+    streams = subparsers.add_parser("streams", help="list streams with their backlog counts")
+    add_json_flag(streams)
+    streams.set_defaults(func=cmd_streams)
+
+    stream = subparsers.add_parser("stream", help="show or delete one stream")
+    actions = stream.add_subparsers(dest="stream_command", metavar="{show,delete}", required=True)
+    show = actions.add_parser("show", help="properties and counts of a stream")
+    show.add_argument("id", help="stream id")
+    add_json_flag(show)
+    show.set_defaults(func=cmd_show)
+    delete = actions.add_parser("delete", help="delete a stream with its jobs and store")
+    delete.add_argument("id", help="stream id")
+    delete.set_defaults(func=cmd_delete)
+
+    jobs = subparsers.add_parser("jobs", help="list a stream's jobs (payloads left out)")
+    jobs.add_argument("id", help="stream id")
+    jobs.add_argument("--status", choices=LIST_STATUSES, help="only jobs with this status")
+    jobs.add_argument(
+        "--limit",
+        type=_limit,
+        default=DEFAULT_LIMIT,
+        help=f"at most this many, in fork order (default {DEFAULT_LIMIT}, max {MAX_LIMIT})",
+    )
+    add_json_flag(jobs)
+    jobs.set_defaults(func=cmd_jobs)
+
+    job = subparsers.add_parser("job", help="one job's record: status, error, output")
+    job.add_argument("id", help="stream id")
+    job.add_argument("job", help="job id")
+    add_json_flag(job)
+    job.set_defaults(func=cmd_job)
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_LIMIT}")
+    return value
+
+
+def cmd_streams(args: argparse.Namespace) -> int:
+    streams = api().list_streams()
+    if args.json:
+        print_json(streams)
+        return 0
+    if not streams:
+        write("no streams")
+        return 0
+    rows = [
+        [s["id"], *(s["counts"][c] for c in COUNT_COLUMNS), age(s.get("created"))] for s in streams
+    ]
+    write(table(["STREAM", *(c.upper() for c in COUNT_COLUMNS), "AGE"], rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    stream = api().get_stream(args.id)
+    if args.json:
+        print_json(stream)
+        return 0
+    write(f"stream {stream['id']} (created {age(stream.get('created'))} ago)")
+    write("counts:     " + "  ".join(f"{c} {stream['counts'][c]}" for c in COUNT_COLUMNS))
+    props = stream.get("properties") or {}
+    write("properties: " + (json.dumps(props, sort_keys=True) if props else "(defaults)"))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    api().delete_stream(args.id)
+    write(f"deleted stream {args.id}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    answer = api().list_jobs(args.id, args.status, args.limit)
+    if args.json:
+        print_json(answer)
+        return 0
+    jobs = answer["jobs"]
+    rows = [
+        [
+            j["id"], j["name"], j["stage"], j["status"], j["node"], j["attempt"],
+            _duration(j.get("started"), j.get("finished")),
+        ]
+        for j in jobs
+    ]  # fmt: skip
+    if rows:
+        write(table(["JOB", "NAME", "STAGE", "STATUS", "NODE", "ATTEMPT", "TIME"], rows))
+    what = f" {args.status}" if args.status else ""
+    more = f" (showing {len(jobs)}; --limit for more)" if answer["count"] > len(jobs) else ""
+    write(f"{answer['count']}{what} jobs{more}")
+    return 0
+
+
+def _duration(started: float | None, finished: float | None) -> str | None:
+    if not started or not finished:
+        return None
+    return f"{finished - started:.3f}s"
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    job = api().get_job(args.id, args.job)
+    if args.json:
+        print_json(job)
+        return 0
+    for key in ("id", "name", "status", "callback", "node", "attempt", "priority"):
+        if job.get(key) is not None:
+            write(f"{key + ':':10s} {job[key]}")
+    took = _duration(job.get("started"), job.get("finished"))
+    if took:
+        write(f"{'time:':10s} {took}")
+    result = job.get("result")
+    if job.get("status") == "error" and isinstance(result, dict):
+        write(f"{'error:':10s} {result.get('type')}: {result.get('error')}")
+        if result.get("traceback"):
+            write(result["traceback"].rstrip())
+    for name, text in (job.get("output") or {}).items():
+        if isinstance(text, str) and text:
+            write(f"--- {name} ---")
+            write(text.rstrip("\n"))
+    return 0

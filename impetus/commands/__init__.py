@@ -1,2 +1,0 @@
-"""The ``impetus`` subcommands that inspect and manage a running system, one group per
-module, each exposing ``register(subparsers)`` (see impetus/cli.py)."""

@@ -1,0 +1,169 @@
+"""Settings, and every environment variable Impetus reads, in one place.
+
+Resolution order everywhere: explicit argument > environment > config files > default.
+The client's config files: ``config.json`` (written by ``impetus config from-stack``
+for a deployed stack), then the local stack's ``local.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impetus.core.exceptions import ConfigError
+
+# --- environment variable names (the only place they are spelled) -------------------------
+ENV_API_URL = "IMPETUS_API_URL"
+ENV_AUTHKEY = "IMPETUS_AUTHKEY"
+ENV_HOME = "IMPETUS_HOME"
+ENV_TABLE_PREFIX = "IMPETUS_TABLE_PREFIX"
+ENV_AUTHKEY_SECRET = "IMPETUS_AUTHKEY_SECRET"
+ENV_SIGNING_SECRET = "IMPETUS_SIGNING_SECRET"
+ENV_BUCKET = "IMPETUS_BUCKET"
+ENV_DFS_FUNCTION = "IMPETUS_DFS_FUNCTION"
+ENV_NODE_GROUPS = "IMPETUS_NODE_GROUPS"
+ENV_REGION = "AWS_DEFAULT_REGION"
+ENV_ENDPOINT = "AWS_ENDPOINT_URL"
+ENV_BOOT_SECONDS = "IMPETUS_BOOT_SECONDS"
+ENV_DFS_IDLE_SECONDS = "IMPETUS_DFS_IDLE_SECONDS"
+ENV_DFS_SCALE_IN_TICKS = "IMPETUS_DFS_SCALE_IN_TICKS"
+ENV_INSTANCE_ID = "IMPETUS_INSTANCE_ID"
+ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
+ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_TABLE_PREFIX = "impetus"
+DEFAULT_AUTHKEY_SECRET = "impetus/authkey"
+DEFAULT_SIGNING_SECRET = "impetus/signing-key"
+
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    ENV_API_URL: "URL of the Impetus HTTP API (client, CLI).",
+    ENV_AUTHKEY: "Bearer authkey for the API (client, CLI).",
+    ENV_HOME: "Directory of the local stack's state and settings (default ~/.impetus).",
+    ENV_TABLE_PREFIX: "Prefix of the DynamoDB table names (default 'impetus').",
+    ENV_AUTHKEY_SECRET: "Secrets Manager id of the API authkey (API Lambda).",
+    ENV_SIGNING_SECRET: "Secrets Manager id of the job signing key (API Lambda, nodes).",
+    ENV_BUCKET: "S3 bucket for large payloads.",
+    ENV_REGION: "AWS region (default us-east-1).",
+    ENV_ENDPOINT: "AWS endpoint override; the local stack points it at its moto server.",
+    ENV_NODE_GROUPS: (
+        "DFS: JSON object {node_class: Auto Scaling group name}; streams without a "
+        "node_class are served by class 'default'."
+    ),
+    ENV_BOOT_SECONDS: "DFS: estimated seconds from launch to a working node (default 60).",
+    ENV_DFS_FUNCTION: (
+        "API Lambda: name of the DFS Lambda, invoked asynchronously when a stream goes "
+        "from empty to non-empty (unset: no nudge)."
+    ),
+    ENV_DFS_IDLE_SECONDS: (
+        "DFS: floor of the idle time before a node may be scaled in (default 60; the "
+        "local stack shortens it)."
+    ),
+    ENV_DFS_SCALE_IN_TICKS: "DFS: consecutive ticks that must agree on a scale-in (default 3).",
+    ENV_INSTANCE_ID: (
+        "Node agent: the EC2 instance id it runs on (scale-in protection, lifecycle hook); "
+        "also taken from a node id that starts with 'i-'."
+    ),
+    ENV_SHOW_OUTPUT: "0 stops the client printing its jobs' output (default 1: shown, "
+    "each line prefixed with the job id); Impetus.run(output=...) overrides it.",
+    ENV_LOG_GROUP: "CloudWatch Logs group that nodes also send jobs' output to (one log "
+    "stream per stream and worker); unset: not sent.",
+}
+
+_FALSE = ("0", "false", "no", "off")
+
+
+def impetus_home() -> Path:
+    return Path(os.environ.get(ENV_HOME) or Path.home() / ".impetus")
+
+
+def local_settings_path() -> Path:
+    return impetus_home() / "local.json"
+
+
+def deployed_settings_path() -> Path:
+    return impetus_home() / "config.json"
+
+
+def read_local_settings() -> dict[str, Any]:
+    """The local stack's connection settings, or {} when no stack is up."""
+    return _read_settings(local_settings_path())
+
+
+def read_deployed_settings() -> dict[str, Any]:
+    """A deployed stack's settings (``impetus config from-stack``), or {} when none."""
+    return _read_settings(deployed_settings_path())
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read settings {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where the client finds the API and how it authenticates."""
+
+    api_url: str
+    authkey: str = field(repr=False)
+
+    @classmethod
+    def resolve(cls, api_url: str | None = None, authkey: str | None = None) -> ClientSettings:
+        url = api_url or os.environ.get(ENV_API_URL)
+        key = authkey or os.environ.get(ENV_AUTHKEY)
+        for read in (read_deployed_settings, read_local_settings):
+            if url and key:
+                break
+            found = read()
+            url = url or found.get("api_url")
+            key = key or found.get("authkey")
+        if not url or not key:
+            raise ConfigError(
+                "no Impetus API configured: pass address/authkey, set "
+                f"{ENV_API_URL} and {ENV_AUTHKEY}, run `impetus config from-stack STACK`, "
+                "or run `impetus local up`"
+            )
+        return cls(api_url=url.rstrip("/"), authkey=key)
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where the server side (API Lambda, DFS, node agents) finds its AWS resources."""
+
+    region: str = DEFAULT_REGION
+    endpoint_url: str | None = None
+    table_prefix: str = DEFAULT_TABLE_PREFIX
+    authkey_secret: str = DEFAULT_AUTHKEY_SECRET
+    signing_secret: str = DEFAULT_SIGNING_SECRET
+    bucket: str | None = None
+
+    @classmethod
+    def from_env(cls) -> AwsSettings:
+        env = os.environ
+        return cls(
+            region=env.get(ENV_REGION) or env.get("AWS_REGION") or DEFAULT_REGION,
+            endpoint_url=env.get(ENV_ENDPOINT) or None,
+            table_prefix=env.get(ENV_TABLE_PREFIX) or DEFAULT_TABLE_PREFIX,
+            authkey_secret=env.get(ENV_AUTHKEY_SECRET) or DEFAULT_AUTHKEY_SECRET,
+            signing_secret=env.get(ENV_SIGNING_SECRET) or DEFAULT_SIGNING_SECRET,
+            bucket=env.get(ENV_BUCKET) or None,
+        )
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """What the client prints while it runs."""
+
+    show_output: bool = True  # jobs' captured stdout/stderr/logging, prefixed by job id
+
+    @classmethod
+    def from_env(cls) -> DisplaySettings:
+        value = os.environ.get(ENV_SHOW_OUTPUT, "").strip().lower()
+        return cls(show_output=value not in _FALSE)

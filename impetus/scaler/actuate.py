@@ -1,0 +1,75 @@
+"""Carry out a group decision through Auto Scaling and the nodes table.
+
+Order: terminate the drained nodes (each with ``ShouldDecrementDesiredCapacity``, so the
+group never picks a victim of its own), ask the chosen nodes to drain, then set the
+desired capacity if it still differs. Desired capacity is checked against the group's
+[min, max] here too: moto accepts values outside, AWS refuses them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from impetus.scaler.model import GroupDecision, GroupState
+from impetus.storage import dynamo
+from impetus.storage.tables import NODES, TABLES
+
+log = logging.getLogger(__name__)
+
+
+class LimitError(ValueError):
+    """A desired capacity outside the group's [min, max] (a policy bug: refused)."""
+
+
+def request_drain(client: Any, table_prefix: str, node_id: str) -> bool:
+    """Mark a node's item ``drain``; its agent stops claiming and reports ``drained``."""
+    try:
+        client.update_item(
+            TableName=TABLES[NODES].physical_name(table_prefix),
+            Key=dynamo.serialize({"node": node_id}),
+            UpdateExpression="SET #drain = :yes",
+            ConditionExpression="attribute_exists(#node)",
+            ExpressionAttributeNames={"#drain": "drain", "#node": "node"},
+            ExpressionAttributeValues=dynamo.values(yes=True),
+        )
+    except ClientError as exc:
+        if dynamo.is_condition_failure(exc):
+            return False  # the node is gone
+        raise
+    return True
+
+
+def apply(
+    decision: GroupDecision, group: GroupState, asg: Any, ddb: Any, table_prefix: str
+) -> list[str]:
+    """Apply one group's decision; returns what was done (for the log)."""
+    done = []
+    desired = group.desired
+    for node_id in decision.terminate:
+        try:
+            asg.terminate_instance_in_auto_scaling_group(
+                InstanceId=node_id, ShouldDecrementDesiredCapacity=True
+            )
+        except ClientError as exc:
+            log.warning("terminating %s failed: %s", node_id, exc)
+            continue
+        desired -= 1
+        done.append(f"terminated {node_id}")
+    for node_id in decision.drain:
+        if request_drain(ddb, table_prefix, node_id):
+            done.append(f"drain {node_id}")
+    if decision.desired != desired:
+        if not group.min <= decision.desired <= group.max:
+            raise LimitError(
+                f"desired {decision.desired} outside [{group.min}, {group.max}] of {group.name}"
+            )
+        asg.set_desired_capacity(
+            AutoScalingGroupName=group.name,
+            DesiredCapacity=decision.desired,
+            HonorCooldown=False,
+        )
+        done.append(f"desired {desired} -> {decision.desired}")
+    return done

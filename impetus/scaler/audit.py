@@ -1,0 +1,102 @@
+"""Counter audit: the counters DFS and the agents act on, checked against the queue.
+
+A stream's ``waiting``, ``running`` and ``delayed`` counters are written apart from the
+queue writes they count (agents buffer their deltas; a process can die between a write
+and its count), so they can drift. Drift is not harmless: ``waiting`` at 0 while jobs
+wait strands them (agents claim only from streams with waiting work, DFS scales only for
+it: the fleet would stay at zero), and a phantom backlog keeps nodes up for nothing.
+
+So DFS recounts each stream from its queue partitions (``Queue.recount``) every
+``AUDIT_EVERY`` seconds and compares. Counters legitimately lag the queue: an agent's
+delta is written within :data:`impetus.storage.counters.MAX_DELTA_AGE` seconds or dropped. So a
+difference is corrected only when the *same* difference is seen again at least
+``CONFIRM_AFTER`` (longer than that age) seconds later, and then with one conditional
+write that applies only if the counters have not moved since they were read
+(``Streams.correct``): a delta still on its way is not counted twice (unless one write
+hangs in retries past the confirmation window, up to its SDK retry budget; the next audit
+corrects that too). A busy stream
+whose counters never hold still is corrected at its next quiet moment; the streams drift
+hurts, stranded and phantom ones, are quiet. Worst case, stranded work gets its node
+``AUDIT_EVERY + CONFIRM_AFTER`` (6 minutes) after the drift.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from impetus.storage.counters import MAX_DELTA_AGE
+from impetus.storage.jobqueue.recount import RECOUNTED
+from impetus.storage.queue import Queue
+
+log = logging.getLogger(__name__)
+
+AUDIT_EVERY = 300.0  # seconds between audits of one stream
+CONFIRM_AFTER = 2 * MAX_DELTA_AGE  # a difference must hold this long to be corrected
+
+
+@dataclass
+class Suspect:
+    seen_at: float
+    difference: dict[str, int]
+
+
+@dataclass
+class Auditor:
+    """Per process (a warm Lambda container, the local ticker): when each stream was
+    audited, and differences waiting for confirmation."""
+
+    every: float = AUDIT_EVERY
+    confirm_after: float = CONFIRM_AFTER
+
+    def __post_init__(self) -> None:
+        self.audited_at: dict[str, float] = {}
+        self.suspects: dict[str, Suspect] = {}
+
+    def due(self, stream_id: str, now: float) -> bool:
+        suspect = self.suspects.get(stream_id)
+        if suspect is not None:
+            return now - suspect.seen_at >= self.confirm_after
+        return now - self.audited_at.get(stream_id, float("-inf")) >= self.every
+
+    def judge(self, stream_id: str, now: float, difference: dict[str, int]) -> bool:
+        """Record what an audit found; True when it confirms the previous difference."""
+        self.audited_at[stream_id] = now
+        previous = self.suspects.pop(stream_id, None)
+        if not any(difference.values()):
+            return False
+        if previous is not None and previous.difference == difference:
+            return True
+        self.suspects[stream_id] = Suspect(now, difference)
+        return False
+
+    def forget(self, live: set[str]) -> None:
+        for table in (self.audited_at, self.suspects):
+            for stream_id in [s for s in table if s not in live]:
+                del table[stream_id]
+
+
+def audit(queue: Queue, listing: list[dict[str, Any]], now: float, auditor: Auditor) -> int:
+    """Audit the streams that are due; returns how many were corrected."""
+    auditor.forget({s["id"] for s in listing})
+    corrected = 0
+    for stream in listing:
+        sid = stream["id"]
+        if not auditor.due(sid, now):
+            continue
+        try:
+            seen = queue.streams.raw_counts(sid, RECOUNTED)
+            truth = queue.recount(sid)
+        except Exception:
+            log.exception("auditing stream %s failed", sid)
+            continue
+        difference = {k: truth[k] - seen[k] for k in RECOUNTED}
+        if not auditor.judge(sid, now, difference):
+            continue
+        if queue.streams.correct(sid, seen, truth):
+            log.warning("stream %s: counters %s corrected to the queue's %s", sid, seen, truth)
+            corrected += 1
+        else:  # the counters moved meanwhile: look again soon
+            auditor.suspects[sid] = Suspect(now, difference)
+    return corrected

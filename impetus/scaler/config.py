@@ -1,0 +1,72 @@
+"""DFS settings: which Auto Scaling group serves which node class, and the policy knobs."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from impetus.core.config import (
+    ENV_BOOT_SECONDS,
+    ENV_DFS_IDLE_SECONDS,
+    ENV_DFS_SCALE_IN_TICKS,
+    ENV_NODE_GROUPS,
+    AwsSettings,
+)
+from impetus.core.exceptions import ConfigError
+from impetus.scaler.policy import IDLE_FLOOR, SCALE_IN_TICKS, PolicyParams
+
+DEFAULT_BOOT_SECONDS = 60.0
+NAMESPACE = "Impetus"  # CloudWatch metric namespace
+LOG_TTL_SECONDS = 7 * 86400
+LOG_EVERY = 60.0  # an unchanged decision is recorded again after this many seconds
+
+
+def _number(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def parse_node_groups(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        groups = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_NODE_GROUPS} is not JSON: {exc}") from exc
+    if not isinstance(groups, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and v for k, v in groups.items()
+    ):
+        raise ConfigError(f"{ENV_NODE_GROUPS} must be a JSON object of node class -> group")
+    return groups
+
+
+@dataclass(frozen=True)
+class DfsSettings:
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    node_groups: dict[str, str] = field(default_factory=dict)  # node class -> ASG name
+    boot_seconds: float = DEFAULT_BOOT_SECONDS
+    idle_floor: float = IDLE_FLOOR
+    scale_in_ticks: int = SCALE_IN_TICKS
+
+    @classmethod
+    def from_env(cls) -> DfsSettings:
+        return cls(
+            aws=AwsSettings.from_env(),
+            node_groups=parse_node_groups(os.environ.get(ENV_NODE_GROUPS)),
+            boot_seconds=_number(ENV_BOOT_SECONDS, DEFAULT_BOOT_SECONDS, 0),
+            idle_floor=_number(ENV_DFS_IDLE_SECONDS, IDLE_FLOOR, 0),
+            scale_in_ticks=int(_number(ENV_DFS_SCALE_IN_TICKS, SCALE_IN_TICKS, 1)),
+        )
+
+    @property
+    def params(self) -> PolicyParams:
+        return PolicyParams(idle_floor=self.idle_floor, scale_in_ticks=self.scale_in_ticks)

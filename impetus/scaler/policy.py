@@ -1,0 +1,285 @@
+"""The scaling policy: a pure function from what DFS sees to what it should do.
+
+``decide(PolicyInput, Memory, PolicyParams) -> Decision`` touches no AWS, no clock and
+no randomness: the DFS Lambda, the simulator and the unit tests all call it the same way.
+
+**Sizing (per stream).** A stream with ``B`` due jobs waiting, ``R`` running, a measured
+job duration ``d`` (EWMA, seconds), ``mpps`` worker slots per node and a
+``target_latency`` ``T`` needs
+
+    slots = R + min(B, ceil(B * d / T))          # keep the running, start the backlog within T
+    reach = in_service * mpps * boot / d         # due jobs the nodes in service start
+          + sum(mpps * min(boot, a_k) / d)       #   and those booting for a_k seconds (they
+                                                 #   arrive a_k before a node launched now)
+    late  = B - reach                            # ... before a new node could have booted
+    slots = min(slots, (in_service + pending) * mpps + min(late, ceil(late * d / T)))
+    slots = min(slots, max(1, ceil(rate * d)))   # when the stream has a fleet-wide `rate`
+    nodes = ceil(slots / mpps), capped by `max_nodes`, raised to `min_nodes`
+
+so one due job on an empty fleet asks for one node (scale from zero), a node is never
+launched for work the running and booting fleet starts before it could boot, and a
+stream with nothing due or running asks for ``min_nodes`` (default 0). A booting node's
+``a_k`` counts from the first tick that saw its instance (DFS launched it at most a
+tick earlier).
+
+**Per group.** A group (one Auto Scaling group per ``node_class``; ``default`` when a
+stream names none) needs the largest need of its streams: a node runs up to ``mpps``
+workers for *every* stream it serves, so streams share nodes. Then:
+
+1. *Terminate* the nodes DFS asked to drain on an earlier tick that now report
+   ``drained``, each with ``ShouldDecrementDesiredCapacity``: capacity is lowered only
+   by removing a node we chose, never by letting Auto Scaling pick a victim.
+2. *Scale out at once* when the need exceeds the capacity that stays (``desired``
+   minus the nodes being drained): ``desired`` already counts instances that are
+   pending (booting), so repeated ticks during a boot do not launch twice.
+3. *Cancel launches no longer needed*: when the need fell below the capacity that
+   stays while some nodes are still booting (no heartbeat yet), booting nodes are
+   terminated with decrement at once, newest first, but only those whose work will
+   have started before they arrive: with ``W = sum((B + R/2) * d / mpps)`` node-seconds
+   of work, a node due in ``r = boot - a`` seconds goes when
+   ``in_service * r + sum(r - r_k for the older booting nodes) >= W``. They never held a
+   job. (A node kept this way serves the next batch; cancelling it as soon as the need
+   formula dips, while the backlog still outlasts its boot, only moved the wait.)
+4. *Scale in* only nodes idle for at least ``max(boot_seconds, idle_floor)`` (60 s),
+   fresh heartbeat, not protected, and only after ``scale_in_ticks`` (3) consecutive
+   ticks agree that the group has a surplus; the longest-idle nodes are asked to drain.
+5. ``desired`` is always clamped to the group's ``[min, max]`` (AWS refuses values
+   outside; moto does not), and scale-in never goes below ``min``.
+
+Every group decision carries a one-line reason; every stream need carries its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from impetus.scaler.model import (
+    NODE_BOOTING,
+    NODE_DRAINED,
+    NODE_RUNNING,
+    Decision,
+    GroupDecision,
+    GroupState,
+    Memory,
+    NodeState,
+    PolicyInput,
+    StreamNeed,
+    StreamState,
+)
+
+IDLE_FLOOR = 60.0
+SCALE_IN_TICKS = 3
+STALE_HEARTBEAT = 60.0  # a node silent this long is not trusted to be idle
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    idle_floor: float = IDLE_FLOOR  # seconds; a node must be idle max(boot, this)
+    scale_in_ticks: int = SCALE_IN_TICKS  # consecutive ticks that must agree on a scale-in
+    stale_heartbeat: float = STALE_HEARTBEAT
+    cancel_booting: bool = True  # terminate surplus nodes still booting at once
+
+
+def stream_need(
+    stream: StreamState, group: GroupState | None = None, booting_for: tuple[float, ...] = ()
+) -> StreamNeed:
+    """Nodes one stream needs, with the arithmetic as its reason. ``booting_for``: how
+    long each node still booting has been booting (it starts work that much before a
+    node launched now would)."""
+    b, r = max(0, stream.backlog), max(0, stream.running)
+    d = max(stream.job_seconds, 1e-3)
+    mpps = max(1, stream.mpps)
+    slots = r + min(b, math.ceil(b * d / stream.target_latency))
+    why = f"{b} due + {r} running, {d:.2f}s/job, target {stream.target_latency:g}s"
+    if group is not None and slots:
+        # Jobs the nodes in service start before a new node could boot need no new node.
+        reach = group.in_service * mpps * group.boot_seconds / d
+        reach += sum(mpps * min(group.boot_seconds, max(0.0, a)) / d for a in booting_for)
+        late = max(0, b - math.floor(reach))
+        have = (group.in_service + group.pending) * mpps
+        cap = have + min(late, math.ceil(late * d / stream.target_latency))
+        if slots > cap:
+            slots = cap
+            why = (
+                f"{why}, {late} beyond the reach of the {group.in_service} in service"
+                f" and {len(booting_for)} booting"
+            )
+    if stream.rate is not None and slots:
+        cap = max(1, math.ceil(stream.rate * d))
+        if slots > cap:
+            slots, why = cap, f"{why}, rate {stream.rate:g}/s caps slots at {cap}"
+    nodes = math.ceil(slots / mpps)
+    why = f"{why}: {slots} slots / mpps {mpps} = {nodes} nodes"
+    if stream.max_nodes is not None and nodes > stream.max_nodes:
+        nodes, why = stream.max_nodes, f"{why}, max_nodes {stream.max_nodes}"
+    if nodes < stream.min_nodes:
+        nodes, why = stream.min_nodes, f"{why}, min_nodes {stream.min_nodes}"
+    return StreamNeed(stream.id, nodes, why)
+
+
+def _clamp(value: int, group: GroupState) -> int:
+    return max(group.min, min(group.max, value))
+
+
+def idle_threshold(group: GroupState, params: PolicyParams) -> float:
+    return max(group.boot_seconds, params.idle_floor)
+
+
+def scale_in_candidates(
+    nodes: list[NodeState], group: GroupState, now: float, params: PolicyParams
+) -> list[NodeState]:
+    """Nodes that may be drained: running, fresh, unprotected, idle long enough;
+    longest idle first."""
+    threshold = idle_threshold(group, params)
+    fit = [
+        n
+        for n in nodes
+        if n.state == NODE_RUNNING
+        and not n.busy
+        and not n.protected
+        and n.idle_since is not None
+        and now - n.idle_since >= threshold
+        and now - n.heartbeat <= params.stale_heartbeat
+    ]
+    return sorted(fit, key=lambda n: (n.idle_since, n.id))
+
+
+def _unneeded_booting(
+    group: GroupState, streams: list[StreamState], booting: list[NodeState], now: float
+) -> tuple[str, ...]:
+    """Booting nodes, newest first, whose work will have started before they arrive.
+
+    The group's work is ``W = sum((B + R / 2) * d / mpps)`` node-seconds (the backlog,
+    and half the running jobs' time still to go). A node due in ``r`` seconds (``boot``
+    minus how long it has booted) is not needed when the nodes in service and those
+    booting that arrive before it can do ``W`` before then:
+    ``in_service * r + sum(r - r_k for older nodes k) >= W``. Newest first: a node
+    cancelled never counts for an older one."""
+    work = sum(
+        (max(0, s.backlog) + max(0, s.running) / 2) * max(s.job_seconds, 1e-3) / max(1, s.mpps)
+        for s in streams
+    )
+    due = sorted(
+        ((max(0.0, group.boot_seconds - (now - n.started)), n.id) for n in booting), reverse=True
+    )
+    victims = []
+    for i, (r, node_id) in enumerate(due):
+        before = group.in_service * r + sum(r - r_k for r_k, _ in due[i + 1 :])
+        if before < work:
+            break
+        victims.append(node_id)
+    return tuple(victims)
+
+
+def decide_group(
+    group: GroupState,
+    streams: list[StreamState],
+    nodes: list[NodeState],
+    memory: Memory,
+    now: float,
+    params: PolicyParams,
+) -> GroupDecision:
+    """One group's decision; updates ``memory`` (agree counter, drains in flight)."""
+    key = group.node_class
+    booting_for = tuple(now - n.started for n in nodes if n.state == NODE_BOOTING)
+    needs = tuple(stream_need(s, group, booting_for) for s in streams)
+    needed = max((n.nodes for n in needs), default=0)
+    target = _clamp(needed, group)
+    present = {n.id for n in nodes}
+    for node_id in [n for n in memory.draining if n not in present]:
+        del memory.draining[node_id]  # gone (terminated, or its instance left the group)
+    # 1. drained nodes we asked for leave first, each taking one unit of desired with it
+    room = max(0, group.desired - group.min)
+    terminate = tuple(n.id for n in nodes if n.state == NODE_DRAINED and n.id in memory.draining)[
+        :room
+    ]
+    for node_id in terminate:
+        del memory.draining[node_id]
+    desired = group.desired - len(terminate)
+    leaving = sum(1 for n in nodes if n.id in memory.draining)
+    staying = desired - leaving
+    base = GroupDecision(
+        node_class=key,
+        group=group.name,
+        previous=group.desired,
+        desired=_clamp(desired, group),
+        needed=needed,
+        terminate=terminate,
+        needs=needs,
+    )
+    if target > staying:  # 2. scale out at once
+        memory.agree[key] = 0
+        new = _clamp(target + leaving, group)
+        if new <= desired:
+            return replace(base, reason=f"need {needed}, at max {group.max}")
+        return replace(
+            base,
+            desired=new,
+            action="scale-out",
+            reason=f"need {needed} > {staying} staying ({group.pending} pending): "
+            f"desired {desired} -> {new}",
+        )
+    booting = [n for n in nodes if n.state == NODE_BOOTING and n.id not in memory.draining]
+    if target < staying and booting and params.cancel_booting:  # 3a. launches not needed
+        # A booting node has never claimed: cancelling it kills nothing (an agent racing
+        # to its first claim is drained by the termination lifecycle hook first).
+        allowed = min(staying - target, desired - leaving - group.min, len(booting))
+        victims = _unneeded_booting(group, streams, booting, now)[: max(0, allowed)]
+        if victims:
+            memory.agree[key] = 0
+            return replace(
+                base,
+                terminate=terminate + victims,
+                desired=_clamp(desired - len(victims), group),
+                action="scale-in",
+                reason=f"need {needed} < {staying} staying: cancel {len(victims)} booting",
+            )
+    if target < staying:  # 3. scale in, carefully
+        candidates = scale_in_candidates(
+            [n for n in nodes if n.id not in memory.draining], group, now, params
+        )
+        allowed = min(staying - target, desired - leaving - group.min)
+        memory.agree[key] = memory.agree.get(key, 0) + 1
+        if memory.agree[key] < params.scale_in_ticks:
+            return replace(
+                base,
+                reason=f"need {needed} < {staying} staying: scale-in agreed "
+                f"{memory.agree[key]}/{params.scale_in_ticks} ticks",
+            )
+        if not candidates or allowed <= 0:
+            return replace(
+                base,
+                reason=f"need {needed} < {staying} staying for {memory.agree[key]} ticks, "
+                f"but no node idle >= {idle_threshold(group, params):g}s",
+            )
+        memory.agree[key] = 0
+        victims = tuple(n.id for n in candidates[:allowed])
+        for node_id in victims:
+            memory.draining[node_id] = now
+        return replace(
+            base,
+            drain=victims,
+            action="scale-in",
+            reason=f"need {needed} < {staying} staying for {params.scale_in_ticks} ticks: "
+            f"drain {len(victims)} idle node(s), terminate once drained",
+        )
+    memory.agree[key] = 0
+    why = f"need {needed} = {staying} staying"
+    if terminate:
+        why += f"; terminate {len(terminate)} drained node(s)"
+    return replace(base, reason=why)
+
+
+def decide(
+    inputs: PolicyInput, memory: Memory | None = None, params: PolicyParams | None = None
+) -> Decision:
+    """Decide every group. The given memory is not modified; the new one is returned."""
+    params = params or PolicyParams()
+    memory = Memory.from_json(memory.to_json() if memory else None)
+    groups = []
+    for group in inputs.groups:
+        streams = [s for s in inputs.streams if s.node_class == group.node_class]
+        nodes = [n for n in inputs.nodes if n.node_class == group.node_class]
+        groups.append(decide_group(group, streams, nodes, memory, inputs.now, params))
+    return Decision(groups=tuple(groups), memory=memory)

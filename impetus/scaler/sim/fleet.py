@@ -1,0 +1,175 @@
+"""The simulated world of the DFS simulator: a queue of jobs and a fleet of nodes.
+
+One-second steps. Nodes boot for a random 45-75 s (billed from launch, per second with a
+60 s minimum, as EC2 bills Linux instances), then run up to ``mpps`` jobs at once. The
+policies (impetus.scaler.sim.policies) act on the fleet only through ``launch``,
+``drain`` and ``terminate``; a terminated node's running jobs go back to the head of
+the queue and count as interrupted.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from impetus.scaler.sim.traces import Trace
+
+MIN_BILLED = 60.0
+BOOT_RANGE = (45.0, 75.0)
+
+
+@dataclass
+class SimJob:
+    arrival: float
+    seconds: float
+    start: float | None = None
+    done: float | None = None
+    interrupted: int = 0
+
+
+@dataclass
+class SimNode:
+    id: str
+    launched: float
+    ready_at: float
+    slots: list[int | None]
+    terminated: float | None = None
+    state: str = "running"  # running | draining | drained
+    idle_since: float | None = None
+    jobs_done: int = 0
+
+    def ready(self, t: float) -> bool:
+        return self.terminated is None and t >= self.ready_at
+
+    @property
+    def busy(self) -> bool:
+        return any(j is not None for j in self.slots)
+
+    def billed(self, end: float) -> float:
+        return max(
+            MIN_BILLED, (self.terminated if self.terminated is not None else end) - self.launched
+        )
+
+
+@dataclass
+class Action:
+    t: float
+    direction: str  # up | down
+    nodes: int
+
+
+@dataclass
+class Fleet:
+    trace: Trace
+    mpps: int = 4
+    max_nodes: int = 20
+    boot_seconds: float = 60.0  # the estimate policies are told
+    target_latency: float = 30.0  # the stream's target_latency (impetus, target tracking)
+    seed: int = 7
+    t: float = 0.0
+    jobs: list[SimJob] = field(default_factory=list)
+    nodes: list[SimNode] = field(default_factory=list)
+    queue: deque[int] = field(default_factory=deque)
+    actions: list[Action] = field(default_factory=list)
+    completed: int = 0
+    completed_seconds: float = 0.0
+    nudged: bool = False  # a job arrived at an empty queue during this step
+    series: list[tuple[float, int, int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.jobs = [SimJob(a, s) for a, s in self.trace.jobs]
+        self._next_arrival = 0
+
+    # --- views ------------------------------------------------------------------------------
+    def alive(self) -> list[SimNode]:
+        return [n for n in self.nodes if n.terminated is None]
+
+    def ready_nodes(self) -> list[SimNode]:
+        return [n for n in self.nodes if n.ready(self.t)]
+
+    def running_jobs(self) -> int:
+        return sum(1 for n in self.alive() for j in n.slots if j is not None)
+
+    def interrupted(self) -> int:
+        return sum(j.interrupted for j in self.jobs)
+
+    # --- actions (what a policy may do) ----------------------------------------------------
+    def launch(self, count: int) -> None:
+        count = min(count, self.max_nodes - len(self.alive()))
+        for _ in range(max(0, count)):
+            boot = self.rng.uniform(*BOOT_RANGE)
+            node = SimNode(
+                id=f"i-{len(self.nodes):05d}",
+                launched=self.t,
+                ready_at=self.t + boot,
+                slots=[None] * self.mpps,
+                idle_since=self.t + boot,
+            )
+            self.nodes.append(node)
+        if count > 0:
+            self.actions.append(Action(self.t, "up", count))
+
+    def drain(self, node: SimNode) -> None:
+        node.state = "draining"
+
+    def terminate(self, nodes: list[SimNode]) -> None:
+        for node in nodes:
+            for i, index in enumerate(node.slots):
+                if index is not None:  # the job dies with the node: back to the queue
+                    job = self.jobs[index]
+                    job.interrupted += 1
+                    job.start = None
+                    self.queue.appendleft(index)
+                    node.slots[i] = None
+            node.terminated = self.t
+        if nodes:
+            self.actions.append(Action(self.t, "down", len(nodes)))
+
+    # --- the clock ------------------------------------------------------------------------------
+    def step(self) -> None:
+        """Advance to ``t``: finish jobs, admit arrivals, hand out work."""
+        t = self.t
+        for node in self.alive():
+            for i, index in enumerate(node.slots):
+                if index is not None and self.jobs[index].done <= t:
+                    node.slots[i] = None
+                    node.jobs_done += 1
+                    self.completed += 1
+                    self.completed_seconds += self.jobs[index].seconds
+                    if not node.busy:
+                        node.idle_since = self.jobs[index].done
+            if node.state == "draining" and not node.busy:
+                node.state = "drained"
+        self.nudged = False
+        while self._next_arrival < len(self.jobs) and self.jobs[self._next_arrival].arrival <= t:
+            if not self.queue:
+                self.nudged = True
+            self.queue.append(self._next_arrival)
+            self._next_arrival += 1
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        free = [
+            (node, i)
+            for node in self.ready_nodes()
+            if node.state == "running"
+            for i, j in enumerate(node.slots)
+            if j is None
+        ]
+        self.rng.shuffle(free)  # agents poll independently: work spreads over the fleet
+        for node, i in free:
+            if not self.queue:
+                break
+            index = self.queue.popleft()
+            job = self.jobs[index]
+            job.start, job.done = self.t, self.t + job.seconds
+            node.slots[i] = index
+            node.idle_since = None
+
+    def record(self) -> None:
+        self.series.append((self.t, len(self.queue), len(self.alive()), len(self.ready_nodes())))
+
+    def finished(self) -> bool:
+        return self._next_arrival >= len(self.jobs) and not self.queue and not self.running_jobs()

@@ -1,0 +1,193 @@
+"""One DFS tick: reap, look, decide, act, record, report.
+
+This is everything the DFS Lambda does per invocation (and the local ticker every
+second or two). Failures in one part are logged and do not stop the others: a failed
+reap must not stop scaling, a failed metric must not lose a decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from impetus.core import aws
+from impetus.scaler import actuate, audit, collect, metrics
+from impetus.scaler.config import DfsSettings
+from impetus.scaler.decisions import DecisionLog
+from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
+from impetus.scaler.policy import PolicyParams, decide, idle_threshold
+from impetus.storage.queue import Queue
+from impetus.storage.streams import may_hold_claims
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Clients:
+    ddb: Any
+    asg: Any
+    cloudwatch: Any
+
+    @classmethod
+    def create(cls, settings: DfsSettings) -> Clients:
+        return cls(
+            ddb=aws.client("dynamodb", settings.aws),
+            asg=aws.client("autoscaling", settings.aws),
+            cloudwatch=aws.client("cloudwatch", settings.aws),
+        )
+
+
+@dataclass
+class TickResult:
+    reaped: int = 0
+    corrected: int = 0  # streams whose drifted counters were set to the queue's count
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    active: bool = False  # work waits, runs, or nodes boot/drain: worth ticking again soon
+    next_in: float | None = None  # seconds until the next tick is worth running (if active)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reaped": self.reaped,
+            "corrected": self.corrected,
+            "groups": self.groups,
+            "active": self.active,
+            "next_in": self.next_in,
+        }
+
+
+FOLLOW_UP = 10.0  # seconds between ticks while work waits or runs, or nodes boot
+DRAIN_POLL = 2.0  # while a drain is in flight: its node reports drained within a heartbeat
+MIN_FOLLOW_UP = 1.0
+
+
+def is_active(inputs: PolicyInput, decision: Decision) -> bool:
+    """Work waits or runs, nodes boot, a drain is in flight, or nodes stay up: worth
+    ticking again soon (else the schedule and the API's nudge are enough)."""
+    return any(s.backlog or s.running for s in inputs.streams) or any(
+        g.pending or g.desired > g.in_service or d.drain or decision.memory.draining
+        for g, d in zip(inputs.groups, decision.groups, strict=True)
+    )
+
+
+def follow_up(
+    inputs: PolicyInput, decision: Decision, params: PolicyParams, active: bool
+) -> float | None:
+    """Seconds until the next tick (None: leave it to the schedule and the nudge).
+
+    Every ``FOLLOW_UP`` seconds while active, sooner when the next event is known: every
+    ``DRAIN_POLL`` seconds while a drain is in flight (a drained node is terminated
+    promptly instead of being billed while it waits for a tick), and right when the next
+    idle node of a group with a surplus reaches the idle threshold (it may be drained
+    then, not up to a tick later). Idle nodes with nobody else active are followed too:
+    the fleet must get back to zero without waiting for the once-a-minute schedule."""
+    now, wait = inputs.now, FOLLOW_UP
+    draining = decision.memory.draining
+    if draining:
+        wait = DRAIN_POLL
+    for group, chosen in zip(inputs.groups, decision.groups, strict=True):
+        mine = [n for n in inputs.nodes if n.node_class == group.node_class]
+        staying = chosen.desired - sum(1 for n in mine if n.id in draining)
+        if staying <= max(group.min, chosen.needed):
+            continue  # no surplus: nothing to scale in
+        threshold = idle_threshold(group, params)
+        for node in mine:
+            if (
+                node.state == NODE_RUNNING
+                and not node.busy
+                and node.idle_since is not None
+                and node.id not in draining
+            ):
+                active = True  # an idle node to scale in: follow it, not the schedule
+                crossing = node.idle_since + threshold - now
+                if crossing > 0:
+                    wait = min(wait, max(MIN_FOLLOW_UP, crossing))
+    return wait if active else None
+
+
+REAP_EVERY = 10.0  # seconds between reaps of one stream (leases last a minute)
+_reaped_at: dict[str, float] = {}  # per process: warm Lambda containers, the local ticker
+_errors_seen: dict[str, int] = {}  # stream -> its errors counter at the previous tick
+_auditor = audit.Auditor()  # per process, like the two above
+
+
+def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
+    """Return the jobs of expired leases to the queue, each stream at most every 10 s."""
+    released = 0
+    for stream in listing:
+        if not may_hold_claims(stream):  # not only "running": counters can drift
+            continue
+        if now - _reaped_at.get(stream["id"], float("-inf")) < REAP_EVERY:
+            continue
+        _reaped_at[stream["id"]] = now
+        try:
+            released += queue.reap(stream["id"])
+        except Exception:
+            log.exception("reaping stream %s failed", stream["id"])
+    return released
+
+
+def _new_errors(listing: list[dict[str, Any]]) -> int:
+    """Jobs that ended in an error since this container's previous tick (the stream
+    counter only grows; a stream seen for the first time counts from now)."""
+    new = 0
+    for stream in listing:
+        total = int(stream["counts"].get("errors", 0))
+        new += max(0, total - _errors_seen.get(stream["id"], total))
+        _errors_seen[stream["id"]] = total
+    return new
+
+
+def run(
+    settings: DfsSettings, clients: Clients | None = None, now: float | None = None
+) -> TickResult:
+    clients = clients or Clients.create(settings)
+    now = time.time() if now is None else now
+    prefix = settings.aws.table_prefix
+    queue = Queue(settings.aws, client=clients.ddb)
+    result = TickResult()
+    listing = queue.list_streams()
+    result.reaped = reap(queue, listing, now)
+    result.corrected = audit.audit(queue, listing, now, _auditor)
+    decisions = DecisionLog(clients.ddb, prefix)
+    memory = decisions.load_memory()
+    due = {
+        s["id"]: collect.due_delayed(clients.ddb, prefix, s["id"], now)
+        for s in listing
+        if s["counts"].get("delayed")
+    }
+    streams = collect.stream_states(listing, memory, now, due)
+    described = collect.describe_groups(clients.asg, settings.node_groups)
+    items = collect.node_items(clients.ddb, prefix)
+    inputs = collect.policy_input(
+        now, streams, described, settings.node_groups, items, memory, settings.boot_seconds
+    )
+    decision = decide(inputs, memory, settings.params)
+    by_class = {g.node_class: g for g in inputs.groups}
+    for group_decision in decision.groups:
+        group = by_class[group_decision.node_class]
+        try:
+            done = actuate.apply(group_decision, group, clients.asg, clients.ddb, prefix)
+        except Exception:
+            log.exception("applying the decision for %s failed", group.name)
+            done = ["failed"]
+        if done:
+            log.info("%s: %s (%s)", group.name, "; ".join(done), group_decision.reason)
+        decisions.record(group_decision, inputs)
+        result.groups.append({**group_decision.to_json(), "done": done})
+    decisions.save_memory(decision.memory)
+    busy: dict[str, int] = {}
+    for node in inputs.nodes:
+        workers = int(items.get(node.id, {}).get("workers_busy", 0))
+        busy[node.node_class] = busy.get(node.node_class, 0) + workers
+    try:
+        oldest = queue.oldest_waiting_age([s.id for s in streams if s.backlog], now)
+        data = metrics.metric_data(inputs, decision, busy)
+        data += metrics.fleet_data(inputs, busy, oldest, _new_errors(listing))
+        metrics.publish(clients.cloudwatch, data)
+    except Exception:
+        log.exception("publishing metrics failed")
+    result.active = is_active(inputs, decision)
+    result.next_in = follow_up(inputs, decision, settings.params, result.active)
+    return result

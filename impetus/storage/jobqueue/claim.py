@@ -1,0 +1,205 @@
+"""Claim: lease a run of due jobs with one conditional write; promote delayed chunks."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from impetus.core import keys, properties
+from impetus.core.claims import Claim, ClaimedJob
+from impetus.storage import dynamo
+from impetus.storage.jobqueue.layout import (
+    CANDIDATE_FIELDS,
+    CLAIM_PAGE,
+    CLAIMED_FIELDS,
+    PROMOTE_EVERY,
+    TOP_K,
+)
+
+
+class Claiming:
+    """JobQueue's claim side (see impetus.storage.jobqueue.queue for the shared state)."""
+
+    # --- claim ----------------------------------------------------------------------------
+    def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
+        if max_jobs < 1:
+            return None
+        self._promote_due(stream_id)
+        props = self._properties(stream_id)
+        shards = list(range(properties.get(props, "shards")))
+        random.shuffle(shards)
+        for shard in shards:
+            claim = self._claim_in(
+                stream_id, keys.ready_pk(stream_id, shard), node, max_jobs, lease
+            )
+            if claim:
+                return claim
+        return None
+
+    def _claimable(self, pk: str) -> list[dict[str, Any]]:
+        now = keys.now_ms()
+        found = dynamo.query(
+            self.client,
+            TableName=self.queue_table,
+            KeyConditionExpression="#pk = :pk",
+            FilterExpression="#cursor < #n AND #due <= :now",
+            ProjectionExpression=CANDIDATE_FIELDS,
+            ExpressionAttributeNames=dynamo.names("#pk", "#cursor < #n AND #due", CANDIDATE_FIELDS),
+            ExpressionAttributeValues=dynamo.values(pk=pk, now=now),
+            ConsistentRead=True,
+            Limit=CLAIM_PAGE,
+        )
+        return list(itertools.islice(found, TOP_K))
+
+    def _claim_in(
+        self, stream_id: str, pk: str, node: str, max_jobs: int, lease: float
+    ) -> Claim | None:
+        """Head chunk first (FIFO); after a lost race, a random one of the top K."""
+        for attempt in range(6):
+            candidates = self._claimable(pk)
+            if not candidates:
+                return None
+            chunk = candidates[0] if attempt == 0 else random.choice(candidates)
+            claim = self._try_claim(stream_id, chunk, node, max_jobs, lease)
+            if claim:
+                return claim
+        return None
+
+    def _try_claim(
+        self, stream_id: str, chunk: dict[str, Any], node: str, max_jobs: int, lease: float
+    ) -> Claim | None:
+        start = chunk["cursor"]
+        end = min(chunk["n"], start + max_jobs)
+        claim_id = uuid.uuid4().hex[:16]
+        expires = time.time() + lease
+        entry = {"node": node, "start": start, "end": end, "expires": expires, "state": "active"}
+        try:
+            answer = self.client.update_item(
+                TableName=self.queue_table,
+                Key=dynamo.serialize({"pk": chunk["pk"], "sk": chunk["sk"]}),
+                UpdateExpression="SET #cursor = :end, #claims.#id = :entry",
+                ConditionExpression="#cursor = :start",
+                ExpressionAttributeNames=dynamo.names("#cursor #claims #id", id=claim_id),
+                ExpressionAttributeValues=dynamo.values(end=end, entry=entry, start=start),
+                # the chunk's job ids (billed the same: a write is billed on item size)
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return None
+            raise
+        self.counters.count(stream_id, waiting=-(end - start), running=end - start)
+        ids = dynamo.deserialize_value(answer["Attributes"]["jobs"])[start:end]
+        claimed = self._claimed_jobs(stream_id, chunk, ids, start)
+        return Claim(
+            stream=stream_id,
+            pk=chunk["pk"],
+            sk=chunk["sk"],
+            claim_id=claim_id,
+            node=node,
+            attempt=chunk["attempt"],
+            expires=expires,
+            jobs=claimed,
+            failures=chunk.get("failures", 0),
+            priority=chunk["priority"],
+        )
+
+    def _claimed_jobs(
+        self, stream_id: str, chunk: dict[str, Any], ids: list[str], start: int
+    ) -> list[ClaimedJob]:
+        records = self._written_records(stream_id, ids, CLAIMED_FIELDS)
+        self._load_code(stream_id, {r["code"] for r in records.values()})
+        claimed = []
+        for index, job_id in enumerate(ids, start):
+            # A record missing (or written by someone else) still becomes a ClaimedJob:
+            # the node's signature check turns it into an error record.
+            r = records.get(job_id, {})
+            claimed.append(
+                ClaimedJob(
+                    id=job_id,
+                    index=index,
+                    name=r.get("name", ""),
+                    code=self._code_cache.get(r.get("code", ""), ""),
+                    code_digest=r.get("code", ""),
+                    args=r.get("args", ""),
+                    python=r.get("python", ""),
+                    cloudpickle=r.get("cloudpickle", ""),
+                    stage=chunk["stage"],
+                    attempt=chunk["attempt"],
+                    stream=stream_id,
+                    transport=r.get("transport") or "inline",
+                    args_ref=r.get("args_ref") or "",
+                    args_digest=r.get("args_digest") or "",
+                    retries=int(r.get("retries") or 0),
+                    max_attempts=int(r.get("max_attempts") or 1),
+                    failures=chunk.get("failures", 0),
+                    signature=r.get("sig") or "",
+                )
+            )
+        return claimed
+
+    def _load_code(self, stream_id: str, digests: Iterable[str]) -> None:
+        missing = [d for d in digests if d not in self._code_cache]
+        if missing:
+            for item in dynamo.batch_get(
+                self.client,
+                self.jobs_table,
+                [{"stream": stream_id, "job": keys.code_key(d)} for d in missing],
+            ):
+                self._code_cache[item["job"][len(keys.CODE_PREFIX) :]] = item["code"]
+
+    def _promote_due(self, stream_id: str) -> None:
+        """Move delayed chunks that fell due into the ready partitions.
+
+        Rare path, so it uses a transaction: the ready copy appears exactly when the
+        delayed one disappears, and two promoters cannot both move the same chunk.
+        """
+        now = time.monotonic()
+        if now - self._promoted_at.get(stream_id, 0) < PROMOTE_EVERY:
+            return
+        self._promoted_at[stream_id] = now
+        due = dynamo.query(
+            self.client,
+            TableName=self.queue_table,
+            KeyConditionExpression="#pk = :pk AND #sk <= :upper",
+            ExpressionAttributeNames=dynamo.names("#pk #sk"),
+            ExpressionAttributeValues=dynamo.values(
+                pk=keys.delayed_pk(stream_id), upper=f"{keys.now_ms():013d}#~"
+            ),
+            ConsistentRead=True,
+        )
+        for chunk in itertools.islice(due, 25):
+            pk, sk = self._ready_location(stream_id, chunk["pk"], chunk["sk"])
+            ready = dict(chunk, pk=pk, sk=sk)
+            try:
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self.queue_table,
+                                "Item": dynamo.serialize(ready),
+                                "ConditionExpression": "attribute_not_exists(#pk)",
+                                "ExpressionAttributeNames": dynamo.names("#pk"),
+                            }
+                        },
+                        {
+                            "Delete": {
+                                "TableName": self.queue_table,
+                                "Key": dynamo.serialize({"pk": chunk["pk"], "sk": chunk["sk"]}),
+                                "ConditionExpression": "attribute_exists(#pk)",
+                                "ExpressionAttributeNames": dynamo.names("#pk"),
+                            }
+                        },
+                    ]
+                )
+            except ClientError as exc:
+                if dynamo.is_condition_failure(exc):
+                    continue
+                raise
+            self.counters.count(stream_id, delayed=-chunk["n"], waiting=chunk["n"])

@@ -1,0 +1,219 @@
+"""Collect: a stage's finished jobs, and their acknowledgement."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from impetus.core import joboutput, jobs, keys, properties
+from impetus.storage import dynamo
+from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS
+
+
+class Collecting:
+    """JobQueue's collect side (see impetus.storage.jobqueue.queue for the shared state)."""
+
+    # --- collect ----------------------------------------------------------------------------
+    def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
+        keys.check(keys.STAGE, stage, "stage")
+        finished = list(itertools.islice(self._finished(stream_id, stage), limit))
+        records = self._written_records(stream_id, [f[0] for f in finished])
+        self._repair_pointers(stream_id, records, finished)
+        spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
+        found = [
+            self._job_dict(records[job_id], entry, spilled)
+            for job_id, _, entry in finished
+            if job_id in records
+        ]
+        joboutput.attach(self.client, self.jobs_table, stream_id, found, finished)
+        return found
+
+    def _finished(
+        self, stream_id: str, stage: str
+    ) -> Iterator[tuple[str, tuple[str, str, int], dict[str, Any]]]:
+        """(job id, (chunk pk, chunk sk, index), result entry) of a stage's finished jobs."""
+        shards = properties.get(self.streams.get_item(stream_id).get("properties", {}), "shards")
+        for shard in range(shards):
+            for chunk in dynamo.query(
+                self.client,
+                TableName=self.queue_table,
+                KeyConditionExpression="#pk = :pk",
+                FilterExpression="#stage = :stage AND size(#results) > :zero",
+                ProjectionExpression="#pk, #sk, #jobs, #results",
+                ExpressionAttributeNames=dynamo.names("#pk #sk #stage #results #jobs"),
+                ExpressionAttributeValues=dynamo.values(
+                    pk=keys.ready_pk(stream_id, shard), stage=stage, zero=0
+                ),
+                ConsistentRead=True,
+            ):
+                for index, entry in chunk["results"].items():
+                    where = (chunk["pk"], chunk["sk"], int(index))
+                    yield chunk["jobs"][int(index)], where, entry
+
+    def _repair_pointers(
+        self,
+        stream_id: str,
+        records: dict[str, dict[str, Any]],
+        finished: list[tuple[str, tuple[str, str, int], dict[str, Any]]],
+    ) -> None:
+        """Point records at the chunk that holds their result.
+
+        A move (release, reap) re-points its jobs' records after its transaction; a crash
+        in between leaves them pointing at the old chunk, where ``ack`` would never find
+        the result. Collection sees where results really are, so it mends that (rarely).
+        """
+        for job_id, (pk, sk, index), _ in finished:
+            record = records.get(job_id)
+            if record and (record["chunk_pk"], record["chunk_sk"], record["index"]) != (
+                pk,
+                sk,
+                index,
+            ):
+                self._point(stream_id, job_id, pk, sk, index)
+                record.update(chunk_pk=pk, chunk_sk=sk, index=index)
+
+    def _spilled(self, stream_id: str, refs: list[str]) -> dict[str, str]:
+        if not refs:
+            return {}
+        found = dynamo.batch_get(
+            self.client, self.jobs_table, [{"stream": stream_id, "job": r} for r in refs]
+        )
+        return {i["job"]: i["result"] for i in found}
+
+    @staticmethod
+    def _job_dict(
+        record: dict[str, Any], entry: dict[str, Any] | None, spilled: dict[str, str]
+    ) -> dict[str, Any]:
+        job = {
+            "id": record["job"],
+            "name": record.get("name"),
+            "args": record.get("args"),
+            "result": None,
+            "status": record.get("status", jobs.WAITING),
+            "callback": record.get("stage"),
+            "client": record["stream"],
+            "created": record.get("created"),
+            "delay": record.get("delay", 0),
+            "priority": record.get("priority", 0),
+            "transport": record.get("transport"),
+            "code": record.get("code"),
+            "args_ref": record.get("args_ref"),
+            "result_ref": None,
+            "properties": record.get("properties") or {},
+            "attempt": 0,
+            "node": None,
+            "started": None,
+            "finished": None,
+        }
+        if entry:
+            job.update(
+                status=entry["s"],
+                result=entry["e"] if entry["s"] == jobs.ERROR else entry.get("r"),
+                attempt=entry.get("a", 0),
+                node=entry.get("node"),
+                started=entry.get("st"),
+                finished=entry.get("fi"),
+                result_ref=entry.get("s3"),
+            )
+            if "ref" in entry:
+                job["result"] = spilled.get(entry["ref"])
+        return job
+
+    def ack(self, stream_id: str, job_ids: list[str]) -> int:
+        self.streams.get_item(stream_id)
+        records = self._records(stream_id, list(dict.fromkeys(job_ids)), POINTER_FIELDS)
+        by_chunk: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+        for r in records.values():
+            if r.get("status") != jobs.ACKED:
+                by_chunk[(r["chunk_pk"], r["chunk_sk"])][str(r["index"])] = r["job"]
+        acked, refs = [], []
+        for (pk, sk), members in by_chunk.items():
+            removed = self._ack_chunk(pk, sk, members)
+            acked += [members[i] for i in removed]
+            refs += [e[r] for e in removed.values() for r in ("ref", "oref") if r in e]
+        now = time.time()
+        tombstones = [
+            {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now} for i in acked
+        ]
+        dynamo.batch_write(
+            self.client,
+            self.jobs_table,
+            puts=tombstones,
+            deletes=[{"stream": stream_id, "job": r} for r in refs],
+        )
+        self.counters.count(stream_id, finished=-len(acked), acked=len(acked))
+        return len(acked)
+
+    def _ack_whole_chunk(self, pk: str, sk: str, members: dict[str, str]) -> dict[str, dict] | None:
+        """Acknowledge a full chunk's every result by deleting it: one write instead of
+        removing the results and then deleting the spent chunk. Conditional on each
+        result being there and on no other job being left in it (``left`` = the count
+        acknowledged here), so it deletes exactly what the two writes would have.
+        None when that does not hold (a repeated ack, a chunk with jobs elsewhere): the
+        caller takes the general path."""
+        slots = {f"#slot{n}": i for n, i in enumerate(members)}
+        condition = " AND ".join(f"attribute_exists(#results.{n})" for n in slots)
+        try:
+            answer = self.client.delete_item(
+                TableName=self.queue_table,
+                Key=dynamo.serialize({"pk": pk, "sk": sk}),
+                ConditionExpression=f"{condition} AND #left = :k",
+                ExpressionAttributeNames=slots | dynamo.names("#results #left"),
+                ExpressionAttributeValues=dynamo.values(k=len(members)),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return None
+            raise
+        old = dynamo.deserialize(answer["Attributes"])
+        return {i: old["results"][i] for i in members}
+
+    def _ack_chunk(self, pk: str, sk: str, members: dict[str, str]) -> dict[str, dict]:
+        """Remove acknowledged results from a chunk; returns {index: removed entry}.
+
+        Conditional on every result still being there, so a repeated ack cannot count
+        twice; on a conflict it re-reads the chunk and acks what is left.
+        """
+        if len(members) == CHUNK_SIZE:
+            removed = self._ack_whole_chunk(pk, sk, members)
+            if removed is not None:
+                return removed
+        present = {i: {} for i in members}  # first try: assume all are there (no read)
+        for _ in range(5):
+            slots = [f"#slot{n}" for n in range(len(present))]
+            names = dict(zip(slots, present, strict=True))
+            names.update(dynamo.names("#results #left"))
+            try:
+                answer = self.client.update_item(
+                    TableName=self.queue_table,
+                    Key=dynamo.serialize({"pk": pk, "sk": sk}),
+                    UpdateExpression="REMOVE "
+                    + ", ".join(f"#results.{n}" for n in slots)
+                    + " ADD #left :minus_k",
+                    ConditionExpression=" AND ".join(
+                        f"attribute_exists(#results.{n})" for n in slots
+                    ),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=dynamo.values(minus_k=-len(present)),
+                    ReturnValues="UPDATED_OLD",
+                )
+            except ClientError as exc:
+                if not dynamo.is_condition_failure(exc):
+                    raise
+                # Some were acked already (a retried request): ack what is left.
+                chunk = self._get_chunk(pk, sk) or {"results": {}}
+                present = {i: chunk["results"][i] for i in members if i in chunk["results"]}
+                if not present:
+                    return {}
+                continue
+            old = dynamo.deserialize(answer["Attributes"])
+            if old["left"] - len(present) <= 0:
+                self._delete_if_spent(pk, sk, {"left": 0})
+            return {i: old["results"][i] for i in present}
+        return {}

@@ -1,0 +1,306 @@
+"""Settle: renew leases, complete claims, send jobs that run again back, release, reap."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from impetus.core import joboutput, jobs, keys, properties, retry
+from impetus.core.claims import Claim, ClaimedJob
+from impetus.core.exceptions import ClaimLost
+from impetus.core.jobs import Outcome
+from impetus.storage import dynamo
+from impetus.storage.jobqueue.layout import INLINE_RESULT_LIMIT, shard_of
+
+
+class Settling:
+    """JobQueue's lease side (see impetus.storage.jobqueue.queue for the shared state)."""
+
+    # --- leases -----------------------------------------------------------------------------
+    # Every write on a claim is conditional on the claim being there, active, held by the
+    # same node, on the same attempt: claim ids are unique, so (claim id, node, attempt)
+    # pins (job, attempt, owner). A zombie whose lease was reaped (and whose jobs may be
+    # running elsewhere as attempt + 1) finds its claim gone and records nothing.
+    OWNER = "#claims.#id.#node = :node AND #claims.#id.#state = :active AND #attempt = :attempt"
+
+    @staticmethod
+    def _owner_values(claim: Claim) -> dict[str, Any]:
+        return {":node": claim.node, ":active": "active", ":attempt": claim.attempt}
+
+    def renew(self, claim: Claim, lease: float) -> None:
+        expires = time.time() + lease
+        update = "SET #claims.#id.#expires = :expires"
+        vals = {k: dynamo.serialize_value(v) for k, v in self._owner_values(claim).items()}
+        vals.update(dynamo.values(expires=expires))
+        try:
+            self.client.update_item(
+                TableName=self.queue_table,
+                Key=dynamo.serialize({"pk": claim.pk, "sk": claim.sk}),
+                UpdateExpression=update,
+                ConditionExpression=self.OWNER,
+                ExpressionAttributeNames=dynamo.names(update, self.OWNER, id=claim.claim_id),
+                ExpressionAttributeValues=vals,
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                raise ClaimLost(f"claim {claim.claim_id} is no longer held") from exc
+            raise
+        claim.expires = expires
+
+    def complete(self, claim: Claim, outcomes: dict[str, Outcome]) -> None:
+        """Record final outcomes, send the jobs that may run again back (impetus.core.retry)."""
+        base = properties.get(self._properties(claim.stream), "retry_backoff")
+        entries: dict[str, dict[str, Any]] = {}
+        spilled: list[dict[str, Any]] = []
+        reruns: dict[retry.Rerun, list[str]] = defaultdict(list)
+        for job in claim.jobs:
+            outcome = outcomes.get(job.id) or Outcome(
+                jobs.ERROR,
+                error=jobs.system_error("lost", "no outcome", job.name),
+                failure=jobs.CRASH,
+            )
+            rerun = retry.next_run(
+                outcome,
+                attempt=claim.attempt,
+                failures=claim.failures,
+                retries=job.retries,
+                max_attempts=job.max_attempts,
+                backoff_base=base,
+            )
+            if rerun:
+                reruns[rerun].append(job.id)
+                continue
+            entry, spill = self._result_entry(claim, job, outcome)
+            spill += joboutput.spill(claim.stream, job.id, claim.claim_id, outcome.output, entry)
+            entries[str(job.index)] = entry
+            spilled += spill
+        if spilled:
+            dynamo.batch_write(self.client, self.jobs_table, puts=spilled)
+        errors = sum(1 for e in entries.values() if e["s"] == jobs.ERROR)
+        try:
+            self._settle(
+                claim, entries, reruns, self.OWNER, self._owner_values(claim), errors=errors
+            )
+        except ClaimLost:
+            dynamo.batch_write(
+                self.client,
+                self.jobs_table,
+                deletes=[{"stream": s["stream"], "job": s["job"]} for s in spilled],
+            )
+            raise
+
+    def _result_entry(
+        self, claim: Claim, job: ClaimedJob, outcome: Outcome
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        entry: dict[str, Any] = {
+            "s": outcome.status,
+            "a": claim.attempt,
+            "node": claim.node,
+            "st": outcome.started,
+            "fi": outcome.finished,
+        }
+        if outcome.status == jobs.ERROR:
+            entry["e"] = outcome.error
+            return entry, []
+        if outcome.result_ref:  # the node put the result in S3 (impetus.storage.payloads)
+            entry["s3"] = outcome.result_ref
+            return entry, []
+        result = outcome.result or ""
+        if len(result) <= INLINE_RESULT_LIMIT:
+            entry["r"] = result
+            return entry, []
+        ref = f"#result#{job.id}#{claim.claim_id}"
+        entry["ref"] = ref
+        return entry, [{"stream": claim.stream, "job": ref, "result": result}]
+
+    def _settle(
+        self,
+        claim: Claim,
+        entries: dict[str, dict[str, Any]],
+        reruns: dict[retry.Rerun, list[str]],
+        condition: str,
+        condition_values: dict[str, Any],
+        errors: int = 0,
+    ) -> None:
+        """End a claim: write its final results into the chunk and move the jobs that
+        run again into new chunks, in one write (a transaction when anything moves).
+        ``errors``: how many of ``entries`` are errors (for the stream's counters).
+
+        Conditional on ``condition`` (we still own the claim, or: the lease we saw
+        expire is still there), so two settlers of one claim cannot both succeed.
+        """
+        vals = {k: dynamo.serialize_value(v) for k, v in condition_values.items()}
+        placeholders = {"id": claim.claim_id}
+        sets = []
+        for n, (index, entry) in enumerate(entries.items()):
+            placeholders[f"r{n}"] = index
+            vals[f":r{n}"] = dynamo.serialize_value(entry)
+            sets.append(f"#results.#r{n} = :r{n}")
+        moved = sum(len(ids) for ids in reruns.values())
+        update = (f"SET {', '.join(sets)} " if sets else "") + "REMOVE #claims.#id"
+        if moved:
+            update += " ADD #left :moved"
+            vals.update(dynamo.values(moved=-moved))
+        write = {
+            "TableName": self.queue_table,
+            "Key": dynamo.serialize({"pk": claim.pk, "sk": claim.sk}),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": dynamo.names(update, condition, **placeholders),
+            "ExpressionAttributeValues": vals,
+        }
+        new_chunks = [self._rerun_chunk(claim, rerun, ids) for rerun, ids in reruns.items()]
+        try:
+            if new_chunks:
+                self.client.transact_write_items(
+                    TransactItems=[{"Update": write}]
+                    + [{"Put": self._put_new(chunk)} for chunk in new_chunks]
+                )
+            else:
+                self.client.update_item(**write)
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                raise ClaimLost(f"claim {claim.claim_id} is no longer held") from exc
+            raise
+        delayed = 0
+        for chunk in new_chunks:
+            for index, job_id in enumerate(chunk["jobs"]):
+                self._point(claim.stream, job_id, chunk["pk"], chunk["sk"], index)
+            delayed += chunk["n"] if chunk["pk"] == keys.delayed_pk(claim.stream) else 0
+        self.counters.count(
+            claim.stream,
+            running=-len(claim.jobs),
+            waiting=moved - delayed,
+            delayed=delayed,
+            finished=len(entries),
+            errors=errors,
+        )
+        if moved:
+            self._delete_if_spent(claim.pk, claim.sk)
+
+    def _rerun_chunk(self, claim: Claim, rerun: retry.Rerun, ids: list[str]) -> dict[str, Any]:
+        """A new chunk for jobs that run again: ready now, or delayed until their backoff."""
+        suffix = keys.unique_suffix()
+        due = keys.now_ms() + int(rerun.delay * 1000)
+        if rerun.delay > 0:
+            pk, sk = keys.delayed_pk(claim.stream), keys.delayed_sk(claim.priority, due, suffix)
+        else:
+            shards = properties.get(self._properties(claim.stream), "shards")
+            pk = keys.ready_pk(claim.stream, shard_of(suffix, shards))
+            sk = keys.ready_sk(claim.priority, due, suffix)
+        stage = claim.jobs[0].stage if claim.jobs else ""
+        return self._new_chunk(
+            claim.stream, pk, sk, ids, stage, claim.priority, due, rerun.attempt, rerun.failures
+        )
+
+    def _put_new(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "TableName": self.queue_table,
+            "Item": dynamo.serialize(chunk),
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": dynamo.names("#pk"),
+        }
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim's jobs back, unrun and with the same attempt number."""
+        same = retry.Rerun(claim.attempt, claim.failures, 0.0)
+        self._settle(
+            claim, {}, {same: [j.id for j in claim.jobs]}, self.OWNER, self._owner_values(claim)
+        )
+
+    def reap(self, stream_id: str) -> int:
+        """Return the jobs of expired leases to the queue (attempt + 1), or fail them as
+        lost once they used up ``max_attempts``. Reads only the stream's live chunks."""
+        props = self._properties(stream_id)
+        max_attempts = properties.get(props, "max_attempts")
+        now = time.time()
+        released = 0
+        for shard in range(properties.get(props, "shards")):
+            for chunk in dynamo.query(
+                self.client,
+                TableName=self.queue_table,
+                KeyConditionExpression="#pk = :pk",
+                FilterExpression="size(#claims) > :zero",
+                ProjectionExpression="#pk, #sk, #jobs, #attempt, #failures, #stage, #priority, "
+                "#claims",
+                ExpressionAttributeNames=dynamo.names(
+                    "#pk #sk #jobs #attempt #failures #stage #priority #claims"
+                ),
+                ExpressionAttributeValues=dynamo.values(pk=keys.ready_pk(stream_id, shard), zero=0),
+                ConsistentRead=True,
+            ):
+                for claim_id, entry in chunk.get("claims", {}).items():
+                    if entry["expires"] < now and entry["state"] == "active":
+                        released += self._reap_claim(
+                            stream_id, chunk, claim_id, entry, max_attempts
+                        )
+        return released
+
+    def _reap_claim(
+        self,
+        stream_id: str,
+        chunk: dict[str, Any],
+        claim_id: str,
+        entry: dict[str, Any],
+        max_attempts: int,
+    ) -> int:
+        """An expired lease counts as a crash of every job it held (see impetus.core.retry)."""
+        attempt, failures = chunk["attempt"], chunk.get("failures", 0)
+        claim = Claim(
+            stream=stream_id,
+            pk=chunk["pk"],
+            sk=chunk["sk"],
+            claim_id=claim_id,
+            node=entry["node"],
+            attempt=attempt,
+            expires=entry["expires"],
+            failures=failures,
+            priority=chunk["priority"],
+            jobs=[
+                ClaimedJob(
+                    id=i,
+                    index=idx,
+                    name="",
+                    code="",
+                    code_digest="",
+                    args="",
+                    python="",
+                    cloudpickle="",
+                    stage=chunk["stage"],
+                    attempt=attempt,
+                    stream=stream_id,
+                )
+                for idx, i in enumerate(chunk["jobs"])
+                if entry["start"] <= idx < entry["end"]
+            ],
+        )
+        lost = jobs.system_error(
+            "lost",
+            f"node {entry['node']} stopped answering; gave up after {attempt + 1} attempts",
+        )
+        outcome = Outcome(jobs.ERROR, error=lost, finished=time.time(), failure=jobs.CRASH)
+        rerun = retry.next_run(
+            outcome,
+            attempt=attempt,
+            failures=failures,
+            retries=0,
+            max_attempts=max_attempts,
+            backoff_base=0,
+        )
+        condition = "#claims.#id.#expires = :seen AND #claims.#id.#state = :active"
+        values = {":seen": entry["expires"], ":active": "active"}
+        ids = [j.id for j in claim.jobs]
+        try:
+            if rerun:
+                self._settle(claim, {}, {rerun: ids}, condition, values)
+            else:
+                entries = {
+                    str(j.index): self._result_entry(claim, j, outcome)[0] for j in claim.jobs
+                }
+                self._settle(claim, entries, {}, condition, values, errors=len(ids))
+        except ClaimLost:
+            return 0
+        return len(ids)

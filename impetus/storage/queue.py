@@ -1,0 +1,195 @@
+"""The Queue: streams, their job queues, results and stores, on DynamoDB.
+
+This is the one object the API Lambda, the DFS and the node agents talk to; it composes
+:class:`~impetus.storage.streams.Streams`, :class:`~impetus.storage.store.Store` and
+:class:`~impetus.storage.jobqueue.JobQueue` (read those for the item layouts and the
+conditional writes). Thread-safe: it holds one boto3 client and caches only immutable
+data (function code by digest) and short-lived stream properties.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from impetus.core import aws, properties
+from impetus.core.claims import Claim, ClaimedJob
+from impetus.core.codec import CLOUDPICKLE_VERSION
+from impetus.core.config import AwsSettings
+from impetus.core.exceptions import InvalidRequest
+from impetus.core.jobs import Outcome
+from impetus.core.signing import KeyLoader, SigningKey
+from impetus.storage import nodes as nodelist
+from impetus.storage import payloads
+from impetus.storage.counters import FLUSH_EVERY, BufferedCounters
+from impetus.storage.joblist import JobLister
+from impetus.storage.jobqueue import JobQueue
+from impetus.storage.store import Store
+from impetus.storage.streams import Streams
+from impetus.storage.tables import JOBS, NODES, QUEUE, STORE, STREAMS, table_names
+
+__all__ = ["Claim", "ClaimedJob", "Queue"]
+
+
+class Queue:
+    def __init__(
+        self,
+        settings: AwsSettings | None = None,
+        client: Any = None,
+        signer: SigningKey | None = None,
+    ) -> None:
+        """``signer`` signs enqueued jobs; by default the signing key is read from Secrets
+        Manager on the first enqueue (only the API enqueues)."""
+        self.settings = settings or AwsSettings.from_env()
+        self.client = client or aws.client("dynamodb", self.settings)
+        self.tables = table_names(self.settings.table_prefix)
+        self.streams = Streams(self.client, self.tables[STREAMS])
+        self.store = Store(self.client, self.tables[STORE])
+        self.jobs = JobQueue(
+            self.client,
+            {"jobs": self.tables[JOBS], "queue": self.tables[QUEUE]},
+            self.streams,
+            (lambda: signer) if signer else KeyLoader(self.settings).signer,
+        )
+        self.nodes_table = self.tables[NODES]
+        self.counters: BufferedCounters | None = None
+        self.lister = JobLister(self.client, self.tables[JOBS], self.tables[QUEUE])
+        self._payloads: payloads.Payloads | None = None
+
+    @property
+    def payloads(self) -> payloads.Payloads:
+        """The payload bucket (ConfigError when none is configured)."""
+        if self._payloads is None:
+            self._payloads = payloads.Payloads(self.settings)
+        return self._payloads
+
+    def buffer_counters(self, interval: float = FLUSH_EVERY) -> BufferedCounters:
+        """Defer backlog counter writes (node agents: see impetus.storage.counters); the caller
+        flushes them (``counters.maybe_flush()`` in its loop, ``flush()`` at the end)."""
+        self.counters = BufferedCounters(self.streams, interval)
+        self.jobs.counters = self.counters
+        return self.counters
+
+    # --- streams ------------------------------------------------------------------------
+    def create_stream(
+        self, stream_id: str | None = None, properties: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a stream; an existing id is reused. Returns (description, created?)."""
+        return self.streams.create(stream_id, properties)
+
+    def get_stream(self, stream_id: str) -> dict[str, Any]:
+        return self.streams.get(stream_id)
+
+    def list_streams(self) -> list[dict[str, Any]]:
+        return self.streams.list()
+
+    def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge properties (a None value removes a key); returns the description."""
+        return self.streams.update_properties(stream_id, changes)
+
+    def delete_stream(self, stream_id: str) -> None:
+        """Hide the stream at once, then remove its chunks, job records, code and store."""
+        item = self.streams.mark_deleting(stream_id)
+        shards = properties.get(item.get("properties", {}), "shards")
+        self.jobs.purge(stream_id, shards)
+        self.store.purge(stream_id)
+        if self.settings.bucket:
+            self.payloads.delete_stream(stream_id)
+        self.streams.remove(stream_id)
+
+    # --- store ----------------------------------------------------------------------------
+    def store_get(self, stream_id: str, key: str) -> Any:
+        self.streams.get_item(stream_id)
+        return self.store.get(stream_id, key)
+
+    def store_put(self, stream_id: str, key: str, value: Any) -> None:
+        self.streams.get_item(stream_id)
+        self.store.put(stream_id, key, value)
+
+    def store_delete(self, stream_id: str, key: str) -> None:
+        self.streams.get_item(stream_id)
+        self.store.delete(stream_id, key)
+
+    def store_keys(self, stream_id: str) -> list[str]:
+        self.streams.get_item(stream_id)
+        return self.store.keys(stream_id)
+
+    # --- client side of jobs ----------------------------------------------------------------
+    def enqueue(
+        self,
+        stream_id: str,
+        jobs: list[dict[str, Any]],
+        functions: dict[str, str],
+        client_python: str,
+        client_cloudpickle: str = CLOUDPICKLE_VERSION,
+    ) -> dict[str, Any]:
+        """Enqueue JobSpec dicts (see impetus.core.jobs.JobSpec); ``functions`` maps a code
+        digest to the encoded code. Ids the stream already knows are skipped.
+        Returns {"accepted": [ids], "existing": [ids], "acked": [ids of the existing ones
+        already acknowledged], "idle_before": whether the stream had no work before}."""
+        self._check_uploads(stream_id, jobs)
+        return self.jobs.enqueue(stream_id, jobs, functions, client_python, client_cloudpickle)
+
+    def _check_uploads(self, stream_id: str, jobs: list[dict[str, Any]]) -> None:
+        """Args that travel through S3 must be this stream's uploads, and be there."""
+        for spec in jobs:
+            if not isinstance(spec, dict) or spec.get("transport") != "s3":
+                continue
+            ref = spec.get("args_ref")
+            if not payloads.is_args_key(stream_id, ref):
+                raise InvalidRequest(f"args_ref {ref!r} is not an upload of stream {stream_id}")
+            if not self.payloads.exists(ref):
+                raise InvalidRequest(f"args_ref {ref!r} was not uploaded")
+
+    def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
+        return self.jobs.get_job(stream_id, job_id)
+
+    def list_jobs(
+        self, stream_id: str, status: str | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A stream's jobs in fork order (payloads left out), optionally of one status
+        (see impetus.storage.joblist). Returns (at most ``limit`` rows, how many matched)."""
+        item = self.streams.get_item(stream_id)
+        shards = properties.get(item.get("properties", {}), "shards")
+        return self.lister.list(stream_id, shards, status, limit)
+
+    def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Finished, unacknowledged jobs of one stage (job dicts, results encoded)."""
+        return self.jobs.results(stream_id, stage, limit)
+
+    def ack(self, stream_id: str, job_ids: list[str]) -> int:
+        """Acknowledge collected jobs: their results leave the queue. Returns the count."""
+        return self.jobs.ack(stream_id, job_ids)
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """The live node agents (their last heartbeat items)."""
+        return nodelist.list_nodes(self.client, self.nodes_table)
+
+    # --- node side ----------------------------------------------------------------------
+    def oldest_waiting_age(self, stream_ids: list[str], now: float) -> float:
+        """Seconds the longest-waiting due job at the head of these streams has waited."""
+        dues = [due for s in stream_ids if (due := self.jobs.oldest_due(s)) is not None]
+        return max(0.0, now - min(dues) / 1000) if dues else 0.0
+
+    def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
+        """Lease up to ``max_jobs`` due jobs, highest priority first; None when none."""
+        return self.jobs.claim(stream_id, node, max_jobs, lease)
+
+    def renew(self, claim: Claim, lease: float) -> None:
+        """Extend a lease; ClaimLost when it is no longer ours."""
+        self.jobs.renew(claim, lease)
+
+    def complete(self, claim: Claim, outcomes: dict[str, Outcome]) -> None:
+        """Record every outcome of a claim at once, if we still hold it (else ClaimLost)."""
+        self.jobs.complete(claim, outcomes)
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim's jobs back to the queue unrun."""
+        self.jobs.release(claim)
+
+    def reap(self, stream_id: str) -> int:
+        """Return jobs of expired leases to the queue. Returns how many."""
+        return self.jobs.reap(stream_id)
+
+    def recount(self, stream_id: str) -> dict[str, int]:
+        """The stream's waiting, running and delayed jobs, counted in the queue itself."""
+        return self.jobs.recount(stream_id)
