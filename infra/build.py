@@ -29,7 +29,16 @@ CACHE = REPO / ".cache"
 LAMBDA_PYTHON = "3.12"
 LAMBDA_MACHINE = "x86_64"
 LAMBDA_PLATFORM = "x86_64-manylinux_2_17"  # uv's name for manylinux2014 (Lambda's glibc)
-LAMBDA_PACKAGES = ("impetus", "lambdas")
+# What the Lambdas import, and nothing else: no client SDK, CLI, local stack, simulator
+# or tools (tests/infra/test_lambda_bundle.py checks both the imports and the bundle).
+LAMBDA_SOURCES = (
+    "lambdas",
+    "impetus/__init__.py",
+    "impetus/core",
+    "impetus/storage",
+    "impetus/scaler",
+)
+LAMBDA_LEFT_OUT = ("impetus/scaler/sim",)  # the simulator: a development tool
 LAMBDA_EXTRAS = ("lambda",)
 WHEEL_SOURCES = ("impetus", "node_agent", "lambdas", "pyproject.toml")
 KEEP_BUILDS = 3  # cached builds kept per kind (older ones are pruned)
@@ -100,8 +109,14 @@ def _pip(*args: str) -> None:
     run_quietly([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], "pip")
 
 
+def lambda_source_files() -> list[Path]:
+    left_out = tuple(REPO / p for p in LAMBDA_LEFT_OUT)
+    files = source_files(REPO / p for p in LAMBDA_SOURCES)
+    return [f for f in files if not any(f.is_relative_to(d) for d in left_out)]
+
+
 def lambda_bundle_key() -> str:
-    files = source_files(REPO / p for p in LAMBDA_PACKAGES)
+    files = lambda_source_files()
     return digest_of(files, [LAMBDA_PYTHON, LAMBDA_PLATFORM, *pinned_requirements()])
 
 
@@ -122,10 +137,10 @@ def build_lambda_bundle() -> Path:
             "uv pip install (Lambda bundle)",
         )  # fmt: skip
         shutil.rmtree(out / "bin", ignore_errors=True)
-        for package in LAMBDA_PACKAGES:
-            shutil.copytree(
-                REPO / package, out / package, ignore=shutil.ignore_patterns("__pycache__")
-            )
+        for source in lambda_source_files():
+            target = out / source.relative_to(REPO)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
 
     return cached("lambda-bundle", lambda_bundle_key(), build)
 
