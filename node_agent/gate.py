@@ -18,8 +18,7 @@ from collections.abc import Callable
 from impetus.core import codec, jobs
 from impetus.core.claims import ClaimedJob
 from impetus.core.jobs import Outcome
-from impetus.core.signing import SigningKey, sha256_hex
-from impetus.storage.jobqueue import JobQueue
+from impetus.core.signing import Envelope, SigningKey, sha256_hex
 
 
 def _refuse(job: ClaimedJob, kind: str, message: str) -> Outcome:
@@ -66,7 +65,7 @@ class JobGate:
             "retries": job.retries,
             "max_attempts": job.max_attempts,
         }
-        envelope = JobQueue.envelope(record, args_digest=args_digest)
+        envelope = Envelope.of_record(record, args_digest=args_digest)
         if not self.signer().verify(envelope, job.signature):
             return _refuse(job, "signature", "missing or invalid; the job was not run")
         return None

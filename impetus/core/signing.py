@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,6 +70,23 @@ class Envelope:
     cloudpickle: str
     retries: int
     max_attempts: int
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any], args_digest: str | None = None) -> Envelope:
+        """The signed facts of a job record (``args_digest``: recomputed by the verifier)."""
+        return cls(
+            stream=record["stream"],
+            job=record["job"],
+            name=record["name"],
+            stage=record["stage"],
+            code_digest=record["code"],
+            args_digest=args_digest or record.get("args_digest") or sha256_hex(record["args"]),
+            args_ref=record.get("args_ref") or "",
+            python=record["python"],
+            cloudpickle=record.get("cloudpickle") or "",
+            retries=int(record["retries"]),
+            max_attempts=int(record["max_attempts"]),
+        )
 
     def canonical(self) -> bytes:
         fields = dict(self.__dict__, version=VERSION)

@@ -8,7 +8,7 @@ from typing import Any
 from impetus.core import jobs, keys, properties
 from impetus.core.codec import CLOUDPICKLE_VERSION, digest
 from impetus.core.exceptions import InvalidRequest
-from impetus.core.signing import Envelope, sha256_hex
+from impetus.core.signing import Envelope
 from impetus.storage import dynamo
 from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS, shard_of
 from impetus.storage.streams import is_idle
@@ -198,7 +198,7 @@ class Enqueuing:
                 for i, spec in enumerate(part):
                     record = self._record(stream_id, spec, pk, sk, i, now, runtime)
                     self._apply_policy(record, spec["properties"], stream_properties)
-                    record["sig"] = signer.sign(self.envelope(record))
+                    record["sig"] = signer.sign(Envelope.of_record(record))
                     records.append(record)
         return chunks, records
 
@@ -242,20 +242,3 @@ class Enqueuing:
         for name in ("retries", "max_attempts"):
             value = job_props.get(name)
             record[name] = properties.get(stream_props, name) if value is None else value
-
-    @staticmethod
-    def envelope(record: dict[str, Any], args_digest: str | None = None) -> Envelope:
-        """The signed facts of a job record (``args_digest``: recomputed by the verifier)."""
-        return Envelope(
-            stream=record["stream"],
-            job=record["job"],
-            name=record["name"],
-            stage=record["stage"],
-            code_digest=record["code"],
-            args_digest=args_digest or record.get("args_digest") or sha256_hex(record["args"]),
-            args_ref=record.get("args_ref") or "",
-            python=record["python"],
-            cloudpickle=record.get("cloudpickle") or "",
-            retries=int(record["retries"]),
-            max_attempts=int(record["max_attempts"]),
-        )
