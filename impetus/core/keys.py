@@ -68,6 +68,11 @@ def delayed_sk(priority: int, due_ms: int, suffix: str) -> str:
     return f"{due_ms:013d}#{priority + _PRIORITY_OFFSET:010d}#{suffix}"
 
 
+def delayed_sk_upper(due_ms: int) -> str:
+    """Above every delayed sort key due at or before ``due_ms``."""
+    return f"{due_ms:013d}#~"
+
+
 def delayed_to_ready_sk(sk: str) -> str:
     due, priority, suffix = sk.split("#", 2)
     return f"{priority}#{due}#{suffix}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from impetus.core import keys, properties
+from impetus.core import properties
 from impetus.scaler import estimate
 from impetus.scaler.model import (
     DEFAULT_CLASS,
@@ -25,28 +25,10 @@ from impetus.scaler.model import (
     StreamState,
 )
 from impetus.storage import dynamo
-from impetus.storage.tables import NODES, QUEUE, TABLES
+from impetus.storage.tables import NODES, TABLES
 
 DESCRIBE_LIMIT = 50  # AutoScalingGroupNames per DescribeAutoScalingGroups call
 IN_SERVICE = "InService"
-
-
-def due_delayed(client: Any, table_prefix: str, stream_id: str, now: float) -> int:
-    """Delayed jobs of a stream that are already due (not yet promoted by a claimer)."""
-    due = 0
-    for chunk in dynamo.query(
-        client,
-        TableName=TABLES[QUEUE].physical_name(table_prefix),
-        KeyConditionExpression="#pk = :pk AND #sk <= :now",
-        ProjectionExpression="#n, #cursor",
-        ExpressionAttributeNames=dynamo.names("#pk #sk #n #cursor"),
-        ExpressionAttributeValues=dynamo.values(
-            pk=keys.delayed_pk(stream_id), now=f"{int(now * 1000):013d}~"
-        ),
-        ConsistentRead=True,
-    ):
-        due += int(chunk.get("n", 0)) - int(chunk.get("cursor", 0))
-    return due
 
 
 def stream_states(

@@ -152,11 +152,7 @@ def run(
     result.corrected = audit.audit(queue, listing, now, _auditor)
     decisions = DecisionLog(clients.ddb, prefix)
     memory = decisions.load_memory()
-    due = {
-        s["id"]: collect.due_delayed(clients.ddb, prefix, s["id"], now)
-        for s in listing
-        if s["counts"].get("delayed")
-    }
+    due = {s["id"]: queue.due_delayed(s["id"], now) for s in listing if s["counts"].get("delayed")}
     streams = collect.stream_states(listing, memory, now, due)
     described = collect.describe_groups(clients.asg, settings.node_groups)
     items = collect.node_items(clients.ddb, prefix)

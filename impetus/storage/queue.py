@@ -44,7 +44,7 @@ class Queue:
         self.tables = table_names(self.settings.table_prefix)
         self.streams = Streams(self.client, self.tables[STREAMS])
         self.store = Store(self.client, self.tables[STORE])
-        self.jobs = JobQueue(
+        self.jobs = JobQueue.build(
             self.client,
             {"jobs": self.tables[JOBS], "queue": self.tables[QUEUE]},
             self.streams,
@@ -66,7 +66,7 @@ class Queue:
         """Defer backlog counter writes (node agents: see impetus.storage.counters); the caller
         flushes them (``counters.maybe_flush()`` in its loop, ``flush()`` at the end)."""
         self.counters = BufferedCounters(self.streams, interval)
-        self.jobs.counters = self.counters
+        self.jobs.items.counters = self.counters
         return self.counters
 
     # --- streams ------------------------------------------------------------------------
@@ -90,7 +90,7 @@ class Queue:
         """Hide the stream at once, then remove its chunks, job records, code and store."""
         item = self.streams.mark_deleting(stream_id)
         shards = properties.get(item.get("properties", {}), "shards")
-        self.jobs.purge(stream_id, shards)
+        self.jobs.items.purge(stream_id, shards)
         self.store.purge(stream_id)
         if self.settings.bucket:
             self.payloads.delete_stream(stream_id)
@@ -127,7 +127,9 @@ class Queue:
         Returns {"accepted": [ids], "existing": [ids], "acked": [ids of the existing ones
         already acknowledged], "idle_before": whether the stream had no work before}."""
         self._check_uploads(stream_id, jobs)
-        return self.jobs.enqueue(stream_id, jobs, functions, client_python, client_cloudpickle)
+        return self.jobs.enqueuer.enqueue(
+            stream_id, jobs, functions, client_python, client_cloudpickle
+        )
 
     def _check_uploads(self, stream_id: str, jobs: list[dict[str, Any]]) -> None:
         """Args that travel through S3 must be this stream's uploads, and be there."""
@@ -141,7 +143,7 @@ class Queue:
                 raise InvalidRequest(f"args_ref {ref!r} was not uploaded")
 
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
-        return self.jobs.get_job(stream_id, job_id)
+        return self.jobs.collector.get_job(stream_id, job_id)
 
     def list_jobs(
         self, stream_id: str, status: str | None = None, limit: int = 100
@@ -154,11 +156,11 @@ class Queue:
 
     def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
         """Finished, unacknowledged jobs of one stage (job dicts, results encoded)."""
-        return self.jobs.results(stream_id, stage, limit)
+        return self.jobs.collector.results(stream_id, stage, limit)
 
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
         """Acknowledge collected jobs: their results leave the queue. Returns the count."""
-        return self.jobs.ack(stream_id, job_ids)
+        return self.jobs.collector.ack(stream_id, job_ids)
 
     def list_nodes(self) -> list[dict[str, Any]]:
         """The live node agents (their last heartbeat items)."""
@@ -167,29 +169,33 @@ class Queue:
     # --- node side ----------------------------------------------------------------------
     def oldest_waiting_age(self, stream_ids: list[str], now: float) -> float:
         """Seconds the longest-waiting due job at the head of these streams has waited."""
-        dues = [due for s in stream_ids if (due := self.jobs.oldest_due(s)) is not None]
+        dues = [due for s in stream_ids if (due := self.jobs.claimer.oldest_due(s)) is not None]
         return max(0.0, now - min(dues) / 1000) if dues else 0.0
 
     def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
         """Lease up to ``max_jobs`` due jobs, highest priority first; None when none."""
-        return self.jobs.claim(stream_id, node, max_jobs, lease)
+        return self.jobs.claimer.claim(stream_id, node, max_jobs, lease)
 
     def renew(self, claim: Claim, lease: float) -> None:
         """Extend a lease; ClaimLost when it is no longer ours."""
-        self.jobs.renew(claim, lease)
+        self.jobs.settler.renew(claim, lease)
 
     def complete(self, claim: Claim, outcomes: dict[str, Outcome]) -> None:
         """Record every outcome of a claim at once, if we still hold it (else ClaimLost)."""
-        self.jobs.complete(claim, outcomes)
+        self.jobs.settler.complete(claim, outcomes)
 
     def release(self, claim: Claim) -> None:
         """Give a claim's jobs back to the queue unrun."""
-        self.jobs.release(claim)
+        self.jobs.settler.release(claim)
 
     def reap(self, stream_id: str) -> int:
         """Return jobs of expired leases to the queue. Returns how many."""
-        return self.jobs.reap(stream_id)
+        return self.jobs.settler.reap(stream_id)
 
     def recount(self, stream_id: str) -> dict[str, int]:
         """The stream's waiting, running and delayed jobs, counted in the queue itself."""
-        return self.jobs.recount(stream_id)
+        return self.jobs.recounter.recount(stream_id)
+
+    def due_delayed(self, stream_id: str, now: float) -> int:
+        """Delayed jobs of a stream already due but not yet promoted (DFS counts them)."""
+        return self.jobs.recounter.due_delayed(stream_id, now)

@@ -22,6 +22,7 @@ from impetus.core import aws, codec
 from impetus.core.config import AwsSettings
 from impetus.local.motoserver import MotoServer
 from impetus.local.provision import provision
+from impetus.storage.jobqueue.layout import new_chunk
 from impetus.storage.queue import Queue
 from impetus.storage.tables import NODES, TABLES
 
@@ -465,7 +466,7 @@ def test_forged_and_altered_jobs_are_refused_unrun(queue, settings, start_agent,
     )
     # 2. a job written straight into the tables, without a signature
     pk, sk = keys.ready_pk("s6", 0), keys.ready_sk(0, keys.now_ms(), keys.unique_suffix())
-    forged = queue.jobs._new_chunk("s6", pk, sk, ["forged"], "stage1", 0, keys.now_ms())
+    forged = new_chunk("s6", pk, sk, ["forged"], "stage1", 0, keys.now_ms())
     record = {
         "stream": "s6",
         "job": "forged",

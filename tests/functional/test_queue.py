@@ -97,6 +97,16 @@ def test_fifo_across_many_chunks(queue):
     assert drain(queue, "s", batch=7) == ids
 
 
+def test_due_delayed_counts_only_delayed_jobs_already_due(queue):
+    queue.create_stream("s")
+    now = time.time()
+    enqueue(queue, "s", [spec("a", delay=60.0), spec("b", delay=60.0), spec("c", delay=600.0)])
+    enqueue(queue, "s", [spec("ready")])
+    assert queue.due_delayed("s", now) == 0
+    assert queue.due_delayed("s", now + 120) == 2  # a and b, not c nor the ready one
+    assert queue.due_delayed("s", now + 1200) == 3
+
+
 def test_delayed_jobs_are_invisible_until_due(queue):
     queue.create_stream("s")
     due = time.monotonic() + 3.0
@@ -105,7 +115,7 @@ def test_delayed_jobs_are_invisible_until_due(queue):
     assert drain(queue, "s") == ["now"]
     assert time.monotonic() < due, "the machine was too slow to check invisibility"
     time.sleep(due + 0.1 - time.monotonic())
-    queue.jobs._promoted_at.clear()  # the claimer checks for due chunks twice a second
+    queue.jobs.claimer._promoted_at.clear()  # the claimer checks for due chunks twice a second
     assert drain(queue, "s") == ["later"]
     counts = queue.get_stream("s")["counts"]
     assert counts["delayed"] == 0 and counts["finished"] == 2
@@ -157,9 +167,9 @@ def test_racing_claim_on_a_stale_read_loses(queue):
     """The claim write is conditional on the cursor it read: a stale reader loses."""
     queue.create_stream("s")
     enqueue(queue, "s", [spec("a"), spec("b")])
-    stale = queue.jobs._claimable("s#0")[0]
+    stale = queue.jobs.claimer.claimable("s#0")[0]
     assert queue.claim("s", "n1", 1, lease=30).jobs[0].id == "a"
-    assert queue.jobs._try_claim("s", stale, "n2", 1, 30) is None
+    assert queue.jobs.claimer._try_claim("s", stale, "n2", 1, 30) is None
     assert queue.claim("s", "n2", 1, lease=30).jobs[0].id == "b"
 
 
@@ -263,7 +273,7 @@ def test_ack_finds_a_moved_job_even_if_its_record_was_not_repointed(queue):
     enqueue(queue, "s", [spec("a")])
     first = queue.claim("s", "n1", 1, lease=30)
     queue.release(first)
-    queue.jobs._point("s", "a", first.pk, first.sk, 0)  # as if the move died half-way
+    queue.jobs.items.point("s", "a", first.pk, first.sk, 0)  # as if the move died half-way
     again = queue.claim("s", "n2", 1, lease=30)
     queue.complete(again, {"a": Outcome(jobs.READY, result=codec.dumps(1))})
     assert [j["id"] for j in queue.results("s", "stage1")] == ["a"]

@@ -4,13 +4,11 @@ are stubbed (botocore Stubber): moto is always consistent, so it cannot show a m
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import boto3
 from botocore.stub import Stubber
 
 from impetus.storage import dynamo
-from impetus.storage.jobqueue.queue import JobQueue
+from impetus.storage.jobqueue.items import QueueItems
 
 
 def _request(ids: list[str], consistent: bool) -> dict:
@@ -29,10 +27,8 @@ def _answer(ids: list[str]) -> dict:
     return {"Responses": {"jobs": items}}
 
 
-def _queue(client) -> SimpleNamespace:
-    queue = SimpleNamespace(client=client, jobs_table="jobs")
-    queue._records = lambda *args, **kwargs: JobQueue._records(queue, *args, **kwargs)
-    return queue
+def _items(client) -> QueueItems:
+    return QueueItems(client, {"jobs": "jobs", "queue": "queue"}, streams=None)
 
 
 def test_a_record_missing_from_the_eventual_read_is_read_consistently():
@@ -40,7 +36,7 @@ def test_a_record_missing_from_the_eventual_read_is_read_consistently():
     with Stubber(client) as stub:
         stub.add_response("batch_get_item", _answer(["a", "c"]), _request(["a", "b", "c"], False))
         stub.add_response("batch_get_item", _answer(["b"]), _request(["b"], True))
-        found = JobQueue._written_records(_queue(client), "s", ["a", "b", "c"])
+        found = _items(client).written_records("s", ["a", "b", "c"])
         stub.assert_no_pending_responses()
     assert {k: v["name"] for k, v in found.items()} == {"a": "n-a", "b": "n-b", "c": "n-c"}
 
@@ -49,5 +45,5 @@ def test_nothing_missing_means_one_eventual_read():
     client = boto3.client("dynamodb", region_name="us-east-1")
     with Stubber(client) as stub:
         stub.add_response("batch_get_item", _answer(["a"]), _request(["a"], False))
-        assert set(JobQueue._written_records(_queue(client), "s", ["a"])) == {"a"}
+        assert set(_items(client).written_records("s", ["a"])) == {"a"}
         stub.assert_no_pending_responses()

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from impetus.core import keys, properties
 from impetus.core.claims import Claim, ClaimedJob
 from impetus.storage import dynamo
+from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import (
     CANDIDATE_FIELDS,
     CLAIM_PAGE,
@@ -23,15 +24,20 @@ from impetus.storage.jobqueue.layout import (
 )
 
 
-class Claiming:
-    """JobQueue's claim side (see impetus.storage.jobqueue.queue for the shared state)."""
+class Claimer:
+    """Claims due jobs for nodes and promotes delayed chunks that fell due."""
+
+    def __init__(self, items: QueueItems) -> None:
+        self.items = items
+        self._code_cache: dict[str, str] = {}  # code digest -> encoded code
+        self._promoted_at: dict[str, float] = {}  # stream -> last promotion check
 
     # --- claim ----------------------------------------------------------------------------
     def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
         if max_jobs < 1:
             return None
         self._promote_due(stream_id)
-        props = self._properties(stream_id)
+        props = self.items.properties(stream_id)
         shards = list(range(properties.get(props, "shards")))
         random.shuffle(shards)
         for shard in shards:
@@ -42,11 +48,23 @@ class Claiming:
                 return claim
         return None
 
-    def _claimable(self, pk: str) -> list[dict[str, Any]]:
+    def oldest_due(self, stream_id: str) -> int | None:
+        """Due time (epoch ms) of the job that waited longest among those at the head of
+        the stream's shards (the next ones a claim takes), or None when none is due."""
+        shards = properties.get(self.items.properties(stream_id), "shards")
+        heads = [
+            chunk["due"]
+            for shard in range(shards)
+            for chunk in self.claimable(keys.ready_pk(stream_id, shard))
+        ]
+        return min(heads, default=None)
+
+    def claimable(self, pk: str) -> list[dict[str, Any]]:
+        """The first claimable chunks of a partition (due, not fully claimed), oldest first."""
         now = keys.now_ms()
         found = dynamo.query(
-            self.client,
-            TableName=self.queue_table,
+            self.items.client,
+            TableName=self.items.queue_table,
             KeyConditionExpression="#pk = :pk",
             FilterExpression="#cursor < #n AND #due <= :now",
             ProjectionExpression=CANDIDATE_FIELDS,
@@ -62,7 +80,7 @@ class Claiming:
     ) -> Claim | None:
         """Head chunk first (FIFO); after a lost race, a random one of the top K."""
         for attempt in range(6):
-            candidates = self._claimable(pk)
+            candidates = self.claimable(pk)
             if not candidates:
                 return None
             chunk = candidates[0] if attempt == 0 else random.choice(candidates)
@@ -80,8 +98,8 @@ class Claiming:
         expires = time.time() + lease
         entry = {"node": node, "start": start, "end": end, "expires": expires, "state": "active"}
         try:
-            answer = self.client.update_item(
-                TableName=self.queue_table,
+            answer = self.items.client.update_item(
+                TableName=self.items.queue_table,
                 Key=dynamo.serialize({"pk": chunk["pk"], "sk": chunk["sk"]}),
                 UpdateExpression="SET #cursor = :end, #claims.#id = :entry",
                 ConditionExpression="#cursor = :start",
@@ -94,7 +112,7 @@ class Claiming:
             if dynamo.is_condition_failure(exc):
                 return None
             raise
-        self.counters.count(stream_id, waiting=-(end - start), running=end - start)
+        self.items.counters.count(stream_id, waiting=-(end - start), running=end - start)
         ids = dynamo.deserialize_value(answer["Attributes"]["jobs"])[start:end]
         claimed = self._claimed_jobs(stream_id, chunk, ids, start)
         return Claim(
@@ -113,7 +131,7 @@ class Claiming:
     def _claimed_jobs(
         self, stream_id: str, chunk: dict[str, Any], ids: list[str], start: int
     ) -> list[ClaimedJob]:
-        records = self._written_records(stream_id, ids, CLAIMED_FIELDS)
+        records = self.items.written_records(stream_id, ids, CLAIMED_FIELDS)
         self._load_code(stream_id, {r["code"] for r in records.values()})
         claimed = []
         for index, job_id in enumerate(ids, start):
@@ -148,8 +166,8 @@ class Claiming:
         missing = [d for d in digests if d not in self._code_cache]
         if missing:
             for item in dynamo.batch_get(
-                self.client,
-                self.jobs_table,
+                self.items.client,
+                self.items.jobs_table,
                 [{"stream": stream_id, "job": keys.code_key(d)} for d in missing],
             ):
                 self._code_cache[item["job"][len(keys.CODE_PREFIX) :]] = item["code"]
@@ -165,24 +183,24 @@ class Claiming:
             return
         self._promoted_at[stream_id] = now
         due = dynamo.query(
-            self.client,
-            TableName=self.queue_table,
+            self.items.client,
+            TableName=self.items.queue_table,
             KeyConditionExpression="#pk = :pk AND #sk <= :upper",
             ExpressionAttributeNames=dynamo.names("#pk #sk"),
             ExpressionAttributeValues=dynamo.values(
-                pk=keys.delayed_pk(stream_id), upper=f"{keys.now_ms():013d}#~"
+                pk=keys.delayed_pk(stream_id), upper=keys.delayed_sk_upper(keys.now_ms())
             ),
             ConsistentRead=True,
         )
         for chunk in itertools.islice(due, 25):
-            pk, sk = self._ready_location(stream_id, chunk["pk"], chunk["sk"])
+            pk, sk = self.items.ready_location(stream_id, chunk["pk"], chunk["sk"])
             ready = dict(chunk, pk=pk, sk=sk)
             try:
-                self.client.transact_write_items(
+                self.items.client.transact_write_items(
                     TransactItems=[
                         {
                             "Put": {
-                                "TableName": self.queue_table,
+                                "TableName": self.items.queue_table,
                                 "Item": dynamo.serialize(ready),
                                 "ConditionExpression": "attribute_not_exists(#pk)",
                                 "ExpressionAttributeNames": dynamo.names("#pk"),
@@ -190,7 +208,7 @@ class Claiming:
                         },
                         {
                             "Delete": {
-                                "TableName": self.queue_table,
+                                "TableName": self.items.queue_table,
                                 "Key": dynamo.serialize({"pk": chunk["pk"], "sk": chunk["sk"]}),
                                 "ConditionExpression": "attribute_exists(#pk)",
                                 "ExpressionAttributeNames": dynamo.names("#pk"),
@@ -202,4 +220,4 @@ class Claiming:
                 if dynamo.is_condition_failure(exc):
                     continue
                 raise
-            self.counters.count(stream_id, delayed=-chunk["n"], waiting=chunk["n"])
+            self.items.counters.count(stream_id, delayed=-chunk["n"], waiting=chunk["n"])

@@ -11,18 +11,23 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from impetus.core import joboutput, jobs, keys, properties
+from impetus.core.exceptions import JobNotFound
 from impetus.storage import dynamo
+from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS
 
 
-class Collecting:
-    """JobQueue's collect side (see impetus.storage.jobqueue.queue for the shared state)."""
+class Collector:
+    """Reads a stage's finished jobs (and one job), and acknowledges them."""
+
+    def __init__(self, items: QueueItems) -> None:
+        self.items = items
 
     # --- collect ----------------------------------------------------------------------------
     def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
         keys.check(keys.STAGE, stage, "stage")
         finished = list(itertools.islice(self._finished(stream_id, stage), limit))
-        records = self._written_records(stream_id, [f[0] for f in finished])
+        records = self.items.written_records(stream_id, [f[0] for f in finished])
         self._repair_pointers(stream_id, records, finished)
         spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
         found = [
@@ -30,18 +35,20 @@ class Collecting:
             for job_id, _, entry in finished
             if job_id in records
         ]
-        joboutput.attach(self.client, self.jobs_table, stream_id, found, finished)
+        joboutput.attach(self.items.client, self.items.jobs_table, stream_id, found, finished)
         return found
 
     def _finished(
         self, stream_id: str, stage: str
     ) -> Iterator[tuple[str, tuple[str, str, int], dict[str, Any]]]:
         """(job id, (chunk pk, chunk sk, index), result entry) of a stage's finished jobs."""
-        shards = properties.get(self.streams.get_item(stream_id).get("properties", {}), "shards")
+        shards = properties.get(
+            self.items.streams.get_item(stream_id).get("properties", {}), "shards"
+        )
         for shard in range(shards):
             for chunk in dynamo.query(
-                self.client,
-                TableName=self.queue_table,
+                self.items.client,
+                TableName=self.items.queue_table,
                 KeyConditionExpression="#pk = :pk",
                 FilterExpression="#stage = :stage AND size(#results) > :zero",
                 ProjectionExpression="#pk, #sk, #jobs, #results",
@@ -74,14 +81,16 @@ class Collecting:
                 sk,
                 index,
             ):
-                self._point(stream_id, job_id, pk, sk, index)
+                self.items.point(stream_id, job_id, pk, sk, index)
                 record.update(chunk_pk=pk, chunk_sk=sk, index=index)
 
     def _spilled(self, stream_id: str, refs: list[str]) -> dict[str, str]:
         if not refs:
             return {}
         found = dynamo.batch_get(
-            self.client, self.jobs_table, [{"stream": stream_id, "job": r} for r in refs]
+            self.items.client,
+            self.items.jobs_table,
+            [{"stream": stream_id, "job": r} for r in refs],
         )
         return {i["job"]: i["result"] for i in found}
 
@@ -124,9 +133,34 @@ class Collecting:
                 job["result"] = spilled.get(entry["ref"])
         return job
 
+    def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
+        """One job as the API shows it: its record, and its result or its lease if any."""
+        keys.check(keys.JOB_ID, job_id, "job id")
+        self.items.streams.get_item(stream_id)
+        record = self.items.records(stream_id, [job_id]).get(job_id)
+        if record is None:
+            raise JobNotFound(f"no job {job_id!r} in stream {stream_id!r}")
+        if record.get("status") == jobs.ACKED:
+            return {"id": job_id, "client": stream_id, "status": jobs.ACKED}
+        pk, sk = record["chunk_pk"], record["chunk_sk"]
+        chunk = self.items.get_chunk(pk, sk) or self.items.get_chunk(
+            *self.items.ready_location(stream_id, pk, sk)
+        )
+        entry = (chunk or {}).get("results", {}).get(str(record["index"]))
+        spilled = self._spilled(stream_id, [entry["ref"]]) if entry and "ref" in entry else {}
+        job = self._job_dict(record, entry, spilled)
+        joboutput.attach(
+            self.items.client, self.items.jobs_table, stream_id, [job], [(job_id, None, entry)]
+        )
+        if entry is None and chunk:
+            for claim in chunk.get("claims", {}).values():
+                if claim["start"] <= record["index"] < claim["end"]:
+                    job.update(status=jobs.RUNNING, node=claim["node"], attempt=chunk["attempt"])
+        return job
+
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
-        self.streams.get_item(stream_id)
-        records = self._records(stream_id, list(dict.fromkeys(job_ids)), POINTER_FIELDS)
+        self.items.streams.get_item(stream_id)
+        records = self.items.records(stream_id, list(dict.fromkeys(job_ids)), POINTER_FIELDS)
         by_chunk: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
         for r in records.values():
             if r.get("status") != jobs.ACKED:
@@ -141,12 +175,12 @@ class Collecting:
             {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now} for i in acked
         ]
         dynamo.batch_write(
-            self.client,
-            self.jobs_table,
+            self.items.client,
+            self.items.jobs_table,
             puts=tombstones,
             deletes=[{"stream": stream_id, "job": r} for r in refs],
         )
-        self.counters.count(stream_id, finished=-len(acked), acked=len(acked))
+        self.items.counters.count(stream_id, finished=-len(acked), acked=len(acked))
         return len(acked)
 
     def _ack_whole_chunk(self, pk: str, sk: str, members: dict[str, str]) -> dict[str, dict] | None:
@@ -159,8 +193,8 @@ class Collecting:
         slots = {f"#slot{n}": i for n, i in enumerate(members)}
         condition = " AND ".join(f"attribute_exists(#results.{n})" for n in slots)
         try:
-            answer = self.client.delete_item(
-                TableName=self.queue_table,
+            answer = self.items.client.delete_item(
+                TableName=self.items.queue_table,
                 Key=dynamo.serialize({"pk": pk, "sk": sk}),
                 ConditionExpression=f"{condition} AND #left = :k",
                 ExpressionAttributeNames=slots | dynamo.names("#results #left"),
@@ -190,8 +224,8 @@ class Collecting:
             names = dict(zip(slots, present, strict=True))
             names.update(dynamo.names("#results #left"))
             try:
-                answer = self.client.update_item(
-                    TableName=self.queue_table,
+                answer = self.items.client.update_item(
+                    TableName=self.items.queue_table,
                     Key=dynamo.serialize({"pk": pk, "sk": sk}),
                     UpdateExpression="REMOVE "
                     + ", ".join(f"#results.{n}" for n in slots)
@@ -207,13 +241,13 @@ class Collecting:
                 if not dynamo.is_condition_failure(exc):
                     raise
                 # Some were acked already (a retried request): ack what is left.
-                chunk = self._get_chunk(pk, sk) or {"results": {}}
+                chunk = self.items.get_chunk(pk, sk) or {"results": {}}
                 present = {i: chunk["results"][i] for i in members if i in chunk["results"]}
                 if not present:
                     return {}
                 continue
             old = dynamo.deserialize(answer["Attributes"])
             if old["left"] - len(present) <= 0:
-                self._delete_if_spent(pk, sk, {"left": 0})
+                self.items.delete_if_spent(pk, sk, {"left": 0})
             return {i: old["results"][i] for i in present}
         return {}

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from impetus.core import jobs, keys, properties
 from impetus.core.codec import CLOUDPICKLE_VERSION, digest
 from impetus.core.exceptions import InvalidRequest
-from impetus.core.signing import Envelope
+from impetus.core.signing import Envelope, SigningKey
 from impetus.storage import dynamo
-from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS, shard_of
+from impetus.storage.jobqueue.items import QueueItems
+from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS, new_chunk, shard_of
 from impetus.storage.streams import is_idle
 
 
-class Enqueuing:
-    """JobQueue's enqueue side (see impetus.storage.jobqueue.queue for the shared state)."""
+class Enqueuer:
+    """Writes forks as signed job records and chunks."""
+
+    def __init__(self, items: QueueItems, signer: Callable[[], SigningKey]) -> None:
+        self.items = items
+        # Read on the first enqueue only: node-side users of the queue never read the key.
+        self._signer = signer
 
     # --- enqueue --------------------------------------------------------------------------
     def enqueue(
@@ -26,7 +33,7 @@ class Enqueuing:
         client_python: str,
         client_cloudpickle: str = CLOUDPICKLE_VERSION,
     ) -> dict[str, Any]:
-        stream = self.streams.get_item(stream_id)
+        stream = self.items.streams.get_item(stream_id)
         specs = [self._check_spec(s) for s in specs]
         self._check_functions(stream_id, specs, functions)
         new, existing, acked = self._split_existing(stream_id, specs)
@@ -40,10 +47,12 @@ class Enqueuing:
             if d in functions
         ]
         # Records before chunks: a claimer never finds a job id without its record.
-        dynamo.batch_write(self.client, self.jobs_table, puts=code_items + records)
-        dynamo.batch_write(self.client, self.queue_table, puts=chunks)
+        dynamo.batch_write(self.items.client, self.items.jobs_table, puts=code_items + records)
+        dynamo.batch_write(self.items.client, self.items.queue_table, puts=chunks)
         delayed = sum(len(c["jobs"]) for c in chunks if c["pk"] == keys.delayed_pk(stream_id))
-        self.counters.count(stream_id, forked=len(new), waiting=len(new) - delayed, delayed=delayed)
+        self.items.counters.count(
+            stream_id, forked=len(new), waiting=len(new) - delayed, delayed=delayed
+        )
         return {
             "accepted": [s["id"] for s in new],
             "existing": existing,
@@ -65,7 +74,7 @@ class Enqueuing:
             )
         if not isinstance(spec.get("code"), str) or len(spec["code"]) != 64:
             raise InvalidRequest("job code must be a sha256 hex digest")
-        Enqueuing._check_args(spec)
+        Enqueuer._check_args(spec)
         priority = spec.get("priority") or 0
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidRequest("priority must be an integer in [-1e9, 1e9]")
@@ -112,8 +121,8 @@ class Enqueuing:
         unknown = {s["code"] for s in specs} - set(functions)
         if unknown:
             stored = dynamo.batch_get(
-                self.client,
-                self.jobs_table,
+                self.items.client,
+                self.items.jobs_table,
                 [{"stream": stream_id, "job": keys.code_key(d)} for d in unknown],
             )
             unknown -= {i["job"][len(keys.CODE_PREFIX) :] for i in stored}
@@ -138,8 +147,8 @@ class Enqueuing:
             else:
                 unique[spec["id"]] = spec
         found = dynamo.batch_get(
-            self.client,
-            self.jobs_table,
+            self.items.client,
+            self.items.jobs_table,
             [{"stream": stream_id, "job": i} for i in unique],
             attributes=POINTER_FIELDS,
         )
@@ -155,7 +164,7 @@ class Enqueuing:
         places = {
             r["job"]: {
                 (r["chunk_pk"], r["chunk_sk"]),
-                self._ready_location(r["stream"], r["chunk_pk"], r["chunk_sk"]),
+                self.items.ready_location(r["stream"], r["chunk_pk"], r["chunk_sk"]),
             }
             for r in waiting
         }
@@ -163,7 +172,9 @@ class Enqueuing:
         alive = {
             (c["pk"], c["sk"])
             for c in dynamo.batch_get(
-                self.client, self.queue_table, [{"pk": pk, "sk": sk} for pk, sk in wanted]
+                self.items.client,
+                self.items.queue_table,
+                [{"pk": pk, "sk": sk} for pk, sk in wanted],
             )
         }
         return {job for job, where in places.items() if not where & alive}
@@ -194,7 +205,7 @@ class Enqueuing:
                     shard = shard_of(suffix, shards)
                     pk, sk = keys.ready_pk(stream_id, shard), keys.ready_sk(priority, due, suffix)
                 ids = [spec["id"] for spec in part]
-                chunks.append(self._new_chunk(stream_id, pk, sk, ids, stage, priority, due))
+                chunks.append(new_chunk(stream_id, pk, sk, ids, stage, priority, due))
                 for i, spec in enumerate(part):
                     record = self._record(stream_id, spec, pk, sk, i, now, runtime)
                     self._apply_policy(record, spec["properties"], stream_properties)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 CHUNK_SIZE = 20  # keeps a chunk ~1 KB: a claim's write is billed on the item's size
 TOP_K = 8  # claim candidates considered after a lost race
 # Chunks read per claim query page. Fully claimed chunks wait at the head of a partition
@@ -28,3 +30,33 @@ def shard_of(suffix: str, shards: int) -> int:
 
 def suffix_of(sk: str) -> str:
     return sk.rsplit("#", 1)[1]
+
+
+def new_chunk(
+    stream_id: str,
+    pk: str,
+    sk: str,
+    ids: list[str],
+    stage: str,
+    priority: int,
+    due: int,
+    attempt: int = 0,
+    failures: int = 0,
+) -> dict[str, Any]:
+    """A new chunk item: ``ids`` of one stage, priority and due time, none claimed."""
+    return {
+        "pk": pk,
+        "sk": sk,
+        "stream": stream_id,
+        "stage": stage,
+        "priority": priority,
+        "due": due,
+        "attempt": attempt,  # runs of these jobs before this chunk's
+        "failures": failures,  # of which ended in an exception (see impetus.core.retry)
+        "jobs": ids,
+        "n": len(ids),
+        "cursor": 0,
+        "claims": {},
+        "results": {},
+        "left": len(ids),  # jobs neither acknowledged nor moved elsewhere: 0 = spent
+    }

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from impetus.core import keys, properties
+from impetus.storage import dynamo
+from impetus.storage.jobqueue.items import QueueItems
 
 RECOUNTED = ("waiting", "running", "delayed")
 
@@ -31,15 +33,36 @@ def chunk_counts(chunk: dict[str, Any], delayed: bool) -> dict[str, int]:
     }
 
 
-class Recounting:
-    """JobQueue's recount (see impetus.storage.jobqueue.queue for the shared state)."""
+class Recounter:
+    """Counts a stream's busy jobs from its queue partitions."""
+
+    def __init__(self, items: QueueItems) -> None:
+        self.items = items
+
+    def due_delayed(self, stream_id: str, now: float) -> int:
+        """Delayed jobs of a stream that are already due (not yet promoted by a claimer):
+        one key-range Query, since delayed chunks sort by due time."""
+        due = 0
+        for chunk in dynamo.query(
+            self.items.client,
+            TableName=self.items.queue_table,
+            KeyConditionExpression="#pk = :pk AND #sk <= :now",
+            ProjectionExpression="#n, #cursor",
+            ExpressionAttributeNames=dynamo.names("#pk #sk #n #cursor"),
+            ExpressionAttributeValues=dynamo.values(
+                pk=keys.delayed_pk(stream_id), now=keys.delayed_sk_upper(int(now * 1000))
+            ),
+            ConsistentRead=True,
+        ):
+            due += int(chunk.get("n", 0)) - int(chunk.get("cursor", 0))
+        return due
 
     def recount(self, stream_id: str) -> dict[str, int]:
-        shards = properties.get(self._properties(stream_id), "shards")
+        shards = properties.get(self.items.properties(stream_id), "shards")
         totals = dict.fromkeys(RECOUNTED, 0)
-        for pk in self._partitions(stream_id, shards):
+        for pk in self.items.partitions(stream_id, shards):
             delayed = pk == keys.delayed_pk(stream_id)
-            for chunk in self._chunks_in(pk, "#n, #cursor, #claims", consistent=True):
+            for chunk in self.items.chunks_in(pk, "#n, #cursor, #claims", consistent=True):
                 for name, value in chunk_counts(chunk, delayed).items():
                     totals[name] += value
         return totals

@@ -13,11 +13,15 @@ from impetus.core.claims import Claim, ClaimedJob
 from impetus.core.exceptions import ClaimLost
 from impetus.core.jobs import Outcome
 from impetus.storage import dynamo
-from impetus.storage.jobqueue.layout import INLINE_RESULT_LIMIT, shard_of
+from impetus.storage.jobqueue.items import QueueItems
+from impetus.storage.jobqueue.layout import INLINE_RESULT_LIMIT, new_chunk, shard_of
 
 
-class Settling:
-    """JobQueue's lease side (see impetus.storage.jobqueue.queue for the shared state)."""
+class Settler:
+    """Renews, completes, releases and reaps claims."""
+
+    def __init__(self, items: QueueItems) -> None:
+        self.items = items
 
     # --- leases -----------------------------------------------------------------------------
     # Every write on a claim is conditional on the claim being there, active, held by the
@@ -36,8 +40,8 @@ class Settling:
         vals = {k: dynamo.serialize_value(v) for k, v in self._owner_values(claim).items()}
         vals.update(dynamo.values(expires=expires))
         try:
-            self.client.update_item(
-                TableName=self.queue_table,
+            self.items.client.update_item(
+                TableName=self.items.queue_table,
                 Key=dynamo.serialize({"pk": claim.pk, "sk": claim.sk}),
                 UpdateExpression=update,
                 ConditionExpression=self.OWNER,
@@ -52,7 +56,7 @@ class Settling:
 
     def complete(self, claim: Claim, outcomes: dict[str, Outcome]) -> None:
         """Record final outcomes, send the jobs that may run again back (impetus.core.retry)."""
-        base = properties.get(self._properties(claim.stream), "retry_backoff")
+        base = properties.get(self.items.properties(claim.stream), "retry_backoff")
         entries: dict[str, dict[str, Any]] = {}
         spilled: list[dict[str, Any]] = []
         reruns: dict[retry.Rerun, list[str]] = defaultdict(list)
@@ -78,7 +82,7 @@ class Settling:
             entries[str(job.index)] = entry
             spilled += spill
         if spilled:
-            dynamo.batch_write(self.client, self.jobs_table, puts=spilled)
+            dynamo.batch_write(self.items.client, self.items.jobs_table, puts=spilled)
         errors = sum(1 for e in entries.values() if e["s"] == jobs.ERROR)
         try:
             self._settle(
@@ -86,8 +90,8 @@ class Settling:
             )
         except ClaimLost:
             dynamo.batch_write(
-                self.client,
-                self.jobs_table,
+                self.items.client,
+                self.items.jobs_table,
                 deletes=[{"stream": s["stream"], "job": s["job"]} for s in spilled],
             )
             raise
@@ -145,7 +149,7 @@ class Settling:
             update += " ADD #left :moved"
             vals.update(dynamo.values(moved=-moved))
         write = {
-            "TableName": self.queue_table,
+            "TableName": self.items.queue_table,
             "Key": dynamo.serialize({"pk": claim.pk, "sk": claim.sk}),
             "UpdateExpression": update,
             "ConditionExpression": condition,
@@ -155,12 +159,12 @@ class Settling:
         new_chunks = [self._rerun_chunk(claim, rerun, ids) for rerun, ids in reruns.items()]
         try:
             if new_chunks:
-                self.client.transact_write_items(
+                self.items.client.transact_write_items(
                     TransactItems=[{"Update": write}]
                     + [{"Put": self._put_new(chunk)} for chunk in new_chunks]
                 )
             else:
-                self.client.update_item(**write)
+                self.items.client.update_item(**write)
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
                 raise ClaimLost(f"claim {claim.claim_id} is no longer held") from exc
@@ -168,9 +172,9 @@ class Settling:
         delayed = 0
         for chunk in new_chunks:
             for index, job_id in enumerate(chunk["jobs"]):
-                self._point(claim.stream, job_id, chunk["pk"], chunk["sk"], index)
+                self.items.point(claim.stream, job_id, chunk["pk"], chunk["sk"], index)
             delayed += chunk["n"] if chunk["pk"] == keys.delayed_pk(claim.stream) else 0
-        self.counters.count(
+        self.items.counters.count(
             claim.stream,
             running=-len(claim.jobs),
             waiting=moved - delayed,
@@ -179,7 +183,7 @@ class Settling:
             errors=errors,
         )
         if moved:
-            self._delete_if_spent(claim.pk, claim.sk)
+            self.items.delete_if_spent(claim.pk, claim.sk)
 
     def _rerun_chunk(self, claim: Claim, rerun: retry.Rerun, ids: list[str]) -> dict[str, Any]:
         """A new chunk for jobs that run again: ready now, or delayed until their backoff."""
@@ -188,17 +192,17 @@ class Settling:
         if rerun.delay > 0:
             pk, sk = keys.delayed_pk(claim.stream), keys.delayed_sk(claim.priority, due, suffix)
         else:
-            shards = properties.get(self._properties(claim.stream), "shards")
+            shards = properties.get(self.items.properties(claim.stream), "shards")
             pk = keys.ready_pk(claim.stream, shard_of(suffix, shards))
             sk = keys.ready_sk(claim.priority, due, suffix)
         stage = claim.jobs[0].stage if claim.jobs else ""
-        return self._new_chunk(
+        return new_chunk(
             claim.stream, pk, sk, ids, stage, claim.priority, due, rerun.attempt, rerun.failures
         )
 
     def _put_new(self, chunk: dict[str, Any]) -> dict[str, Any]:
         return {
-            "TableName": self.queue_table,
+            "TableName": self.items.queue_table,
             "Item": dynamo.serialize(chunk),
             "ConditionExpression": "attribute_not_exists(#pk)",
             "ExpressionAttributeNames": dynamo.names("#pk"),
@@ -214,14 +218,14 @@ class Settling:
     def reap(self, stream_id: str) -> int:
         """Return the jobs of expired leases to the queue (attempt + 1), or fail them as
         lost once they used up ``max_attempts``. Reads only the stream's live chunks."""
-        props = self._properties(stream_id)
+        props = self.items.properties(stream_id)
         max_attempts = properties.get(props, "max_attempts")
         now = time.time()
         released = 0
         for shard in range(properties.get(props, "shards")):
             for chunk in dynamo.query(
-                self.client,
-                TableName=self.queue_table,
+                self.items.client,
+                TableName=self.items.queue_table,
                 KeyConditionExpression="#pk = :pk",
                 FilterExpression="size(#claims) > :zero",
                 ProjectionExpression="#pk, #sk, #jobs, #attempt, #failures, #stage, #priority, "

@@ -1,0 +1,169 @@
+"""The queue and jobs tables' items, shared by the queue's parts (enqueue, claim,
+settle, collect, recount): one object that owns the table names, the client, the
+stream-properties cache and the counter sink, and reads and writes chunks and records.
+
+Items (see impetus/storage/tables.py for the tables):
+
+* job record (jobs table, ``stream``/``job``): static description of one job and a
+  pointer (``chunk_pk``, ``chunk_sk``, ``index``) to the chunk that holds it now.
+* chunk (queue table): up to CHUNK_SIZE job ids of one stage, priority and due time, with
+  ``cursor`` (jobs before it are claimed), ``claims`` (live leases: claim id -> node,
+  range, expiry, state) and ``results`` (index -> outcome, until acknowledged).
+
+Why chunks: one conditional write moves many jobs. A claim is a single UpdateItem that
+advances ``cursor`` *and* records the lease, conditional on the cursor it read, so two
+claimers racing for the same jobs cannot both win, and no crash can leave jobs claimed
+by nobody. Completion is a single UpdateItem that writes all outcomes of a claim and
+removes the lease, conditional on the lease still being ours, so a zombie whose lease
+was reaped cannot record anything. A chunk is deleted when every job in it has been
+acknowledged or moved to another chunk (released, reaped).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from impetus.core import keys, properties
+from impetus.storage import dynamo
+from impetus.storage.jobqueue.layout import PROPS_TTL, shard_of, suffix_of
+from impetus.storage.streams import Streams
+
+
+class QueueItems:
+    def __init__(self, client: Any, tables: dict[str, str], streams: Streams) -> None:
+        self.client = client
+        self.jobs_table = tables["jobs"]
+        self.queue_table = tables["queue"]
+        self.streams = streams
+        # Where backlog counter deltas go: the stream items at once, or a node agent's
+        # impetus.storage.counters.BufferedCounters (see Queue.buffer_counters).
+        self.counters: Any = streams
+        self._props_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def properties(self, stream_id: str) -> dict[str, Any]:
+        """The stream's properties, trusted for PROPS_TTL seconds."""
+        cached = self._props_cache.get(stream_id)
+        if cached and time.monotonic() - cached[0] < PROPS_TTL:
+            return cached[1]
+        props = self.streams.get_item(stream_id).get("properties", {})
+        self._props_cache[stream_id] = (time.monotonic(), props)
+        return props
+
+    def ready_location(self, stream_id: str, pk: str, sk: str) -> tuple[str, str]:
+        """Where a delayed chunk lives once it fell due (ready chunks: where they are)."""
+        if pk != keys.delayed_pk(stream_id):
+            return pk, sk
+        shards = properties.get(self.properties(stream_id), "shards")
+        return keys.ready_pk(stream_id, shard_of(suffix_of(sk), shards)), keys.delayed_to_ready_sk(
+            sk
+        )
+
+    def records(
+        self,
+        stream_id: str,
+        ids: list[str],
+        attributes: tuple[str, ...] = (),
+        consistent: bool = True,
+    ) -> dict[str, dict[str, Any]]:
+        found = dynamo.batch_get(
+            self.client,
+            self.jobs_table,
+            [{"stream": stream_id, "job": i} for i in ids],
+            consistent=consistent,
+            attributes=attributes,
+        )
+        return {r["job"]: r for r in found}
+
+    def written_records(
+        self, stream_id: str, ids: list[str], attributes: tuple[str, ...] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Records for their fields written at enqueue (name, code, args, signature...):
+        read eventually consistent, half the read units; only the ones not there yet (a
+        record written a moment ago) are read again, consistently.
+
+        Those fields never change after enqueue, so a stale copy has them right. The
+        fields that do change (status at acknowledgement, the chunk pointer after a move)
+        are read consistently where they decide something (enqueue's duplicate check,
+        ack); collection only compares the pointer, and a stale one costs a re-point.
+        """
+        found = self.records(stream_id, ids, attributes, consistent=False)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            found.update(self.records(stream_id, missing, attributes))
+        return found
+
+    def point(self, stream_id: str, job_id: str, pk: str, sk: str, index: int) -> None:
+        self.client.update_item(
+            TableName=self.jobs_table,
+            Key=dynamo.serialize({"stream": stream_id, "job": job_id}),
+            UpdateExpression="SET #chunk_pk = :pk, #chunk_sk = :sk, #index = :i",
+            ConditionExpression="attribute_exists(#job)",
+            ExpressionAttributeNames=dynamo.names("#chunk_pk #chunk_sk #index #job"),
+            ExpressionAttributeValues=dynamo.values(pk=pk, sk=sk, i=index),
+        )
+
+    def get_chunk(self, pk: str, sk: str) -> dict[str, Any] | None:
+        answer = self.client.get_item(
+            TableName=self.queue_table,
+            Key=dynamo.serialize({"pk": pk, "sk": sk}),
+            ConsistentRead=True,
+        )
+        return dynamo.deserialize(answer["Item"]) if "Item" in answer else None
+
+    def delete_if_spent(self, pk: str, sk: str, chunk: dict[str, Any] | None = None) -> None:
+        """Delete a chunk whose every job was acknowledged or moved elsewhere.
+
+        Conditional on ``left`` so that a concurrent move or ack cannot be lost.
+        """
+        chunk = chunk or self.get_chunk(pk, sk)
+        if not chunk or chunk["left"] > 0:
+            return
+        try:
+            self.client.delete_item(
+                TableName=self.queue_table,
+                Key=dynamo.serialize({"pk": pk, "sk": sk}),
+                ConditionExpression="#left <= :zero",
+                ExpressionAttributeNames=dynamo.names("#left"),
+                ExpressionAttributeValues=dynamo.values(zero=0),
+            )
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+
+    @staticmethod
+    def partitions(stream_id: str, shards: int) -> list[str]:
+        """The stream's queue partitions: its ready shards, then its delayed partition."""
+        return [keys.ready_pk(stream_id, s) for s in range(shards)] + [keys.delayed_pk(stream_id)]
+
+    def chunks_in(self, pk: str, fields: str, consistent: bool = False) -> Iterator[dict[str, Any]]:
+        """Every chunk of one partition, with the given ``#field`` projection."""
+        return dynamo.query(
+            self.client,
+            TableName=self.queue_table,
+            KeyConditionExpression="#pk = :pk",
+            ProjectionExpression=fields,
+            ExpressionAttributeNames=dynamo.names("#pk", fields),
+            ExpressionAttributeValues=dynamo.values(pk=pk),
+            ConsistentRead=consistent,
+        )
+
+    # --- delete -----------------------------------------------------------------------------
+    def purge(self, stream_id: str, shards: int) -> None:
+        """Delete every chunk and job record of a stream (the stream is already hidden)."""
+        for pk in self.partitions(stream_id, shards):
+            chunk_keys = self.chunks_in(pk, "#pk, #sk")
+            dynamo.batch_write(self.client, self.queue_table, deletes=list(chunk_keys))
+        job_keys = dynamo.query(
+            self.client,
+            TableName=self.jobs_table,
+            KeyConditionExpression="#stream = :s",
+            ProjectionExpression="#stream, #job",
+            ExpressionAttributeNames=dynamo.names("#stream #job"),
+            ExpressionAttributeValues=dynamo.values(s=stream_id),
+        )
+        dynamo.batch_write(self.client, self.jobs_table, deletes=list(job_keys))
+        self._props_cache.pop(stream_id, None)
