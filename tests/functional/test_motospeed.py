@@ -325,11 +325,11 @@ def test_other_moto_releases_run_unpatched(monkeypatch, caplog):
     """The patches apply to the releases they were verified against (the lock's among
     them); any other runs moto as released, with a warning."""
     assert importlib.metadata.version("moto") in motospeed.MOTO_VERSIONS
-    patched = list(motospeed._patched)
+    patched = list(motospeed.patching.patched)
     monkeypatch.setattr(motospeed, "_installed", False)
     monkeypatch.setattr(motospeed, "_active", False)
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "5.2.5")
     with caplog.at_level(logging.WARNING, logger=motospeed.__name__):
         motospeed.install()
     assert "moto 5.2.5 is not" in caplog.text
-    assert motospeed._active is False and motospeed._patched == patched
+    assert motospeed._active is False and motospeed.patching.patched == patched
