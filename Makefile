@@ -38,7 +38,7 @@ test-latest: venv
 	  $(PYTHON) -m venv "$$tmp/venv"; \
 	  VIRTUAL_ENV="$$tmp/venv" $(BIN)/uv pip install -q --upgrade --resolution highest -e '.[dev]'; \
 	  "$$tmp/venv/bin/python" -c 'import moto, boto3, cloudpickle; print("latest: moto", moto.__version__, "boto3", boto3.__version__, "cloudpickle", cloudpickle.__version__)'; \
-	  PATH="$$tmp/venv/bin:$$PATH" "$$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	  IMPETUS_UNLOCKED=1 PATH="$$tmp/venv/bin:$$PATH" "$$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Runs the original helloworld against a fresh local stack (state in ~/.impetus) that
 # starts with 0 nodes: DFS brings nodes up for the jobs and takes them back to zero

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,6 +51,10 @@ def test_a_pyproject_the_lock_does_not_match_fails_the_check(tmp_path, old, new)
     assert (tmp_path / "uv.lock").read_bytes() == (ROOT / "uv.lock").read_bytes()  # untouched
 
 
+@pytest.mark.skipif(
+    os.environ.get("IMPETUS_UNLOCKED") == "1",
+    reason="make test-latest runs on the newest allowed versions, not the lock's, by design",
+)
 def test_this_venv_runs_the_locked_versions():
     pins = dict(pin.split("==") for pin in lock.pins(("dev",), "3.11", "x86_64"))
     for name in ("boto3", "cloudpickle", "moto", "aws-cdk-lib"):
