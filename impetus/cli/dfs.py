@@ -155,7 +155,7 @@ def cmd_bound(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    from impetus.scaler.decisions import DecisionLog
+    from impetus.storage.decisions import DecisionLog
 
     if args.limit < 1:
         raise DfsCliError("--limit must be >= 1")

@@ -18,8 +18,6 @@ from impetus.scaler.policy import IDLE_FLOOR, SCALE_IN_TICKS, PolicyParams
 
 DEFAULT_BOOT_SECONDS = 60.0
 NAMESPACE = "Impetus"  # CloudWatch metric namespace
-LOG_TTL_SECONDS = 7 * 86400
-LOG_EVERY = 60.0  # an unchanged decision is recorded again after this many seconds
 
 
 def _number(name: str, default: float, minimum: float) -> float:

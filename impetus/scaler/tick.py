@@ -15,9 +15,9 @@ from typing import Any
 from impetus.core import aws
 from impetus.scaler import actuate, audit, collect, metrics
 from impetus.scaler.config import DfsSettings
-from impetus.scaler.decisions import DecisionLog
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
 from impetus.scaler.policy import PolicyParams, decide, idle_threshold
+from impetus.storage.decisions import DecisionLog
 from impetus.storage.queue import Queue
 from impetus.storage.streams import may_hold_claims
 

@@ -14,9 +14,9 @@ from impetus.cli import main
 from impetus.core import codec
 from impetus.scaler import nudge, tick
 from impetus.scaler.config import DfsSettings
-from impetus.scaler.decisions import DecisionLog
 from impetus.scaler.model import GroupDecision, GroupState
 from impetus.storage import dynamo
+from impetus.storage.decisions import DecisionLog
 from impetus.storage.streams import is_idle
 from impetus.storage.tables import NODES, TABLES
 from lambdas.dfs.handler import handler

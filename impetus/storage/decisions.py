@@ -17,12 +17,13 @@ from botocore.exceptions import ClientError
 
 from impetus.core import aws, keys
 from impetus.core.config import AwsSettings
-from impetus.scaler.config import LOG_EVERY, LOG_TTL_SECONDS
 from impetus.scaler.model import GroupDecision, Memory, PolicyInput
 from impetus.storage import dynamo
 from impetus.storage.tables import DECISIONS, TABLES
 
 MEMORY_KEY = {"group": "#memory", "at": "#memory"}
+LOG_TTL_SECONDS = 7 * 86400
+LOG_EVERY = 60.0  # an unchanged decision is recorded again after this many seconds
 
 
 class DecisionLog:
