@@ -1,4 +1,6 @@
-"""Identifier rules and DynamoDB key formats of the queue table."""
+"""Identifier rules every process checks (stream ids, job ids, stages, store keys), and
+the time-ordered suffixes sort keys end with. The queue table's key formats live with
+its owner, impetus/storage/jobqueue/layout.py."""
 
 from __future__ import annotations
 
@@ -15,12 +17,7 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_STORE_KEY = 512
 MAX_STORE_KEY_BYTES = 1024  # DynamoDB's sort key limit (UTF-8)
 
-# Priorities are stored offset so that they sort as fixed-width strings.
 PRIORITY_MIN, PRIORITY_MAX = -(10**9), 10**9
-_PRIORITY_OFFSET = 10**9
-
-DELAYED = "delayed"
-CODE_PREFIX = "#code#"
 
 
 def check(pattern: re.Pattern[str], value: object, what: str) -> str:
@@ -48,35 +45,3 @@ def now_ms() -> int:
 def unique_suffix() -> str:
     """Time-ordered and collision-free across processes: FIFO tie-break within a ms."""
     return f"{time.time_ns():020d}{os.urandom(3).hex()}"
-
-
-def ready_pk(stream: str, shard: int) -> str:
-    return f"{stream}#{shard}"
-
-
-def delayed_pk(stream: str) -> str:
-    return f"{stream}#{DELAYED}"
-
-
-def ready_sk(priority: int, due_ms: int, suffix: str) -> str:
-    """Lower priority first, then earlier due time, then arrival: the claim order."""
-    return f"{priority + _PRIORITY_OFFSET:010d}#{due_ms:013d}#{suffix}"
-
-
-def delayed_sk(priority: int, due_ms: int, suffix: str) -> str:
-    """Due time first, so 'everything due by now' is one key-range query."""
-    return f"{due_ms:013d}#{priority + _PRIORITY_OFFSET:010d}#{suffix}"
-
-
-def delayed_sk_upper(due_ms: int) -> str:
-    """Above every delayed sort key due at or before ``due_ms``."""
-    return f"{due_ms:013d}#~"
-
-
-def delayed_to_ready_sk(sk: str) -> str:
-    due, priority, suffix = sk.split("#", 2)
-    return f"{priority}#{due}#{suffix}"
-
-
-def code_key(digest: str) -> str:
-    return f"{CODE_PREFIX}{digest}"

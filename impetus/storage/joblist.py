@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from impetus.core import jobs, keys
+from impetus.core import jobs
 from impetus.storage import dynamo
+from impetus.storage.jobqueue import layout
 
 #: Statuses a listing can filter on (``delayed`` is a waiting job that is not due yet).
 LIST_STATUSES = (jobs.WAITING, "delayed", jobs.RUNNING, jobs.READY, jobs.ERROR, jobs.ACKED)
@@ -88,7 +89,7 @@ class JobLister:
         self, stream_id: str, shards: int, status: str | None = None, limit: int = DEFAULT_LIMIT
     ) -> tuple[list[dict[str, Any]], int]:
         """(rows in fork order, at most ``limit``; how many matched in all)."""
-        states = chunk_states(self._chunks(stream_id, shards), keys.delayed_pk(stream_id))
+        states = chunk_states(self._chunks(stream_id, shards), layout.delayed_pk(stream_id))
         rows = [summarize(r, states.get(r["job"])) for r in self._records(stream_id)]
         if status is not None:
             rows = [r for r in rows if r["status"] == status]
@@ -96,7 +97,9 @@ class JobLister:
         return rows[:limit], len(rows)
 
     def _chunks(self, stream_id: str, shards: int) -> Iterator[dict[str, Any]]:
-        pks = [keys.ready_pk(stream_id, s) for s in range(shards)] + [keys.delayed_pk(stream_id)]
+        pks = [layout.ready_pk(stream_id, s) for s in range(shards)] + [
+            layout.delayed_pk(stream_id)
+        ]
         for pk in pks:
             yield from dynamo.query(
                 self.client,

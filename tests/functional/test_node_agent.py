@@ -22,6 +22,7 @@ from impetus.core import aws, codec
 from impetus.core.config import AwsSettings
 from impetus.local.motoserver import MotoServer
 from impetus.local.provision import provision
+from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.layout import new_chunk
 from impetus.storage.queue import Queue
 from impetus.storage.tables import NODES, TABLES
@@ -453,7 +454,7 @@ def test_forged_and_altered_jobs_are_refused_unrun(queue, settings, start_agent,
     evil_digest = codec.digest(evil)
     ddb.put_item(
         TableName=jobs_table,
-        Item=dynamo.serialize({"stream": "s6", "job": keys.code_key(evil_digest), "code": evil}),
+        Item=dynamo.serialize({"stream": "s6", "job": layout.code_key(evil_digest), "code": evil}),
     )
     # 1. a signed job, then its code and args swapped in the table
     enqueue(queue, "s6", sleep_for, [0.01])
@@ -465,7 +466,7 @@ def test_forged_and_altered_jobs_are_refused_unrun(queue, settings, start_agent,
         ExpressionAttributeValues=dynamo.values(code=evil_digest, args=codec.dumps(str(marker))),
     )
     # 2. a job written straight into the tables, without a signature
-    pk, sk = keys.ready_pk("s6", 0), keys.ready_sk(0, keys.now_ms(), keys.unique_suffix())
+    pk, sk = layout.ready_pk("s6", 0), layout.ready_sk(0, keys.now_ms(), keys.unique_suffix())
     forged = new_chunk("s6", pk, sk, ["forged"], "stage1", 0, keys.now_ms())
     record = {
         "stream": "s6",

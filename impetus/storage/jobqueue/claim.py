@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from impetus.core import keys, properties
 from impetus.core.claims import Claim, ClaimedJob
 from impetus.storage import dynamo
+from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import (
     CANDIDATE_FIELDS,
@@ -42,7 +43,7 @@ class Claimer:
         random.shuffle(shards)
         for shard in shards:
             claim = self._claim_in(
-                stream_id, keys.ready_pk(stream_id, shard), node, max_jobs, lease
+                stream_id, layout.ready_pk(stream_id, shard), node, max_jobs, lease
             )
             if claim:
                 return claim
@@ -55,7 +56,7 @@ class Claimer:
         heads = [
             chunk["due"]
             for shard in range(shards)
-            for chunk in self.claimable(keys.ready_pk(stream_id, shard))
+            for chunk in self.claimable(layout.ready_pk(stream_id, shard))
         ]
         return min(heads, default=None)
 
@@ -168,9 +169,9 @@ class Claimer:
             for item in dynamo.batch_get(
                 self.items.client,
                 self.items.jobs_table,
-                [{"stream": stream_id, "job": keys.code_key(d)} for d in missing],
+                [{"stream": stream_id, "job": layout.code_key(d)} for d in missing],
             ):
-                self._code_cache[item["job"][len(keys.CODE_PREFIX) :]] = item["code"]
+                self._code_cache[item["job"][len(layout.CODE_PREFIX) :]] = item["code"]
 
     def _promote_due(self, stream_id: str) -> None:
         """Move delayed chunks that fell due into the ready partitions.
@@ -188,7 +189,7 @@ class Claimer:
             KeyConditionExpression="#pk = :pk AND #sk <= :upper",
             ExpressionAttributeNames=dynamo.names("#pk #sk"),
             ExpressionAttributeValues=dynamo.values(
-                pk=keys.delayed_pk(stream_id), upper=keys.delayed_sk_upper(keys.now_ms())
+                pk=layout.delayed_pk(stream_id), upper=layout.delayed_sk_upper(keys.now_ms())
             ),
             ConsistentRead=True,
         )

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from impetus.core import joboutput, jobs, keys, properties
 from impetus.core.exceptions import JobNotFound
 from impetus.storage import dynamo
+from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS
 
@@ -54,7 +55,7 @@ class Collector:
                 ProjectionExpression="#pk, #sk, #jobs, #results",
                 ExpressionAttributeNames=dynamo.names("#pk #sk #stage #results #jobs"),
                 ExpressionAttributeValues=dynamo.values(
-                    pk=keys.ready_pk(stream_id, shard), stage=stage, zero=0
+                    pk=layout.ready_pk(stream_id, shard), stage=stage, zero=0
                 ),
                 ConsistentRead=True,
             ):

@@ -11,6 +11,7 @@ from impetus.core.codec import CLOUDPICKLE_VERSION, digest
 from impetus.core.exceptions import InvalidRequest
 from impetus.core.signing import Envelope, SigningKey
 from impetus.storage import dynamo
+from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS, new_chunk, shard_of
 from impetus.storage.streams import is_idle
@@ -42,14 +43,14 @@ class Enqueuer:
         runtime = {"python": client_python, "cloudpickle": client_cloudpickle}
         chunks, records = self._pack(stream_id, new, now, props, runtime)
         code_items = [
-            {"stream": stream_id, "job": keys.code_key(d), "code": functions[d]}
+            {"stream": stream_id, "job": layout.code_key(d), "code": functions[d]}
             for d in {s["code"] for s in new}
             if d in functions
         ]
         # Records before chunks: a claimer never finds a job id without its record.
         dynamo.batch_write(self.items.client, self.items.jobs_table, puts=code_items + records)
         dynamo.batch_write(self.items.client, self.items.queue_table, puts=chunks)
-        delayed = sum(len(c["jobs"]) for c in chunks if c["pk"] == keys.delayed_pk(stream_id))
+        delayed = sum(len(c["jobs"]) for c in chunks if c["pk"] == layout.delayed_pk(stream_id))
         self.items.counters.count(
             stream_id, forked=len(new), waiting=len(new) - delayed, delayed=delayed
         )
@@ -123,9 +124,9 @@ class Enqueuer:
             stored = dynamo.batch_get(
                 self.items.client,
                 self.items.jobs_table,
-                [{"stream": stream_id, "job": keys.code_key(d)} for d in unknown],
+                [{"stream": stream_id, "job": layout.code_key(d)} for d in unknown],
             )
-            unknown -= {i["job"][len(keys.CODE_PREFIX) :] for i in stored}
+            unknown -= {i["job"][len(layout.CODE_PREFIX) :] for i in stored}
         if unknown:
             raise InvalidRequest(f"unknown function digest {sorted(unknown)[0][:12]}...")
 
@@ -200,10 +201,13 @@ class Enqueuer:
                 suffix = keys.unique_suffix()
                 due = now + int(delay * 1000)
                 if delay > 0:
-                    pk, sk = keys.delayed_pk(stream_id), keys.delayed_sk(priority, due, suffix)
+                    pk, sk = layout.delayed_pk(stream_id), layout.delayed_sk(priority, due, suffix)
                 else:
                     shard = shard_of(suffix, shards)
-                    pk, sk = keys.ready_pk(stream_id, shard), keys.ready_sk(priority, due, suffix)
+                    pk, sk = (
+                        layout.ready_pk(stream_id, shard),
+                        layout.ready_sk(priority, due, suffix),
+                    )
                 ids = [spec["id"] for spec in part]
                 chunks.append(new_chunk(stream_id, pk, sk, ids, stage, priority, due))
                 for i, spec in enumerate(part):

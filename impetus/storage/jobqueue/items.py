@@ -27,8 +27,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from impetus.core import keys, properties
+from impetus.core import properties
 from impetus.storage import dynamo
+from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.layout import PROPS_TTL, shard_of, suffix_of
 from impetus.storage.streams import Streams
 
@@ -55,12 +56,12 @@ class QueueItems:
 
     def ready_location(self, stream_id: str, pk: str, sk: str) -> tuple[str, str]:
         """Where a delayed chunk lives once it fell due (ready chunks: where they are)."""
-        if pk != keys.delayed_pk(stream_id):
+        if pk != layout.delayed_pk(stream_id):
             return pk, sk
         shards = properties.get(self.properties(stream_id), "shards")
-        return keys.ready_pk(stream_id, shard_of(suffix_of(sk), shards)), keys.delayed_to_ready_sk(
-            sk
-        )
+        return layout.ready_pk(
+            stream_id, shard_of(suffix_of(sk), shards)
+        ), layout.delayed_to_ready_sk(sk)
 
     def records(
         self,
@@ -137,7 +138,9 @@ class QueueItems:
     @staticmethod
     def partitions(stream_id: str, shards: int) -> list[str]:
         """The stream's queue partitions: its ready shards, then its delayed partition."""
-        return [keys.ready_pk(stream_id, s) for s in range(shards)] + [keys.delayed_pk(stream_id)]
+        return [layout.ready_pk(stream_id, s) for s in range(shards)] + [
+            layout.delayed_pk(stream_id)
+        ]
 
     def chunks_in(self, pk: str, fields: str, consistent: bool = False) -> Iterator[dict[str, Any]]:
         """Every chunk of one partition, with the given ``#field`` projection."""

@@ -1,8 +1,11 @@
-"""The queue's item layout constants and key helpers, shared by its parts."""
+"""The queue's item layout: key formats of the queue and jobs tables, constants, and the
+chunk item, shared by its parts (and by nothing outside impetus.storage)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from impetus.core.keys import PRIORITY_MIN
 
 CHUNK_SIZE = 20  # keeps a chunk ~1 KB: a claim's write is billed on the item's size
 TOP_K = 8  # claim candidates considered after a lost race
@@ -60,3 +63,42 @@ def new_chunk(
         "results": {},
         "left": len(ids),  # jobs neither acknowledged nor moved elsewhere: 0 = spent
     }
+
+
+# --- key formats ----------------------------------------------------------------------------
+# Priorities are stored offset so that they sort as fixed-width strings.
+_PRIORITY_OFFSET = -PRIORITY_MIN
+DELAYED = "delayed"
+CODE_PREFIX = "#code#"
+
+
+def ready_pk(stream: str, shard: int) -> str:
+    return f"{stream}#{shard}"
+
+
+def delayed_pk(stream: str) -> str:
+    return f"{stream}#{DELAYED}"
+
+
+def ready_sk(priority: int, due_ms: int, suffix: str) -> str:
+    """Lower priority first, then earlier due time, then arrival: the claim order."""
+    return f"{priority + _PRIORITY_OFFSET:010d}#{due_ms:013d}#{suffix}"
+
+
+def delayed_sk(priority: int, due_ms: int, suffix: str) -> str:
+    """Due time first, so 'everything due by now' is one key-range query."""
+    return f"{due_ms:013d}#{priority + _PRIORITY_OFFSET:010d}#{suffix}"
+
+
+def delayed_sk_upper(due_ms: int) -> str:
+    """Above every delayed sort key due at or before ``due_ms``."""
+    return f"{due_ms:013d}#~"
+
+
+def delayed_to_ready_sk(sk: str) -> str:
+    due, priority, suffix = sk.split("#", 2)
+    return f"{priority}#{due}#{suffix}"
+
+
+def code_key(digest: str) -> str:
+    return f"{CODE_PREFIX}{digest}"

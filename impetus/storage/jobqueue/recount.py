@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from impetus.core import keys, properties
+from impetus.core import properties
 from impetus.storage import dynamo
+from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 
 RECOUNTED = ("waiting", "running", "delayed")
@@ -50,7 +51,7 @@ class Recounter:
             ProjectionExpression="#n, #cursor",
             ExpressionAttributeNames=dynamo.names("#pk #sk #n #cursor"),
             ExpressionAttributeValues=dynamo.values(
-                pk=keys.delayed_pk(stream_id), now=keys.delayed_sk_upper(int(now * 1000))
+                pk=layout.delayed_pk(stream_id), now=layout.delayed_sk_upper(int(now * 1000))
             ),
             ConsistentRead=True,
         ):
@@ -61,7 +62,7 @@ class Recounter:
         shards = properties.get(self.items.properties(stream_id), "shards")
         totals = dict.fromkeys(RECOUNTED, 0)
         for pk in self.items.partitions(stream_id, shards):
-            delayed = pk == keys.delayed_pk(stream_id)
+            delayed = pk == layout.delayed_pk(stream_id)
             for chunk in self.items.chunks_in(pk, "#n, #cursor, #claims", consistent=True):
                 for name, value in chunk_counts(chunk, delayed).items():
                     totals[name] += value

@@ -13,6 +13,7 @@ from impetus.core.claims import Claim, ClaimedJob
 from impetus.core.exceptions import ClaimLost
 from impetus.core.jobs import Outcome
 from impetus.storage import dynamo
+from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import INLINE_RESULT_LIMIT, new_chunk, shard_of
 
@@ -173,7 +174,7 @@ class Settler:
         for chunk in new_chunks:
             for index, job_id in enumerate(chunk["jobs"]):
                 self.items.point(claim.stream, job_id, chunk["pk"], chunk["sk"], index)
-            delayed += chunk["n"] if chunk["pk"] == keys.delayed_pk(claim.stream) else 0
+            delayed += chunk["n"] if chunk["pk"] == layout.delayed_pk(claim.stream) else 0
         self.items.counters.count(
             claim.stream,
             running=-len(claim.jobs),
@@ -190,11 +191,11 @@ class Settler:
         suffix = keys.unique_suffix()
         due = keys.now_ms() + int(rerun.delay * 1000)
         if rerun.delay > 0:
-            pk, sk = keys.delayed_pk(claim.stream), keys.delayed_sk(claim.priority, due, suffix)
+            pk, sk = layout.delayed_pk(claim.stream), layout.delayed_sk(claim.priority, due, suffix)
         else:
             shards = properties.get(self.items.properties(claim.stream), "shards")
-            pk = keys.ready_pk(claim.stream, shard_of(suffix, shards))
-            sk = keys.ready_sk(claim.priority, due, suffix)
+            pk = layout.ready_pk(claim.stream, shard_of(suffix, shards))
+            sk = layout.ready_sk(claim.priority, due, suffix)
         stage = claim.jobs[0].stage if claim.jobs else ""
         return new_chunk(
             claim.stream, pk, sk, ids, stage, claim.priority, due, rerun.attempt, rerun.failures
@@ -233,7 +234,9 @@ class Settler:
                 ExpressionAttributeNames=dynamo.names(
                     "#pk #sk #jobs #attempt #failures #stage #priority #claims"
                 ),
-                ExpressionAttributeValues=dynamo.values(pk=keys.ready_pk(stream_id, shard), zero=0),
+                ExpressionAttributeValues=dynamo.values(
+                    pk=layout.ready_pk(stream_id, shard), zero=0
+                ),
                 ConsistentRead=True,
             ):
                 for claim_id, entry in chunk.get("claims", {}).items():
