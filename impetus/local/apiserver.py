@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HANDLER = "lambdas.api.app.handler"
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's request payload limit
+MAX_CHUNK_LINE = 1024  # a chunk-size line: hex digits and optional extensions
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 ACCOUNT_ID = "123456789012"  # moto's default account
 API_ID = "local"
 LAMBDA_TIMEOUT = 30.0
@@ -187,6 +189,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
         if length > MAX_BODY:
             raise _BodyTooLarge
         return self.rfile.read(length) if length > 0 else b""
@@ -194,7 +198,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _read_chunked(self) -> bytes:
         data = bytearray()
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            # A chunk size is hex digits (RFC 9112): no sign, so a "-1" cannot turn the
+            # read below into read-to-EOF past the cap; the line itself is bounded too.
+            line = self.rfile.readline(MAX_CHUNK_LINE)
+            digits = line.split(b";")[0].strip()
+            if not digits or not all(c in HEX_DIGITS for c in digits):
+                raise ValueError("malformed chunk size")
+            size = int(digits, 16)
             if size == 0:
                 while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                     pass  # trailers

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -186,6 +187,27 @@ def test_api_server_reads_chunked_bodies(api: ApiServer) -> None:
     conn.request("POST", "/c", body=iter([b"ab", b"cd"]), encode_chunked=True)
     resp = conn.getresponse()
     assert json.loads(resp.read())["event"]["body"] == "abcd"
+
+
+@pytest.mark.parametrize("size_line", [b"-1", b"+10", b"-0x10", b"zz", b""])
+def test_api_server_refuses_malformed_chunk_sizes_without_reading_on(
+    api: ApiServer, size_line: bytes
+) -> None:
+    """A chunk size of -1 once read the body to EOF past the 10 MB cap (an unauthenticated
+    300 MB body took the server to 927 MB): now any size that is not hex is a 400 before
+    anything past it is read."""
+    with socket.create_connection(api.server_address[:2], timeout=10) as sock:
+        sock.sendall(
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + size_line
+            + b"\r\n"
+            + b"x" * 65536  # what a read-to-EOF would swallow; the socket stays open
+        )
+        answer = b""
+        while chunk := sock.recv(4096):  # the server closes the connection after a 400
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"malformed request body framing" in answer
 
 
 def test_api_server_missing_handler_module_is_502() -> None:
