@@ -10,7 +10,9 @@ import time
 
 from impetus.core.exceptions import InvalidRequest
 
-STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# The first character is no dot or dash: "." and ".." are no names in a URL path or on
+# disk (task folders), and "-x" reads as an option on a command line.
+STREAM_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 STAGE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

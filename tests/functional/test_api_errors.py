@@ -347,6 +347,12 @@ def test_bad_ids_are_400(seeded):
         ("POST", "/streams", {"id": "a/b"}, {}),
         ("POST", "/streams", {"id": "s" * 101}, {}),
         ("POST", "/streams", {"id": "ünï"}, {}),
+        # "." and ".." are no usable names in a path or a task folder; "-x" reads as an
+        # option on the command line: a stream id starts with a letter, digit or "_"
+        ("POST", "/streams", {"id": "."}, {}),
+        ("POST", "/streams", {"id": ".."}, {}),
+        ("POST", "/streams", {"id": "-x"}, {}),
+        ("GET", "/streams/.hidden", None, {}),
         ("POST", "/streams/s1/jobs", batch(job(id="a b")), {}),
         ("POST", "/streams/s1/jobs", batch(job(id="a/b")), {}),
         ("POST", "/streams/s1/jobs", batch(job(id="j" * 201)), {}),
