@@ -31,6 +31,7 @@ from impetus.local.apiserver import ApiServer
 from impetus.local.motoserver import MotoServer
 from impetus.local.provision import client as local_client
 from impetus.local.provision import local_settings, provision, server_environment
+from impetus.session import StreamSession
 
 SECONDS_PER_MONTH = 30 * 86400
 
@@ -108,13 +109,13 @@ class Rig:
         return self.meter.reset(), time.perf_counter() - t0
 
     def idle(self, seconds: float, with_stream: bool) -> costs.Usage:
-        app = Impetus(self.api.url, self.authkey, taskdir=None) if with_stream else None
+        stream = StreamSession.open(self.api.url, self.authkey) if with_stream else None
         time.sleep(2.0)  # let the agent notice (or forget) streams
         self.meter.reset()
         time.sleep(seconds)
         usage = self.meter.reset()
-        if app is not None:
-            app._api.delete_stream(app.id)
+        if stream is not None:
+            stream.delete()
         return usage
 
     def close(self) -> None:

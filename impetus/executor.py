@@ -5,15 +5,18 @@
         print(future.result())                   # 1024
         print(list(ex.map(abs, [-1, -2], chunksize=100)))
 
-One code path with the decorator pipeline: the executor drives an :class:`Impetus` client
-with one stage. ``submit`` is a buffered ``fork`` of ``fn(*args, **kwargs)`` (a
-:class:`impetus.mapping.Call`); ``map`` forks chunk jobs (:mod:`impetus.mapping`). Two
-threads talk to the API at the same time: a sender sends the buffered forks as soon as
-there are any (forks made while a request is on its way go out together in the next
-one), and a collector collects and acknowledges results through the client's own
-``_collect`` and resolves the futures. One thread did both before: a 500-job fork waited
-for the acknowledgement of the last results, and the next poll for the fork. A remote
-exception is re-raised with its remote traceback as the cause (:mod:`impetus.remote`).
+One code path with the decorator pipeline: the executor is built on the parts an
+:class:`impetus.Impetus` app is built on, with one stage: a stream session, a
+:class:`impetus.forks.ForkSender` and a :class:`impetus.results.ResultCollector`.
+``submit`` is a buffered fork of ``fn(*args, **kwargs)`` (a :class:`impetus.mapping.Call`);
+``map`` forks chunk jobs (:mod:`impetus.mapping`). Two threads talk to the API at the
+same time: a sender sends the buffered forks as soon as there are any (forks made while a
+request is on its way go out together in the next one), and a collector receives results
+(:meth:`~impetus.results.ResultCollector.receive`), resolves the futures and acknowledges
+each batch at the start of its next round, after the forks that the futures' callbacks
+made. One thread did both before: a 500-job fork waited for the acknowledgement of the
+last results, and the next poll for the fork. A remote exception is re-raised with its
+remote traceback as the cause (:mod:`impetus.remote`).
 
 Polling adapts (:class:`impetus.polling.Pacer`, shared with the pipeline's collector):
 fast while results flow, backing off to 0.5 s while jobs are out and nothing comes back,
@@ -34,27 +37,21 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from impetus import mapping
-from impetus.client import RESULTS_LIMIT, Impetus
+from impetus.api_client import ApiClient
 from impetus.core import codec
 from impetus.core.exceptions import ApiError
 from impetus.core.jobs import READY
+from impetus.forks import Callback, ForkSender, FunctionTable
+from impetus.ledger import STARTUP, JobLedger
 from impetus.polling import Pacer
 from impetus.remote import rebuild
+from impetus.results import RESULTS_LIMIT, ResultCollector
+from impetus.session import StreamSession
 
 log = logging.getLogger(__name__)
 
 STAGE = "results"
 MAX_FAILURES = 3  # consecutive failed collector rounds before pending futures fail
-
-
-class _Session(Impetus):
-    """The executor's client: one stage that hands every collected job to the executor."""
-
-    deliver: Callable[[list[dict[str, Any]]], None]
-
-    @Impetus.process
-    def results(self, ready: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
-        self.deliver(ready + errors)
 
 
 class Executor(cf.Executor):
@@ -65,6 +62,9 @@ class Executor(cf.Executor):
     further keyword arguments are stream properties (``mpps``, ``frequency``, ...).
     """
 
+    #: The API client class; a hook for unit tests (the end-to-end tests use the real one).
+    api_class: type = ApiClient
+
     def __init__(
         self,
         address: str | None = None,
@@ -73,9 +73,14 @@ class Executor(cf.Executor):
         keep: bool = False,
         **properties: Any,
     ) -> None:
-        self._app = _Session(address, authkey, taskdir=None, id=id, **properties)
-        self._app.deliver = self._deliver
-        self.id = self._app.id
+        self._session = StreamSession.open(address, authkey, id, properties, self.api_class)
+        self.id = self._session.id
+        ledger = JobLedger((STAGE,))  # no task files: results live in the futures
+        self._functions = FunctionTable()
+        self._forks = ForkSender(self._session, self._functions, ledger, self._route)
+        self._collector = ResultCollector(
+            self._session, self._functions, ledger, None, self._hand_over
+        )
         self._keep = keep
         self._lock = threading.Lock()
         self._futures: dict[str, tuple[cf.Future, Callable[..., Any]]] = {}
@@ -102,8 +107,8 @@ class Executor(cf.Executor):
             self._check_open()
             self._futures[job_id] = (future, fn)  # before the fork: results may come fast
             try:
-                call = self._app._wrapper(fn, mapping.Call)
-                self._app._fork_encoded(call, encoded, job_id, STAGE, None, None, {})
+                call = self._functions.wrapper(fn, mapping.Call)
+                self._forks.fork(call, encoded, job_id=job_id)
             except BaseException:
                 del self._futures[job_id]
                 raise
@@ -127,7 +132,7 @@ class Executor(cf.Executor):
         with self._lock:
             self._check_open()
             # Registered under the lock: the collector cannot deliver before it is done.
-            ids = self._app._map(fn, items, chunksize, STAGE, None, star=True)
+            ids = self._forks.map(fn, items, chunksize, star=True)
             futures = [cf.Future() for _ in ids]
             self._futures.update((i, (f, fn)) for i, f in zip(ids, futures, strict=True))
         self._wake.set()
@@ -155,6 +160,19 @@ class Executor(cf.Executor):
     def _in_order(futures: list[cf.Future], end: float | None) -> Iterator[Any]:
         for future in futures:
             yield future.result(None if end is None else max(0.0, end - time.monotonic()))
+
+    @staticmethod
+    def _route(callback: Callback) -> tuple[str, str]:
+        """Every fork goes to the one stage; there is no step that forks."""
+        return STAGE, STARTUP
+
+    def _hand_over(
+        self, stage: str, ready: list[dict[str, Any]], errors: list[dict[str, Any]]
+    ) -> None:
+        """The collector's handler: resolve the futures, then send the forks their
+        callbacks made before the batch is acknowledged (as a pipeline stage's)."""
+        self._deliver(ready + errors)
+        self._forks.flush()
 
     def _deliver(self, jobs: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -184,7 +202,7 @@ class Executor(cf.Executor):
             if self._stopped:
                 return
             try:
-                self._app.flush()
+                self._forks.flush()
                 failures = 0
             except Exception as exc:  # the API is away: retry, then fail the futures
                 failures += 1
@@ -206,7 +224,7 @@ class Executor(cf.Executor):
                 pacer.reset()  # new work went out: its results are worth asking for soon
             try:
                 self._send_acks()
-                got = self._app._collect(STAGE, self._acks) if self._pending() else 0
+                got = self._receive() if self._pending() else 0
                 failures = 0
             except Exception as exc:  # the API is away: back off, then fail the futures
                 failures += 1
@@ -229,9 +247,15 @@ class Executor(cf.Executor):
         self._wake.set()
         self._sender.join()
 
+    def _receive(self) -> int:
+        """One batch: futures resolved, its ids kept to acknowledge in the next round."""
+        ids = self._collector.receive(STAGE)
+        self._acks += ids
+        return len(ids)
+
     def _send_acks(self) -> None:
         if self._acks:
-            self._app._api.ack(self.id, self._acks)
+            self._collector.acknowledge(self._acks)
             self._acks = []
 
     def _fail_all(self, exc: BaseException) -> None:
@@ -247,8 +271,7 @@ class Executor(cf.Executor):
             return
         self._deleted = True
         try:
-            self._app._api.delete_stream(self.id)
+            self._session.delete()
         except ApiError as exc:
-            if exc.status != 404:
-                log.warning("executor %s: deleting the stream failed: %s", self.id, exc)
-        self._app._api.close()
+            log.warning("executor %s: deleting the stream failed: %s", self.id, exc)
+        self._session.close()

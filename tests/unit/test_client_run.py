@@ -438,9 +438,9 @@ def test_a_failed_batch_of_forks_goes_back_and_is_sent_whole_with_its_function(
     ids = [app.fork(Hello.pow, args=i) for i in range(3)]
     with pytest.raises(ApiError):
         app.flush()
-    assert len(app._buffer) == 3 and not app._sending  # back in the buffer, none in flight
+    assert app._forks.buffered == 3 and not app._forks.sending  # back in the buffer, none in flight
     app.fork(Hello.pow, args=3)
     app.flush()  # the function was never accepted: it travels again
     sent = [c for c in api.calls if c[0] == "enqueue"]
     assert len(sent) == 1 and sent[0][1] == 4 and len(sent[0][2]) == 1  # with its code
-    assert set(ids) < set(api.jobs) and not app._buffer
+    assert set(ids) < set(api.jobs) and not app._forks.buffered

@@ -1,0 +1,286 @@
+"""Sending forks: encode each function once, buffer the jobs, POST them in batches.
+
+:class:`FunctionTable` encodes a function once per function object and keeps it by
+digest: the sender sends the code once per stream and refers to it by digest; the result
+collector quotes it back (the job's ``code``, a failing statement's source).
+
+:class:`ForkSender` buffers the forks and sends them in batches of at most
+:data:`FLUSH_JOBS` jobs and about :data:`FLUSH_BYTES` (when the buffer is full, and on
+:meth:`ForkSender.flush`). Several threads may fork and flush at once (the executor's
+submitters and its sender thread): no lock is held while a request is on its way, so forks
+made meanwhile wait in the buffer for the next batch, not for the request; a batch that
+fails goes back to the front of the buffer.
+
+Where a fork goes (its stage, and the step that forked it) is the owner's business:
+the sender asks a *route* with the fork's ``callback``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from impetus import mapping
+from impetus.core import codec
+from impetus.core.signing import sha256_hex
+from impetus.ledger import JobLedger
+from impetus.session import StreamSession
+from impetus.storage import payloads
+
+log = logging.getLogger(__name__)
+
+FLUSH_JOBS = 500
+FLUSH_BYTES = 4_000_000  # under the API's 6 MB body limit, with room for JSON overhead
+
+#: A fork's ``callback`` argument: a stage (method or name), or None for the default.
+Callback = Callable[..., Any] | str | None
+#: ``route(callback) -> (stage, origin)``: the stage receiving a fork's result and the step
+#: that made the fork. Raises when the fork may not go there.
+Route = Callable[[Callback], tuple[str, str]]
+
+
+class FunctionTable:
+    """Functions by digest, each encoded once per function object (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_object: dict[int, tuple[Any, str]] = {}  # id(fn) -> (fn, digest)
+        # digest -> (function, its encoding): the code to send, and the source to quote
+        self._by_digest: dict[str, tuple[Any, str]] = {}
+        self._wrappers: dict[tuple, tuple[Any, Any]] = {}  # see wrapper
+
+    def encode(self, fn: Any) -> tuple[str, str]:
+        """(digest, code) of a function."""
+        with self._lock:
+            cached = self._by_object.get(id(fn))
+            if cached is None or cached[0] is not fn:
+                try:
+                    code = codec.dump_function(fn)
+                except Exception as exc:
+                    raise TypeError(f"cannot encode function {fn!r}: {exc}") from exc
+                # Keeping fn referenced keeps its id() from being reused by another object.
+                cached = (fn, codec.digest(code))
+                self._by_object[id(fn)] = cached
+                self._by_digest[cached[1]] = (fn, code)
+            digest = cached[1]
+            return digest, self._by_digest[digest][1]
+
+    def function(self, digest: str | None) -> Any:
+        """The function encoded under ``digest``; None if this client did not encode it."""
+        return self._by_digest.get(digest or "", (None, ""))[0]
+
+    def code(self, digest: str | None) -> str | None:
+        """The encoding under ``digest``; the digest itself if this client did not make it
+        (a job forked by an earlier run)."""
+        return self._by_digest.get(digest or "", (None, digest))[1]
+
+    def wrapper(self, fn: Callable[..., Any], kind: type, *options: Any) -> Any:
+        """One ``kind(fn, *options)`` per (function, kind, options), so that the wrapper's
+        code is encoded once, as the function's is."""
+        key = (id(fn), kind, options)
+        with self._lock:
+            cached = self._wrappers.get(key)
+            if cached is None or cached[0] is not fn:
+                cached = self._wrappers[key] = (fn, kind(fn, *options))
+            return cached[1]
+
+
+class ForkSender:
+    """Encodes, buffers and sends the forks of one stream."""
+
+    def __init__(
+        self, session: StreamSession, functions: FunctionTable, ledger: JobLedger, route: Route
+    ) -> None:
+        self._session = session
+        self._functions = functions
+        self._ledger = ledger
+        self._route = route
+        self._lock = threading.Lock()
+        self._buffer: list[dict[str, Any]] = []
+        self._buffer_bytes = 0
+        self._sending = 0  # batches on their way (see flush)
+        self._sent: set[str] = set()  # digests the stream has
+        self._identical_calls: dict[str, int] = {}  # see _derived_id
+
+    @property
+    def buffered(self) -> int:
+        """Forks waiting in the buffer."""
+        with self._lock:
+            return len(self._buffer)
+
+    @property
+    def sending(self) -> int:
+        """Batches of forks on their way."""
+        with self._lock:
+            return self._sending
+
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered and nothing on its way."""
+        with self._lock:
+            return not self._buffer and not self._sending
+
+    # --- forking ------------------------------------------------------------------------------
+    def fork(
+        self,
+        target: Callable[..., Any],
+        encoded_args: str,
+        *,
+        job_id: str | None = None,
+        callback: Callback = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> str:
+        """Buffer one job of ``target`` whose args are encoded already; its id.
+
+        Without ``job_id`` the id is derived from the call (see :meth:`_derived_id`). A job
+        forked already in this run, or done by an earlier one, is not sent again.
+        """
+        properties = properties or {}
+        with self._lock:
+            stage, origin = self._route(callback)
+            digest, code = self._functions.encode(target)
+            jid = job_id if job_id is not None else self._derived_id(digest, stage, encoded_args)
+            chunk = mapping.MAP_PROPERTY in properties
+            if not self._ledger.add_fork(jid, stage, origin, chunk):
+                return jid
+        spec: dict[str, Any] = {
+            "id": jid,
+            "name": getattr(target, "__name__", "function"),
+            "code": digest,
+            "stage": stage,
+            **self._args_fields(encoded_args),  # may upload: no lock held meanwhile
+        }
+        if priority is not None:
+            spec["priority"] = int(priority)
+        if delay is not None:
+            spec["delay"] = float(delay)
+        if properties:
+            spec["properties"] = properties
+        if self._buffered(spec, code):
+            self.flush()
+        return jid
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: list[Any],
+        chunksize: int | None = None,
+        *,
+        callback: Callback = None,
+        priority: int | None = None,
+        star: bool = False,
+    ) -> list[str]:
+        """Chunk jobs of ``fn`` over ``items`` (``star``: items are argument tuples); the
+        ids of the items, ``<chunk id>:<index>``."""
+        if isinstance(fn, staticmethod):
+            fn = fn.__func__
+        if not callable(fn):
+            raise TypeError(f"map target must be callable, not {type(fn).__name__}")
+        size = mapping.chunk_size(len(items), chunksize)
+        runner = self._functions.wrapper(fn, mapping.ChunkRunner, star)
+        ids: list[str] = []
+        for part, encoded in mapping.chunks(items, size):
+            props = {mapping.MAP_PROPERTY: len(part)}
+            # a derived chunk id: a restarted client re-forks the same chunks (idempotent)
+            chunk_id = self.fork(
+                runner, encoded, callback=callback, priority=priority, properties=props
+            )
+            ids += [mapping.item_id(chunk_id, i) for i in range(len(part))]
+        return ids
+
+    def _derived_id(self, digest: str, stage: str, encoded_args: str) -> str:
+        """The id of a fork without ``job_id``: derived from what it runs, so that a
+        client restarted with the same stream id makes the same calls under the same ids
+        and the queue skips them (idempotent fork). The n-th identical call gets ``-n``.
+
+        Deterministic as long as the args pickle the same way in every process (sets of
+        strings do not, under hash randomisation): give ``job_id`` for those.
+        """
+        call = sha256_hex(f"{digest}\0{stage}\0{encoded_args}")[:20]
+        n = self._identical_calls.get(call, 0)
+        self._identical_calls[call] = n + 1
+        return f"{call}-{n}"
+
+    def _args_fields(self, encoded_args: str) -> dict[str, Any]:
+        """Inline args, or (too large for an item) uploaded to S3 through a presigned URL."""
+        if len(encoded_args) <= payloads.INLINE_ARGS_LIMIT:
+            return {"args": encoded_args}
+        api = self._session.api
+        answer = api.upload_urls(self._session.id, 1)
+        upload = answer["uploads"][0]
+        api.put_payload(upload["url"], answer["content_type"], encoded_args)
+        return {
+            "transport": "s3",
+            "args_ref": upload["ref"],
+            "args_digest": sha256_hex(encoded_args),
+        }
+
+    def _buffered(self, spec: dict[str, Any], code: str) -> bool:
+        """Append a spec to the buffer; True when the buffer is full and due for a flush."""
+        with self._lock:
+            self._buffer.append(spec)
+            # a function the stream does not have yet travels with the batch
+            self._buffer_bytes += len(spec.get("args") or "") + (
+                0 if spec["code"] in self._sent else len(code)
+            )
+            return len(self._buffer) >= FLUSH_JOBS or self._buffer_bytes >= FLUSH_BYTES
+
+    # --- sending ------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Send the buffered forks, batch by batch, until the buffer is empty.
+
+        The lock is not held while a batch is on its way: forks made meanwhile (by another
+        thread: the executor's submitters) wait in the buffer for the next batch instead
+        of for the request. A batch that fails goes back to the front of the buffer.
+        """
+        while True:
+            with self._lock:
+                batch = self._take_batch()
+                if not batch:
+                    return
+                functions = {
+                    spec["code"]: self._functions.code(spec["code"])
+                    for spec in batch
+                    if spec["code"] not in self._sent  # sent and accepted before
+                }
+                self._sending += 1
+            answer = self._send(batch, functions)
+            with self._lock:
+                self._sent.update(functions)
+            if answer.get("existing"):
+                log.debug("%d forks existed already", len(answer["existing"]))
+            self._ledger.forget_collected(answer.get("acked") or [])
+
+    def _send(self, batch: list[dict[str, Any]], functions: dict[str, Any]) -> dict[str, Any]:
+        """POST one batch; on failure, put it back at the front of the buffer."""
+        try:
+            return self._session.api.enqueue(
+                self._session.id, batch, functions, codec.PYTHON_VERSION, codec.CLOUDPICKLE_VERSION
+            )
+        except BaseException:
+            with self._lock:
+                self._buffer[:0] = batch
+                self._buffer_bytes = self._buffered_bytes()
+            raise
+        finally:
+            with self._lock:
+                self._sending -= 1
+
+    def _take_batch(self) -> list[dict[str, Any]]:
+        """The next batch off the buffer's front (the caller holds the lock)."""
+        batch, size = [], 0
+        for spec in self._buffer:
+            if batch and (len(batch) >= FLUSH_JOBS or size >= FLUSH_BYTES):
+                break
+            batch.append(spec)
+            size += len(spec.get("args") or "")
+        del self._buffer[: len(batch)]
+        self._buffer_bytes = self._buffered_bytes()
+        return batch
+
+    def _buffered_bytes(self) -> int:
+        return sum(len(spec.get("args") or "") for spec in self._buffer)

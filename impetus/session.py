@@ -1,0 +1,110 @@
+"""One stream on the API, as a client holds it: created on open, deleted on request.
+
+:class:`StreamSession` owns the API client of a run and the stream's identity (id and
+properties); :class:`StreamStore` is the stream's key-value store as a mapping. The fork
+sender, the result collector, the pipeline app and the executor all talk to the API through
+one session's ``api``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+from impetus.api_client import ApiClient
+from impetus.core.config import ClientSettings
+from impetus.core.exceptions import ApiError
+from impetus.core.keys import STREAM_ID
+
+
+class StreamStore(MutableMapping):
+    """Dict-like view on the stream's key-value store; every access is one API call.
+
+    Values are JSON. A missing key raises KeyError, as a dict does.
+    """
+
+    def __init__(self, api: ApiClient, stream_id: str) -> None:
+        self._api = api
+        self._id = stream_id
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._api.store_get(self._id, key)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise KeyError(key) from None
+            raise
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._api.store_put(self._id, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        try:
+            self._api.store_delete(self._id, key)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise KeyError(key) from None
+            raise
+
+    def keys(self) -> list[str]:  # type: ignore[override]  # one call, not a live view
+        return list(self._api.store_keys(self._id))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+
+def checked_stream_id(stream_id: str | None) -> str:
+    """The given stream id, validated, or a new random one."""
+    stream_id = stream_id if stream_id is not None else uuid.uuid4().hex
+    if not STREAM_ID.match(stream_id):
+        raise ValueError(f"invalid stream id {stream_id!r}: 1-100 of [A-Za-z0-9_.-]")
+    return stream_id
+
+
+class StreamSession:
+    """A stream created (or joined again, by id) through ``api``.
+
+    ``properties`` are this run's: when the id existed with other values, they are
+    updated, so the run's properties win.
+    """
+
+    def __init__(self, api: ApiClient, stream_id: str, properties: Mapping[str, Any]) -> None:
+        self.api = api
+        answer = api.create_stream(stream_id, dict(properties))
+        self.id: str = answer.get("id", stream_id)
+        self.properties: dict[str, Any] = dict(answer.get("properties") or {})
+        if any(self.properties.get(k) != v for k, v in properties.items()):
+            answer = api.update_properties(self.id, dict(properties))
+            self.properties = dict(answer.get("properties") or {})
+        self.store = StreamStore(api, self.id)
+
+    @classmethod
+    def open(
+        cls,
+        address: str | None,
+        authkey: str | None,
+        stream_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        api_class: Any = ApiClient,
+    ) -> StreamSession:
+        """A session on a new API client; ``address``/``authkey`` default as
+        :meth:`ClientSettings.resolve` says. The id is checked before any request."""
+        stream_id = checked_stream_id(stream_id)
+        api = api_class(ClientSettings.resolve(address, authkey))
+        return cls(api, stream_id, properties or {})
+
+    def delete(self) -> None:
+        """Delete the stream; one deleted already (404) is fine."""
+        try:
+            self.api.delete_stream(self.id)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    def close(self) -> None:
+        """Close the API client's connections."""
+        self.api.close()
