@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER_SIDE = ("impetus.core", "impetus.storage", "impetus.scaler", "lambdas")
 NEVER = (
     "impetus.client", "impetus.executor", "impetus.api_client", "impetus.taskfiles",
-    "impetus.progress", "impetus.mapping", "impetus.cli", "impetus.local",
+    "impetus.progress", "impetus.mapping", "impetus.session", "impetus.forks",
+    "impetus.results", "impetus.ledger", "impetus.cli", "impetus.local",
     "impetus.scaler.sim", "bench", "docs", "node_agent", "infra",
 )  # fmt: skip
 
