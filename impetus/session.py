@@ -61,7 +61,10 @@ def checked_stream_id(stream_id: str | None) -> str:
     """The given stream id, validated, or a new random one."""
     stream_id = stream_id if stream_id is not None else uuid.uuid4().hex
     if not STREAM_ID.match(stream_id):
-        raise ValueError(f"invalid stream id {stream_id!r}: 1-100 of [A-Za-z0-9_.-], starting with a letter, digit or _")
+        raise ValueError(
+            f"invalid stream id {stream_id!r}: 1-100 of [A-Za-z0-9_.-], starting with a"
+            " letter, digit or _"
+        )
     return stream_id
 
 
