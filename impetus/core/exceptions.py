@@ -27,6 +27,10 @@ class InvalidRequest(ImpetusError):
     """The caller sent something the Queue cannot accept."""
 
 
+class Conflict(ImpetusError):
+    """The request contradicts the resource's state (a stream's shards, fixed at creation)."""
+
+
 class ClaimLost(ImpetusError):
     """A claim's lease is no longer ours (expired and reaped, or never granted)."""
 

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from impetus.core import properties
-from impetus.core.exceptions import InvalidRequest, StreamNotFound
+from impetus.core.exceptions import Conflict, InvalidRequest, StreamNotFound
 from impetus.core.keys import STREAM_ID, check
 from impetus.storage import dynamo
 
@@ -119,11 +119,28 @@ class Streams:
             key=lambda s: s["created"] or 0,
         )
 
+    def _check_shards_unchanged(self, stream_id: str, changes: dict[str, Any]) -> None:
+        """A stream's jobs live in ``shards`` partitions: a new count would strand those in
+        the others (claims, collection and deletion read only the partitions it names), so
+        the count is fixed at creation. Setting it to the value it has is no change."""
+        if "shards" not in changes:
+            return
+        current = properties.get(self.get_item(stream_id).get("properties", {}), "shards")
+        wanted = (
+            changes["shards"] if changes["shards"] is not None else properties.get({}, "shards")
+        )
+        if wanted != current:
+            raise Conflict(
+                f"stream {stream_id!r} has {current} shards, fixed at creation (its jobs live"
+                " in that many partitions); create a new stream for another count"
+            )
+
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         check(STREAM_ID, stream_id, "stream id")
         if not isinstance(changes, dict) or not changes:
             raise InvalidRequest("properties must be a non-empty JSON object")
         changes = properties.validate(changes)
+        self._check_shards_unchanged(stream_id, changes)
         names = {"#p": "properties", "#s": "status", "#stream": "stream"}
         sets, removes, vals = [], [], {}
         for i, (name, value) in enumerate(changes.items()):

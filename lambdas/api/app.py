@@ -108,6 +108,7 @@ ERROR_STATUSES = {
     401: "no or malformed Authorization header",
     403: "wrong authkey",
     404: "unknown stream, job, key or route",
+    409: "a change the resource cannot take (a stream's shards)",
     413: "body or payload too large",
     415: "body is not JSON",
 }

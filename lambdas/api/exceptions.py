@@ -8,6 +8,7 @@ from typing import Any
 
 from impetus.core.exceptions import (
     ConfigError,
+    Conflict,
     ImpetusError,
     InvalidRequest,
     JobNotFound,
@@ -69,6 +70,7 @@ IMPETUS_ERRORS: dict[type[ImpetusError], tuple[int, str]] = {
     JobNotFound: (HTTPStatus.NOT_FOUND, "job_not_found"),
     KeyNotFound: (HTTPStatus.NOT_FOUND, "key_not_found"),
     InvalidRequest: (HTTPStatus.BAD_REQUEST, "invalid_request"),
+    Conflict: (HTTPStatus.CONFLICT, "conflict"),
     ConfigError: (HTTPStatus.INTERNAL_SERVER_ERROR, "config_error"),
 }
 

@@ -275,6 +275,14 @@ def test_payloads_just_under_the_limits_are_accepted(seeded):
     assert api.get("/streams/s1/store/big").body["value"] == "v" * (349 * KB)
 
 
+def test_changing_shards_is_409(seeded):
+    api, _ = seeded
+    cases = [("PATCH", "/streams/s1", {"properties": {"shards": 4}}, {})]
+    refuse(seeded, cases, 409, "conflict")
+    same = api.call("PATCH", "/streams/s1", {"properties": {"shards": 1}})
+    assert same.status == 200  # the count it has: no change
+
+
 # --- unknown things -------------------------------------------------------------------------
 def test_unknown_stream_is_404(seeded):
     cases = [

@@ -6,9 +6,16 @@ import time
 
 import pytest
 
-from impetus.core import codec, jobs
-from impetus.core.exceptions import ClaimLost, InvalidRequest, JobNotFound, StreamNotFound
+from impetus.core import codec, jobs, properties
+from impetus.core.exceptions import (
+    ClaimLost,
+    Conflict,
+    InvalidRequest,
+    JobNotFound,
+    StreamNotFound,
+)
 from impetus.core.jobs import Outcome
+from impetus.storage import dynamo
 from impetus.storage.jobqueue.layout import CHUNK_SIZE, INLINE_RESULT_LIMIT
 
 
@@ -303,3 +310,38 @@ def test_acknowledging_a_whole_chunk_deletes_it_with_its_large_results(queue):
     left = [i["job"]["S"] for i in queue.client.scan(TableName=queue.tables["jobs"])["Items"]]
     assert not [k for k in left if k.startswith("#result#")]
     assert queue.get_stream("s")["counts"]["acked"] == CHUNK_SIZE
+
+
+def _items_of(queue, stream: str) -> tuple[int, int]:
+    """(queue-table items, jobs-table items) of a stream, by scanning both tables whole."""
+    chunks = [
+        i
+        for i in dynamo.scan(queue.client, TableName=queue.tables["queue"])
+        if i["pk"].startswith(f"{stream}#")
+    ]
+    records = [
+        i
+        for i in dynamo.scan(queue.client, TableName=queue.tables["jobs"])
+        if i["stream"] == stream
+    ]
+    return len(chunks), len(records)
+
+
+def test_shards_cannot_change_and_nothing_survives_delete_or_recreate(queue):
+    """Finding 5 of the trust review: shards 64 -> PATCH 1 stranded 180 of 200 jobs, DELETE
+    left 9 chunks, and the re-created id counted the old jobs."""
+    queue.create_stream("s", {"shards": 64})
+    enqueue(queue, "s", [spec(f"j{i:03d}") for i in range(200)])
+    with pytest.raises(Conflict, match="64 shards, fixed at creation"):
+        queue.update_properties("s", {"shards": 1})
+    with pytest.raises(Conflict):
+        queue.update_properties("s", {"shards": None})  # back to the default (1)
+    queue.update_properties("s", {"shards": 64, "priority": 0})  # no change: accepted
+    assert properties.get(queue.get_stream("s")["properties"], "shards") == 64
+    assert _items_of(queue, "s")[0] > 0
+    queue.delete_stream("s")
+    assert _items_of(queue, "s") == (0, 0)
+    queue.create_stream("s", {"shards": 64})
+    again = queue.get_stream("s")["counts"]
+    assert again["forked"] == 0 and again["waiting"] == 0 and again.get("errors", 0) == 0
+    assert queue.results("s", "stage1") == []
