@@ -31,7 +31,9 @@ class RemoteError(ImpetusError):
     """A job failed with an exception the client cannot rebuild as its own type."""
 
     def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
-        super().__init__(f"{type_name}: {message}" if type_name else message)
+        # System error records (lost, signature, timeout...) already read "kind: ...".
+        prefixed = not type_name or message.startswith(f"{type_name}: ")
+        super().__init__(message if prefixed else f"{type_name}: {message}")
         self.type_name = type_name
         self.message = message
         self.traceback = traceback

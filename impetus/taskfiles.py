@@ -10,6 +10,7 @@ dates are written as ISO 8601 strings and come back as strings.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import json
 import math
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from impetus.core import codec
+from impetus.core.exceptions import ImpetusError
 
 PICKLE_MARKER = "__impetus_pickle__"
+MAX_INFLATE_RATIO = 50  # a line may decompress to at most this many times its size...
+MIN_INFLATE_LIMIT = 1 << 20  # ...or 1 MB, whichever is more
 OK_SUFFIX = ".ok"
 ERR_SUFFIX = ".err"
 
@@ -68,8 +72,33 @@ def encode_line(job: dict[str, Any]) -> str:
     return base64.b64encode(zlib.compress(raw)).decode("ascii")
 
 
+class TaskFileError(ImpetusError, ValueError):
+    """A line that is not a task file line (corrupt, crafted, or another file's)."""
+
+
+def _inflate(data: bytes) -> bytes:
+    """zlib with a bound: real lines compress a few times, a zlib bomb thousands of times
+    (a crafted 272 KB file once decompressed to 859 MB)."""
+    limit = max(MIN_INFLATE_LIMIT, MAX_INFLATE_RATIO * len(data))
+    inflater = zlib.decompressobj()
+    raw = inflater.decompress(data, limit)
+    if inflater.unconsumed_tail:
+        raise TaskFileError(f"decompresses past {limit} bytes ({MAX_INFLATE_RATIO}x its size)")
+    return raw
+
+
 def decode_line(line: str, restore: bool = True) -> dict[str, Any]:
-    record = json.loads(zlib.decompress(base64.b64decode(line.strip())))
+    """One line back to its job; TaskFileError for anything that is not a line we wrote."""
+    try:
+        record = json.loads(_inflate(base64.b64decode(line.strip(), validate=True)))
+    except TaskFileError:
+        raise
+    except (binascii.Error, zlib.error, ValueError) as exc:
+        raise TaskFileError(f"not base64(zlib(JSON)): {exc}") from None
+    except RecursionError:
+        raise TaskFileError("JSON nested too deeply") from None
+    if not isinstance(record, dict):
+        raise TaskFileError(f"a JSON {type(record).__name__}, not a job object")
     if restore:
         record = {key: _restore(value) for key, value in record.items()}
     return record
@@ -88,10 +117,13 @@ def iter_jobs(path: str | Path, restore: bool = True) -> Iterator[dict[str, Any]
     """
     if not Path(path).exists():
         return
-    with open(path, encoding="ascii") as fh:
-        for line in fh:
+    with open(path, encoding="ascii", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
             if line.strip():
-                yield decode_line(line, restore)
+                try:
+                    yield decode_line(line, restore)
+                except TaskFileError as exc:
+                    raise TaskFileError(f"{path}:{number}: not a task file line ({exc})") from None
 
 
 def read(path: str | Path, restore: bool = True) -> list[dict[str, Any]]:

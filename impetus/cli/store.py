@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from impetus.cli.common import add_json_flag, api, print_json, write
+from impetus.core.exceptions import ImpetusError
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +44,8 @@ def parse_value(text: str, as_string: bool = False) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+    except RecursionError:
+        raise ImpetusError("the value is JSON nested too deeply") from None
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -65,7 +68,8 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_put(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.value == "-" else args.value
-    api().store_put(args.id, args.key, parse_value(text, args.string))
+    value = parse_value(text, args.string)  # bad input fails before any request
+    api().store_put(args.id, args.key, value)
     return 0
 
 

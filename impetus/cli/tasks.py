@@ -9,9 +9,7 @@ PATH is a ``.ok``/``.err`` file or a stream's directory (all its task files).
 from __future__ import annotations
 
 import argparse
-import binascii
 import json
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +50,7 @@ def decoded(path: Path) -> Iterator[dict[str, Any]]:
                     continue
                 try:
                     yield taskfiles.decode_line(line, restore=False)
-                except (binascii.Error, zlib.error, ValueError) as exc:
+                except taskfiles.TaskFileError as exc:
                     raise ImpetusError(f"{path}:{number}: not a task file line ({exc})") from None
     except UnicodeDecodeError:
         raise ImpetusError(f"{path}: not a task file (not ASCII base64 lines)") from None

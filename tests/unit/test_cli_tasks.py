@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 
 import pytest
 
 from impetus import taskfiles
 from impetus.cli import main
+
+
+def _line(raw: bytes) -> str:
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
 
 
 def _write(path, jobs):
@@ -43,6 +49,9 @@ def test_reads_a_stream_directory_as_one_json_array(tmp_path, capsys):
         ("not base64!\n", "stage1.ok:1: not a task file line"),
         ("aGVsbG8=\n", "stage1.ok:1: not a task file line"),  # base64 of 'hello', not zlib
         (b"\xff\xfe\n", "not a task file"),
+        (_line(b"[1, 2]") + "\n", "not a job object"),  # JSON, not an object
+        (_line(b"[" * 100_000 + b"]" * 100_000) + "\n", "nested too deeply"),
+        (_line(b" " * (200 << 20)) + "\n", "decompresses past"),  # a zlib bomb: 200 MB
     ],
 )
 def test_a_bad_file_is_one_line_exit_1(tmp_path, capsys, content, message):
@@ -61,3 +70,9 @@ def test_missing_path_and_empty_directory(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["tasks", "read", str(tmp_path)]) == 1
     assert "no .ok or .err task files" in capsys.readouterr().err
+
+
+def test_deeply_nested_json_to_store_put_is_one_line(capsys):
+    assert main(["store", "s1", "put", "k", "[" * 100_000 + "]" * 100_000]) == 1
+    err = capsys.readouterr().err
+    assert err == "impetus: error: the value is JSON nested too deeply\n"

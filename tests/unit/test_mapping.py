@@ -8,7 +8,7 @@ import random
 import pytest
 
 from impetus import mapping
-from impetus.core import codec
+from impetus.core import codec, jobs
 from impetus.core.jobs import ERROR, READY
 from impetus.remote import RemoteError, RemoteTraceback, rebuild
 
@@ -105,3 +105,9 @@ def test_rebuild_builtin_module_and_unknown_exceptions():
     other = rebuild({"type": "NoSuchError", "error": "boom", "traceback": tb})
     assert isinstance(other, RemoteError) and other.type_name == "NoSuchError"
     assert "boom" in str(other) and other.traceback == tb
+
+
+def test_a_system_error_reads_its_kind_once():
+    record = jobs.system_error("lost", "worker exited with code -9", "f")
+    assert str(rebuild(record)) == "lost: worker exited with code -9"
+    assert str(RemoteError("NoSuchError", "boom")) == "NoSuchError: boom"

@@ -8,6 +8,8 @@ import json
 import zlib
 from fractions import Fraction
 
+import pytest
+
 from impetus import taskfiles
 
 
@@ -105,3 +107,14 @@ def test_stage_paths(tmp_path):
     ok, err = taskfiles.stage_paths(tmp_path, "stage1")
     assert ok == tmp_path / "stage1.ok"
     assert err == tmp_path / "stage1.err"
+
+
+def test_a_bad_line_at_load_names_its_file_and_line(tmp_path):
+    """The client reads its task files at start: a line that is not one (here a JSON list)
+    is a clear error naming where, not a crash deep inside the client."""
+    path = tmp_path / "stage1.ok"
+    with open(path, "w", encoding="ascii") as fh:
+        taskfiles.write_line(fh, {"id": "a", "result": 1})
+        fh.write(base64.b64encode(zlib.compress(b"[1]")).decode("ascii") + "\n")
+    with pytest.raises(taskfiles.TaskFileError, match=r"stage1.ok:2: .*not a job object"):
+        taskfiles.read(path, restore=False)
