@@ -88,6 +88,16 @@ class ApiClient:
     def delete_stream(self, stream_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"/streams/{_segment(stream_id)}")
 
+    def take_collector(self, stream_id: str, holder: str, ttl: int) -> dict[str, Any]:
+        """Take or renew the stream's collector lease; ApiError 409 (with ``retry_after``)
+        while another client holds it."""
+        body = {"holder": holder, "ttl": ttl}
+        return self._call("PUT", f"/streams/{_segment(stream_id)}/collector", body)
+
+    def release_collector(self, stream_id: str, holder: str) -> bool:
+        path = f"/streams/{_segment(stream_id)}/collector/{_segment(holder)}"
+        return bool(self._call("DELETE", path).get("released"))
+
     # --- jobs -------------------------------------------------------------------------------
     def enqueue(
         self,
@@ -217,7 +227,7 @@ class ApiClient:
                 message = str(payload.get("message", ""))
             else:
                 code, message = "http_error", text[:200]
-            raise ApiError(response.status, code, self._clean(message))
+            raise ApiError(response.status, code, self._clean(message), _seconds(response.headers))
         if payload is None:
             raise ApiError(response.status, "bad_response", "the API answered with non-JSON")
         return payload
@@ -234,3 +244,11 @@ class ApiClient:
     def _clean(self, text: str) -> str:
         """Belt and braces: an echoing proxy must not leak the authkey into exceptions."""
         return text.replace(self._authkey, "***") if self._authkey else text
+
+
+def _seconds(headers: Any) -> float | None:
+    """A Retry-After header in seconds (the API sends no HTTP dates), or None."""
+    try:
+        return float(headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None

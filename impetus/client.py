@@ -266,6 +266,7 @@ class Impetus:
             ready, errors = self._files.read_all() if self._files else ({}, {})
             self._step(SHUTDOWN, self._shutdown_name, (ready, errors, self.progress()))
         finally:
+            self._session.release()  # another run may collect the stream now
             if self._files is not None:
                 self._files.close()
             progress.close()

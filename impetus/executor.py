@@ -267,6 +267,7 @@ class Executor(cf.Executor):
                 future.set_exception(exc)
 
     def _cleanup(self) -> None:
+        self._session.release()  # another client may collect the stream now
         if self._keep or self._deleted:
             return
         self._deleted = True

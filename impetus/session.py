@@ -8,14 +8,19 @@ one session's ``api``.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from impetus.api_client import ApiClient
 from impetus.core.config import ClientSettings
-from impetus.core.exceptions import ApiError
+from impetus.core.exceptions import ApiError, CollectorBusy
 from impetus.core.keys import STREAM_ID
+
+log = logging.getLogger(__name__)
 
 
 class StreamStore(MutableMapping):
@@ -68,8 +73,70 @@ def checked_stream_id(stream_id: str | None) -> str:
     return stream_id
 
 
+class CollectorLease:
+    """This client's lease on collecting its stream, renewed by a daemon thread.
+
+    One client collects a stream: a second program on the same stream id would take the
+    first one's results. A client that died leaves its lease to expire (``TTL``); a
+    restarted one waits for that once, then takes it over.
+    """
+
+    TTL = 30  # seconds a lease runs unless renewed
+    RENEW_EVERY = 10.0
+
+    def __init__(self, api: ApiClient, stream_id: str, sleep: Any = time.sleep) -> None:
+        self._api = api
+        self._stream = stream_id
+        self.holder = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._take(sleep)
+        self._thread = threading.Thread(
+            target=self._renew, name=f"impetus-lease-{stream_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _take(self, sleep: Any) -> None:
+        try:
+            self._api.take_collector(self._stream, self.holder, self.TTL)
+            return
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            wait = exc.retry_after if exc.retry_after is not None else self.TTL
+        log.warning("stream %s: waiting %.0f s for another client's lease", self._stream, wait)
+        sleep(wait + 0.5)  # a dead holder's lease has expired by then; a live one renewed
+        try:
+            self._api.take_collector(self._stream, self.holder, self.TTL)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            raise CollectorBusy(
+                f"another client is collecting stream {self._stream!r}: run this program "
+                "with another stream id, or stop the other one",
+                retry_after=exc.retry_after or self.TTL,
+            ) from None
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.RENEW_EVERY):
+            try:
+                self._api.take_collector(self._stream, self.holder, self.TTL)
+            except ApiError as exc:  # logged, and tried again at the next interval
+                log.warning("stream %s: renewing the collector lease: %s", self._stream, exc)
+
+    def release(self) -> None:
+        """Stop renewing and give the lease up (best effort: it expires anyway)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        try:
+            self._api.release_collector(self._stream, self.holder)
+        except ApiError as exc:
+            log.debug("stream %s: releasing the collector lease: %s", self._stream, exc)
+
+
 class StreamSession:
-    """A stream created (or joined again, by id) through ``api``.
+    """A stream created (or joined again, by id) through ``api``, and this client's lease
+    on collecting it.
 
     ``properties`` are this run's: when the id existed with other values, they are
     updated, so the run's properties win.
@@ -84,6 +151,7 @@ class StreamSession:
             answer = api.update_properties(self.id, dict(properties))
             self.properties = dict(answer.get("properties") or {})
         self.store = StreamStore(api, self.id)
+        self.lease = CollectorLease(api, self.id)
 
     @classmethod
     def open(
@@ -100,8 +168,13 @@ class StreamSession:
         api = api_class(ClientSettings.resolve(address, authkey))
         return cls(api, stream_id, properties or {})
 
+    def release(self) -> None:
+        """Give up collecting the stream (the stream stays)."""
+        self.lease.release()
+
     def delete(self) -> None:
         """Delete the stream; one deleted already (404) is fine."""
+        self.lease.release()
         try:
             self.api.delete_stream(self.id)
         except ApiError as exc:
@@ -109,5 +182,6 @@ class StreamSession:
                 raise
 
     def close(self) -> None:
-        """Close the API client's connections."""
+        """Give the lease up and close the API client's connections."""
+        self.lease.release()
         self.api.close()

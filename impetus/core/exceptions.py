@@ -31,6 +31,15 @@ class Conflict(ImpetusError):
     """The request contradicts the resource's state (a stream's shards, fixed at creation)."""
 
 
+class CollectorBusy(Conflict):
+    """Another client holds the stream's collector lease; ``retry_after``: seconds until
+    it expires unless renewed."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ClaimLost(ImpetusError):
     """A claim's lease is no longer ours (expired and reaped, or never granted)."""
 
@@ -38,8 +47,11 @@ class ClaimLost(ImpetusError):
 class ApiError(ImpetusError):
     """The API answered with an error; ``status`` and ``code`` come from its JSON body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after  # the Retry-After header's seconds, if any

@@ -6,6 +6,7 @@ Order of checks for every request: auth (401/403), raw body (413/415/400), routi
 
 from __future__ import annotations
 
+import math
 from http import HTTPStatus
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -22,7 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from impetus.core import keys
 from impetus.core.config import AwsSettings
-from impetus.core.exceptions import ImpetusError
+from impetus.core.exceptions import CollectorBusy, ImpetusError
 from impetus.scaler import nudge
 from impetus.storage import joblist, payloads
 from impetus.storage.queue import Queue
@@ -80,6 +81,7 @@ def reset_state() -> None:
 # --- path parameters ------------------------------------------------------------------------
 StreamIdPath = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="stream id")]
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="job id")]
+HolderPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="lease holder id")]
 KeyPath = Annotated[str, Path(description="store key, percent-encoded")]
 
 
@@ -108,7 +110,7 @@ ERROR_STATUSES = {
     401: "no or malformed Authorization header",
     403: "wrong authkey",
     404: "unknown stream, job, key or route",
-    409: "a change the resource cannot take (a stream's shards)",
+    409: "a change the resource cannot take (a stream's shards; its collector lease)",
     413: "body or payload too large",
     415: "body is not JSON",
 }
@@ -144,6 +146,20 @@ def update_stream(stream_id: StreamIdPath, body: Annotated[models.UpdateStream, 
 def delete_stream(stream_id: StreamIdPath):
     queue().delete_stream(stream_id)
     return {"deleted": stream_id}
+
+
+# --- the collector lease: one client collects a stream --------------------------------------
+@app.put("/streams/<stream_id>/collector", responses=answers(models.CollectorHeld, "held"))
+def take_collector(stream_id: StreamIdPath, body: Annotated[models.CollectorLease, Body()]):
+    expires = queue().take_collector(stream_id, body.holder, body.ttl)
+    return {"holder": body.holder, "expires": expires}
+
+
+@app.delete(
+    "/streams/<stream_id>/collector/<holder>", responses=answers(models.Released, "released")
+)
+def release_collector(stream_id: StreamIdPath, holder: HolderPath):
+    return {"released": queue().release_collector(stream_id, holder)}
 
 
 # --- jobs and results -----------------------------------------------------------------------
@@ -268,6 +284,9 @@ def _http_error(exc: HttpError) -> Response:
 @app.exception_handler(ImpetusError)
 def _impetus_error(exc: ImpetusError) -> Response:
     status, code = from_impetus(exc)
+    if isinstance(exc, CollectorBusy):  # when to try again: the lease's time left
+        headers = {"Retry-After": str(math.ceil(exc.retry_after))}
+        return error_response(status, code, str(exc), headers)
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         logger.error("server error", extra={"code": code, "detail": str(exc)})
         return error_response(status, code, "the API is misconfigured; see its logs")

@@ -150,6 +150,20 @@ class UpdateStream(Strict):
     properties: Properties = Field(min_length=1, description="merged; a null value removes the key")
 
 
+class CollectorLease(Strict):
+    holder: str = Field(pattern=r"^[0-9a-f]{32}$", description="the client's holder id")
+    ttl: int = Field(ge=5, le=300, description="seconds the lease runs unless renewed")
+
+
+class CollectorHeld(Strict):
+    holder: str
+    expires: float = Field(description="epoch seconds")
+
+
+class Released(Strict):
+    released: bool
+
+
 class JobSpec(Strict):
     id: JobId = Field(default_factory=new_job_id)
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)

@@ -9,8 +9,9 @@ import pytest
 from impetus import Executor, Impetus, taskfiles
 from impetus.api_client import ApiClient
 from impetus.core.config import ClientSettings
-from impetus.core.exceptions import ApiError
+from impetus.core.exceptions import ApiError, CollectorBusy
 from impetus.remote import RemoteError, RemoteTraceback
+from impetus.session import CollectorLease
 
 
 class Odd(Exception):
@@ -103,3 +104,16 @@ def test_pipeline_map_hands_items_to_the_stage_and_task_files(local_stack, tmp_p
     again = Mapper(taskdir=tmp_path, id=app.id)
     again.run()
     assert again.ids == app.ids and getattr(again, "seen", []) == []
+
+
+def test_a_second_client_on_a_live_stream_id_gets_a_clear_error(local_stack, monkeypatch):
+    """The same program started twice on one stream id took each other's results and
+    both hung; the second now fails at start, and may collect once the first is done."""
+    monkeypatch.setattr(CollectorLease, "TTL", 5)
+    monkeypatch.setattr(CollectorLease, "RENEW_EVERY", 1.0)
+    with Executor(id="shared-stream", keep=True) as first:
+        assert first.submit(power, 3).result(timeout=120) == 9
+        with pytest.raises(CollectorBusy, match="another client is collecting"):
+            Executor(id="shared-stream")  # waited one lease period: the first renewed
+    with Executor(id="shared-stream") as second:  # released at the first one's exit
+        assert second.submit(power, 4).result(timeout=120) == 16

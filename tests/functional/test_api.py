@@ -14,6 +14,7 @@ from conftest_api import AUTHKEY, AUTHKEY_SECRET, Api, http_event
 
 from impetus.core import codec
 from impetus.core.config import AwsSettings
+from impetus.core.exceptions import CollectorBusy
 from impetus.core.jobs import ERROR, READY, Outcome, system_error
 from impetus.storage.queue import Queue
 from lambdas.api import app as api_app
@@ -424,3 +425,41 @@ def test_one_queue_per_container(api: Api):
     assert api_app.queue() is first  # warm invocations reuse it
     api_app.reset_state()
     assert api_app.queue() is not first  # a cold start builds a new one
+
+
+# --- the collector lease --------------------------------------------------------------------
+HOLDER_A, HOLDER_B = "a" * 32, "b" * 32
+
+
+def test_one_client_collects_a_stream_at_a_time(api: Api):
+    """Two programs on one stream id each took the other's results and both hung: a
+    second holder is refused (409, with when to try again) while the lease runs."""
+    assert api.post("/streams", {"id": "owned"}).status == 201
+    first = api.put("/streams/owned/collector", {"holder": HOLDER_A, "ttl": 30})
+    assert first.status == 200 and first.body["holder"] == HOLDER_A
+    busy = api.put("/streams/owned/collector", {"holder": HOLDER_B, "ttl": 30})
+    assert busy.status == 409 and busy.body["error"] == "conflict"
+    assert "collected by another client" in busy.body["message"]
+    assert 25 <= int(busy.headers["Retry-After"]) <= 30
+    renewed = api.put("/streams/owned/collector", {"holder": HOLDER_A, "ttl": 30})
+    assert renewed.status == 200 and renewed.body["expires"] >= first.body["expires"]
+    # Only the holder releases it; then the other one takes it.
+    assert api.delete(f"/streams/owned/collector/{HOLDER_B}").body == {"released": False}
+    assert api.delete(f"/streams/owned/collector/{HOLDER_A}").body == {"released": True}
+    assert api.put("/streams/owned/collector", {"holder": HOLDER_B, "ttl": 30}).status == 200
+    bad = api.put("/streams/owned/collector", {"holder": "not-hex", "ttl": 1})
+    assert bad.status == 400
+    assert api.put("/streams/nope/collector", {"holder": HOLDER_A, "ttl": 30}).status == 404
+
+
+def test_an_expired_collector_lease_is_taken_over(api_aws):
+    """A client that died leaves its lease to expire; a restart takes it over then."""
+    queue = Queue(AwsSettings.from_env())
+    queue.create_stream("restarted")
+    queue.streams.take_collector("restarted", HOLDER_A, ttl=30, now=1000.0)
+    with pytest.raises(CollectorBusy) as busy:
+        queue.streams.take_collector("restarted", HOLDER_B, ttl=30, now=1010.0)
+    assert busy.value.retry_after == pytest.approx(20.0)
+    assert queue.streams.take_collector("restarted", HOLDER_B, ttl=30, now=1031.0) == 1061.0
+    with pytest.raises(CollectorBusy):  # and now the old holder is the one refused
+        queue.streams.take_collector("restarted", HOLDER_A, ttl=30, now=1032.0)

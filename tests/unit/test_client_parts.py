@@ -12,11 +12,11 @@ from test_client_run import FakeApi
 
 from impetus import Executor, mapping, taskfiles
 from impetus.core import codec
-from impetus.core.exceptions import ApiError
+from impetus.core.exceptions import ApiError, CollectorBusy
 from impetus.forks import FLUSH_JOBS, ForkSender, FunctionTable
 from impetus.ledger import STARTUP, JobLedger, TaskFiles
 from impetus.results import ResultCollector
-from impetus.session import StreamSession
+from impetus.session import CollectorLease, StreamSession
 
 IMPETUS = Path(__file__).resolve().parents[2] / "impetus"
 
@@ -202,3 +202,38 @@ def test_the_executor_uses_its_parts_public_interfaces_only():
             if not own and not node.attr.startswith("__"):
                 offences.append(f"{name}.py:{node.lineno}: .{node.attr}")
     assert offences == []
+
+
+class LeaseApi:
+    """take_collector answers from a script: None = granted, a number = 409 with that
+    Retry-After."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.released = []
+
+    def take_collector(self, stream_id, holder, ttl):
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise ApiError(409, "conflict", "collected by another client", retry_after=answer)
+        return {"holder": holder, "expires": 0.0}
+
+    def release_collector(self, stream_id, holder):
+        self.released.append(holder)
+        return True
+
+
+def test_a_restarted_client_waits_once_for_a_dead_clients_lease():
+    api, slept = LeaseApi(3.0, None), []
+    lease = CollectorLease(api, "s", sleep=slept.append)
+    assert slept == [3.5] and not api.answers
+    lease.release()
+    lease.release()  # once only
+    assert api.released == [lease.holder]
+
+
+def test_a_second_client_on_a_live_stream_fails_clearly():
+    api, slept = LeaseApi(30.0, 29.0), []
+    with pytest.raises(CollectorBusy, match="another client is collecting stream 's'"):
+        CollectorLease(api, "s", sleep=slept.append)
+    assert slept == [30.5]

@@ -39,6 +39,14 @@ class FakeApi:
         self.streams[stream_id]["properties"].update(properties)
         return self.streams[stream_id]
 
+    def take_collector(self, stream_id, holder, ttl):
+        self.calls.append(("take_collector", stream_id))
+        return {"holder": holder, "expires": 0.0}
+
+    def release_collector(self, stream_id, holder):
+        self.calls.append(("release_collector", stream_id))
+        return True
+
     def delete_stream(self, stream_id):
         self.calls.append(("delete_stream", stream_id))
         del self.streams[stream_id]
