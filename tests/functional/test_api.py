@@ -393,6 +393,8 @@ def test_openapi_describes_every_route(api: Api):
         ("PATCH", "/streams/{stream_id}"),
         ("POST", "/streams/{stream_id}/payloads"),
         ("DELETE", "/streams/{stream_id}"),
+        ("PUT", "/streams/{stream_id}/collector"),
+        ("DELETE", "/streams/{stream_id}/collector/{holder}"),
         ("POST", "/streams/{stream_id}/jobs"),
         ("GET", "/streams/{stream_id}/jobs"),
         ("GET", "/streams/{stream_id}/jobs/{job_id}"),
