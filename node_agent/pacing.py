@@ -16,10 +16,13 @@ from dataclasses import dataclass
 LOW = 0.01  # seconds: the first wait after activity
 GROWTH = 1.5
 HOT_SECONDS = 3.0  # activity this recent keeps the listing on the fast schedule
+MAX_WAIT = 0.2  # longest block in the agent's loop: bounds how late a stop request is seen
 
 
 @dataclass
 class Backoff:
+    """Waits from ``low`` growing to ``high`` while idle, back to ``low`` on activity."""
+
     high: float
     low: float = LOW
     growth: float = GROWTH

@@ -17,6 +17,7 @@ termination lifecycle hook.
 
 The instance id comes from ``IMPETUS_INSTANCE_ID`` or a node id starting with ``i-``
 (the local stack and EC2 user data pass it); without one only drain on request applies.
+The nodes table itself (its item layout, the conditional put) is impetus.storage.nodes.
 """
 
 from __future__ import annotations
@@ -26,23 +27,25 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from impetus.core import aws
 from impetus.core.config import ENV_INSTANCE_ID, AwsSettings
-from impetus.storage import dynamo, tables
+from impetus.storage.nodes import DRAINED, DRAINING, RUNNING, NodeBeat, Nodes
 
 log = logging.getLogger(__name__)
 
-RUNNING, DRAINING, DRAINED = "running", "draining", "drained"
+# The states are the nodes table's; exported here too, as the states a node goes through.
+__all__ = ["DRAINED", "DRAINING", "RUNNING", "Scaling", "instance_id_for"]
+
 TERMINATING_WAIT = "Terminating:Wait"
 TERMINATING_HOOK = "autoscaling:EC2_INSTANCE_TERMINATING"
 LIFECYCLE_POLL = 15.0  # seconds between lifecycle-state checks (DescribeAutoScalingInstances)
 
 
 def instance_id_for(node_id: str) -> str | None:
+    """The EC2 instance this node runs on, when it can know (None: not in a group)."""
     given = os.environ.get(ENV_INSTANCE_ID)
     if given:
         return given
@@ -50,18 +53,20 @@ def instance_id_for(node_id: str) -> str | None:
 
 
 class Scaling:
+    """This node's autoscaling state; ``on_terminate`` is called (from the heartbeat
+    thread) when a termination lifecycle hook asks the node to stop."""
+
     def __init__(
         self,
         node_id: str,
         aws_settings: AwsSettings,
-        ddb: Any,
+        nodes: Nodes,
         on_terminate: Callable[[], None],
         asg: Any = None,
     ) -> None:
         self.node_id = node_id
         self.instance_id = instance_id_for(node_id)
-        self._ddb = ddb
-        self._table = tables.TABLES[tables.NODES].physical_name(aws_settings.table_prefix)
+        self._nodes = nodes
         self._asg = asg
         self._aws = aws_settings
         self._on_terminate = on_terminate
@@ -88,49 +93,35 @@ class Scaling:
         return self._drain.is_set()
 
     def state(self, stopping: bool, holds_jobs: bool) -> str:
+        """What the heartbeat reports: running, or draining until nothing is held."""
         if not (stopping or self.draining):
             return RUNNING
         return DRAINING if holds_jobs else DRAINED
 
     # --- the node item --------------------------------------------------------------------
-    def _with_idle_since(self, item: dict[str, Any]) -> dict[str, Any]:
-        """The item with ``idle_since`` when the node holds nothing: the first heartbeat
+    def _with_idle_since(self, beat: NodeBeat) -> NodeBeat:
+        """The beat with ``idle_since`` when the node holds nothing: the first heartbeat
         that saw it idle with this ``jobs_done`` (work in between starts a new idle spell).
         Never earlier than the true moment, so DFS never drains a node too soon."""
-        busy = int(item.get("claims", 0)) > 0 or int(item.get("workers_busy", 0)) > 0
-        done = int(item.get("jobs_done", 0))
-        if busy:
+        if beat.stats.busy:
             self._idle_since = self._idle_done = None
-            return item
+            return beat
+        done = beat.stats.jobs_done
         if self._idle_since is None or self._idle_done != done:
-            self._idle_since, self._idle_done = float(item["heartbeat"]), done
-        return {**item, "idle_since": self._idle_since}
+            self._idle_since, self._idle_done = beat.at, done
+        return replace(beat, idle_since=self._idle_since)
 
-    def write_item(self, item: dict[str, Any]) -> None:
-        """Put the heartbeat item (with ``idle_since`` when idle) without ever erasing a
-        drain request."""
-        item = self._with_idle_since(item)
-        if self.draining:
-            self._ddb.put_item(
-                TableName=self._table, Item=dynamo.serialize({**item, "drain": True})
-            )
-            return
-        try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item=dynamo.serialize(item),
-                ConditionExpression="attribute_not_exists(#drain)",
-                ExpressionAttributeNames={"#drain": "drain"},
-            )
-        except ClientError as exc:
-            if not dynamo.is_condition_failure(exc):
-                raise
+    def write_item(self, beat: NodeBeat) -> None:
+        """Report a heartbeat (with ``idle_since`` when idle) without ever erasing a
+        drain request; a request found there starts the drain."""
+        beat = self._with_idle_since(beat)
+        if not self.draining:
+            if self._nodes.heartbeat(beat):
+                return
             log.info("node %s: drain requested: no more claims", self.node_id)
             self._drain.set()
-            item = {**item, "state": DRAINING if item.get("claims") else DRAINED}
-            self._ddb.put_item(
-                TableName=self._table, Item=dynamo.serialize({**item, "drain": True})
-            )
+            beat = replace(beat, state=DRAINING if beat.stats.claims else DRAINED)
+        self._nodes.heartbeat(beat, draining=True)
 
     # --- Auto Scaling -----------------------------------------------------------------------
     def _client(self) -> Any:

@@ -1,4 +1,5 @@
-"""Carry out a group decision through Auto Scaling and the nodes table.
+"""Carry out a group decision through Auto Scaling and the nodes table (drain requests
+go through its owner, impetus.storage.nodes).
 
 Order: terminate the drained nodes (each with ``ShouldDecrementDesiredCapacity``, so the
 group never picks a victim of its own), ask the chosen nodes to drain, then set the
@@ -14,8 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from impetus.scaler.model import GroupDecision, GroupState
-from impetus.storage import dynamo
-from impetus.storage.tables import NODES, TABLES
+from impetus.storage.nodes import Nodes
 
 log = logging.getLogger(__name__)
 
@@ -24,30 +24,13 @@ class LimitError(ValueError):
     """A desired capacity outside the group's [min, max] (a policy bug: refused)."""
 
 
-def request_drain(client: Any, table_prefix: str, node_id: str) -> bool:
-    """Mark a node's item ``drain``; its agent stops claiming and reports ``drained``."""
-    try:
-        client.update_item(
-            TableName=TABLES[NODES].physical_name(table_prefix),
-            Key=dynamo.serialize({"node": node_id}),
-            UpdateExpression="SET #drain = :yes",
-            ConditionExpression="attribute_exists(#node)",
-            ExpressionAttributeNames={"#drain": "drain", "#node": "node"},
-            ExpressionAttributeValues=dynamo.values(yes=True),
-        )
-    except ClientError as exc:
-        if dynamo.is_condition_failure(exc):
-            return False  # the node is gone
-        raise
-    return True
-
-
 def apply(
     decision: GroupDecision, group: GroupState, asg: Any, ddb: Any, table_prefix: str
 ) -> list[str]:
     """Apply one group's decision; returns what was done (for the log)."""
     done = []
     desired = group.desired
+    nodes = Nodes.for_prefix(ddb, table_prefix)
     for node_id in decision.terminate:
         try:
             asg.terminate_instance_in_auto_scaling_group(
@@ -59,7 +42,7 @@ def apply(
         desired -= 1
         done.append(f"terminated {node_id}")
     for node_id in decision.drain:
-        if request_drain(ddb, table_prefix, node_id):
+        if nodes.request_drain(node_id):
             done.append(f"drain {node_id}")
     if decision.desired != desired:
         if not group.min <= decision.desired <= group.max:

@@ -24,8 +24,7 @@ from impetus.scaler.model import (
     PolicyInput,
     StreamState,
 )
-from impetus.storage import dynamo
-from impetus.storage.tables import NODES, TABLES
+from impetus.storage.nodes import Nodes
 
 DESCRIBE_LIMIT = 50  # AutoScalingGroupNames per DescribeAutoScalingGroups call
 IN_SERVICE = "InService"
@@ -129,10 +128,8 @@ def node_state(
 
 
 def node_items(client: Any, table_prefix: str) -> dict[str, dict[str, Any]]:
-    items = dynamo.scan(
-        client, TableName=TABLES[NODES].physical_name(table_prefix), ConsistentRead=True
-    )
-    return {i["node"]: i for i in items}
+    """Every node item by node id, expired heartbeats included (through the table's owner)."""
+    return Nodes.for_prefix(client, table_prefix).by_node()
 
 
 def policy_input(

@@ -1,16 +1,37 @@
-"""Reading the nodes table: the live node agents, for ``impetus nodes`` and ``watch``.
+"""The nodes table's owner: every read and write of node items, and their layout.
 
-Each agent rewrites its item on every heartbeat (node_agent/nodes.py) with ``expires``
-three beats ahead. DynamoDB's TTL deletes expired items only eventually (and moto never
-does), so a reader drops them itself: a node past ``expires`` stopped heartbeating.
+One item per node agent, keyed by ``node``. The agent rewrites it on every heartbeat with
+``expires`` (the table's TTL attribute) three beats ahead and deletes it when it stops.
+DFS asks a node to drain by setting ``drain`` on its item; a heartbeat never erases that
+mark (its put is conditional on the mark being absent), so the request cannot be lost.
+
+DynamoDB's TTL deletes expired items only eventually (and moto never does), so readers
+drop them themselves: a node past ``expires`` stopped heartbeating.
+
+Who calls what: the node agent :meth:`Nodes.heartbeat` (node_agent/scaling.py, which
+keeps a drain request) and :meth:`Nodes.remove` (node_agent/drain.py); DFS
+:meth:`Nodes.request_drain` (impetus/scaler/actuate.py) and :meth:`Nodes.by_node`;
+the API :func:`list_nodes` (through ``Queue.list_nodes``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from impetus.storage import dynamo
+from impetus.storage.tables import NODES, TABLES
+
+# A node's reported ``state``: claiming; asked to stop, still holding jobs; holding none.
+RUNNING, DRAINING, DRAINED = "running", "draining", "drained"
+
+KEY = "node"  # the partition key: the node id
+DRAIN = "drain"  # set by DFS: stop claiming (see the module docstring)
+BEATS_TO_EXPIRE = 3  # missed heartbeats after which a node counts as gone
 
 NODE_FIELDS = (
     "node", "host", "pid", "started", "heartbeat", "state", "mpps", "properties",
@@ -18,13 +39,143 @@ NODE_FIELDS = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class NodeStats:
+    """What a node is doing, as its heartbeat reports it."""
+
+    streams: Sequence[str] = ()
+    workers_total: int = 0
+    workers_busy: int = 0
+    jobs_done: int = 0
+    claims: int = 0
+
+    @property
+    def busy(self) -> bool:
+        """Holding a claim or running a job (DFS never counts such a node idle)."""
+        return self.claims > 0 or self.workers_busy > 0
+
+
+@dataclass(frozen=True)
+class NodeBeat:
+    """One heartbeat of a node agent: everything its item says, as Python values."""
+
+    node_id: str
+    host: str
+    pid: int
+    started: float  # epoch s
+    at: float  # epoch s of this beat
+    interval: float  # seconds between beats: the item expires a few beats later
+    properties: Mapping[str, str]
+    mpps: int
+    stats: NodeStats = field(default_factory=NodeStats)
+    state: str = RUNNING
+    idle_since: float | None = None  # epoch s of the first beat that saw the node idle
+
+    def item(self) -> dict[str, Any]:
+        """The item (without the drain mark, which only :class:`Nodes` writes)."""
+        item: dict[str, Any] = {
+            KEY: self.node_id,
+            "host": self.host,
+            "pid": self.pid,
+            "started": round(self.started, 3),
+            "heartbeat": round(self.at, 3),
+            "expires": int(self.at + BEATS_TO_EXPIRE * self.interval),
+            "properties": dict(self.properties),
+            "mpps": self.mpps,
+            "streams": list(self.stats.streams),
+            "workers_total": int(self.stats.workers_total),
+            "workers_busy": int(self.stats.workers_busy),
+            "jobs_done": int(self.stats.jobs_done),
+            "claims": int(self.stats.claims),
+            "state": self.state,
+        }
+        if self.idle_since is not None:
+            item["idle_since"] = round(self.idle_since, 3)
+        return item
+
+
 def live(items: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     """Nodes whose heartbeat has not expired, sorted by id, with only the public fields."""
     alive = [i for i in items if float(i.get("expires", 0)) >= now]
-    return [{f: i.get(f) for f in NODE_FIELDS} for i in sorted(alive, key=lambda i: i["node"])]
+    return [{f: i.get(f) for f in NODE_FIELDS} for i in sorted(alive, key=lambda i: i[KEY])]
+
+
+class Nodes:
+    """The nodes table (one boto3 DynamoDB client: thread-safe)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        """``table`` is the physical name (see :meth:`for_prefix`)."""
+        self._client = client
+        self.table = table
+
+    @classmethod
+    def for_prefix(cls, client: Any, table_prefix: str) -> Nodes:
+        return cls(client, TABLES[NODES].physical_name(table_prefix))
+
+    # --- the node agent -----------------------------------------------------------------
+    def heartbeat(self, beat: NodeBeat, *, draining: bool = False) -> bool:
+        """Write a node's heartbeat item, never erasing a drain request.
+
+        A node that knows it drains writes the mark back itself (``draining``). Any other
+        beat is written only while no mark is on the item: False, with nothing written,
+        means DFS asked the node to drain; it should beat again with ``draining``.
+        """
+        item = beat.item()
+        if draining:
+            self._put({**item, DRAIN: True})
+            return True
+        try:
+            self._put(
+                item,
+                ConditionExpression="attribute_not_exists(#drain)",
+                ExpressionAttributeNames={"#drain": DRAIN},
+            )
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+            return False
+        return True
+
+    def remove(self, node_id: str) -> None:
+        """Delete a stopping node's item (it would otherwise linger until it expires)."""
+        self._client.delete_item(TableName=self.table, Key=dynamo.serialize({KEY: node_id}))
+
+    # --- DFS --------------------------------------------------------------------------------
+    def request_drain(self, node_id: str) -> bool:
+        """Mark a node's item ``drain``: its agent stops claiming and reports ``drained``.
+        False when the node is gone (no item: nothing is created for it)."""
+        try:
+            self._client.update_item(
+                TableName=self.table,
+                Key=dynamo.serialize({KEY: node_id}),
+                UpdateExpression="SET #drain = :yes",
+                ConditionExpression="attribute_exists(#node)",
+                ExpressionAttributeNames={"#drain": DRAIN, "#node": KEY},
+                ExpressionAttributeValues=dynamo.values(yes=True),
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def by_node(self) -> dict[str, dict[str, Any]]:
+        """Every item, expired or not, by node id (DFS matches them to instances)."""
+        return {i[KEY]: i for i in self._scan()}
+
+    # --- readers ----------------------------------------------------------------------------
+    def live(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Every live node's public fields, sorted by id."""
+        return live(self._scan(), time.time() if now is None else now)
+
+    def _scan(self) -> list[dict[str, Any]]:
+        # A scan is fine: the table holds one small item per node.
+        return list(dynamo.scan(self._client, TableName=self.table, ConsistentRead=True))
+
+    def _put(self, item: dict[str, Any], **conditions: Any) -> None:
+        self._client.put_item(TableName=self.table, Item=dynamo.serialize(item), **conditions)
 
 
 def list_nodes(client: Any, table: str, now: float | None = None) -> list[dict[str, Any]]:
-    """Every live node (a scan: the table holds one small item per node)."""
-    items = list(dynamo.scan(client, TableName=table, ConsistentRead=True))
-    return live(items, time.time() if now is None else now)
+    """Every live node (what ``Queue.list_nodes`` calls; ``table`` is the physical name)."""
+    return Nodes(client, table).live(now)

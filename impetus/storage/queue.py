@@ -18,11 +18,11 @@ from impetus.core.config import AwsSettings
 from impetus.core.exceptions import InvalidRequest
 from impetus.core.jobs import Outcome
 from impetus.core.signing import KeyLoader, SigningKey
-from impetus.storage import nodes as nodelist
 from impetus.storage import payloads
 from impetus.storage.counters import FLUSH_EVERY, BufferedCounters
 from impetus.storage.joblist import JobLister
 from impetus.storage.jobqueue import JobQueue
+from impetus.storage.nodes import Nodes
 from impetus.storage.store import Store
 from impetus.storage.streams import Streams
 from impetus.storage.tables import JOBS, NODES, QUEUE, STORE, STREAMS, table_names
@@ -50,7 +50,7 @@ class Queue:
             self.streams,
             (lambda: signer) if signer else KeyLoader(self.settings).signer,
         )
-        self.nodes_table = self.tables[NODES]
+        self.nodes = Nodes(self.client, self.tables[NODES])
         self.counters: BufferedCounters | None = None
         self.lister = JobLister(self.client, self.tables[JOBS], self.tables[QUEUE])
         self._payloads: payloads.Payloads | None = None
@@ -171,7 +171,7 @@ class Queue:
 
     def list_nodes(self) -> list[dict[str, Any]]:
         """The live node agents (their last heartbeat items)."""
-        return nodelist.list_nodes(self.client, self.nodes_table)
+        return self.nodes.live()
 
     # --- node side ----------------------------------------------------------------------
     def oldest_waiting_age(self, stream_ids: list[str], now: float) -> float:

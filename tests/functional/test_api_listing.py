@@ -13,9 +13,9 @@ from impetus.core import codec
 from impetus.core.config import AwsSettings
 from impetus.core.jobs import ERROR, READY, Outcome, system_error
 from impetus.storage import joblist
+from impetus.storage.nodes import NodeBeat, Nodes, NodeStats
 from impetus.storage.queue import Queue
 from lambdas.api import models
-from node_agent.nodes import NodeTable, node_item
 
 pytest_plugins = ["conftest_api"]
 
@@ -85,12 +85,16 @@ def test_the_api_statuses_are_the_listing_statuses():
 
 def test_nodes_lists_live_heartbeats_only(api: Api, api_aws):
     assert api.get("/nodes").body == {"nodes": []}
-    table = NodeTable(api_aws["dynamodb"], "test")
+    table = Nodes.for_prefix(api_aws["dynamodb"], "test")
     now = time.time()
     common = dict(host="h", pid=1, started=now, properties={"gpu": "1"}, mpps=2, state="running")
     stats = {"streams": ["s1"], "workers_total": 2, "workers_busy": 1, "jobs_done": 7}
-    table.put(node_item(node_id="n-live", now=now, interval=5, stats=stats, **common))
-    table.put(node_item(node_id="n-dead", now=now - 60, interval=5, stats={}, **common))
+    table.heartbeat(
+        NodeBeat(node_id="n-live", at=now, interval=5, stats=NodeStats(**stats), **common)
+    )
+    table.heartbeat(
+        NodeBeat(node_id="n-dead", at=now - 60, interval=5, stats=NodeStats(), **common)
+    )
     reply = api.get("/nodes")
     assert reply.status == 200, reply.body
     (node,) = reply.body["nodes"]

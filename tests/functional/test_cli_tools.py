@@ -18,8 +18,8 @@ from impetus.core import codec
 from impetus.core.config import AwsSettings
 from impetus.core.jobs import READY, Outcome
 from impetus.local.apiserver import ApiServer
+from impetus.storage.nodes import NodeBeat, Nodes, NodeStats
 from impetus.storage.queue import Queue
-from node_agent.nodes import NodeTable, node_item
 
 pytest_plugins = ["conftest_api"]
 
@@ -134,10 +134,10 @@ def test_store_commands(served, capsys):
 
 def _beat(served, node_id: str, **stats) -> None:
     now = time.time()
-    NodeTable(served["dynamodb"], "test").put(
-        node_item(
-            node_id=node_id, host="h", pid=1, started=now - 100, now=now, interval=5,
-            properties={"gpu": "1"}, mpps=2, stats=stats, state="running",
+    Nodes.for_prefix(served["dynamodb"], "test").heartbeat(
+        NodeBeat(
+            node_id=node_id, host="h", pid=1, started=now - 100, at=now, interval=5,
+            properties={"gpu": "1"}, mpps=2, stats=NodeStats(**stats), state="running",
         )
     )  # fmt: skip
 

@@ -72,7 +72,7 @@ def in_service(asg):
 
 
 def heartbeat(ddb, node_id, busy=False, state="running", jobs_done=0):
-    """What a node agent writes (node_agent.nodes.node_item), without its drain flag."""
+    """What a node agent writes (impetus.storage.nodes.NodeBeat.item), without its drain flag."""
     table = TABLES[NODES].physical_name("test")
     now = time.time()
     old = dynamo.deserialize(

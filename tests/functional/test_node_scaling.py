@@ -1,5 +1,6 @@
 """The node side of autoscaling (node_agent/scaling.py): scale-in protection on moto,
-drain on request through the nodes table, drain on a termination lifecycle hook.
+drain on request through the nodes table (impetus/storage/nodes.py), drain on a
+termination lifecycle hook.
 
 moto implements no lifecycle waits (no Terminating:Wait, no CompleteLifecycleAction),
 so the hook test stubs the Auto Scaling API responses with botocore's Stubber."""
@@ -11,8 +12,8 @@ import pytest
 from botocore.stub import Stubber
 
 from impetus.core.config import AwsSettings
-from impetus.scaler.actuate import request_drain
 from impetus.storage import dynamo
+from impetus.storage.nodes import NodeBeat, Nodes, NodeStats
 from impetus.storage.tables import NODES, TABLES
 from node_agent.scaling import DRAINED, DRAINING, RUNNING, Scaling
 
@@ -42,13 +43,30 @@ def protected(asg, instance_id):
 
 
 def item(node_id, claims=0, state=RUNNING, heartbeat=1.0, jobs_done=0):
-    return {
-        "node": node_id,
-        "heartbeat": heartbeat,
-        "claims": claims,
-        "state": state,
-        "jobs_done": jobs_done,
-    }
+    return NodeBeat(
+        node_id=node_id,
+        host="h",
+        pid=1,
+        started=0.0,
+        at=heartbeat,
+        interval=5.0,
+        properties={},
+        mpps=1,
+        stats=NodeStats(claims=claims, jobs_done=jobs_done),
+        state=state,
+    )
+
+
+def nodes(ddb):
+    return Nodes.for_prefix(ddb, "test")
+
+
+def scaling_of(node_id, ddb, on_terminate=lambda: None, asg=None):
+    return Scaling(node_id, AwsSettings.from_env(), nodes(ddb), on_terminate, asg=asg)
+
+
+def request_drain(ddb, node_id):
+    return nodes(ddb).request_drain(node_id)  # what DFS does (impetus/scaler/actuate.py)
 
 
 def read(ddb, node_id):
@@ -58,7 +76,7 @@ def read(ddb, node_id):
 
 
 def test_protection_is_on_while_holding_jobs_and_off_when_idle(instance):
-    scaling = Scaling(instance["id"], AwsSettings.from_env(), instance["ddb"], lambda: None)
+    scaling = scaling_of(instance["id"], instance["ddb"])
     assert scaling.instance_id == instance["id"]
     scaling.holding()
     assert protected(instance["asg"], instance["id"])
@@ -70,10 +88,10 @@ def test_protection_is_on_while_holding_jobs_and_off_when_idle(instance):
 
 def test_a_drain_request_is_never_overwritten_and_stops_claiming(instance):
     ddb, node = instance["ddb"], instance["id"]
-    scaling = Scaling(node, AwsSettings.from_env(), ddb, lambda: None)
+    scaling = scaling_of(node, ddb)
     scaling.write_item(item(node, claims=1))
     assert not scaling.draining and scaling.state(False, True) == RUNNING
-    assert request_drain(ddb, "test", node)  # what DFS does
+    assert request_drain(ddb, node)  # what DFS does
     scaling.write_item(item(node, claims=1))  # the next heartbeat learns it, keeps the mark
     assert scaling.draining and read(ddb, node)["drain"] is True
     assert scaling.state(False, holds_jobs=True) == DRAINING
@@ -84,7 +102,7 @@ def test_a_drain_request_is_never_overwritten_and_stops_claiming(instance):
 
 def test_the_heartbeat_reports_since_when_the_node_holds_nothing(instance):
     ddb, node = instance["ddb"], instance["id"]
-    scaling = Scaling(node, AwsSettings.from_env(), ddb, lambda: None)
+    scaling = scaling_of(node, ddb)
     scaling.write_item(item(node, claims=1, heartbeat=10.0, jobs_done=3))
     assert "idle_since" not in read(ddb, node)  # busy: no idle_since
     scaling.write_item(item(node, heartbeat=15.0, jobs_done=4))
@@ -98,7 +116,7 @@ def test_the_heartbeat_reports_since_when_the_node_holds_nothing(instance):
 
 
 def test_drain_request_for_a_gone_node_is_refused(instance):
-    assert not request_drain(instance["ddb"], "test", "i-gone")
+    assert not request_drain(instance["ddb"], "i-gone")
 
 
 def test_termination_lifecycle_hook_drains_then_completes_the_action(instance):
@@ -149,9 +167,7 @@ def test_termination_lifecycle_hook_drains_then_completes_the_action(instance):
     )
     stops = []
     with stubber:
-        scaling = Scaling(
-            node, AwsSettings.from_env(), instance["ddb"], lambda: stops.append(1), asg=asg
-        )
+        scaling = scaling_of(node, instance["ddb"], lambda: stops.append(1), asg=asg)
         scaling._protected = False  # nothing to switch off: only the lifecycle check runs
         scaling.on_beat(holds_jobs=False)
         assert scaling.draining and stops == [1]

@@ -9,8 +9,9 @@ from impetus.core import codec
 from impetus.core.claims import Claim, ClaimedJob
 from impetus.core.config import AwsSettings
 from impetus.core.signing import KeyUnavailable
-from node_agent.agent import Agent, StreamRun
+from node_agent.agent import Agent
 from node_agent.config import NodeSettings
+from node_agent.pool import StreamRun
 from node_agent.streams import StreamParams, TrackedStream
 
 
@@ -53,8 +54,8 @@ def test_a_claim_without_a_verdict_is_given_back_unrun():
     agent.gate.signer = UnreadableKey
     params = StreamParams(mpps=1, frequency=0.0, timeout=60.0, lease=60.0)
     run = StreamRun(TrackedStream("s", {}, params, last_active=time.monotonic()))
-    agent.runs["s"] = run
-    agent._claim_for(run, time.monotonic())
+    agent.pool.runs["s"] = run
+    agent.dispatcher.claim_for(run, time.monotonic())
     assert queue.released == [claim] and not agent.claims  # back in the queue, unrun
-    assert not agent._to_complete and not run.workers  # nothing refused, nothing started
+    assert not agent.claims.due and not run.workers  # nothing refused, nothing started
     assert run.dry_until > time.monotonic()  # and not asked again at once

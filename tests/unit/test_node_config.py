@@ -9,10 +9,10 @@ import pytest
 
 from impetus.core.exceptions import ConfigError
 from impetus.storage import dynamo
+from impetus.storage.nodes import NodeBeat, NodeStats
 from node_agent import daemon
 from node_agent.cli import build_parser, main, settings_from_args
 from node_agent.config import NodeSettings, parse_properties
-from node_agent.nodes import node_item
 
 
 def test_parse_properties():
@@ -97,18 +97,18 @@ def test_pidfile_helpers(tmp_path):
 
 def test_node_item_fields():
     now = time.time()
-    item = node_item(
+    item = NodeBeat(
         node_id="n1",
         host="h",
         pid=42,
         started=now - 10,
-        now=now,
+        at=now,
         interval=5.0,
         properties={"node_class": "big"},
         mpps=2,
-        stats={"streams": ["s1"], "workers_total": 2, "workers_busy": 1, "jobs_done": 9},
+        stats=NodeStats(streams=["s1"], workers_total=2, workers_busy=1, jobs_done=9),
         state="running",
-    )
+    ).item()
     assert item["node"] == "n1" and item["state"] == "running"
     assert item["expires"] == int(now + 15)
     stored = dynamo.deserialize(dynamo.serialize(item))  # storable as a DynamoDB item

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from node_agent.batching import BatchSizer
-from node_agent.pool import MAX_CLAIM, claim_size, queued_share, should_retire, split_jobs
+from node_agent.sizing import (
+    MAX_CLAIM,
+    BatchSizer,
+    claim_size,
+    queued_share,
+    should_retire,
+    split_jobs,
+)
 
 
 def test_claim_size_counts_idle_and_spawnable_slots():
