@@ -2,21 +2,8 @@
 settle, collect, recount): one object that owns the table names, the client, the
 stream-properties cache and the counter sink, and reads and writes chunks and records.
 
-Items (see impetus/storage/tables.py for the tables):
-
-* job record (jobs table, ``stream``/``job``): static description of one job and a
-  pointer (``chunk_pk``, ``chunk_sk``, ``index``) to the chunk that holds it now.
-* chunk (queue table): up to CHUNK_SIZE job ids of one stage, priority and due time, with
-  ``cursor`` (jobs before it are claimed), ``claims`` (live leases: claim id -> node,
-  range, expiry, state) and ``results`` (index -> outcome, until acknowledged).
-
-Why chunks: one conditional write moves many jobs. A claim is a single UpdateItem that
-advances ``cursor`` *and* records the lease, conditional on the cursor it read, so two
-claimers racing for the same jobs cannot both win, and no crash can leave jobs claimed
-by nobody. Completion is a single UpdateItem that writes all outcomes of a claim and
-removes the lease, conditional on the lease still being ours, so a zombie whose lease
-was reaped cannot record anything. A chunk is deleted when every job in it has been
-acknowledged or moved to another chunk (released, reaped).
+The items themselves (job records, chunks) and why chunks: see
+:mod:`impetus.storage.jobqueue.queue`.
 """
 
 from __future__ import annotations
