@@ -258,16 +258,13 @@ def links(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, target
 
 
-def broken_links(path: Path, pending: set[Path] = frozenset()) -> list[str]:
-    """The relative links of ``path`` whose file or #anchor does not exist; a link to a
-    file in ``pending`` (not written yet) counts as whole."""
+def broken_links(path: Path) -> list[str]:
+    """The relative links of ``path`` whose file or #anchor does not exist."""
     broken = []
     for number, target in links(path):
         file_part, _, anchor = target.partition("#")
         resolved = (path.parent / file_part).resolve() if file_part else path
         where = f"{_shown(path)}:{number}: {target}"
-        if resolved in pending:
-            continue
         if not resolved.exists():
             broken.append(f"{where} (no such file)")
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
