@@ -212,13 +212,13 @@ class Pool:
 
     # --- retiring ---------------------------------------------------------------------------
     def retire_idle(self) -> None:
-        """Stop workers idle longer than their stream's ``timeout``."""
+        """Stop workers idle longer than their stream's ``idle_timeout``."""
         now = time.monotonic()
         for run in self.runs.values():
             old = [
                 w
                 for w in run.idle
-                if sizing.should_retire(w.idle_since, now, run.stream.params.timeout)
+                if sizing.should_retire(w.idle_since, now, run.stream.params.idle_timeout)
             ]
             if old:
                 log.info("stream %s: retiring %d idle workers", run.stream.id, len(old))

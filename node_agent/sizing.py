@@ -4,7 +4,7 @@ owns the processes.
 
 Pool rules: at most ``mpps`` workers per stream, never more workers than jobs in hand
 (workers are spawned lazily, only when claimed jobs outnumber what idle workers can
-take), and a worker idle longer than the stream's ``timeout`` is retired.
+take), and a worker idle longer than the stream's ``idle_timeout`` is retired.
 
 Batches: handing a worker several short jobs per dispatch saves Queue round trips (one
 claim and one complete per dispatch); handing it several long ones would starve the

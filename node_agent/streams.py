@@ -22,8 +22,9 @@ class StreamParams:
 
     mpps: int
     frequency: float
-    timeout: float
+    idle_timeout: float
     lease: float
+    time_limit: float | None  # seconds a job may run; None: no limit
 
 
 def _number(properties: dict[str, Any], key: str, default: float) -> float:
@@ -47,8 +48,9 @@ def stream_params(
     return StreamParams(
         mpps=max(1, min(node_mpps, mpps)),
         frequency=_number(properties, "frequency", PROPERTIES["frequency"].default),
-        timeout=_number(properties, "timeout", PROPERTIES["timeout"].default),
+        idle_timeout=_number(properties, "idle_timeout", PROPERTIES["idle_timeout"].default),
         lease=max(min_lease, _number(properties, "lease", lease)),
+        time_limit=_number(properties, "time_limit", 0.0) or None,
     )
 
 
@@ -74,7 +76,7 @@ class TrackedStream:
 
 @dataclass
 class StreamTracker:
-    """Tracks matching streams with work; drops them once idle past their ``timeout``."""
+    """Tracks matching streams with work; drops them once idle past their ``idle_timeout``."""
 
     node_filter: dict[str, str]
     node_mpps: int
@@ -129,4 +131,4 @@ class StreamTracker:
             return False
         if not listed:
             return True  # deleted
-        return now - tracked.last_active > tracked.params.timeout
+        return now - tracked.last_active > tracked.params.idle_timeout

@@ -45,7 +45,17 @@ PROPERTIES: dict[str, Property] = {
     for p in (
         Property("mpps", int, 2, 1, 256, "Max worker processes per stream on one node."),
         Property("frequency", float, 0.0, 0, 3600, "Seconds a worker pauses between jobs."),
-        Property("timeout", float, 15.0, 0.1, _DAY, "Seconds an idle worker lives on."),
+        Property("idle_timeout", float, 15.0, 0.1, _DAY, "Seconds an idle worker lives on."),
+        Property(
+            "time_limit",
+            float,
+            None,
+            0.1,
+            7 * _DAY,
+            "Seconds a job may run: its worker (and every process it started) is then "
+            "killed and the job ends as error `timeout: ...`, run again like a crash "
+            "while `max_attempts` last (none: no limit).",
+        ),
         Property("shards", int, 1, 1, 64, "Queue partitions of the stream (hot-key relief)."),
         Property("lease", float, 60.0, 5, _DAY, "Seconds a claim lasts without heartbeat."),
         Property(
@@ -92,8 +102,19 @@ PROPERTIES: dict[str, Property] = {
 }
 
 
+# Names that meant something else once: refused, so that an old program fails loudly
+# instead of setting a custom property nobody reads.
+RENAMED = {
+    "timeout": "'timeout' was renamed 'idle_timeout' (seconds an idle worker lives on); "
+    "for a limit on a job's run time use 'time_limit'",
+}
+
+
 def validate(properties: dict[str, Any]) -> dict[str, Any]:
     """Check known properties' types and ranges; unknown ones pass through unchanged."""
+    for name in properties:
+        if name in RENAMED:
+            raise InvalidRequest(f"property {RENAMED[name]}")
     checked = dict(properties)
     for name, value in properties.items():
         if name in PROPERTIES and value is not None:

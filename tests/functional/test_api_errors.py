@@ -381,3 +381,16 @@ def test_errors_are_json_with_code_and_message(seeded):
     assert reply.headers["Content-Type"] == "application/json"
     assert reply.body["error"] == "validation_error"
     assert "id" in reply.body["message"]
+
+
+def test_the_renamed_timeout_property_is_refused_with_its_new_names(seeded):
+    api, dynamodb = seeded
+    before = snapshot(dynamodb)
+    for method, path in (("POST", "/streams"), ("PATCH", "/streams/s1")):
+        body = {"properties": {"timeout": 5}} | ({"id": "s2"} if method == "POST" else {})
+        reply = api.call(method, path, body)
+        assert reply.status == 400, reply.body
+        assert "idle_timeout" in reply.body["message"] and "time_limit" in reply.body["message"]
+    assert snapshot(dynamodb) == before
+    assert api.patch("/streams/s1", {"properties": {"time_limit": 2.5}}).status == 200
+    assert api.call("PATCH", "/streams/s1", {"properties": {"time_limit": 0}}).status == 400

@@ -52,7 +52,7 @@ def test_a_claim_without_a_verdict_is_given_back_unrun():
     queue = FakeQueue(claim)
     agent = Agent(NodeSettings(node_id="n", mpps=1, aws=AwsSettings()), queue=queue, client=None)
     agent.gate.signer = UnreadableKey
-    params = StreamParams(mpps=1, frequency=0.0, timeout=60.0, lease=60.0)
+    params = StreamParams(mpps=1, frequency=0.0, idle_timeout=60.0, lease=60.0, time_limit=None)
     run = StreamRun(TrackedStream("s", {}, params, last_active=time.monotonic()))
     agent.pool.runs["s"] = run
     agent.dispatcher.claim_for(run, time.monotonic())
