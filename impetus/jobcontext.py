@@ -11,10 +11,10 @@ On a node, the worker sets the context around each job::
         context.store.put(f"page:{url}", len(body))
         return context.stream_id, context.job_id
 
-Nodes talk to DynamoDB directly with their own AWS settings (the environment the agent
-runs in), not through the API: a job's store call is one DynamoDB request. Outside a
-running job (in the client, say) every attribute raises :class:`NoJobContext`; the
-client has ``self.store`` for the same store over the API.
+A job holds no AWS credentials: its worker passes each store call to the node agent
+(node_agent/requests.py), which makes it, one DynamoDB request, on the job's own stream
+only. Outside a running job (in the client, say) every attribute raises
+:class:`NoJobContext`; the client has ``self.store`` for the same store over the API.
 """
 
 from __future__ import annotations
@@ -131,8 +131,9 @@ class JobContext:
 
     @contextmanager
     def running(self, stream_id: str, job_id: str, store: Any = None) -> Iterator[JobContext]:
-        """Set the context for one job (the worker's hook); ``store`` defaults to the
-        node's DynamoDB store, created only when a job first uses it."""
+        """Set the context for one job (the worker's hook). ``store`` is what serves it
+        (the worker passes one that asks the agent); without one, a DynamoDB store of
+        this process's AWS settings, created only when a job first uses it."""
         backend = store if store is not None else _LazyStore()
         self._current = (stream_id, job_id, JobStore(stream_id, backend))
         try:

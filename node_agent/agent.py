@@ -3,17 +3,20 @@
 One thread (the caller's) runs the loop: refresh the tracked streams, claim for idle
 worker slots, wait for worker reports or deaths, complete finished claims, retire idle
 workers. A heartbeat thread writes the node item and renews the leases of claims in
-flight. The agent never unpickles anything: payloads pass through to the workers.
+flight. The agent never unpickles anything: payloads pass through to the workers, and
+what workers send back is read as JSON only (frames.py).
 
 Where the rest lives: claims held and completed (claims.py), claiming (dispatch.py),
 worker processes (pool.py, handle.py, worker.py), the numbers (sizing.py, pacing.py),
 the heartbeat (heartbeat.py), autoscaling and drain requests (scaling.py), stopping
-(drain.py), which streams to follow (streams.py), lease reaping (reaper.py).
+(drain.py), which streams to follow (streams.py), lease reaping (reaper.py), what keeps
+jobs from the node (isolation.py), what the agent does for workers (requests.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -21,16 +24,18 @@ from typing import Any
 from impetus.core import aws
 from impetus.core.signing import KeyLoader
 from impetus.storage.nodes import Nodes, NodeStats
+from impetus.storage.payloads import Payloads
 from impetus.storage.queue import Queue
-from node_agent import drain
+from node_agent import drain, isolation
 from node_agent.claims import Claims
 from node_agent.config import NodeSettings
 from node_agent.dispatch import Dispatcher
 from node_agent.gate import JobGate
 from node_agent.heartbeat import Heartbeat
 from node_agent.pacing import HOT_SECONDS, MAX_WAIT, Backoff
-from node_agent.pool import Pool
+from node_agent.pool import Pool, WorkerSupport
 from node_agent.reaper import Reaper
+from node_agent.requests import WorkerRequests
 from node_agent.scaling import Scaling
 from node_agent.streams import StreamTracker
 
@@ -60,7 +65,9 @@ class Agent:
         self.reaper = Reaper(self.queue)
         self.gate = JobGate(KeyLoader(self.settings.aws).signer)
         self.claims = Claims(self.queue)
-        self.pool = Pool(self.claims, self.settings.poll_interval, self._stop)
+        self.pool = Pool(
+            self.claims, self.settings.poll_interval, self._stop, self._worker_support()
+        )
         self.scaling = Scaling(self.node_id, self.settings.aws, self.nodes, self.request_stop)
         self.heartbeat = Heartbeat(self.settings, self.scaling, self.claims, self._stop)
         self.dispatcher = Dispatcher(
@@ -73,6 +80,16 @@ class Agent:
             scaling=self.scaling,
             poll_interval=self.settings.poll_interval,
         )
+
+    def _worker_support(self) -> WorkerSupport:
+        """Workers start with a clean environment (no credentials) as the configured user;
+        the agent answers their store and payload requests (isolation.py, requests.py)."""
+        settings = self.settings
+        identity = isolation.identity(os.environ, settings.worker_user, settings.worker_env)
+        requests = WorkerRequests(
+            store=lambda: self.queue.store, bucket=lambda: Payloads(settings.aws)
+        )
+        return WorkerSupport(identity=identity, requests=requests)
 
     @property
     def node_id(self) -> str:

@@ -84,15 +84,25 @@ class Claims:
         self._forget(flight)
 
     def release_all(self) -> None:
-        """Give back every claim still held (the agent is stopping)."""
+        """End every claim still held (the agent is stopping): the outcomes it has are
+        recorded (a job killed while it ran has one: a lost run), the jobs that never
+        started go back unrun. Never the whole claim back unrun: a job that brings its
+        node down must use up its ``max_attempts``, not bounce between nodes forever."""
         for flight in self.in_flight():
             log.info(
-                "releasing claim %s of %s (%d jobs unfinished)",
+                "releasing claim %s of %s (%d jobs unstarted)",
                 flight.claim.claim_id,
                 flight.claim.stream,
                 len(flight.pending),
             )
-            self.give_back(flight)
+            if not flight.outcomes:
+                self.give_back(flight)
+                continue
+            try:
+                self._queue.complete(flight.claim, flight.outcomes, unrun=flight.pending)
+            except Exception:
+                log.exception("ending claim %s failed", flight.claim.claim_id)
+            self._forget(flight)
 
     # --- completing -------------------------------------------------------------------------
     def complete_due(self) -> None:

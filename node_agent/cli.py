@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from impetus.core.exceptions import ImpetusError
 from node_agent import daemon
-from node_agent.config import NodeSettings, default_node_dir, parse_properties
+from node_agent.config import NodeSettings, default_node_dir, parse_names, parse_properties
 
 PROG = "impetus-node"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll-interval", type=float, help="seconds between stream listings")
     parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats")
     parser.add_argument("--lease", type=float, help="default job lease in seconds")
+    parser.add_argument("--worker-user", help="OS user workers run as (needs root)")
+    parser.add_argument(
+        "--worker-env", help="comma-separated variables workers get (never credentials)"
+    )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
@@ -57,6 +61,8 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
         grace=args.grace,
         logdir=args.logdir,
         piddir=args.piddir,
+        worker_user=args.worker_user,
+        worker_env=parse_names(args.worker_env) if args.worker_env is not None else None,
     )
 
 

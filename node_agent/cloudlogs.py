@@ -1,10 +1,10 @@
 """Shipping jobs' captured output to CloudWatch Logs (on AWS), besides the result record.
 
 Enabled when ``IMPETUS_LOG_GROUP`` names a log group (the deployment sets it for nodes;
-the local stack does not). Each worker writes to the log stream
-``<impetus stream id>/<host>-<worker pid>``, one event per job and kind
-(``<job id> stdout: ...``), and sends what it gathered once per batch of jobs, before it
-reports idle: one PutLogEvents request per batch, not per job. AWS's limits are kept
+the local stack does not). The agent ships for its workers (they hold no credentials):
+each worker's jobs go to the log stream ``<impetus stream id>/<host>-<worker pid>``, one
+event per job and kind (``<job id> stdout: ...``), sent once per batch of jobs, when the
+worker reports idle: one PutLogEvents request per batch, not per job. AWS's limits are kept
 here (moto does not enforce them): at most 10,000 events and 1,048,576 bytes per
 request (message bytes + 26 each), events of at most 256 KB, in time order. Shipping
 never fails a job: errors are logged to the node's log and the events dropped.
@@ -72,8 +72,9 @@ def batches(pending: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 class LogShipper:
     """Gathers one worker's events and sends them to its log stream."""
 
-    def __init__(self, group: str, client: Any = None) -> None:
+    def __init__(self, group: str, client: Any = None, label: str = "") -> None:
         self.group = group
+        self.label = label or str(os.getpid())  # the worker's pid
         self._client = client
         self._pending: list[dict[str, Any]] = []
         self._stream: str | None = None
@@ -91,7 +92,7 @@ class LogShipper:
         pending, self._pending = self._pending, []
         if not pending or self._stream is None:
             return
-        name = f"{self._stream}/{socket.gethostname()}-{os.getpid()}"
+        name = f"{self._stream}/{socket.gethostname()}-{self.label}"
         try:
             client = self._client_or_new()
             self._ensure_stream(client, name)
@@ -123,7 +124,12 @@ class _Off:
         pass
 
 
-def shipper(settings: CloudLogSettings | None = None) -> LogShipper | _Off:
-    """The worker's shipper: a no-op unless a log group is configured."""
+def shipper(settings: CloudLogSettings | None = None, label: str = "") -> LogShipper | _Off:
+    """A worker's shipper: a no-op unless a log group is configured."""
     settings = settings or CloudLogSettings.from_env()
-    return LogShipper(settings.log_group) if settings.log_group else _Off()
+    return LogShipper(settings.log_group, label=label) if settings.log_group else _Off()
+
+
+def shipper_for(label: str) -> LogShipper | _Off:
+    """The shipper of the worker ``label`` (its pid), configured from the environment."""
+    return shipper(label=label)

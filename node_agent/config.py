@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from impetus.core.config import AwsSettings, impetus_home
+from impetus.core.config import ENV_WORKER_ENV, ENV_WORKER_USER, AwsSettings, impetus_home
 from impetus.core.exceptions import ConfigError
 
 DEFAULT_MPPS = 2
@@ -41,6 +41,11 @@ def parse_properties(text: str | None) -> dict[str, str]:
     return result
 
 
+def parse_names(text: str | None) -> tuple[str, ...]:
+    """``A,B`` -> ("A", "B")."""
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     """Everything the agent needs to run; ``node_id`` empty means "resolve at start"."""
@@ -55,11 +60,17 @@ class NodeSettings:
     logdir: Path | None = None
     piddir: Path = field(default_factory=default_node_dir)
     aws: AwsSettings = field(default_factory=AwsSettings)
+    worker_user: str | None = None  # the OS user workers run as (None: the agent's)
+    worker_env: tuple[str, ...] = ()  # variables workers get besides the harmless ones
 
     @classmethod
     def from_env(cls, **overrides: Any) -> NodeSettings:
         """AWS resources from the environment; ``None`` overrides are ignored."""
-        base = cls(aws=AwsSettings.from_env())
+        base = cls(
+            aws=AwsSettings.from_env(),
+            worker_user=os.environ.get(ENV_WORKER_USER) or None,
+            worker_env=parse_names(os.environ.get(ENV_WORKER_ENV)),
+        )
         return base.with_overrides(**overrides)
 
     def with_overrides(self, **overrides: Any) -> NodeSettings:

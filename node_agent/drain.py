@@ -2,9 +2,10 @@
 
 Draining: claim nothing more (the loop stops dispatching), let the jobs in hand finish
 and complete within the grace period; a second stop request cuts it short. Shutting
-down: hand back every claim still held (its jobs run again elsewhere), kill the workers
-still running them, stop the rest and the heartbeat, flush the buffered counters and
-remove the node's item so ``impetus nodes`` and DFS stop seeing it at once.
+down: kill the workers still running jobs (each such job counts a lost run), end every
+claim still held (outcomes recorded, unstarted jobs back unrun), stop the rest and the
+heartbeat, flush the buffered counters and remove the node's item so ``impetus nodes``
+and DFS stop seeing it at once.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def shut_down(
 ) -> None:
     """Release unfinished claims, stop workers and the heartbeat, remove the node item."""
     heartbeat.stop()  # first: a later beat would re-create the item removed below
+    pool.stop_running()
     claims.release_all()
     pool.stop_all()
     counters.flush()

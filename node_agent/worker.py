@@ -1,34 +1,47 @@
 """Worker processes: run claimed jobs, one at a time, and report their outcomes.
 
-A worker is a long-lived process (spawn context) connected to the agent by a Pipe.
+A worker is a separate program (``python -m node_agent.worker IN OUT AGENT_PID``) that the
+agent starts with a clean environment, possibly as another user
+(node_agent/isolation.py), and talks to over two pipes in JSON frames
+(node_agent/frames.py). It holds no AWS credentials: what a job needs from AWS goes
+through the agent, which answers only for the worker's own stream and job: the stream
+store (``impetus.context.store``), and presigned URLs for the job's S3 args and for a
+result too large to travel inline.
 
-agent -> worker: ``{"jobs": [ClaimedJob as dict], "frequency": seconds}`` or ``None`` (stop)
-worker -> agent: ``{"job": id, "outcome": Outcome as dict}`` per job, then ``{"idle": True}``
-
-Only the worker unpickles: the agent never runs user code.
+Only the worker unpickles: the agent never runs user code, and never loads what a
+worker sends.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
+import os
 import signal
+import sys
+import threading
 import time
-from collections import OrderedDict
+import urllib.request
+from collections import OrderedDict, deque
 from multiprocessing.connection import Connection
 from typing import Any
 
 from impetus.core import codec
-from impetus.core.config import AwsSettings
+from impetus.core.exceptions import ImpetusError, InvalidRequest, KeyNotFound
 from impetus.core.jobs import CRASH, ERROR, EXCEPTION, READY, Outcome, error_record, system_error
 from impetus.core.signing import sha256_hex
 from impetus.jobcontext import context
 from impetus.storage import payloads
-from node_agent import capture, cloudlogs
+from node_agent import capture, frames, isolation
 
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 256
+TRANSFER_TIMEOUT = 300.0
+# This worker's channel. A job can reach it (as it can reach the pipes themselves): the
+# agent answers only for the job the worker runs, whoever asks.
+ACTIVE_CHANNEL: Channel | None = None
 
 
 class FunctionCache:
@@ -51,6 +64,74 @@ class FunctionCache:
         return entry
 
 
+class Channel:
+    """The worker's end of the pipes: reports out, batches and replies in.
+
+    A job may ask the agent something (a store call) while the agent has already sent
+    the next batch: messages that are not the awaited reply wait in ``pending``."""
+
+    def __init__(self, incoming: Connection, outgoing: Connection) -> None:
+        self._in, self._out = incoming, outgoing
+        self._lock = threading.Lock()  # a job's threads may call the store at once
+        self._numbers = itertools.count(1)
+        self.pending: deque[dict[str, Any]] = deque()
+
+    def send(self, message: dict[str, Any]) -> None:
+        frames.send(self._out, message)
+
+    def next_message(self) -> dict[str, Any]:
+        """The next batch or stop (EOFError when the agent is gone)."""
+        return self.pending.popleft() if self.pending else frames.receive(self._in)
+
+    def request(self, kind: str, **body: Any) -> Any:
+        """Ask the agent; its answer's value, or the error it names raised here."""
+        with self._lock:
+            number = next(self._numbers)
+            self.send({"type": "request", "id": number, "kind": kind, **body})
+            while True:
+                message = frames.receive(self._in)
+                if message.get("type") == "reply" and message.get("id") == number:
+                    break
+                self.pending.append(message)
+        if message.get("ok"):
+            return message.get("value")
+        raise _reply_error(str(message.get("error") or "the agent refused the request"))
+
+
+def _reply_error(text: str) -> Exception:
+    kind, _, detail = text.partition(": ")
+    if kind == "not_found":
+        return KeyNotFound(detail)
+    if kind == "invalid":
+        return InvalidRequest(detail)
+    return ImpetusError(text)
+
+
+class PipeStore:
+    """The stream store as seen from a worker: every call is a request to the agent."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    def _call(self, op: str, key: str | None = None, **more: Any) -> Any:
+        return self._channel.request("store", op=op, key=key, **more)
+
+    def get(self, stream_id: str, key: str) -> Any:
+        return self._call("get", key)
+
+    def put(self, stream_id: str, key: str, value: Any) -> None:
+        self._call("put", key, value=value)
+
+    def add(self, stream_id: str, key: str, value: Any) -> bool:
+        return bool(self._call("add", key, value=value))
+
+    def delete(self, stream_id: str, key: str) -> None:
+        self._call("delete", key)
+
+    def keys(self, stream_id: str) -> list[str]:
+        return list(self._call("keys"))
+
+
 def _error(exc: BaseException, name: str, started: float) -> Outcome:
     return Outcome(
         ERROR,
@@ -61,59 +142,57 @@ def _error(exc: BaseException, name: str, started: float) -> Outcome:
     )
 
 
-class PayloadStore:
-    """The payload bucket, opened on first use (most workers never need it)."""
-
-    def __init__(self, settings: AwsSettings | None = None) -> None:
-        self._settings = settings
-        self._store: payloads.Payloads | None = None
-
-    def __call__(self) -> payloads.Payloads:
-        if self._store is None:
-            self._store = payloads.Payloads(self._settings or AwsSettings.from_env())
-        return self._store
-
-
 class _Refused(Exception):
     def __init__(self, kind: str, message: str, failure: str = "") -> None:
         super().__init__(message)
         self.kind, self.failure = kind, failure
 
 
-def _fetch_args(job: dict[str, Any], store: PayloadStore) -> str:
-    """The job's encoded args; from S3 when they travel there, checked against the signed
-    digest before anything is loaded."""
+def _transfer(url: str, data: bytes | None = None) -> bytes:
+    headers = {"Content-Type": payloads.CONTENT_TYPE} if data is not None else {}
+    method = "PUT" if data is not None else "GET"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT) as answer:
+        return answer.read()
+
+
+def _fetch_args(job: dict[str, Any], channel: Channel | None) -> str:
+    """The job's encoded args; from S3 (a URL the agent presigns for this job) when they
+    travel there, checked against the signed digest before anything is loaded."""
     if job.get("transport") != "s3":
         return job["args"]
     try:
-        data = store().get(job["args_ref"])
+        if channel is None:
+            raise ImpetusError("no agent to ask for the args' URL")
+        data = _transfer(channel.request("args_url", job=job["id"]))
     except Exception as exc:  # S3 unreachable: not the job's fault, so it may run again
         raise _Refused("payload", f"cannot fetch args {job['args_ref']}: {exc}", CRASH) from exc
     if sha256_hex(data) != job.get("args_digest"):
         raise _Refused("signature", "the args object does not match its signed digest")
-    return data
+    return data.decode()
 
 
-def _deliver(job: dict[str, Any], result: str, store: PayloadStore) -> Outcome:
+def _deliver(job: dict[str, Any], result: str, channel: Channel | None) -> Outcome:
     """A result too large for the queue goes to S3; the outcome carries its key."""
     if len(result) <= payloads.INLINE_RESULT_LIMIT:
         return Outcome(READY, result=result)
-    key = payloads.result_key(job["stream"], job["id"], int(job.get("attempt") or 0))
-    store().put(key, result)
-    return Outcome(READY, result_ref=key)
+    if channel is None:
+        raise ImpetusError("no agent to ask for an upload URL")
+    upload = channel.request("result_url", job=job["id"])
+    _transfer(upload["url"], result.encode())
+    return Outcome(READY, result_ref=upload["key"])
 
 
-def run_job(
-    job: dict[str, Any], cache: FunctionCache, store: PayloadStore | None = None
-) -> Outcome:
-    """Run one job; every failure, including the user's, becomes an error outcome."""
-    store = store or PayloadStore()
+def run_job(job: dict[str, Any], cache: FunctionCache, channel: Channel | None = None) -> Outcome:
+    """Run one job; every failure, including the user's, becomes an error outcome.
+
+    Without a channel (no agent to ask) args must be inline and the result small."""
     started = time.time()
     name = str(job.get("name") or "")
     # The agent's gate (node_agent/gate.py) admitted the job: signature, code digest and
     # Python version are checked there, before any worker sees it.
     try:
-        encoded_args = _fetch_args(job, store)
+        encoded_args = _fetch_args(job, channel)
     except _Refused as refused:
         error = system_error(refused.kind, str(refused), name)
         return Outcome(
@@ -126,7 +205,7 @@ def run_job(
     except BaseException as exc:  # the user's code may raise anything
         return _error(exc, name, started)
     try:
-        outcome = _deliver(job, codec.dumps(value), store)
+        outcome = _deliver(job, codec.dumps(value), channel)
     except BaseException as exc:  # an unpicklable (or undeliverable) result is an error
         return _error(exc, name, started)
     outcome.started, outcome.finished = started, time.time()
@@ -140,32 +219,59 @@ def _ignore_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def worker_main(conn: Connection) -> None:
-    """The worker process: run batches until told to stop or the agent goes away."""
-    _ignore_signals()
+def run_batch(
+    message: dict[str, Any], channel: Channel, cache: FunctionCache, last_end: float
+) -> float:
+    """Run one batch's jobs in order; returns when the last one ended (monotonic)."""
+    frequency = float(message.get("frequency") or 0.0)
+    store = PipeStore(channel)
+    for job in message["jobs"]:
+        # The original's pacing: `frequency` seconds between the end of one job and the
+        # start of the next.
+        pause = frequency - (time.monotonic() - last_end)
+        if pause > 0:
+            time.sleep(pause)
+        channel.send({"type": "started", "job": job["id"]})
+        with context.running(job.get("stream", ""), job["id"], store), capture.capture() as out:
+            outcome = run_job(job, cache, channel)
+        outcome.output = out.output()
+        isolation.kill_descendants()  # what the job started does not outlive it
+        last_end = time.monotonic()
+        channel.send({"type": "outcome", "job": job["id"], "outcome": dataclasses.asdict(outcome)})
+    channel.send({"type": "idle"})
+    return last_end
+
+
+def serve(channel: Channel) -> None:
+    """Run batches until told to stop or the agent goes away."""
+    global ACTIVE_CHANNEL
+    ACTIVE_CHANNEL = channel
     cache = FunctionCache()
-    store = PayloadStore()
-    logs = cloudlogs.shipper()
     last_end = 0.0
     while True:
         try:
-            message = conn.recv()
+            message = channel.next_message()
         except (EOFError, OSError):
             return  # the agent is gone
-        if message is None:
+        if message.get("type") != "batch":
             return
-        frequency = float(message.get("frequency") or 0.0)
-        for job in message["jobs"]:
-            # The original's pacing: `frequency` seconds between the end of one job and
-            # the start of the next.
-            pause = frequency - (time.monotonic() - last_end)
-            if pause > 0:
-                time.sleep(pause)
-            with context.running(job.get("stream", ""), job["id"]), capture.capture() as out:
-                outcome = run_job(job, cache, store)
-            outcome.output = out.output()
-            logs.add(job.get("stream", ""), job["id"], outcome.output, outcome.finished)
-            last_end = time.monotonic()
-            conn.send({"job": job["id"], "outcome": dataclasses.asdict(outcome)})
-        logs.flush()
-        conn.send({"idle": True})
+        last_end = run_batch(message, channel, cache, last_end)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    incoming = Connection(int(args[0]), writable=False)
+    outgoing = Connection(int(args[1]), readable=False)
+    isolation.die_with_parent(int(args[2]))
+    _ignore_signals()
+    isolation.become_subreaper()
+    serve(Channel(incoming, outgoing))
+    return 0
+
+
+if __name__ == "__main__":
+    # Run the imported module, not this __main__ copy: jobs that import node_agent.worker
+    # (or impetus.context) must see the state of the one that runs them.
+    from node_agent import worker
+
+    os._exit(worker.main())  # no atexit hooks a job registered: they are not the worker's

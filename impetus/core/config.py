@@ -33,6 +33,8 @@ ENV_DFS_SCALE_IN_TICKS = "IMPETUS_DFS_SCALE_IN_TICKS"
 ENV_INSTANCE_ID = "IMPETUS_INSTANCE_ID"
 ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
 ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
+ENV_WORKER_USER = "IMPETUS_WORKER_USER"
+ENV_WORKER_ENV = "IMPETUS_WORKER_ENV"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TABLE_PREFIX = "impetus"
@@ -71,6 +73,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "each line prefixed with the job id); Impetus.run(output=...) overrides it.",
     ENV_LOG_GROUP: "CloudWatch Logs group that nodes also send jobs' output to (one log "
     "stream per stream and worker); unset: not sent.",
+    ENV_WORKER_USER: "Node agent: the OS user its workers run as (needs root; the AWS "
+    "user-data sets one); unset: the agent's own user.",
+    ENV_WORKER_ENV: "Node agent: comma-separated names of environment variables its workers "
+    "get besides the harmless defaults (workers never get the agent's credentials).",
 }
 
 _FALSE = ("0", "false", "no", "off")

@@ -9,6 +9,7 @@ data (function code by digest) and short-lived stream properties.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from impetus.core import aws, properties
@@ -187,9 +188,12 @@ class Queue:
         """Extend a lease; ClaimLost when it is no longer ours."""
         self.jobs.settler.renew(claim, lease)
 
-    def complete(self, claim: Claim, outcomes: dict[str, Outcome]) -> None:
-        """Record every outcome of a claim at once, if we still hold it (else ClaimLost)."""
-        self.jobs.settler.complete(claim, outcomes)
+    def complete(
+        self, claim: Claim, outcomes: dict[str, Outcome], unrun: Iterable[str] = ()
+    ) -> None:
+        """Record every outcome of a claim at once, if we still hold it (else ClaimLost);
+        the ``unrun`` jobs (never started) go back with their attempt unchanged."""
+        self.jobs.settler.complete(claim, outcomes, unrun)
 
     def release(self, claim: Claim) -> None:
         """Give a claim's jobs back to the queue unrun."""

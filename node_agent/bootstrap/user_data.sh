@@ -9,7 +9,9 @@
 # 3. the agent's configuration in /etc/impetus/node.env: resource names only, no secrets
 #    (the agent reads the signing key from Secrets Manager with its instance role);
 # 4. the impetus-node systemd unit (restart on failure, SIGTERM drain, stop timeout
-#    longer than the grace period), running as the unprivileged user "impetus";
+#    longer than the grace period), running as the unprivileged user "impetus"; its
+#    workers run jobs as a second user, "impetus-job", that cannot read the agent's
+#    files and cannot reach the instance metadata service (the node role's credentials);
 # 5. the CloudWatch agent shipping /var/log/impetus/impetus-node.log to CloudWatch Logs.
 #
 # ROOT and SERVICE=direct exist for the sandbox test, which runs this script on a
@@ -38,6 +40,9 @@ LOG_DIR="$ROOT/var/log/impetus"
 UNIT_DIR="$ROOT/etc/systemd/system"
 CWAGENT_CONFIG="$ROOT/opt/aws/amazon-cloudwatch-agent/etc/impetus.json"
 SERVICE_USER=impetus
+JOB_USER=impetus-job
+METADATA_V4=169.254.169.254
+METADATA_V6=fd00:ec2::254
 
 say() { echo "impetus-bootstrap: $*" >&2; }
 
@@ -159,9 +164,36 @@ configure_log_shipping() {
 EOF
 }
 
-start_systemd() {
+# Jobs run as JOB_USER: no way to the metadata service (and so to the node role's
+# credentials) for any of its processes. nftables when present, else iptables.
+block_metadata_for_jobs() {
+    if ! command -v nft >/dev/null && ! command -v iptables >/dev/null; then
+        dnf install -y -q nftables
+    fi
+    if command -v nft >/dev/null; then
+        nft add table inet impetus
+        nft add chain inet impetus jobs '{ type filter hook output priority 0; policy accept; }'
+        nft add rule inet impetus jobs meta skuid "$JOB_USER" ip daddr "$METADATA_V4" reject
+        nft add rule inet impetus jobs meta skuid "$JOB_USER" ip6 daddr "$METADATA_V6" reject
+    else
+        iptables -A OUTPUT -m owner --uid-owner "$JOB_USER" -d "$METADATA_V4" -j REJECT
+        ip6tables -A OUTPUT -m owner --uid-owner "$JOB_USER" -d "$METADATA_V6" -j REJECT || true
+    fi
+}
+
+create_users() {
     id -u "$SERVICE_USER" >/dev/null 2>&1 ||
         useradd --system --home-dir /var/lib/impetus --shell /sbin/nologin "$SERVICE_USER"
+    id -u "$JOB_USER" >/dev/null 2>&1 ||
+        useradd --system --create-home --home-dir /var/lib/impetus-job \
+            --shell /sbin/nologin "$JOB_USER"
+    chmod 0700 "$CONF_DIR" "$STATE_DIR" "$LOG_DIR"
+}
+
+start_systemd() {
+    create_users
+    block_metadata_for_jobs
+    echo "IMPETUS_WORKER_USER=$JOB_USER" >>"$CONF_DIR/node.env"
     chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR" "$LOG_DIR"
     ln -sf /etc/impetus/logrotate.conf /etc/logrotate.d/impetus-node
     if [ -n "$LOG_GROUP" ]; then

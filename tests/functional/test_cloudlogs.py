@@ -69,13 +69,11 @@ def test_batches_respect_aws_limits():
 
 
 def test_a_worker_process_ships_its_jobs_output(monkeypatch):
-    """The real hook: a spawned worker with IMPETUS_LOG_GROUP set, on a moto server."""
-    from multiprocessing.connection import wait
-
+    """The real hook: the agent's pool ships what its workers' jobs printed (the workers
+    hold no credentials), with IMPETUS_LOG_GROUP set, on a moto server."""
     from moto.server import ThreadedMotoServer
 
-    from impetus.core import codec
-    from node_agent.handle import WorkerHandle
+    from tests.nodeharness import make_job, run_jobs
 
     def shout(n):
         print("shouting", n)
@@ -89,23 +87,7 @@ def test_a_worker_process_ships_its_jobs_output(monkeypatch):
         monkeypatch.setenv("IMPETUS_LOG_GROUP", "impetus-jobs")
         logs = boto3.client("logs", region_name="us-east-1", endpoint_url=f"http://{host}:{port}")
         logs.create_log_group(logGroupName="impetus-jobs")
-        worker = WorkerHandle("s1")
-        try:
-            code = codec.dump_function(shout)
-            jobs = [
-                {"id": f"j{i}", "index": i, "name": "shout", "code": code,
-                 "code_digest": codec.digest(code), "args": codec.dumps(i),
-                 "python": codec.PYTHON_VERSION, "cloudpickle": codec.CLOUDPICKLE_VERSION,
-                 "stage": "s", "attempt": 0, "stream": "s1"}
-                for i in range(2)
-            ]  # fmt: skip
-            worker.assign(jobs, 0, None)
-            received: list[dict] = []
-            while not any(m.get("idle") for m in received):
-                assert wait([worker.conn], 30), "the worker did not report"
-                received += worker.messages()[0]
-        finally:
-            worker.stop()
+        run_jobs([make_job(shout, i, job_id=f"j{i}", stream="s1") for i in range(2)])
         assert _messages(logs) == ["j0 stdout: shouting 0", "j1 stdout: shouting 1"]
     finally:
         server.stop()

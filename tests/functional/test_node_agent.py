@@ -367,7 +367,7 @@ def test_drain_finishes_running_jobs_within_grace(queue, start_agent):
     assert job["status"] == "ready" and codec.loads(job["result"]) == 1.5
 
 
-def test_drain_past_grace_releases_unfinished_jobs(queue, start_agent):
+def test_drain_past_grace_sends_unfinished_jobs_back_as_lost_runs(queue, start_agent):
     queue.create_stream("s4")
     enqueue(queue, "s4", sleep_for, [60])
     agent = start_agent("--grace", "0.5")
@@ -376,7 +376,10 @@ def test_drain_past_grace_releases_unfinished_jobs(queue, start_agent):
     started = time.monotonic()
     assert agent.terminate() == 0
     assert time.monotonic() - started < 10
-    assert queue.get_job("s4", "job0")["status"] == "waiting"
+    job = queue.get_job("s4", "job0")
+    # It goes back, but as a lost run: a job that takes its node down cannot bounce
+    # between nodes forever at the same attempt.
+    assert job["status"] == "waiting" and job["attempt"] == 1
     assert queue.get_stream("s4")["counts"]["waiting"] == 1
     assert wait_for(lambda: not agent.group() or None, 5, "no leftover processes") is not None
 
@@ -513,3 +516,51 @@ def test_a_killed_node_agents_jobs_run_again_on_another_node(queue, start_agent,
     assert job["status"] == "ready" and codec.loads(job["result"]) == "second run"
     assert job["attempt"] == 1 and job["node"] == survivor.node_id
     assert survivor.terminate() == 0
+
+
+def garbage_to_the_agent(_):
+    from node_agent import worker
+
+    os.write(worker.ACTIVE_CHANNEL._out.fileno(), b"\x05\x00\x00\x00\xff\xfe{[\x00")
+    time.sleep(30)
+
+
+def test_a_job_that_breaks_its_worker_fails_after_max_attempts_and_the_agent_lives_on(
+    queue, start_agent
+):
+    """The review's fleet-stopper: garbage on the worker's pipe crashed the agent, which
+    handed the claim back at the same attempt, so the job bounced forever."""
+    queue.create_stream("h1", {"max_attempts": 2})
+    enqueue(queue, "h1", garbage_to_the_agent, [None])
+    agent = start_agent()
+    job = results_when(queue, "h1", 1)["job0"]
+    assert job["status"] == "error" and job["attempt"] == 1
+    assert job["result"]["error"].startswith("worker: the worker broke protocol")
+    assert agent.proc.poll() is None
+    queue.create_stream("h2")  # (enqueue() names jobs job0, job1...: a fresh stream)
+    enqueue(queue, "h2", pid_of_square, [5])
+    assert codec.loads(results_when(queue, "h2", 1)["job0"]["result"])[0] == 25
+    assert agent.terminate() == 0
+
+
+def test_time_limit_kills_the_job_and_counts_its_attempts(queue, start_agent):
+    queue.create_stream("t1", {"max_attempts": 2, "time_limit": 1})
+    enqueue(queue, "t1", sleep_for, [60])
+    agent = start_agent()
+    job = results_when(queue, "t1", 1, timeout=30)["job0"]
+    assert job["status"] == "error" and job["attempt"] == 1
+    assert job["result"]["error"] == "timeout: the job ran longer than its time_limit of 1 s"
+    assert agent.terminate() == 0
+
+
+def test_a_worker_whose_lease_is_lost_is_killed(queue, start_agent, tmp_path):
+    """Deleting the stream takes the lease away: the worker must not run on."""
+    pidfile = tmp_path / "worker.pid"
+    queue.create_stream("l1")
+    enqueue(queue, "l1", write_pid_then_sleep, [str(pidfile)])
+    agent = start_agent("--heartbeat-interval", "0.5", "--lease", "5")
+    worker = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 60, "job start"))
+    queue.delete_stream("l1")
+    wait_for(lambda: not Path(f"/proc/{worker}").exists() or None, 20, "the worker killed")
+    assert agent.proc.poll() is None
+    assert agent.terminate() == 0

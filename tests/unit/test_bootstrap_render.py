@@ -68,3 +68,40 @@ def test_refuses_the_authkey_in_user_data(name):
 def test_rejects_bad_configuration(overrides):
     with pytest.raises(ValueError):
         render(config(**overrides))
+
+
+def run_functions(script: str, calls: str, tmp_path, stubs: tuple[str, ...]) -> list[str]:
+    """Run the script's functions (not main) with stub commands that log their arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    for name in stubs:
+        stub = bin_dir / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\nexit 1\n' if name == "id"
+                        else f'#!/bin/sh\necho "{name} $*" >> "{log}"\n')  # fmt: skip
+        stub.chmod(0o755)
+    body = script.rsplit("\nmain()", 1)[0].replace("set -euo pipefail", "set -eu")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    subprocess.run(["bash", "-c", body + "\n" + calls], env=env, check=True, cwd=tmp_path)
+    return log.read_text().splitlines()
+
+
+def test_jobs_run_as_their_own_user_without_the_metadata_service(tmp_path):
+    script = render(config(root=str(tmp_path / "root")))
+    for name in ("etc/impetus", "var/lib/impetus", "var/log/impetus"):
+        (tmp_path / "root" / name).mkdir(parents=True)
+    calls = run_functions(
+        script, "create_users; block_metadata_for_jobs", tmp_path, ("id", "useradd", "nft")
+    )
+    assert any(c.startswith("useradd --system --create-home") and "impetus-job" in c for c in calls)
+    rules = [c for c in calls if c.startswith("nft add rule")]
+    assert rules == [
+        "nft add rule inet impetus jobs meta skuid impetus-job ip daddr 169.254.169.254 reject",
+        "nft add rule inet impetus jobs meta skuid impetus-job ip6 daddr fd00:ec2::254 reject",
+    ]
+    assert (tmp_path / "root/var/lib/impetus").stat().st_mode & 0o777 == 0o700
+    assert "IMPETUS_WORKER_USER=$JOB_USER" in script
+    unit = unit_text()
+    assert "AmbientCapabilities=CAP_SETUID CAP_SETGID" in unit
+    assert "CapabilityBoundingSet=CAP_SETUID CAP_SETGID" in unit
+    assert "StateDirectoryMode=0700" in unit and "LogsDirectoryMode=0700" in unit

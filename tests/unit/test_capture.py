@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
-from test_node_worker import make_job, read_until_idle
-
 from impetus.core import joboutput
 from node_agent import capture
-from node_agent.handle import WorkerHandle
+from tests.nodeharness import make_job, run_jobs
 
 
 def test_stdout_stderr_and_logging_are_captured_and_restored():
@@ -59,18 +57,12 @@ def test_a_worker_process_returns_the_output_with_the_outcome():
         logging.getLogger("chatty").error("bad thing %s", n)
         return n
 
-    worker = WorkerHandle("s")
-    try:
-        worker.assign([make_job(chatty, 7, job_id="a"), make_job(abs, -1, job_id="b")], 0, None)
-        messages = read_until_idle(worker)
-    finally:
-        worker.stop()
-    outcomes = {m["job"]: m["outcome"] for m in messages if "job" in m}
-    assert outcomes["a"]["output"] == {
+    outcomes = run_jobs([make_job(chatty, 7, job_id="a"), make_job(abs, -1, job_id="b")])
+    assert outcomes["a"].output == {
         "stdout": "working on 7\n",
         "log": "ERROR chatty: bad thing 7\n",
     }
-    assert outcomes["b"]["output"] is None  # quiet jobs carry nothing
+    assert outcomes["b"].output is None  # quiet jobs carry nothing
 
 
 def test_client_lines_are_prefixed_with_the_job_id():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_node_worker import make_job, read_until_idle
 
 from impetus import context
 from impetus.core import codec
 from impetus.jobcontext import JobContext, NoJobContext
-from node_agent.handle import WorkerHandle
+from tests.nodeharness import make_job, run_jobs
 
 
 def test_outside_a_job_every_attribute_raises():
@@ -35,11 +34,6 @@ def test_a_worker_sets_the_context_around_each_job():
         return from_global.stream_id, from_global.job_id
 
     jobs = [make_job(who, None, job_id=i) | {"stream": "stream-7"} for i in ("a", "b")]
-    worker = WorkerHandle("stream-7")
-    try:
-        worker.assign(jobs, 0, None)
-        messages = read_until_idle(worker)
-    finally:
-        worker.stop()
-    results = {m["job"]: codec.loads(m["outcome"]["result"]) for m in messages if "job" in m}
+    outcomes = run_jobs(jobs)
+    results = {job: codec.loads(outcome.result) for job, outcome in outcomes.items()}
     assert results == {"a": ("stream-7", "a"), "b": ("stream-7", "b")}

@@ -1,7 +1,8 @@
-"""The job-running function of node workers, and a real worker process over its pipe."""
+"""The job-running function of node workers, and real worker processes via the pool."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import signal
@@ -15,22 +16,7 @@ from impetus.core import codec
 from impetus.core.jobs import ERROR, READY, fill_statement
 from node_agent.handle import WorkerHandle
 from node_agent.worker import FunctionCache, run_job
-
-
-def make_job(fn, args, job_id="j1", python=codec.PYTHON_VERSION):
-    code = codec.dump_function(fn)
-    return {
-        "id": job_id,
-        "index": 0,
-        "name": getattr(fn, "__name__", "fn"),
-        "code": code,
-        "code_digest": codec.digest(code),
-        "args": codec.dumps(args),
-        "python": python,
-        "cloudpickle": codec.CLOUDPICKLE_VERSION,
-        "stage": "stage1",
-        "attempt": 1,
-    }
+from tests.nodeharness import make_job, run_jobs, stream_run, support
 
 
 def square(i):
@@ -126,48 +112,24 @@ def test_function_cache_decodes_once_per_digest():
 # --- a real worker process ------------------------------------------------------------------
 
 
-def read_until_idle(worker: WorkerHandle, timeout: float = 30.0) -> list[dict]:
-    received: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        wait([worker.conn], 0.5)
-        messages, closed = worker.messages()
-        received += messages
-        if any(m.get("idle") for m in messages) or closed:
-            return received
-    raise AssertionError("worker did not report idle")
-
-
 def test_worker_process_runs_a_batch_paced_by_frequency():
-    worker = WorkerHandle("s")
-    try:
-        jobs = [make_job(square, i, job_id=f"j{i}") for i in range(3)]
-        worker.assign(jobs, frequency=0.2, flight=None)
-        messages = read_until_idle(worker)
-        outcomes = {m["job"]: m["outcome"] for m in messages if "job" in m}
-        assert {k: codec.loads(v["result"]) for k, v in outcomes.items()} == {
-            "j0": 0,
-            "j1": 1,
-            "j2": 4,
-        }
-        starts = sorted(o["started"] for o in outcomes.values())
-        assert starts[1] - starts[0] >= 0.19 and starts[2] - starts[1] >= 0.19
-        assert messages[-1] == {"idle": True}
-    finally:
-        worker.stop()
-    assert worker.exitcode is None  # closed
+    run = stream_run()
+    run.stream.params = dataclasses.replace(run.stream.params, frequency=0.2)
+    jobs = [make_job(square, i, job_id=f"j{i}") for i in range(3)]
+    outcomes = run_jobs(jobs, run=run)
+    assert {k: codec.loads(v.result) for k, v in outcomes.items()} == {"j0": 0, "j1": 1, "j2": 4}
+    starts = sorted(o.started for o in outcomes.values())
+    assert starts[1] - starts[0] >= 0.19 and starts[2] - starts[1] >= 0.19
 
 
 def test_worker_process_death_is_seen_on_its_sentinel():
-    worker = WorkerHandle("s")
+    worker = WorkerHandle("s", support().identity)
     try:
         worker.assign([make_job(time.sleep, 30)], frequency=0, flight=None)
         time.sleep(0.5)
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.sentinel in wait([worker.sentinel], 10)
-        worker.process.join(5)
+        worker.process.wait(5)
         assert worker.exitcode == -signal.SIGKILL
-        _, closed = worker.messages()
-        assert closed
     finally:
         worker.kill()

@@ -154,6 +154,7 @@ class Collector:
             self.items.client, self.items.jobs_table, stream_id, [job], [(job_id, None, entry)]
         )
         if entry is None and chunk:
+            job["attempt"] = chunk.get("attempt", 0)  # the run it waits for (or is in)
             for claim in chunk.get("claims", {}).values():
                 if claim["start"] <= record["index"] < claim["end"]:
                     job.update(status=jobs.RUNNING, node=claim["node"], attempt=chunk["attempt"])

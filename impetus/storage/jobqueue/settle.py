@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -55,13 +56,20 @@ class Settler:
             raise
         claim.expires = expires
 
-    def complete(self, claim: Claim, outcomes: dict[str, Outcome]) -> None:
-        """Record final outcomes, send the jobs that may run again back (impetus.core.retry)."""
+    def complete(
+        self, claim: Claim, outcomes: dict[str, Outcome], unrun: Iterable[str] = ()
+    ) -> None:
+        """Record final outcomes, send the jobs that may run again back (impetus.core.retry)
+        and the ``unrun`` ones (they never started) back with the same attempt."""
         base = properties.get(self.items.properties(claim.stream), "retry_backoff")
         entries: dict[str, dict[str, Any]] = {}
         spilled: list[dict[str, Any]] = []
         reruns: dict[retry.Rerun, list[str]] = defaultdict(list)
+        unrun = set(unrun)
         for job in claim.jobs:
+            if job.id in unrun and job.id not in outcomes:
+                reruns[retry.Rerun(claim.attempt, claim.failures, 0.0)].append(job.id)
+                continue
             outcome = outcomes.get(job.id) or Outcome(
                 jobs.ERROR,
                 error=jobs.system_error("lost", "no outcome", job.name),
