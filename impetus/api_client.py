@@ -25,6 +25,15 @@ from impetus.core.exceptions import ApiError
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# API Gateway's authorizer refuses requests itself, with a bare {"message": ...} body:
+# the API Lambda's codes for them, and a message that says what to check.
+GATEWAY_REFUSALS = {
+    401: ("unauthorized", "the API got no authkey (Unauthorized)"),
+    403: (
+        "forbidden",
+        "the API refused the authkey (Forbidden): check IMPETUS_AUTHKEY or config.json",
+    ),
+}
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
 MAX_ATTEMPTS = 6
@@ -225,6 +234,8 @@ class ApiClient:
             if isinstance(payload, dict) and "error" in payload:
                 code = str(payload.get("error"))
                 message = str(payload.get("message", ""))
+            elif isinstance(payload, dict) and response.status in GATEWAY_REFUSALS:
+                code, message = GATEWAY_REFUSALS[response.status]
             else:
                 code, message = "http_error", text[:200]
             raise ApiError(response.status, code, self._clean(message), _seconds(response.headers))

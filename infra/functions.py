@@ -1,6 +1,6 @@
-"""The two Lambdas: the API behind an HTTP API, and DFS on a one-minute schedule.
+"""The Lambdas: the API behind an HTTP API with its authorizer, and DFS on a schedule.
 
-Both run the same bundle (``infra.assets.lambda_code``) with their own role and log group.
+All run the same bundle (``infra.assets.lambda_code``), each with its own role and log group.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -17,10 +18,17 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from impetus.core.config import ENV_AUTHKEY_SECRET
 from infra import permissions
 from infra.assets import LAMBDA_RUNTIME
 
 API_HANDLER = "lambdas.api.app.handler"
+AUTHORIZER_HANDLER = "lambdas.authorizer.handler.handler"
+# API Gateway keeps an authorizer's answer this long per Authorization value: a client's
+# requests cost one authorizer call per TTL, and a rotated key is honoured (or refused) at
+# the edge up to this much later (docs/deploy.md, "Authentication at the edge").
+AUTHORIZER_CACHE_TTL = Duration.minutes(5)
+AUTHORIZER_IDENTITY_SOURCE = "$request.header.Authorization"
 DFS_HANDLER = "lambdas.dfs.handler.handler"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 DFS_RATE = Duration.minutes(1)
@@ -104,8 +112,50 @@ class DfsService(Construct):
         )
 
 
+def read_authkey(secret_arn: str) -> iam.PolicyStatement:
+    """The authorizer's one data right: the authkey secret's value (never the signing key)."""
+    return iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn])
+
+
+class EdgeAuthorizer(Construct):
+    """A Lambda REQUEST authorizer for the HTTP API: no authkey, no API Lambda invocation.
+
+    Not IAM auth: that would make every client sign requests with SigV4 and hold AWS
+    credentials instead of the authkey. Simple responses (``{"isAuthorized": bool}``),
+    cached per ``Authorization`` header; a request without that header is a 401 from API
+    Gateway itself, without invoking the authorizer.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, code: lambda_.Code, authkey_secret_arn: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function, self.role, self.log_group = _function(
+            self,
+            "Authorizer",
+            code=code,
+            handler=AUTHORIZER_HANDLER,
+            timeout=Duration.seconds(10),  # API Gateway gives an authorizer 10 s at most
+            environment={ENV_AUTHKEY_SECRET: authkey_secret_arn},
+        )
+        self.role.add_to_policy(read_authkey(authkey_secret_arn))
+        self.authorizer = authorizers.HttpLambdaAuthorizer(
+            "Authkey",
+            self.function,
+            authorizer_name="impetus-authkey",
+            identity_source=[AUTHORIZER_IDENTITY_SOURCE],
+            response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
+            results_cache_ttl=AUTHORIZER_CACHE_TTL,
+        )
+
+
 class ApiService(Construct):
-    """The API Lambda behind an HTTP API (payload 2.0) with stage throttling."""
+    """The API Lambda behind an HTTP API (payload 2.0) with stage throttling.
+
+    Every route, ``/openapi.json`` included, goes through the edge authorizer; the API
+    Lambda checks the authkey again itself (defense in depth, and the local stack's API
+    server relies on the same code).
+    """
 
     def __init__(
         self,
@@ -114,6 +164,7 @@ class ApiService(Construct):
         *,
         code: lambda_.Code,
         environment: Mapping[str, str],
+        authkey_secret_arn: str,
         rate_limit: int,
         burst_limit: int,
     ) -> None:
@@ -126,12 +177,14 @@ class ApiService(Construct):
             timeout=Duration.seconds(29),  # API Gateway's own integration limit
             environment=environment,
         )
+        self.edge = EdgeAuthorizer(self, "Edge", code=code, authkey_secret_arn=authkey_secret_arn)
         self.http_api = apigwv2.HttpApi(
             self,
             "HttpApi",
             description="Impetus API",
             create_default_stage=False,
             default_integration=integrations.HttpLambdaIntegration("Api", self.function),
+            default_authorizer=self.edge.authorizer,
         )
         self.stage = apigwv2.HttpStage(
             self,

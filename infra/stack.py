@@ -98,6 +98,7 @@ class ImpetusStack(Stack):
                 ENV_BUCKET: self.data.bucket.bucket_name,
                 ENV_DFS_FUNCTION: self.dfs.function.function_name,
             },
+            authkey_secret_arn=self.data.authkey.secret_arn,
             rate_limit=settings.api_rate_limit,
             burst_limit=settings.api_burst_limit,
         )

@@ -46,7 +46,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_AUTHKEY: "Bearer authkey for the API (client, CLI).",
     ENV_HOME: "Directory of the local stack's state and settings (default ~/.impetus).",
     ENV_TABLE_PREFIX: "Prefix of the DynamoDB table names (default 'impetus').",
-    ENV_AUTHKEY_SECRET: "Secrets Manager id of the API authkey (API Lambda).",
+    ENV_AUTHKEY_SECRET: "Secrets Manager id of the API authkey (API Lambda and its authorizer).",
     ENV_SIGNING_SECRET: "Secrets Manager id of the job signing key (API Lambda, nodes).",
     ENV_BUCKET: "S3 bucket for large payloads.",
     ENV_REGION: "AWS region (default us-east-1).",

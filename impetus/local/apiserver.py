@@ -1,8 +1,10 @@
-"""Local stand-in for API Gateway (HTTP API): HTTP request -> payload v2.0 event -> handler.
+"""Local stand-in for API Gateway (HTTP API): HTTP request -> payload v2.0 event ->
+authorizer -> handler.
 
 moto has no API Gateway data plane and runs no Lambda code, so the local stack serves the
 API handler itself. The event and response mapping follow API Gateway's payload format
-2.0, so the handler runs the same code path as in AWS.
+2.0, so the handler runs the same code path as in AWS; the Lambda authorizer runs first,
+with API Gateway's cache and answers (:mod:`impetus.local.edge`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from impetus.local.edge import CACHE_TTL, DEFAULT_AUTHORIZER, Answer, EdgeAuthorizer
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HANDLER = "lambdas.api.app.handler"
@@ -30,6 +34,7 @@ HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 ACCOUNT_ID = "123456789012"  # moto's default account
 API_ID = "local"
 LAMBDA_TIMEOUT = 30.0
+AUTHORIZER_TIMEOUT = 10.0  # API Gateway's limit for an authorizer (infra/functions.py)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -233,7 +238,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
             protocol=self.request_version,
         )
-        self._send(*self.server.invoke(event))
+        self._send(*self.server.serve(event))
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.send_response(status)
@@ -258,6 +263,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class ApiServer(ThreadingHTTPServer):
     """Serves ``handler`` (a dotted path, imported on first use) on 127.0.0.1.
 
+    ``authorizer`` (a dotted path or a function; None for none) runs before it as API
+    Gateway runs the stack's Lambda authorizer, its verdicts cached ``authorizer_ttl``
+    seconds per Authorization header: a request it refuses never reaches ``handler``.
+
     ``max_concurrency`` bounds parallel invocations. It defaults to 1 because a Lambda
     container runs one invocation at a time and handlers keep per-request state on
     module-level objects (powertools resolvers do); moto is serialised anyway.
@@ -271,10 +280,17 @@ class ApiServer(ThreadingHTTPServer):
         handler: str | Handler = DEFAULT_HANDLER,
         host: str = "127.0.0.1",
         max_concurrency: int | None = 1,
+        authorizer: str | Handler | None = DEFAULT_AUTHORIZER,
+        authorizer_ttl: float = CACHE_TTL,
     ) -> None:
         super().__init__((host, port), _RequestHandler)
         self._handler_spec = handler
         self._handler: Handler | None = handler if callable(handler) else None
+        self._authorizer_spec = authorizer
+        self._authorizer: Handler | None = authorizer if callable(authorizer) else None
+        self.edge = (
+            EdgeAuthorizer(self._authorize, ttl=authorizer_ttl) if authorizer is not None else None
+        )
         self._import_lock = threading.Lock()
         self._slots = threading.Semaphore(max_concurrency) if max_concurrency else nullcontext()
         self._thread: threading.Thread | None = None
@@ -290,7 +306,20 @@ class ApiServer(ThreadingHTTPServer):
                 self._handler = load_handler(str(self._handler_spec))
             return self._handler
 
-    def invoke(self, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _authorize(self, event: dict[str, Any]) -> Any:
+        with self._import_lock:
+            if self._authorizer is None:
+                self._authorizer = load_handler(str(self._authorizer_spec))
+            authorizer = self._authorizer
+        context = LambdaContext("impetus-authorizer", timeout=AUTHORIZER_TIMEOUT)
+        return authorizer(event, context)
+
+    def serve(self, event: dict[str, Any]) -> Answer:
+        """One request as API Gateway serves it: the authorizer's refusal, or the handler's."""
+        refusal = self.edge.refusal(event) if self.edge is not None else None
+        return refusal if refusal is not None else self.invoke(event)
+
+    def invoke(self, event: dict[str, Any]) -> Answer:
         """Run the handler like API Gateway would: its failure is a 502, never a crash."""
         try:
             with self._slots:

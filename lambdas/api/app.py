@@ -98,17 +98,19 @@ def answers(model: type, description: str, created: str | None = None) -> dict[i
     doc = {200: {"description": description, "content": {"application/json": {"model": model}}}}
     if created:
         doc[201] = {"description": created, "content": {"application/json": {"model": model}}}
-    error = {"application/json": {"model": models.Error}}
     for status, why in ERROR_STATUSES.items():
-        doc[status] = {"description": why, "content": error}
+        model = models.AuthError if status in AUTH_STATUSES else models.Error
+        doc[status] = {"description": why, "content": {"application/json": {"model": model}}}
     return doc
 
 
-# What any route may answer besides success (every one with an Error body).
+# What any route may answer besides success (every one with an Error body, but the auth
+# refusals that API Gateway's authorizer answers on AWS: see models.AuthError).
+AUTH_STATUSES = (401, 403)
 ERROR_STATUSES = {
     400: "bad input",
-    401: "no or malformed Authorization header",
-    403: "wrong authkey",
+    401: "no Authorization header (on AWS: API Gateway's body, no error code)",
+    403: "wrong authkey or malformed header (on AWS: API Gateway's body, no error code)",
     404: "unknown stream, job, key or route",
     409: "a change the resource cannot take (a stream's shards; its collector lease)",
     413: "body or payload too large",

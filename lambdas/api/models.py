@@ -361,3 +361,11 @@ class StoreKey(BaseModel):
 class Error(BaseModel):
     error: str
     message: str
+
+
+class AuthError(BaseModel):
+    """A 401 or 403. On AWS, API Gateway's authorizer answers these before the API Lambda
+    runs, with its own body (``{"message": "Unauthorized"}`` or ``"Forbidden"``): no code."""
+
+    error: str | None = Field(None, description="set when the API Lambda answers")
+    message: str

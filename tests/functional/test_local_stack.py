@@ -131,7 +131,9 @@ def _echo_handler(event: dict[str, Any], context: Any) -> Any:
 
 @pytest.fixture
 def api() -> Iterator[ApiServer]:
-    server = ApiServer(handler=_echo_handler).start()
+    # No authorizer: these tests are about the event and response mapping
+    # (tests/functional/test_edge_auth.py tests the authorizer in front of the handler).
+    server = ApiServer(handler=_echo_handler, authorizer=None).start()
     yield server
     server.stop()
 
@@ -211,7 +213,7 @@ def test_api_server_refuses_malformed_chunk_sizes_without_reading_on(
 
 
 def test_api_server_missing_handler_module_is_502() -> None:
-    server = ApiServer(handler="no_such_module_xyz.handler").start()
+    server = ApiServer(handler="no_such_module_xyz.handler", authorizer=None).start()
     try:
         conn = _connect(server)
         conn.request("GET", "/")
@@ -400,13 +402,18 @@ def test_local_stack_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         resolved = ClientSettings.resolve()
         assert (resolved.api_url, resolved.authkey) == (settings["api_url"], settings["authkey"])
 
-        # The API answers through the real handler: no bearer token, 401 JSON.
+        # The API answers through the authorizer and the real handler: no bearer token is
+        # API Gateway's 401, the stack's authkey reaches the handler.
         host, port = settings["api_url"].removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
         conn.request("GET", "/streams")
         resp = conn.getresponse()
         assert resp.status == 401
-        assert json.loads(resp.read())["error"]
+        assert json.loads(resp.read()) == {"message": "Unauthorized"}
+        conn.request("GET", "/streams", headers={"Authorization": f"Bearer {settings['authkey']}"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert "streams" in json.loads(resp.read())
 
         # The stack's resources exist in its moto server.
         ddb = _ddb(settings["endpoint_url"])

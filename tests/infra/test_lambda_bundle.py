@@ -39,8 +39,9 @@ def is_under(module: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def test_the_lambdas_load_only_server_side_modules():
-    loaded = loaded_by("lambdas.api.app", "lambdas.dfs.handler")
+    loaded = loaded_by("lambdas.api.app", "lambdas.authorizer.handler", "lambdas.dfs.handler")
     assert "lambdas.api.app" in loaded and "impetus.storage.queue" in loaded
+    assert "lambdas.authorizer.handler" in loaded
     assert [m for m in loaded if is_under(m, NEVER)] == []
     assert [m for m in loaded if m != "impetus" and not is_under(m, SERVER_SIDE)] == []
 
@@ -53,5 +54,6 @@ def test_the_bundle_holds_no_client_cli_local_or_tool_module():
         for path in (bundle / root).rglob("*.py")
     ]
     assert "impetus.storage.queue" in ours and "lambdas.api.app" in ours
+    assert "lambdas.authorizer.handler" in ours  # the edge authorizer ships in the same bundle
     assert [m for m in ours if is_under(m, NEVER)] == []
     assert not (bundle / "node_agent").exists() and not (bundle / "infra").exists()

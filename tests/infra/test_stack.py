@@ -374,9 +374,10 @@ def test_dfs_mutates_only_the_node_groups_and_its_metric_namespace(synth):
 def test_log_groups_have_retention_and_functions_use_them(synth):
     _, template, _ = synth
     groups = resources(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 3  # API, DFS, nodes
+    assert len(groups) == 4  # API, its authorizer, DFS, nodes
     assert all(g["Properties"]["RetentionInDays"] == 30 for g in groups.values())
-    for handler in ("lambdas.api.app.handler", "lambdas.dfs.handler.handler"):
+    handlers = ("lambdas.api.app.handler", "lambdas.authorizer.handler.handler")
+    for handler in (*handlers, "lambdas.dfs.handler.handler"):
         config = function(template, handler)["LoggingConfig"]
         assert config["LogGroup"]["Ref"] in groups
 

@@ -170,6 +170,17 @@ def test_echoed_secret_is_scrubbed_from_errors(server):
     assert AUTHKEY not in str(info.value) and AUTHKEY not in info.value.message
 
 
+@pytest.mark.parametrize(("status", "code"), [(401, "unauthorized"), (403, "forbidden")])
+def test_api_gateways_own_refusals_get_the_apis_codes(server, status, code):
+    # On AWS the authorizer answers these before the API Lambda, with a bare message.
+    api = client(server.url)
+    server.then(status, {"message": "Forbidden" if status == 403 else "Unauthorized"})
+    with pytest.raises(ApiError) as info:
+        api.list_streams()
+    assert (info.value.status, info.value.code) == (status, code)
+    assert "authkey" in info.value.message and len(server.requests) == 1  # not retried
+
+
 def test_non_json_error_body(server):
     api = client(server.url)
     server.then(500, "<html>oops</html>")
