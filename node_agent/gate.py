@@ -64,6 +64,7 @@ class JobGate:
             "cloudpickle": job.cloudpickle,
             "retries": job.retries,
             "max_attempts": job.max_attempts,
+            "time_limit": job.time_limit,
         }
         envelope = Envelope.of_record(record, args_digest=args_digest)
         if not self.signer().verify(envelope, job.signature):

@@ -25,6 +25,7 @@ class ClaimedJob:
     args_digest: str = ""  # sha256 of the S3 object's bytes (signed); "" when inline
     retries: int = 0  # re-runs allowed after an exception (signed at enqueue)
     max_attempts: int = 3  # runs that may be lost to crashes (signed at enqueue)
+    time_limit: float | None = None  # seconds it may run (signed at enqueue); None: none
     failures: int = 0  # exception re-runs used so far
     signature: str = ""
 

@@ -3,7 +3,8 @@
 The API signs every job it enqueues: HMAC-SHA256, keyed by the signing key, over a
 canonical envelope of everything that decides what runs and how often: the stream, the
 job id, name and stage, the code digest, the args digest (and their S3 reference when
-they travel through S3), the client's Python version and the attempt policy. Nodes
+they travel through S3), the client's Python version, the attempt policy and the time
+limit. Nodes
 recompute the digests from the bytes they fetched and verify the signature *before
 anything is unpickled*; a job that fails becomes an error record ``signature: ...``.
 
@@ -70,6 +71,11 @@ class Envelope:
     cloudpickle: str
     retries: int
     max_attempts: int
+    time_limit: float | None = None  # seconds; signed only when set (older jobs have none)
+
+    def __post_init__(self) -> None:
+        # 5 and 5.0 must sign alike: DynamoDB hands numbers back as either.
+        object.__setattr__(self, "time_limit", _seconds(self.time_limit))
 
     @classmethod
     def of_record(cls, record: Mapping[str, Any], args_digest: str | None = None) -> Envelope:
@@ -86,11 +92,19 @@ class Envelope:
             cloudpickle=record.get("cloudpickle") or "",
             retries=int(record["retries"]),
             max_attempts=int(record["max_attempts"]),
+            time_limit=_seconds(record.get("time_limit")),
         )
 
     def canonical(self) -> bytes:
         fields = dict(self.__dict__, version=VERSION)
+        if fields["time_limit"] is None:  # what jobs signed before time_limit existed had
+            del fields["time_limit"]
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _seconds(value: Any) -> float | None:
+    """A number of seconds as one float (DynamoDB gives ints and floats back alike)."""
+    return None if value is None else float(value)
 
 
 class SigningKey(Protocol):

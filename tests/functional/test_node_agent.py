@@ -564,3 +564,26 @@ def test_a_worker_whose_lease_is_lost_is_killed(queue, start_agent, tmp_path):
     wait_for(lambda: not Path(f"/proc/{worker}").exists() or None, 20, "the worker killed")
     assert agent.proc.poll() is None
     assert agent.terminate() == 0
+
+
+def test_a_forks_own_time_limit_is_signed_and_wins_over_its_streams(queue, settings, start_agent):
+    """A job property snapshotted into the signed record: a table writer who raises it
+    breaks the signature; the node kills the job at its own limit."""
+    queue.create_stream("t2", {"max_attempts": 1, "time_limit": 600})
+    code = codec.dump_function(sleep_for)
+    digest = codec.digest(code)
+    spec = {
+        "id": "short",
+        "name": "sleep_for",
+        "code": digest,
+        "args": codec.dumps(60),
+        "stage": "stage1",
+        "properties": {"time_limit": 1},
+    }
+    queue.enqueue("t2", [spec], {digest: code}, codec.PYTHON_VERSION)
+    record = queue.jobs.items.records("t2", ["short"])["short"]
+    assert record["time_limit"] == 1
+    agent = start_agent()
+    job = results_when(queue, "t2", 1, timeout=30)["short"]
+    assert job["result"]["error"] == "timeout: the job ran longer than its time_limit of 1 s"
+    assert agent.terminate() == 0

@@ -56,10 +56,20 @@ def test_a_signature_verifies_and_any_change_breaks_it():
         ("python", "3.12"),
         ("retries", 1),
         ("max_attempts", 100),
+        ("time_limit", 5.0),
     ]:
         assert not signer.verify(envelope(**{field: value}), signature), field
     assert not Signer(b"other-key-0123456789").verify(envelope(), signature)
     assert not signer.verify(envelope(), None)
+
+
+def test_a_time_limit_is_signed_and_jobs_signed_before_it_existed_still_verify():
+    signer = Signer(KEY)
+    limited = signer.sign(envelope(time_limit=5.0))
+    assert signer.verify(envelope(time_limit=5), limited)  # an int from DynamoDB: same
+    assert not signer.verify(envelope(time_limit=50.0), limited)
+    assert not signer.verify(envelope(), limited)
+    assert b"time_limit" not in envelope().canonical()  # the canonical form older jobs had
 
 
 def test_short_keys_are_refused_and_the_key_never_shows():

@@ -157,6 +157,7 @@ class Claimer:
                     args_digest=r.get("args_digest") or "",
                     retries=int(r.get("retries") or 0),
                     max_attempts=int(r.get("max_attempts") or 1),
+                    time_limit=float(r["time_limit"]) if r.get("time_limit") else None,
                     failures=chunk.get("failures", 0),
                     signature=r.get("sig") or "",
                 )

@@ -253,7 +253,8 @@ class Enqueuer:
     def _apply_policy(
         record: dict[str, Any], job_props: dict[str, Any], stream_props: dict[str, Any]
     ) -> None:
-        """Snapshot the attempt policy into the (signed) record: a job property wins."""
-        for name in ("retries", "max_attempts"):
+        """Snapshot the attempt policy and time limit into the (signed) record: a job
+        property wins over its stream's."""
+        for name in ("retries", "max_attempts", "time_limit"):
             value = job_props.get(name)
             record[name] = properties.get(stream_props, name) if value is None else value

@@ -23,7 +23,7 @@ POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
 CANDIDATE_FIELDS = "#pk, #sk, #n, #cursor, #attempt, #failures, #stage, #priority, #due"
 CLAIMED_FIELDS = (
     "job", "name", "code", "args", "python", "cloudpickle", "transport", "args_ref", "args_digest",
-    "retries", "max_attempts", "sig",
+    "retries", "max_attempts", "time_limit", "sig",
 )  # fmt: skip
 
 
