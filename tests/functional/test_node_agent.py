@@ -367,11 +367,12 @@ def test_drain_finishes_running_jobs_within_grace(queue, start_agent):
     assert job["status"] == "ready" and codec.loads(job["result"]) == 1.5
 
 
-def test_drain_past_grace_sends_unfinished_jobs_back_as_lost_runs(queue, start_agent):
+def test_drain_past_grace_sends_unfinished_jobs_back_as_lost_runs(queue, start_agent, tmp_path):
     queue.create_stream("s4")
-    enqueue(queue, "s4", sleep_for, [60])
+    pidfile = tmp_path / "worker.pid"
+    enqueue(queue, "s4", write_pid_then_sleep, [str(pidfile)])
     agent = start_agent("--grace", "0.5")
-    wait_for(lambda: queue.get_stream("s4")["counts"]["running"] == 1, 60, "job running")
+    wait_for(lambda: pidfile.exists(), 60, "job started")  # running, not only claimed
 
     started = time.monotonic()
     assert agent.terminate() == 0
