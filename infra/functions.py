@@ -17,7 +17,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra import permissions
 from infra.assets import LAMBDA_RUNTIME
 
 API_HANDLER = "lambdas.api.app.handler"
@@ -36,7 +35,8 @@ def _function(
     environment: Mapping[str, str],
     reserved_concurrency: int | None = None,
 ) -> tuple[lambda_.Function, iam.Role, logs.LogGroup]:
-    """A function with its own role (no managed policies) and a log group with retention."""
+    """A function with its own role (no managed policies; its grants, logs included, come
+    from impetus.core.grants) and a log group with retention."""
     role = iam.Role(
         scope,
         f"{construct_id}Role",
@@ -49,7 +49,6 @@ def _function(
         retention=LOG_RETENTION,
         removal_policy=RemovalPolicy.DESTROY,
     )
-    role.add_to_policy(permissions.write_logs(log_group))
     function = lambda_.Function(
         scope,
         f"{construct_id}Function",
