@@ -40,12 +40,13 @@ class AccessKey:
     secret_access_key: str = field(repr=False)
 
 
-def credentials_dir() -> Path:
-    return state.state_dir() / "credentials"
+def credentials_dir(home: Path | None = None) -> Path:
+    """The directory of the stack under ``home`` (default: this process's IMPETUS_HOME)."""
+    return (home / "local" if home else state.state_dir()) / "credentials"
 
 
-def credentials_path(identity: str) -> Path:
-    return credentials_dir() / identity
+def credentials_path(identity: str, home: Path | None = None) -> Path:
+    return credentials_dir(home) / identity
 
 
 def profile(identity: str) -> str:
@@ -84,11 +85,11 @@ def remove_all() -> None:
         state.remove(path)
 
 
-def environment(identity: str) -> dict[str, str]:
-    """Variables that make boto3 in a child process use ``identity`` (and nothing from
-    the user's own AWS configuration: the config file is /dev/null)."""
+def environment(identity: str, home: Path | None = None) -> dict[str, str]:
+    """Variables that make boto3 in a child process use ``identity`` of the stack under
+    ``home`` (and nothing from the user's own AWS configuration: no config file)."""
     return {
-        "AWS_SHARED_CREDENTIALS_FILE": str(credentials_path(identity)),
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials_path(identity, home)),
         "AWS_PROFILE": profile(identity),
         "AWS_CONFIG_FILE": os.devnull,
     }

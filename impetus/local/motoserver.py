@@ -8,7 +8,7 @@ is answered at once with 503 and a throttling error, which AWS SDKs retry with b
 
 Run ``python -m impetus.local.motoserver [--port N]``: enforces IAM (see
 impetus.local.motoauth), writes the admin identity's credentials file (``--admin-
-credentials``, 0600) and prints the bound port on stdout once listening. ``--no-auth``
+credentials PATH``, 0600) and prints the bound port on stdout once listening. ``--no-auth``
 serves anyone (tests and benchmarks only). SIGUSR1 pauses, SIGRTMIN makes it
 unavailable, SIGUSR2 ends either, SIGTERM stops.
 """
@@ -266,13 +266,15 @@ def main(argv: list[str] | None = None) -> int:
         "--admin-credentials",
         type=Path,
         default=None,
-        help="where to write the admin's shared-credentials file (default: IMPETUS_HOME's)",
+        help="where to write the admin's shared-credentials file (required unless --no-auth)",
     )
     parser.add_argument("--region", default="us-east-1", help="region of the admin identity")
     parser.add_argument(
         "--no-auth", action="store_true", help="accept any request (tests, benchmarks)"
     )
     args = parser.parse_args(argv)
+    if not args.no_auth and args.admin_credentials is None:
+        parser.error("--admin-credentials is required (or --no-auth)")
     server = MotoServer(port=args.port, auth=not args.no_auth, region=args.region)
     if server.admin_key is not None:
         credentials.write(credentials.ADMIN, server.admin_key, args.admin_credentials)

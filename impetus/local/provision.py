@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,6 +22,7 @@ from impetus.core.config import (
     ENV_AUTHKEY_SECRET,
     ENV_BUCKET,
     ENV_ENDPOINT,
+    ENV_HOME,
     ENV_REGION,
     ENV_SIGNING_SECRET,
     ENV_TABLE_PREFIX,
@@ -78,7 +80,8 @@ def server_environment(
     else:
         for name in credentials.KEY_VARIABLES:
             env.pop(name, None)
-        env.update(credentials.environment(identity))
+        home = env.get(ENV_HOME)  # the stack these processes belong to
+        env.update(credentials.environment(identity, Path(home) if home else None))
     # A proxy from the user's environment must not intercept loopback traffic.
     for name in ("NO_PROXY", "no_proxy"):
         env[name] = ",".join(filter(None, [env.get(name, ""), "127.0.0.1", "localhost"]))
