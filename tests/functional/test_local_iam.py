@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -33,10 +34,13 @@ NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Stack:
-    def __init__(self, settings: AwsSettings, authkey: str, arns: dict[Res, list[str]]) -> None:
+    def __init__(
+        self, settings: AwsSettings, authkey: str, arns: dict[Res, list[str]], stats: Path
+    ) -> None:
         self.settings = settings
         self.authkey = authkey
         self.arns = arns
+        self.stats = stats
 
     def client(self, service: str, identity: str) -> Any:
         return client(service, self.settings, credentials.session(identity, self.settings.region))
@@ -48,10 +52,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     previous = os.environ.get("IMPETUS_HOME")
     os.environ["IMPETUS_HOME"] = str(home)
     admin_file = credentials.credentials_path(credentials.ADMIN)
+    stats = home / "moto-stats.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "impetus.local.motoserver", "--admin-credentials", str(admin_file)],
         stdout=subprocess.PIPE,
         text=True,
+        env=dict(os.environ, IMPETUS_MOTO_STATS=str(stats)),  # the request meter
     )
     try:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
@@ -61,7 +67,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         provision_node_group(settings, 2, admin)
         arns = iam.local_arns(settings, resources.secret_arns)
         iam.create_component_users(client("iam", settings, admin), arns)
-        yield Stack(settings, resources.authkey, arns)
+        yield Stack(settings, resources.authkey, arns, stats)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -284,3 +290,26 @@ def test_each_users_policy_in_moto_has_its_components_granted_actions(stack: Sta
         document = json.loads(document) if isinstance(document, str) else document
         local = {a for s in document["Statement"] for a in s["Action"]}
         assert local - aliases == {iam.moto_name(a) for a in actions(component)}, component
+
+
+def test_request_meter_counts_authenticated_requests(stack: Stack) -> None:
+    """The DynamoDB lane (impetus.local.motospeed) authenticates too, and the meter
+    (impetus.local.requeststats) still counts requests (moto's refusals included: only
+    unsigned ones are turned away before it)."""
+    ddb = stack.client("dynamodb", "node")
+    table = table_names(stack.settings.table_prefix)["nodes"]
+    for _ in range(3):
+        ddb.scan(TableName=table, Limit=1)
+    with pytest.raises(ClientError):
+        client("dynamodb", stack.settings).scan(TableName=table, Limit=1)  # made-up key
+
+    def counted() -> int:
+        try:
+            return json.loads(stack.stats.read_text()).get("Scan nodes", [0])[0]
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    deadline = time.monotonic() + 5
+    while counted() < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert counted() >= 3
