@@ -46,11 +46,11 @@ def start_stack(home: str) -> dict[str, Any]:
     return {"settings": settings, "pids": [status["supervisor_pid"], status["moto_pid"]]}
 
 
-def node_environment(settings: dict[str, Any]) -> dict[str, str]:
+def node_environment(settings: dict[str, Any], home: str) -> dict[str, str]:
     from impetus.local.provision import local_settings, server_environment
 
     aws = local_settings(settings["endpoint_url"], settings["table_prefix"])
-    return server_environment(aws, dict(os.environ))
+    return server_environment(aws, dict(os.environ, IMPETUS_HOME=home), "node")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +75,7 @@ def run_harness(home: str, settings: dict[str, Any]) -> int:
 
     from impetus import Executor
 
-    env = node_environment(settings)
+    env = node_environment(settings, home)
     numbers = itertools.count(1)
     logdir = Path(harness.LOG_DIR)
 

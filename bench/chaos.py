@@ -150,7 +150,7 @@ def chaos(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         table_prefix=settings["table_prefix"],
         bucket=settings["bucket"],
     )
-    agents = Agents(server_environment(aws, dict(os.environ)), home)
+    agents = Agents(server_environment(aws, dict(os.environ), "node"), home)
     for _ in range(args.nodes):
         agents.start()
     stream_id = f"chaos-{int(time.time())}"

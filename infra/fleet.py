@@ -21,6 +21,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from impetus.core.config import ENV_LOG_GROUP, ENV_REGION
+from impetus.core.grants import Component, Res
 from infra import permissions
 from infra.data import DataPlane
 from infra.node_classes import NodeClass
@@ -171,34 +172,13 @@ class NodeGroup(Construct):
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description=f"Impetus nodes of class {self.node_class.name}",
         )
-        for statement in (
-            permissions.tables(data),
-            permissions.read_secrets(data.signing_key.secret_arn),
-            permissions.payloads(data),
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[package.bucket.arn_for_objects(package.s3_object_key)],
-            ),
-            iam.PolicyStatement(
-                actions=[
-                    "autoscaling:SetInstanceProtection",
-                    "autoscaling:CompleteLifecycleAction",
-                    "autoscaling:RecordLifecycleActionHeartbeat",
-                ],
-                resources=[permissions.group_arn(self, self.group_name)],
-            ),
-            # The agent finds its group and the termination hook it must complete
-            # (node_agent/scaling.py); these Describe calls take no resource-level ARNs.
-            iam.PolicyStatement(
-                actions=[
-                    "autoscaling:DescribeAutoScalingInstances",
-                    "autoscaling:DescribeLifecycleHooks",
-                ],
-                resources=["*"],
-            ),
-            permissions.write_logs(log_group, describe=True),
-        ):
-            role.add_to_policy(statement)
+        arns = {
+            **permissions.data_arns(data),
+            Res.NODE_PACKAGE: [package.bucket.arn_for_objects(package.s3_object_key)],
+            Res.OWN_NODE_GROUP: [permissions.group_arn(self, self.group_name)],
+            Res.OWN_LOG_GROUP: [log_group.log_group_arn],
+        }
+        permissions.grant_all(role, Component.NODE, arns)
         return role
 
 

@@ -19,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from impetus.core.config import ENV_AUTHKEY_SECRET
+from impetus.core.grants import Component, Res
 from infra import permissions
 from infra.assets import LAMBDA_RUNTIME
 
@@ -44,7 +45,8 @@ def _function(
     environment: Mapping[str, str],
     reserved_concurrency: int | None = None,
 ) -> tuple[lambda_.Function, iam.Role, logs.LogGroup]:
-    """A function with its own role (no managed policies) and a log group with retention."""
+    """A function with its own role (no managed policies; its grants, logs included, come
+    from impetus.core.grants) and a log group with retention."""
     role = iam.Role(
         scope,
         f"{construct_id}Role",
@@ -57,7 +59,6 @@ def _function(
         retention=LOG_RETENTION,
         removal_policy=RemovalPolicy.DESTROY,
     )
-    role.add_to_policy(permissions.write_logs(log_group))
     function = lambda_.Function(
         scope,
         f"{construct_id}Function",
@@ -112,11 +113,6 @@ class DfsService(Construct):
         )
 
 
-def read_authkey(secret_arn: str) -> iam.PolicyStatement:
-    """The authorizer's one data right: the authkey secret's value (never the signing key)."""
-    return iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret_arn])
-
-
 class EdgeAuthorizer(Construct):
     """A Lambda REQUEST authorizer for the HTTP API: no authkey, no API Lambda invocation.
 
@@ -138,7 +134,14 @@ class EdgeAuthorizer(Construct):
             timeout=Duration.seconds(10),  # API Gateway gives an authorizer 10 s at most
             environment={ENV_AUTHKEY_SECRET: authkey_secret_arn},
         )
-        self.role.add_to_policy(read_authkey(authkey_secret_arn))
+        permissions.grant_all(
+            self.role,
+            Component.AUTHORIZER,
+            {
+                Res.AUTHKEY_SECRET: [authkey_secret_arn],
+                Res.OWN_LOG_GROUP: [self.log_group.log_group_arn],
+            },
+        )
         self.authorizer = authorizers.HttpLambdaAuthorizer(
             "Authkey",
             self.function,

@@ -23,8 +23,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from impetus.core.grants import METRICS_NAMESPACE
 from impetus.scaler.metrics import BUSY_WORKERS, JOB_ERRORS, OLDEST_WAITING_AGE, WAITING_JOBS
-from infra.permissions import METRICS_NAMESPACE
 
 OLDEST_WAITING_LIMIT = 900  # seconds: a job waiting 15 min means scaling is stuck
 API_ERROR_RATE_LIMIT = 5  # percent of API invocations

@@ -27,6 +27,7 @@ from impetus.core.config import (
     ENV_SIGNING_SECRET,
     ENV_TABLE_PREFIX,
 )
+from impetus.core.grants import Component, Res
 from infra import assets, node_classes, permissions
 from infra.data import DataPlane
 from infra.fleet import Network, NodeGroup, node_log_group
@@ -154,40 +155,20 @@ class ImpetusStack(Stack):
         return packages
 
     def _grant_dfs(self) -> None:
-        role = self.dfs.role
-        role.add_to_policy(permissions.tables(self.data))
-        # Describe calls support no resource-level permissions.
-        role.add_to_policy(
-            permissions.iam.PolicyStatement(
-                actions=["autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"],
-                resources=["*"],
-            )
-        )
-        role.add_to_policy(
-            permissions.iam.PolicyStatement(
-                actions=[
-                    "autoscaling:SetDesiredCapacity",
-                    "autoscaling:TerminateInstanceInAutoScalingGroup",
-                    "autoscaling:SetInstanceProtection",
-                ],
-                resources=[permissions.group_arn(self, n) for n in self.group_names.values()],
-            )
-        )
-        role.add_to_policy(permissions.put_metrics())
+        arns = {
+            **permissions.data_arns(self.data),
+            Res.OWN_LOG_GROUP: [self.dfs.log_group.log_group_arn],
+            Res.NODE_GROUPS: [permissions.group_arn(self, n) for n in self.group_names.values()],
+        }
+        permissions.grant_all(self.dfs.role, Component.DFS, arns)
 
     def _grant_api(self) -> None:
-        role = self.api.role
-        role.add_to_policy(permissions.tables(self.data))
-        role.add_to_policy(
-            permissions.read_secrets(self.data.authkey.secret_arn, self.data.signing_key.secret_arn)
-        )
-        role.add_to_policy(permissions.payloads(self.data))
-        role.add_to_policy(permissions.list_payloads(self.data))
-        role.add_to_policy(
-            permissions.iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"], resources=[self.dfs.function.function_arn]
-            )
-        )
+        arns = {
+            **permissions.data_arns(self.data),
+            Res.OWN_LOG_GROUP: [self.api.log_group.log_group_arn],
+            Res.DFS_FUNCTION: [self.dfs.function.function_arn],
+        }
+        permissions.grant_all(self.api.role, Component.API, arns)
 
     def _outputs(self) -> None:
         outputs = {

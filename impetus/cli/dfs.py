@@ -35,10 +35,9 @@ def _target() -> tuple[AwsSettings, dict[str, str]]:
     local = {} if configured else read_local_settings()
     if not local:
         return AwsSettings.from_env(), parse_node_groups(os.environ.get(ENV_NODE_GROUPS))
-    from impetus.local.provision import FAKE_CREDENTIALS
+    from impetus.local import credentials
 
-    for name, value in FAKE_CREDENTIALS.items():  # moto takes any; boto3 wants some
-        os.environ.setdefault(name, value)
+    credentials.use_in_this_process(credentials.ADMIN)  # the local moto enforces IAM
     settings = AwsSettings(
         region=local.get("region") or AwsSettings.region,
         endpoint_url=local.get("endpoint_url"),

@@ -6,9 +6,11 @@ same lock lets a test simulate an outage of the whole "AWS", two ways: *paused*,
 requests hang until it is resumed (a network partition); *unavailable*, every request
 is answered at once with 503 and a throttling error, which AWS SDKs retry with backoff.
 
-Run ``python -m impetus.local.motoserver [--port N]``: prints the bound port on stdout
-once listening. SIGUSR1 pauses, SIGRTMIN makes it unavailable, SIGUSR2 ends either,
-SIGTERM stops.
+Run ``python -m impetus.local.motoserver [--port N]``: enforces IAM (see
+impetus.local.motoauth), writes the admin identity's credentials file (``--admin-
+credentials PATH``, 0600) and prints the bound port on stdout once listening. ``--no-auth``
+serves anyone (tests and benchmarks only). SIGUSR1 pauses, SIGRTMIN makes it
+unavailable, SIGUSR2 ends either, SIGTERM stops.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from moto.moto_server.werkzeug_app import (
@@ -32,7 +35,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, DechunkedInput, make_server
 
-from impetus.local import motospeed
+from impetus.local import credentials, motoauth, motospeed
+from impetus.local.credentials import AccessKey
 from impetus.local.requeststats import RequestStats
 
 HOST = "127.0.0.1"
@@ -166,14 +170,25 @@ class KeepAliveHandler(MotoRequestHandler):
 
 
 class MotoServer:
-    """In-process serialised moto server on 127.0.0.1 (threads, werkzeug)."""
+    """In-process serialised moto server on 127.0.0.1 (threads, werkzeug).
 
-    def __init__(self, port: int = 0, host: str = HOST) -> None:
+    With ``auth``, IAM is enforced from the first request and :attr:`admin_key` is the
+    bootstrap identity's key (moto's enforcement is global to the process: do not
+    mix with ``mock_aws`` in the same process)."""
+
+    def __init__(
+        self, port: int = 0, host: str = HOST, auth: bool = False, region: str = "us-east-1"
+    ) -> None:
         motospeed.install()
         self.stats = RequestStats.from_env()
         self.app = SerialApp(
             motospeed.DynamoDBLane(DomainDispatcherApplication(create_backend_app)), self.stats
         )
+        self.admin_key: AccessKey | None = None
+        self.gate: motoauth.AuthGate | None = None
+        if auth:
+            self.admin_key = AccessKey(*motoauth.enable(region))
+            self.gate = motoauth.AuthGate(self.app)
         self._host = host
         self._port = port
         self._server: BaseWSGIServer | None = None
@@ -182,8 +197,9 @@ class MotoServer:
     def bind(self) -> int:
         """Bind and listen (connections queue from now on); returns the port."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        app = self.gate or self.app
         self._server = make_server(
-            self._host, self._port, self.app, threaded=True, request_handler=KeepAliveHandler
+            self._host, self._port, app, threaded=True, request_handler=KeepAliveHandler
         )
         self._server.daemon_threads = True
         self._port = self._server.server_port
@@ -246,8 +262,22 @@ def _install_signals(server: MotoServer) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m impetus.local.motoserver")
     parser.add_argument("--port", type=int, default=0, help="port (default: chosen by the OS)")
+    parser.add_argument(
+        "--admin-credentials",
+        type=Path,
+        default=None,
+        help="where to write the admin's shared-credentials file (required unless --no-auth)",
+    )
+    parser.add_argument("--region", default="us-east-1", help="region of the admin identity")
+    parser.add_argument(
+        "--no-auth", action="store_true", help="accept any request (tests, benchmarks)"
+    )
     args = parser.parse_args(argv)
-    server = MotoServer(port=args.port)
+    if not args.no_auth and args.admin_credentials is None:
+        parser.error("--admin-credentials is required (or --no-auth)")
+    server = MotoServer(port=args.port, auth=not args.no_auth, region=args.region)
+    if server.admin_key is not None:
+        credentials.write(credentials.ADMIN, server.admin_key, args.admin_credentials)
     port = server.bind()
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (SQS, presigned) from it
     _install_signals(server)

@@ -1,7 +1,10 @@
 """The AWS resources of a local stack, created in its moto server.
 
 Same table definitions as the deployed stack (impetus.storage.tables), the two secrets the API
-and the nodes read, and the payload bucket.
+and the nodes read, and the payload bucket. The local stack creates them with its admin
+identity (a boto3 session, impetus.local.credentials); without one, clients carry
+:data:`FAKE_CREDENTIALS`, which only a moto that enforces nothing accepts (``mock_aws``
+in tests, an in-process ``MotoServer()`` without auth).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,14 +22,17 @@ from impetus.core.config import (
     ENV_AUTHKEY_SECRET,
     ENV_BUCKET,
     ENV_ENDPOINT,
+    ENV_HOME,
     ENV_REGION,
     ENV_SIGNING_SECRET,
     ENV_TABLE_PREFIX,
     AwsSettings,
 )
+from impetus.core.grants import Res
+from impetus.local import credentials
 from impetus.storage.tables import create_tables
 
-# moto accepts any credentials; fixed fake ones keep boto3 from looking for real ones.
+# For a moto without IAM enforcement; fixed fake ones keep boto3 from looking for real ones.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -50,6 +57,7 @@ BOTO_CONFIG = Config(retries={"mode": "standard"})
 class LocalResources:
     settings: AwsSettings
     authkey: str = field(repr=False)
+    secret_arns: dict[Res, str] = field(default_factory=dict)  # authkey's and signing key's
 
 
 def local_settings(endpoint_url: str, table_prefix: str = "impetus") -> AwsSettings:
@@ -60,10 +68,20 @@ def local_settings(endpoint_url: str, table_prefix: str = "impetus") -> AwsSetti
     )
 
 
-def server_environment(settings: AwsSettings, base: dict[str, str]) -> dict[str, str]:
-    """The environment of everything that plays "server side" (API handler, node agents)."""
+def server_environment(
+    settings: AwsSettings, base: dict[str, str], identity: str | None = None
+) -> dict[str, str]:
+    """The environment of everything that plays "server side" (API handler, node agents):
+    ``identity``'s credentials file and profile (impetus.local.credentials), or
+    FAKE_CREDENTIALS for a moto without enforcement."""
     env = {k: v for k, v in base.items() if k not in _REAL_AWS_VARIABLES}
-    env.update(FAKE_CREDENTIALS)
+    if identity is None:
+        env.update(FAKE_CREDENTIALS)
+    else:
+        for name in credentials.KEY_VARIABLES:
+            env.pop(name, None)
+        home = env.get(ENV_HOME)  # the stack these processes belong to
+        env.update(credentials.environment(identity, Path(home) if home else None))
     # A proxy from the user's environment must not intercept loopback traffic.
     for name in ("NO_PROXY", "no_proxy"):
         env[name] = ",".join(filter(None, [env.get(name, ""), "127.0.0.1", "localhost"]))
@@ -80,7 +98,15 @@ def server_environment(settings: AwsSettings, base: dict[str, str]) -> dict[str,
     return env
 
 
-def client(service: str, settings: AwsSettings) -> Any:
+def client(service: str, settings: AwsSettings, session: Any = None) -> Any:
+    """A client of the local moto: with ``session``'s credentials, else the fake ones."""
+    if session is not None:
+        return session.client(
+            service,
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            config=BOTO_CONFIG,
+        )
     return boto3.client(
         service,
         endpoint_url=settings.endpoint_url,
@@ -92,11 +118,12 @@ def client(service: str, settings: AwsSettings) -> Any:
     )
 
 
-def _put_secret(sm: Any, name: str, value: str) -> None:
+def _put_secret(sm: Any, name: str, value: str) -> str:
+    """Create or update the secret; returns its ARN."""
     try:
-        sm.create_secret(Name=name, SecretString=value)
+        return sm.create_secret(Name=name, SecretString=value)["ARN"]
     except sm.exceptions.ResourceExistsException:
-        sm.put_secret_value(SecretId=name, SecretString=value)
+        return sm.put_secret_value(SecretId=name, SecretString=value)["ARN"]
 
 
 LAUNCH_TEMPLATE = "impetus-local-node"
@@ -107,13 +134,15 @@ def node_group_name(table_prefix: str, node_class: str = "default") -> str:
     return f"{table_prefix}-{node_class}"
 
 
-def provision_node_group(settings: AwsSettings, max_nodes: int) -> dict[str, str]:
+def provision_node_group(
+    settings: AwsSettings, max_nodes: int, session: Any = None
+) -> dict[str, str]:
     """A launch template and one Auto Scaling group (min 0, desired 0) for the default
     node class; returns {node class: group name} as DFS reads it (IMPETUS_NODE_GROUPS).
 
     The fleet reconciler (impetus.local.fleet) runs one node agent per instance moto
     launches into it."""
-    ec2, asg = client("ec2", settings), client("autoscaling", settings)
+    ec2, asg = client("ec2", settings, session), client("autoscaling", settings, session)
     with contextlib.suppress(ec2.exceptions.ClientError):
         ec2.create_launch_template(
             LaunchTemplateName=LAUNCH_TEMPLATE,
@@ -133,15 +162,17 @@ def provision_node_group(settings: AwsSettings, max_nodes: int) -> dict[str, str
     return {"default": name}
 
 
-def provision(settings: AwsSettings) -> LocalResources:
+def provision(settings: AwsSettings, session: Any = None) -> LocalResources:
     """Create tables, secrets and bucket; returns the authkey clients must present."""
-    create_tables(client("dynamodb", settings), settings.table_prefix)
+    create_tables(client("dynamodb", settings, session), settings.table_prefix)
     authkey = secrets.token_urlsafe(32)
-    sm = client("secretsmanager", settings)
-    _put_secret(sm, settings.authkey_secret, authkey)
-    _put_secret(sm, settings.signing_secret, secrets.token_urlsafe(32))
+    sm = client("secretsmanager", settings, session)
+    secret_arns = {
+        Res.AUTHKEY_SECRET: _put_secret(sm, settings.authkey_secret, authkey),
+        Res.SIGNING_SECRET: _put_secret(sm, settings.signing_secret, secrets.token_urlsafe(32)),
+    }
     if settings.bucket:
-        s3 = client("s3", settings)
+        s3 = client("s3", settings, session)
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=settings.bucket)
-    return LocalResources(settings=settings, authkey=authkey)
+    return LocalResources(settings=settings, authkey=authkey, secret_arns=secret_arns)

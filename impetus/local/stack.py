@@ -1,8 +1,11 @@
 """The local stack's supervisor: one process that runs everything and tears it all down.
 
-It starts the serialised moto server as a child, provisions tables, secrets and bucket
-in it, serves the API handler on a local HTTP server (threads of this process), starts
-the node agents, and writes ``local.json`` once all of that is ready. SIGTERM (or
+It starts the serialised moto server as a child (IAM enforced; it writes the admin
+identity's credentials file), provisions tables, secrets, bucket and one IAM user per
+component in it with the admin's key, serves the API handler on a local HTTP server
+(threads of this process, with the API's identity in os.environ), runs the DFS ticker
+(its own clients, DFS's identity), starts the node agents (the node's identity), and
+writes ``local.json`` once all of that is ready (impetus.local.credentials). SIGTERM (or
 SIGINT) stops it all: node agents first (they drain against a live moto), then the
 API, then moto.
 
@@ -37,7 +40,8 @@ from impetus.core.config import (
     AwsSettings,
     impetus_home,
 )
-from impetus.local import state
+from impetus.core.grants import Component
+from impetus.local import credentials, iam, state
 from impetus.local.apiserver import DEFAULT_HANDLER, ApiServer
 from impetus.local.fleet import FleetReconciler
 from impetus.local.nodes import DEFAULT_NODE_COMMAND, NodeFleet
@@ -48,7 +52,7 @@ from impetus.local.provision import (
     provision_node_group,
     server_environment,
 )
-from impetus.local.ticker import Ticker
+from impetus.local.ticker import Ticker, dfs_tick
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,7 @@ class LocalStack:
         self.ticker: Ticker | None = None
         self.node_groups: dict[str, str] = {}
         self.settings: AwsSettings | None = None
+        self.admin: Any = None  # boto3 session of the admin identity
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
 
@@ -123,28 +128,37 @@ class LocalStack:
         """Bring everything up; returns the client settings (also written to local.json)."""
         logdir = state.ensure_state_dir()
         state.pid_file().write_text(f"{os.getpid()}\n")
+        credentials.remove_all()  # a crashed stack's keys are void: its moto is gone
         moto = self._start_moto(logdir)
         endpoint = f"http://127.0.0.1:{_read_port(moto, STARTUP_TIMEOUT)}"
         log.info("moto server at %s (pid %d)", endpoint, moto.pid)
         self.settings = local_settings(endpoint, self.options.table_prefix)
-        env = server_environment(self.settings, dict(os.environ))
-        os.environ.clear()  # the API handler runs in this process and reads os.environ
-        os.environ.update(env)
-        resources = provision(self.settings)
+        self.admin = credentials.session(credentials.ADMIN, self.settings.region)
+        resources = provision(self.settings, self.admin)
         if self.options.autoscaling:
-            self.node_groups = provision_node_group(self.settings, self.options.max_nodes)
-            env.update(self._dfs_environment())
-            os.environ.update(env)
+            self.node_groups = provision_node_group(
+                self.settings, self.options.max_nodes, self.admin
+            )
+        arns = iam.local_arns(self.settings, resources.secret_arns)
+        iam.create_component_users(client("iam", self.settings, self.admin), arns)
+        base = dict(os.environ)
+        if self.options.autoscaling:
+            base.update(self._dfs_environment())
+        api_env = server_environment(self.settings, base, Component.API.value)
+        os.environ.clear()  # the API handler runs in this process and reads os.environ
+        os.environ.update(api_env)
         self.api = ApiServer(port=self.options.api_port, handler=self.options.handler).start()
         _probe(self.api.url, STARTUP_TIMEOUT)
         log.info("API server at %s", self.api.url)
-        self.fleet = self._make_fleet(env, logdir)
+        node_env = server_environment(self.settings, base, Component.NODE.value)
+        self.fleet = self._make_fleet(node_env, logdir)
         self.fleet.start()
         if self.options.autoscaling:
-            self.ticker = Ticker().start()
-        client = self._client_settings(resources.authkey)
-        state.write_private_json(state.settings_path(), client)
-        return client
+            dfs = credentials.session(Component.DFS.value, self.settings.region)
+            self.ticker = Ticker(dfs_tick(dfs)).start()
+        client_settings = self._client_settings(resources.authkey)
+        state.write_private_json(state.settings_path(), client_settings)
+        return client_settings
 
     def _dfs_environment(self) -> dict[str, str]:
         return {
@@ -161,7 +175,7 @@ class LocalStack:
             "on_change": self._write_processes,
         }
         if self.options.autoscaling:
-            asg = client("autoscaling", self.settings)
+            asg = client("autoscaling", self.settings, self.admin)  # EC2's stand-in
             group = self.node_groups["default"]
             return FleetReconciler(asg, group, self.options.mpps, env, logdir, **common)
         return NodeFleet(self.options.nodes or 0, self.options.mpps, env, logdir, **common)
@@ -169,7 +183,10 @@ class LocalStack:
     def _start_moto(self, logdir: Path) -> subprocess.Popen[bytes]:
         with open(logdir / "moto.log", "ab") as err:
             self.moto = subprocess.Popen(
-                [sys.executable, "-m", "impetus.local.motoserver", "--port", "0"],
+                [
+                    *(sys.executable, "-m", "impetus.local.motoserver", "--port", "0"),
+                    *("--admin-credentials", str(credentials.credentials_path(credentials.ADMIN))),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -231,6 +248,7 @@ class LocalStack:
             self.api.stop()
         if self.moto is not None:
             _terminate(self.moto, timeout=5)
+        credentials.remove_all()
         state.remove(state.processes_file())
         state.remove(state.pid_file())
         log.info("local stack stopped")

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 from impetus.core.config import ENV_BUCKET, ENV_REGION, ENV_SIGNING_SECRET, ENV_TABLE_PREFIX
-from impetus.local.provision import FAKE_CREDENTIALS
 from infra.nodepackage import NodeTarget, build_node_package
 from node_agent.bootstrap.render import BootConfig, render
 
@@ -116,7 +115,10 @@ def test_user_data_installs_and_starts_an_agent_that_runs_jobs(nodeless_stack, t
     instance_env = {
         **{k: v for k, v in env.items() if not k.startswith(("AWS_", "IMPETUS_", "PIP_"))},
         **OFFLINE,
-        **FAKE_CREDENTIALS,
+        # the node role's grants: the local stack's node identity (impetus.local.iam)
+        "AWS_SHARED_CREDENTIALS_FILE": str(Path(env["IMPETUS_HOME"]) / "local/credentials/node"),
+        "AWS_PROFILE": "impetus-node",
+        "AWS_CONFIG_FILE": os.devnull,
         "AWS_ENDPOINT_URL": local["endpoint_url"],
         "NO_PROXY": "127.0.0.1,localhost",
     }

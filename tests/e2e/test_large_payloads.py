@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-import boto3
-
 from impetus import Impetus
+from impetus.local import credentials
 
 SIZE = 50 * 1024 * 1024  # random bytes: incompressible, so ~67 MB once encoded
 
@@ -34,11 +33,8 @@ def test_fifty_megabytes_each_way_through_s3(local_stack, tmp_path):
     payload = os.urandom(SIZE)
     app = Big(taskdir=str(tmp_path))
     app.payload = payload
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=local_stack["settings"]["endpoint_url"],
-        region_name=local_stack["settings"]["region"],
-    )
+    admin = credentials.session(credentials.ADMIN, local_stack["settings"]["region"])
+    s3 = admin.client("s3", endpoint_url=local_stack["settings"]["endpoint_url"])
     bucket = local_stack["settings"]["bucket"]
     app.run()
 

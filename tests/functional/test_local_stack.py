@@ -30,7 +30,7 @@ import pytest
 from botocore.config import Config
 
 from impetus.core.config import ClientSettings
-from impetus.local import state
+from impetus.local import credentials, state
 from impetus.local.apiserver import ApiServer, LambdaContext, build_event
 from impetus.local.motoserver import MotoServer, SerialApp
 
@@ -223,13 +223,13 @@ def test_api_server_missing_handler_module_is_502() -> None:
 
 
 # --- the serialised moto server ----------------------------------------------------------------
-def _ddb(endpoint: str, **config: Any) -> Any:
+def _ddb(endpoint: str, key: tuple[str, str] = ("testing", "testing"), **config: Any) -> Any:
     return boto3.client(
         "dynamodb",
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=key[0],
+        aws_secret_access_key=key[1],
         config=Config(**{"retries": {"mode": "standard"}, **config}),
     )
 
@@ -327,14 +327,26 @@ def test_unavailable_moto_answers_503_and_boto_retries_through_it() -> None:
         assert moto.app.refused >= 2
 
 
-def test_motoserver_process_prints_port_and_pauses_on_signals() -> None:
+def test_motoserver_process_prints_port_and_pauses_on_signals(tmp_path: Path) -> None:
+    admin = tmp_path / "admin"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "impetus.local.motoserver"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "impetus.local.motoserver", "--admin-credentials", str(admin)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
         endpoint = f"http://127.0.0.1:{port}"
-        quick = _ddb(endpoint, read_timeout=0.5, retries={"mode": "standard", "max_attempts": 1})
+        assert stat.S_IMODE(admin.stat().st_mode) == 0o600  # written before the port
+        with pytest.raises(Exception, match="security token"):
+            _ddb(endpoint).list_tables()  # IAM is enforced: made-up keys are refused
+        key = credentials.read(credentials.ADMIN, admin)
+        quick = _ddb(
+            endpoint,
+            read_timeout=0.5,
+            retries={"mode": "standard", "max_attempts": 1},
+            key=(key.access_key_id, key.secret_access_key),
+        )
         assert quick.list_tables()["TableNames"] == []
         proc.send_signal(signal.SIGUSR1)
         time.sleep(0.3)
@@ -415,9 +427,21 @@ def test_local_stack_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert resp.status == 200
         assert "streams" in json.loads(resp.read())
 
-        # The stack's resources exist in its moto server.
-        ddb = _ddb(settings["endpoint_url"])
+        # The stack's resources exist in its moto server, which only its identities enter.
+        admin = credentials.read(credentials.ADMIN, home / "local/credentials/admin")
+        ddb = _ddb(settings["endpoint_url"], key=(admin.access_key_id, admin.secret_access_key))
         assert f"{settings['table_prefix']}-streams" in ddb.list_tables()["TableNames"]
+        with pytest.raises(Exception, match="security token"):
+            _ddb(settings["endpoint_url"]).list_tables()
+
+        # A node agent gets the node's credentials file and profile, no keys.
+        node_pid = json.loads(_impetus(home, "local", "status", "--json").stdout)["nodes"][0]
+        environ = Path(f"/proc/{node_pid['pid']}/environ").read_bytes().split(b"\0")
+        node_env = dict(v.decode().split("=", 1) for v in environ if b"=" in v)
+        assert node_env["AWS_PROFILE"] == "impetus-node"
+        assert node_env["AWS_SHARED_CREDENTIALS_FILE"] == str(home / "local/credentials/node")
+        assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(node_env)
+        assert admin.secret_access_key not in Path(f"/proc/{node_pid['pid']}/environ").read_text()
 
         again = _impetus(home, "local", "up")
         assert again.returncode == 0 and "already up" in again.stdout
@@ -448,6 +472,7 @@ def test_local_stack_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not state.pid_alive(settings["supervisor_pid"])
     assert state.group_members(pgids) == []
     assert not (home / "local.json").exists()
+    assert list((home / "local/credentials").iterdir()) == []  # keys of a gone moto
     assert _impetus(home, "local", "status").returncode == 1
     assert "no local stack" in _impetus(home, "local", "down").stdout
 

@@ -406,3 +406,26 @@ def test_outputs_for_the_client(synth):
         outputs
     )
     assert flatten(outputs[OUTPUT_API_URL]["Value"]).startswith("https://")
+
+
+def test_local_policies_have_the_synthesized_roles_actions(synth):
+    """Both renderers of impetus.core.grants: each component's local moto policy holds the
+    actions of its synthesized role (in moto's names, plus moto's aliases)."""
+    from impetus.core.grants import Component, Res
+    from impetus.local import iam as local_iam
+
+    _, template, _ = synth
+    placeholders = {kind: [f"arn:aws:s3:::placeholder-{kind.name}"] for kind in Res}
+    aliases = {alias.action for alias in local_iam.MOTO_ALIASES}
+    roles = {
+        "ApiApiRole": Component.API,
+        "DfsDfsRole": Component.DFS,
+        "NodesdefaultRole": Component.NODE,
+        "NodesspotRole": Component.NODE,
+    }
+    for role, component in roles.items():
+        synthesized = {a for s in role_statements(template, role) for a in as_list(s["Action"])}
+        document = local_iam.policy_document(component, placeholders)
+        local = {a for s in document["Statement"] for a in s["Action"]}
+        assert local - aliases == {local_iam.moto_name(a) for a in synthesized}, role
+        assert all("Condition" not in s for s in document["Statement"])  # moto denies those
