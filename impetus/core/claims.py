@@ -27,6 +27,9 @@ class ClaimedJob:
     max_attempts: int = 3  # runs that may be lost to crashes (signed at enqueue)
     failures: int = 0  # exception re-runs used so far
     signature: str = ""
+    # Set by the node's gate once the signature verified: the outcome's MAC then vouches
+    # for the args' digest (impetus.storage.jobqueue.seal).
+    verified: bool = False
 
 
 @dataclass
