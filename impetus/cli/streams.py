@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from impetus.cli.common import add_json_flag, age, api, print_json, table, write
+from impetus.cli.common import add_json_flag, age, api, print_json, stream_api, table, write
 from impetus.storage.joblist import DEFAULT_LIMIT, LIST_STATUSES, MAX_LIMIT
 
 COUNT_COLUMNS = ("waiting", "delayed", "running", "finished", "errors", "acked", "forked")
@@ -72,7 +72,7 @@ def cmd_streams(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    stream = api().get_stream(args.id)
+    stream = stream_api(args.id).get_stream(args.id)
     if args.json:
         print_json(stream)
         return 0
@@ -84,13 +84,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    api().delete_stream(args.id)
+    stream_api(args.id).delete_stream(args.id)
     write(f"deleted stream {args.id}")
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    answer = api().list_jobs(args.id, args.status, args.limit)
+    answer = stream_api(args.id).list_jobs(args.id, args.status, args.limit)
     if args.json:
         print_json(answer)
         return 0
@@ -117,7 +117,7 @@ def _duration(started: float | None, finished: float | None) -> str | None:
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    job = api().get_job(args.id, args.job)
+    job = stream_api(args.id).get_job(args.id, args.job)
     if args.json:
         print_json(job)
         return 0

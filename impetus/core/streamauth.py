@@ -13,8 +13,7 @@ From the stream key, for separate purposes (one leaked never gives another):
   every request on the stream (reads, forks, acknowledgements, deletion...);
 * :func:`outcome_mac`: what a node writes with each outcome, over :class:`OutcomeFacts`
   (stream, job, attempt, status, code, args and result digests, the error record), so
-  the client knows a node wrote it for that job; the client unpickles nothing else;
-* :func:`taskfile_key`: what the client MACs its task-file lines with.
+  the client knows a node wrote it for that job; the client unpickles nothing else.
 
 Nothing here reads AWS: the API and the nodes pass the signing key in.
 """
@@ -69,11 +68,6 @@ def token_matches(stream_key: str, token: Any) -> bool:
     if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
         return False
     return hmac.compare_digest(api_token(stream_key).encode(), token.encode())
-
-
-def taskfile_key(stream_key: str) -> bytes:
-    """The key a client MACs its task-file lines with."""
-    return bytes.fromhex(_hmac(stream_key, "taskfile"))
 
 
 def sha256_hex(data: str | bytes) -> str:
