@@ -16,7 +16,7 @@ import pytest
 from conftest_api import AUTHKEY, Api
 from test_api import job_batch
 
-from impetus import Impetus
+from impetus import Executor, Impetus
 from impetus.api_client import ApiClient
 from impetus.core import codec, streamauth
 from impetus.core.config import AwsSettings, ClientSettings
@@ -339,3 +339,30 @@ def test_a_deleted_stream_ends_a_running_client_with_one_line(served, tmp_path):
     (exc,) = failure
     assert isinstance(exc, StreamDeleted)
     assert str(exc) == "stream doomed was deleted while this client ran (by a holder of its key)"
+
+
+def test_a_lease_reaped_as_lost_arrives_as_lost_with_the_clients_own_args(served):
+    """DFS reaps without the signing key: its `lost` error has no MAC. The client passes
+    it on as the error it is, unpickling only the args its own fork digest vouches for."""
+    session, sender, collector, handed = _client(served["url"], "reaped")
+    session.api.update_properties("reaped", {"max_attempts": 1})
+    sender.fork(square, codec.dumps(5), job_id="j")
+    sender.flush()
+    queue = served["queue"]
+    assert queue.claim("reaped", "node-1", max_jobs=5, lease=-1.0) is not None  # expired
+    assert queue.reap("reaped") == 1
+    collector.receive("s1")
+    ((ready, errors),) = handed
+    assert ready == [] and [(j["id"], j["args"]) for j in errors] == [("j", 5)]
+    assert errors[0]["result"]["type"] == "lost"
+    session.close()
+
+
+def test_an_executor_whose_stream_is_deleted_fails_its_futures_at_once(served):
+    with Executor(served["url"], AUTHKEY, id="exec") as ex:
+        future = ex.submit(square, 4)
+        owner = ApiClient(ClientSettings(served["url"], AUTHKEY))
+        assert owner.use_filed_key("exec")
+        owner.delete_stream("exec")
+        with pytest.raises(StreamDeleted, match="stream exec was deleted"):
+            future.result(timeout=30)
