@@ -11,7 +11,20 @@ from impetus.api_client import ApiClient
 from impetus.cli.textfmt import age, table
 from impetus.core.config import ClientSettings
 
-__all__ = ["add_json_flag", "age", "api", "print_json", "stream_api", "table", "write"]
+__all__ = [
+    "STREAM_ID_HELP",
+    "add_json_flag",
+    "age",
+    "api",
+    "print_json",
+    "stream_api",
+    "table",
+    "write",
+]
+
+STREAM_ID_HELP = (
+    "stream id (a stream this user created: its key is read from $IMPETUS_HOME/streams)"
+)
 
 # A command fails fast when the API is down: 3 attempts (about a second), not the
 # client's patient default.

@@ -7,13 +7,13 @@ import json
 import sys
 from typing import Any
 
-from impetus.cli.common import add_json_flag, print_json, stream_api, write
+from impetus.cli.common import STREAM_ID_HELP, add_json_flag, print_json, stream_api, write
 from impetus.core.exceptions import ImpetusError
 
 
 def register(subparsers: Any) -> None:
     store = subparsers.add_parser("store", help="read and write a stream's key-value store")
-    store.add_argument("id", help="stream id")
+    store.add_argument("id", help=STREAM_ID_HELP)
     actions = store.add_subparsers(dest="store_command", metavar="{ls,get,put,del}", required=True)
 
     ls = actions.add_parser("ls", help="list the keys")
