@@ -192,9 +192,10 @@ def report(
     kills: dict[str, int],
     client_exit: int | None,
 ) -> dict[str, Any]:
-    ok = taskfiles.read(stream_dir / f"{STAGE}.ok") if (stream_dir / f"{STAGE}.ok").exists() else []
+    ok_path = stream_dir / f"{STAGE}.ok"
+    ok = taskfiles.read(ok_path, restore=False) if ok_path.exists() else []  # ids only
     err_path = stream_dir / f"{STAGE}.err"
-    err = taskfiles.read(err_path) if err_path.exists() else []
+    err = taskfiles.read(err_path, restore=False) if err_path.exists() else []
     lines = Counter(job["id"] for job in ok + err)
     runs = Counter(run_log.read_text().split()) if run_log.exists() else Counter()
     return {

@@ -5,6 +5,10 @@ for idempotent requests only. Every request this client makes with an id is idem
 ``POST /streams`` with an id reuses the stream, ``POST /jobs`` skips known job ids,
 acknowledging twice is harmless. The authkey travels only in the Authorization header; it
 never appears in a URL, a log line or an exception's text.
+
+Requests on a stream also carry the stream key's token (``X-Impetus-Stream-Key``, see
+impetus.core.streamauth) when this client holds the key (:meth:`ApiClient.use_stream_key`;
+``create_stream`` keeps the key of a stream it creates). The key itself is never sent.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
+from impetus.core import streamauth
 from impetus.core.config import ClientSettings
 from impetus.core.exceptions import ApiError
+from impetus.streamkeys import KeyStore, NoStreamKey
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,8 @@ class ApiClient:
     ) -> None:
         self._base = settings.api_url.rstrip("/")
         self._authkey = settings.authkey
+        self._tokens: dict[str, str] = {}  # stream id -> its key's API token
+        self._keys: dict[str, str] = {}  # stream id -> its key
         self._max_attempts = max(1, max_attempts)
         self._backoff_base = backoff_base
         # retries=False: urllib3's own retries would retry POSTs we did not mark idempotent.
@@ -72,40 +80,71 @@ class ApiClient:
     def __repr__(self) -> str:  # never show the authkey
         return f"ApiClient({self._base!r})"
 
+    @property
+    def url(self) -> str:
+        """The API's base URL (where keys are filed: impetus.streamkeys)."""
+        return self._base
+
     def close(self) -> None:
         self._pool.clear()
+
+    def use_stream_key(self, stream_id: str, key: str) -> None:
+        """Send this key's token with every request on ``stream_id``."""
+        self._keys[stream_id] = key
+        self._tokens[stream_id] = streamauth.api_token(key)
+
+    def stream_key(self, stream_id: str) -> str | None:
+        """The key this client holds for the stream, if any."""
+        return self._keys.get(stream_id)
+
+    def use_filed_key(self, stream_id: str) -> bool:
+        """Use the key this user filed for the stream (impetus.streamkeys), if any."""
+        key = KeyStore(self._base).load(stream_id)
+        if key is not None:
+            self.use_stream_key(stream_id, key)
+        return key is not None
 
     # --- streams ----------------------------------------------------------------------------
     def create_stream(
         self, stream_id: str | None = None, properties: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        """Create the stream, or open it again when it exists and this client holds its
+        key (ApiError 409 ``stream_exists`` otherwise). A new stream's key comes back in
+        the answer's ``stream_key`` and is used from then on."""
         body: dict[str, Any] = {"properties": properties or {}}
         if stream_id is not None:
             body["id"] = stream_id
-        return self._call("POST", "/streams", body, idempotent=stream_id is not None)
+        answer = self._call(
+            "POST", "/streams", body, idempotent=stream_id is not None, stream=stream_id
+        )
+        if answer.get("stream_key"):
+            self.use_stream_key(answer["id"], answer["stream_key"])
+        return answer
 
     def get_stream(self, stream_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/streams/{_segment(stream_id)}")
+        return self._call("GET", f"/streams/{_segment(stream_id)}", stream=stream_id)
 
     def list_streams(self) -> list[dict[str, Any]]:
         return self._call("GET", "/streams")["streams"]
 
     def update_properties(self, stream_id: str, properties: dict[str, Any]) -> dict[str, Any]:
         path = f"/streams/{_segment(stream_id)}"
-        return self._call("PATCH", path, {"properties": properties})
+        return self._call("PATCH", path, {"properties": properties}, stream=stream_id)
 
     def delete_stream(self, stream_id: str) -> dict[str, Any]:
-        return self._call("DELETE", f"/streams/{_segment(stream_id)}")
+        return self._call("DELETE", f"/streams/{_segment(stream_id)}", stream=stream_id)
 
     def take_collector(self, stream_id: str, holder: str, ttl: int) -> dict[str, Any]:
         """Take or renew the stream's collector lease; ApiError 409 (with ``retry_after``)
         while another client holds it."""
         body = {"holder": holder, "ttl": ttl}
-        return self._call("PUT", f"/streams/{_segment(stream_id)}/collector", body)
+        return self._call(
+            "PUT", f"/streams/{_segment(stream_id)}/collector", body, stream=stream_id
+        )
 
     def release_collector(self, stream_id: str, holder: str) -> bool:
         path = f"/streams/{_segment(stream_id)}/collector/{_segment(holder)}"
-        return bool(self._call("DELETE", path).get("released"))
+        return bool(self._call("DELETE", path, stream=stream_id).get("released"))
 
     # --- jobs -------------------------------------------------------------------------------
     def enqueue(
@@ -118,7 +157,9 @@ class ApiClient:
     ) -> dict[str, list[str]]:
         """POST a batch of JobSpec dicts; idempotent because every job carries its id."""
         body = {"python": python, "cloudpickle": cloudpickle, "functions": functions, "jobs": jobs}
-        return self._call("POST", f"/streams/{_segment(stream_id)}/jobs", body, idempotent=True)
+        return self._call(
+            "POST", f"/streams/{_segment(stream_id)}/jobs", body, idempotent=True, stream=stream_id
+        )
 
     def list_jobs(
         self, stream_id: str, status: str | None = None, limit: int = 100
@@ -127,24 +168,31 @@ class ApiClient:
         params: dict[str, Any] = {"limit": limit}
         if status is not None:
             params["status"] = status
-        return self._call("GET", f"/streams/{_segment(stream_id)}/jobs?{urlencode(params)}")
+        return self._call(
+            "GET", f"/streams/{_segment(stream_id)}/jobs?{urlencode(params)}", stream=stream_id
+        )
 
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/streams/{_segment(stream_id)}/jobs/{_segment(job_id)}")
+        return self._call(
+            "GET", f"/streams/{_segment(stream_id)}/jobs/{_segment(job_id)}", stream=stream_id
+        )
 
     def results(self, stream_id: str, stage: str, limit: int = 500) -> list[dict[str, Any]]:
         query = urlencode({"stage": stage, "limit": limit})
-        return self._call("GET", f"/streams/{_segment(stream_id)}/results?{query}")["jobs"]
+        return self._call(
+            "GET", f"/streams/{_segment(stream_id)}/results?{query}", stream=stream_id
+        )["jobs"]
 
     def ack(self, stream_id: str, ids: list[str]) -> int:
         path = f"/streams/{_segment(stream_id)}/results/ack"
-        return self._call("POST", path, {"ids": list(ids)}, idempotent=True)["acked"]
+        answer = self._call("POST", path, {"ids": list(ids)}, idempotent=True, stream=stream_id)
+        return answer["acked"]
 
     # --- large payloads (S3, through presigned URLs) ------------------------------------------
     def upload_urls(self, stream_id: str, count: int = 1) -> dict[str, Any]:
         """``{"uploads": [{"ref", "url"}], "content_type", "expires_in"}``."""
         path = f"/streams/{_segment(stream_id)}/payloads"
-        return self._call("POST", path, {"count": count}, idempotent=True)
+        return self._call("POST", path, {"count": count}, idempotent=True, stream=stream_id)
 
     def put_payload(self, url: str, content_type: str, data: str) -> None:
         """Upload to a presigned PUT URL (no authkey: the URL is the permission)."""
@@ -175,16 +223,16 @@ class ApiClient:
 
     # --- store ------------------------------------------------------------------------------
     def store_get(self, stream_id: str, key: str) -> Any:
-        return self._call("GET", self._store_path(stream_id, key))["value"]
+        return self._call("GET", self._store_path(stream_id, key), stream=stream_id)["value"]
 
     def store_put(self, stream_id: str, key: str, value: Any) -> None:
-        self._call("PUT", self._store_path(stream_id, key), {"value": value})
+        self._call("PUT", self._store_path(stream_id, key), {"value": value}, stream=stream_id)
 
     def store_delete(self, stream_id: str, key: str) -> None:
-        self._call("DELETE", self._store_path(stream_id, key))
+        self._call("DELETE", self._store_path(stream_id, key), stream=stream_id)
 
     def store_keys(self, stream_id: str) -> list[str]:
-        return self._call("GET", f"/streams/{_segment(stream_id)}/store")["keys"]
+        return self._call("GET", f"/streams/{_segment(stream_id)}/store", stream=stream_id)["keys"]
 
     # --- nodes ------------------------------------------------------------------------------
     def list_nodes(self) -> list[dict[str, Any]]:
@@ -196,13 +244,22 @@ class ApiClient:
 
     # --- transport --------------------------------------------------------------------------
     def _call(
-        self, method: str, path: str, body: Any = None, *, idempotent: bool | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        idempotent: bool | None = None,
+        stream: str | None = None,
     ) -> Any:
-        """One request with retries; the decoded JSON answer, or ApiError."""
+        """One request with retries; the decoded JSON answer, or ApiError. ``stream``:
+        the stream the request is on (its key's token goes along when held)."""
         if idempotent is None:
             idempotent = method in ("GET", "PUT", "DELETE", "PATCH", "HEAD")
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = {"Authorization": f"Bearer {self._authkey}", "Accept": "application/json"}
+        if stream is not None and stream in self._tokens:
+            headers[streamauth.HEADER] = self._tokens[stream]
         if data is not None:
             headers["Content-Type"] = "application/json"
         attempts = self._max_attempts if idempotent else 1
@@ -221,7 +278,12 @@ class ApiClient:
                 retry_after = response.headers.get("Retry-After")
                 self._sleep(attempt, retry_after, f"{method} {path}: {response.status}")
                 continue
-            return self._answer(response)
+            try:
+                return self._answer(response)
+            except ApiError as exc:
+                if stream is not None and exc.code == "stream_key_required":
+                    raise NoStreamKey(stream) from None  # this client holds no key for it
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _answer(self, response: Any) -> Any:

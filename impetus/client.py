@@ -53,6 +53,7 @@ from impetus.polling import Pacer
 from impetus.progress import Progress
 from impetus.results import RESULTS_LIMIT, ResultCollector
 from impetus.session import StreamSession, StreamStore
+from impetus.streamkeys import taskfile_key
 
 # FLUSH_* and RESULTS_LIMIT are re-exported: the module doc and callers name them here.
 __all__ = [
@@ -158,7 +159,11 @@ class Impetus:
         self._last_step: str | None = None
         self._ended: set[str] = set()
         stream_dir = self.stream_dir
-        self._files = TaskFiles(stream_dir, self._stage_names) if stream_dir is not None else None
+        self._files = (
+            TaskFiles(stream_dir, self._stage_names, taskfile_key(self.id))
+            if stream_dir is not None
+            else None
+        )
         self._ledger = JobLedger(self._stage_names, self._files)
         functions = FunctionTable()
         self._forks = ForkSender(self._session, functions, self._ledger, self._route)

@@ -23,6 +23,10 @@ fast while results flow, backing off to 0.5 s while jobs are out and nothing com
 and no request at all while no job is out.
 
 Cancelling a future drops its result; the job itself may still run (it was queued).
+A stream deleted under a running executor fails its pending futures at once with
+:class:`~impetus.session.StreamDeleted`. Results are verified as the pipeline's are
+(:mod:`impetus.integrity`): a job whose outcome does not verify fails its future with an
+``integrity`` error, and nothing of it is unpickled.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from impetus.ledger import STARTUP, JobLedger
 from impetus.polling import Pacer
 from impetus.remote import rebuild
 from impetus.results import RESULTS_LIMIT, ResultCollector
-from impetus.session import StreamSession
+from impetus.session import StreamDeleted, StreamSession
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +211,7 @@ class Executor(cf.Executor):
             except Exception as exc:  # the API is away: retry, then fail the futures
                 failures += 1
                 log.warning("executor %s: sending forks failed: %s", self.id, exc)
-                if failures >= MAX_FAILURES:
+                if failures >= MAX_FAILURES or isinstance(exc, StreamDeleted):
                     self._fail_all(exc)
                 time.sleep(min(2.0, 0.1 * 2**failures))
                 self._wake.set()
@@ -230,7 +234,7 @@ class Executor(cf.Executor):
                 failures += 1
                 log.warning("executor %s: collecting failed: %s", self.id, exc)
                 got = 0
-                if failures >= MAX_FAILURES:
+                if failures >= MAX_FAILURES or isinstance(exc, StreamDeleted):
                     self._fail_all(exc)
             pending = self._pending()
             if self._closing and not pending:

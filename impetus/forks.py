@@ -24,9 +24,10 @@ from typing import Any
 
 from impetus import mapping
 from impetus.core import codec
+from impetus.core.exceptions import ApiError
 from impetus.core.signing import sha256_hex
 from impetus.ledger import JobLedger
-from impetus.session import StreamSession
+from impetus.session import StreamSession, deleted_stream
 from impetus.storage import payloads
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,8 @@ class ForkSender:
             digest, code = self._functions.encode(target)
             jid = job_id if job_id is not None else self._derived_id(digest, stage, encoded_args)
             chunk = mapping.MAP_PROPERTY in properties
-            if not self._ledger.add_fork(jid, stage, origin, chunk):
+            args_digest = sha256_hex(encoded_args)
+            if not self._ledger.add_fork(jid, stage, origin, chunk, args_digest):
                 return jid
         spec: dict[str, Any] = {
             "id": jid,
@@ -261,10 +263,12 @@ class ForkSender:
             return self._session.api.enqueue(
                 self._session.id, batch, functions, codec.PYTHON_VERSION, codec.CLOUDPICKLE_VERSION
             )
-        except BaseException:
+        except BaseException as exc:
             with self._lock:
                 self._buffer[:0] = batch
                 self._buffer_bytes = self._buffered_bytes()
+            if isinstance(exc, ApiError):
+                raise deleted_stream(exc, self._session.id) from None
             raise
         finally:
             with self._lock:

@@ -9,6 +9,9 @@ which are still outstanding and which are *done*: their lines are in the task fi
 files, they were collected in this run. A done job is acknowledged but never written or
 handed over again: that is what makes a restarted client exactly-once.
 
+It also keeps the digest of the args of every fork this run made: the result collector
+unpickles args only when a digest vouches for them (impetus.integrity).
+
 The ledger is shared by the fork sender (forks made) and the result collector (results
 collected), which may run in different threads (the executor's), so it has its own lock.
 """
@@ -31,10 +34,15 @@ STARTUP = "startup"  # the step before the first stage; its forks count as "fork
 
 
 class TaskFiles:
-    """The task files of one stream: ``<stream_dir>/<stage>.ok`` and ``.err``."""
+    """The task files of one stream: ``<stream_dir>/<stage>.ok`` and ``.err``.
 
-    def __init__(self, stream_dir: Path, stages: Sequence[str]) -> None:
+    ``key`` MACs the lines (impetus.streamkeys.taskfile_key): :meth:`read_all` restores
+    pickled values only from lines whose MAC it verifies.
+    """
+
+    def __init__(self, stream_dir: Path, stages: Sequence[str], key: bytes | None = None) -> None:
         self.stream_dir = stream_dir
+        self.key = key
         self._stages = tuple(stages)
         self._open: dict[str, IO[str]] = {}  # path -> file kept open for appending
 
@@ -67,8 +75,8 @@ class TaskFiles:
         errors: dict[str, list] = {}
         for stage in self._stages:
             ok_path, err_path = taskfiles.stage_paths(self.stream_dir, stage)
-            ready[stage] = taskfiles.read(ok_path)
-            errors[stage] = taskfiles.read(err_path)
+            ready[stage] = taskfiles.read(ok_path, key=self.key)
+            errors[stage] = taskfiles.read(err_path, key=self.key)
         return ready, errors
 
     def close(self) -> None:
@@ -98,6 +106,7 @@ class JobLedger:
         self._stages = tuple(stages)
         self._stream_dir = files.stream_dir if files is not None else None  # for messages
         self._forked: dict[str, tuple[str, str]] = {}  # forked id -> (stage, origin)
+        self._digests: dict[str, bytes] = {}  # forked id -> sha256 of its encoded args
         self._outstanding: dict[str, set[str]] = {s: set() for s in self._stages}
         self._done: dict[str, set[str]] = {s: set() for s in self._stages}
         self._counts = {s: _Counts() for s in (STARTUP, *self._stages)}
@@ -106,14 +115,19 @@ class JobLedger:
                 self._done[stage].update(files.written_ids(stage))
 
     # --- forks ------------------------------------------------------------------------------
-    def add_fork(self, job_id: str, stage: str, origin: str, chunk: bool = False) -> bool:
+    def add_fork(
+        self, job_id: str, stage: str, origin: str, chunk: bool = False, args_digest: str = ""
+    ) -> bool:
         """Count a fork from step ``origin`` into ``stage``. True if it is to be sent:
         False for an id forked already in this run, or done (collected by an earlier
-        run: it counts as forked and processed at once)."""
+        run: it counts as forked and processed at once). ``args_digest``: the sha256 of
+        its encoded args, what its result's args are checked against."""
         with self._lock:
             if job_id in self._forked:
                 return False
             self._forked[job_id] = (stage, origin)
+            if args_digest:
+                self._digests[job_id] = bytes.fromhex(args_digest)
             self._counts[stage].forked_into += 1
             self._counts[origin].forked_by += 1
             if self._is_done(stage, job_id, chunk):
@@ -138,6 +152,12 @@ class JobLedger:
                     )
                     self._outstanding[stage].discard(job_id)
                     self._count_processed(job_id)
+
+    def fork_digest(self, job_id: str) -> str | None:
+        """The sha256 of the args this run forked under ``job_id``; None: not forked here."""
+        with self._lock:
+            digest = self._digests.get(job_id)
+        return digest.hex() if digest is not None else None
 
     # --- results ----------------------------------------------------------------------------
     def is_done(self, stage: str, job_id: str, chunk: bool = False) -> bool:

@@ -1,7 +1,8 @@
 """Collecting results: poll a stage's results, decode them, hand them over, acknowledge.
 
-One batch goes: ``GET /results?stage=S`` -> decode (args, results, large results from S3,
-chunk jobs expanded into their items) -> hand the new jobs ``(ready, errors)`` to the
+One batch goes: ``GET /results?stage=S`` -> verify and decode (args and results only
+when impetus.integrity vouches for them; large results from S3; chunk jobs expanded into
+their items) -> hand the new jobs ``(ready, errors)`` to the
 owner's handler (the pipeline's stage, the executor's futures) -> append them to the
 task files -> acknowledge. Jobs the ledger has as done (written by an earlier run, or by
 an earlier batch whose acknowledgement was lost) are acknowledged only.
@@ -20,10 +21,12 @@ from typing import Any
 
 from impetus import mapping, taskfiles
 from impetus.core import codec, joboutput
+from impetus.core.exceptions import ApiError
 from impetus.core.jobs import JOB_FIELDS, READY, fill_statement, system_error
 from impetus.forks import FunctionTable
+from impetus.integrity import OutcomeVerifier
 from impetus.ledger import JobLedger, TaskFiles
-from impetus.session import StreamSession
+from impetus.session import StreamSession, deleted_stream
 
 RESULTS_LIMIT = 500
 EXTRA_JOB_FIELDS = ("attempt", "node", "started", "finished", "args_ref", "output")
@@ -42,9 +45,10 @@ class _Batch:
     err_lines: list[str] = field(default_factory=list)
     new_ids: set[str] = field(default_factory=set)  # API job ids, new in this page
     line_ids: list[str] = field(default_factory=list)  # ids of the lines (chunks: items')
+    key: bytes | None = None  # MACs the lines (see TaskFiles)
 
     def add(self, job: dict[str, Any]) -> None:
-        line = taskfiles.encode_line(job)  # before the handler can change the job
+        line = taskfiles.encode_line(job, self.key)  # before the handler can change the job
         if job["status"] == READY:
             self.ready.append(job)
             self.ok_lines.append(line)
@@ -74,6 +78,7 @@ class ResultCollector:
         self._ledger = ledger
         self._files = files
         self._handler = handler
+        self._verifier = OutcomeVerifier(session.id, session.key, ledger.fork_digest)
         #: where the jobs' captured output (stdout, stderr, logging) is shown; None: not
         self.echo: Callable[[str], None] | None = None
 
@@ -88,7 +93,10 @@ class ResultCollector:
         """One results batch of ``stage``, handed over and written but not acknowledged:
         the ids to pass to :meth:`acknowledge` (the caller may send forks first). Until
         then a poll may return them again; they are skipped as done."""
-        raw_jobs = self._session.api.results(self._session.id, stage, RESULTS_LIMIT)
+        try:
+            raw_jobs = self._session.api.results(self._session.id, stage, RESULTS_LIMIT)
+        except ApiError as exc:
+            raise deleted_stream(exc, self._session.id) from None
         if not raw_jobs:
             return []
         batch = self._new_jobs(stage, raw_jobs)
@@ -103,11 +111,14 @@ class ResultCollector:
     def acknowledge(self, job_ids: list[str]) -> None:
         """Tell the queue these results are kept: it will not return them again."""
         if job_ids:
-            self._session.api.ack(self._session.id, job_ids)
+            try:
+                self._session.api.ack(self._session.id, job_ids)
+            except ApiError as exc:
+                raise deleted_stream(exc, self._session.id) from None
 
     # --- decoding -----------------------------------------------------------------------------
     def _new_jobs(self, stage: str, raw_jobs: list[dict[str, Any]]) -> _Batch:
-        batch = _Batch()
+        batch = _Batch(key=self._files.key if self._files is not None else None)
         for raw in raw_jobs:
             count = mapping.chunk_count(raw)
             # A chunk job's task-file lines are its items': item 0 marks it done.
@@ -133,12 +144,18 @@ class ResultCollector:
         job.update({k: raw[k] for k in EXTRA_JOB_FIELDS if raw.get(k) is not None})
         fn = self._functions.function(raw.get("code"))
         job["code"] = self._functions.code(raw.get("code"))
+        job["args"] = None
         try:
             if raw.get("result_url"):  # a large result, in S3
                 raw["result"] = self._session.api.get_payload(raw["result_url"])
+            verdict = self._verifier.check(raw, raw.get("result"))
+            if verdict.problem:  # nothing of it is unpickled
+                job["status"] = "error"
+                job["result"] = system_error("integrity", verdict.problem, job["name"] or "")
             # S3 args stay there (the job shows their args_ref) instead of coming back.
-            job["args"] = codec.loads(raw["args"]) if raw.get("args") else None
-            if job["status"] == READY and isinstance(raw.get("result"), str):
+            if verdict.args_ok:
+                job["args"] = codec.loads(raw["args"])
+            if verdict.result_ok and isinstance(raw.get("result"), str):
                 job["result"] = codec.loads(raw["result"])
         except Exception as exc:  # e.g. the result's class cannot be imported here
             job["status"] = "error"

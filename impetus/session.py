@@ -1,9 +1,14 @@
 """One stream on the API, as a client holds it: created on open, deleted on request.
 
-:class:`StreamSession` owns the API client of a run and the stream's identity (id and
-properties); :class:`StreamStore` is the stream's key-value store as a mapping. The fork
-sender, the result collector, the pipeline app and the executor all talk to the API through
-one session's ``api``.
+:class:`StreamSession` owns the API client of a run and the stream's identity (id,
+properties and key); :class:`StreamStore` is the stream's key-value store as a mapping.
+The fork sender, the result collector, the pipeline app and the executor all talk to the
+API through one session's ``api``.
+
+The stream key (impetus.core.streamauth): a new stream's comes back from the API once and
+is filed at once (impetus.streamkeys); a program restarted with the same id finds it there
+and resumes. An id that exists without a key here is another client's stream:
+:class:`~impetus.streamkeys.NoStreamKey`, and nothing of it is touched.
 """
 
 from __future__ import annotations
@@ -17,10 +22,28 @@ from typing import Any
 
 from impetus.api_client import ApiClient
 from impetus.core.config import ClientSettings
-from impetus.core.exceptions import ApiError, CollectorBusy
+from impetus.core.exceptions import ApiError, CollectorBusy, ImpetusError
 from impetus.core.keys import STREAM_ID
+from impetus.streamkeys import KeyStore, NoStreamKey
 
 log = logging.getLogger(__name__)
+
+
+class StreamDeleted(ImpetusError):
+    """The stream was deleted while this client used it."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(
+            f"stream {stream_id} was deleted while this client ran (by a holder of its key)"
+        )
+        self.stream_id = stream_id
+
+
+def deleted_stream(exc: ApiError, stream_id: str) -> BaseException:
+    """StreamDeleted for the API's 404 on the stream itself, else ``exc``."""
+    if exc.status == 404 and exc.code == "stream_not_found":
+        return StreamDeleted(stream_id)
+    return exc
 
 
 class StreamStore(MutableMapping):
@@ -144,7 +167,8 @@ class StreamSession:
 
     def __init__(self, api: ApiClient, stream_id: str, properties: Mapping[str, Any]) -> None:
         self.api = api
-        answer = api.create_stream(stream_id, dict(properties))
+        self._keys = KeyStore(api.url)
+        answer, self.key = self._open(stream_id, properties)
         self.id: str = answer.get("id", stream_id)
         self.properties: dict[str, Any] = dict(answer.get("properties") or {})
         if any(self.properties.get(k) != v for k, v in properties.items()):
@@ -152,6 +176,24 @@ class StreamSession:
             self.properties = dict(answer.get("properties") or {})
         self.store = StreamStore(api, self.id)
         self.lease = CollectorLease(api, self.id)
+
+    def _open(self, stream_id: str, properties: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """Create the stream, or open it with the key filed for it: (answer, its key)."""
+        key = self._keys.load(stream_id)
+        if key is not None:
+            self.api.use_stream_key(stream_id, key)
+        try:
+            answer = self.api.create_stream(stream_id, dict(properties))
+        except ApiError as exc:
+            if exc.status == 409 and exc.code == "stream_exists":
+                raise NoStreamKey(stream_id) from None
+            raise
+        if answer.get("stream_key"):  # created now (or again, after a deletion)
+            self._keys.save(stream_id, answer["stream_key"])
+            return answer, answer["stream_key"]
+        if key is None:  # the API opens an existing stream only for its key's holder
+            raise NoStreamKey(stream_id)
+        return answer, key
 
     @classmethod
     def open(
@@ -180,6 +222,7 @@ class StreamSession:
         except ApiError as exc:
             if exc.status != 404:
                 raise
+        self._keys.forget(self.id)
 
     def close(self) -> None:
         """Give the lease up and close the API client's connections."""

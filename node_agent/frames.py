@@ -23,6 +23,7 @@ worker -> agent::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields
 from multiprocessing.connection import Connection
 from typing import Any
@@ -38,6 +39,7 @@ MAX_ID_CHARS = 200
 REQUEST_KINDS = ("store", "args_url", "result_url")
 STORE_OPS = ("get", "put", "add", "delete", "keys")
 _OUTCOME_FIELDS = {f.name for f in fields(Outcome)}
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class Malformed(Exception):
@@ -130,6 +132,9 @@ def _check_outcome(outcome: Outcome) -> None:
     for stamp in (outcome.started, outcome.finished):
         if not isinstance(stamp, (int, float)) or isinstance(stamp, bool):
             raise Malformed("outcome times must be numbers")
+    digest = outcome.result_digest
+    if not isinstance(digest, str) or (digest and not _HEX64.match(digest)):
+        raise Malformed("a result digest is 64 hex digits")
     if outcome.status == READY and (outcome.result is None) == (outcome.result_ref is None):
         raise Malformed("a ready outcome carries a result or a result reference")
 

@@ -69,4 +69,5 @@ class JobGate:
         envelope = Envelope.of_record(record, args_digest=args_digest)
         if not self.signer().verify(envelope, job.signature):
             return _refuse(job, "signature", "missing or invalid; the job was not run")
+        job.verified = True  # the outcome's MAC may vouch for these args now
         return None

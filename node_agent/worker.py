@@ -179,8 +179,12 @@ def _deliver(job: dict[str, Any], result: str, channel: Channel | None) -> Outco
     if channel is None:
         raise ImpetusError("no agent to ask for an upload URL")
     upload = channel.request("result_url", job=job["id"])
-    _transfer(upload["url"], result.encode())
-    return Outcome(READY, result_ref=upload["key"])
+    data = result.encode()
+    _transfer(upload["url"], data)
+    # The node MACs this digest into the outcome instead of downloading the object again;
+    # the client checks the object it downloads against it (a worker that lies only fails
+    # its own job).
+    return Outcome(READY, result_ref=upload["key"], result_digest=sha256_hex(data))
 
 
 def run_job(job: dict[str, Any], cache: FunctionCache, channel: Channel | None = None) -> Outcome:

@@ -11,7 +11,20 @@ from impetus.api_client import ApiClient
 from impetus.cli.textfmt import age, table
 from impetus.core.config import ClientSettings
 
-__all__ = ["add_json_flag", "age", "api", "print_json", "table", "write"]
+__all__ = [
+    "STREAM_ID_HELP",
+    "add_json_flag",
+    "age",
+    "api",
+    "print_json",
+    "stream_api",
+    "table",
+    "write",
+]
+
+STREAM_ID_HELP = (
+    "stream id (a stream this user created: its key is read from $IMPETUS_HOME/streams)"
+)
 
 # A command fails fast when the API is down: 3 attempts (about a second), not the
 # client's patient default.
@@ -21,6 +34,14 @@ CLI_ATTEMPTS = 3
 def api() -> ApiClient:
     """A client of the configured API (environment, else the local stack's settings)."""
     return ApiClient(ClientSettings.resolve(), max_attempts=CLI_ATTEMPTS)
+
+
+def stream_api(stream_id: str) -> ApiClient:
+    """A client that sends the key this user holds for ``stream_id`` (impetus.streamkeys);
+    a stream whose key it does not hold fails as NoStreamKey: one line, exit 1."""
+    client = api()
+    client.use_filed_key(stream_id)
+    return client
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

@@ -7,13 +7,13 @@ import json
 import sys
 from typing import Any
 
-from impetus.cli.common import add_json_flag, api, print_json, write
+from impetus.cli.common import STREAM_ID_HELP, add_json_flag, print_json, stream_api, write
 from impetus.core.exceptions import ImpetusError
 
 
 def register(subparsers: Any) -> None:
     store = subparsers.add_parser("store", help="read and write a stream's key-value store")
-    store.add_argument("id", help="stream id")
+    store.add_argument("id", help=STREAM_ID_HELP)
     actions = store.add_subparsers(dest="store_command", metavar="{ls,get,put,del}", required=True)
 
     ls = actions.add_parser("ls", help="list the keys")
@@ -49,7 +49,7 @@ def parse_value(text: str, as_string: bool = False) -> Any:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    keys = sorted(api().store_keys(args.id))
+    keys = sorted(stream_api(args.id).store_keys(args.id))
     if args.json:
         print_json(keys)
     elif keys:
@@ -58,7 +58,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    value = api().store_get(args.id, args.key)
+    value = stream_api(args.id).store_get(args.id, args.key)
     if args.json or not isinstance(value, str):
         print(json.dumps(value, ensure_ascii=False))
     else:
@@ -69,10 +69,10 @@ def cmd_get(args: argparse.Namespace) -> int:
 def cmd_put(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.value == "-" else args.value
     value = parse_value(text, args.string)  # bad input fails before any request
-    api().store_put(args.id, args.key, value)
+    stream_api(args.id).store_put(args.id, args.key, value)
     return 0
 
 
 def cmd_del(args: argparse.Namespace) -> int:
-    api().store_delete(args.id, args.key)
+    stream_api(args.id).store_delete(args.id, args.key)
     return 0

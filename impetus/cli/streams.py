@@ -6,7 +6,16 @@ import argparse
 import json
 from typing import Any
 
-from impetus.cli.common import add_json_flag, age, api, print_json, table, write
+from impetus.cli.common import (
+    STREAM_ID_HELP,
+    add_json_flag,
+    age,
+    api,
+    print_json,
+    stream_api,
+    table,
+    write,
+)
 from impetus.storage.joblist import DEFAULT_LIMIT, LIST_STATUSES, MAX_LIMIT
 
 COUNT_COLUMNS = ("waiting", "delayed", "running", "finished", "errors", "acked", "forked")
@@ -20,15 +29,15 @@ def register(subparsers: Any) -> None:
     stream = subparsers.add_parser("stream", help="show or delete one stream")
     actions = stream.add_subparsers(dest="stream_command", metavar="{show,delete}", required=True)
     show = actions.add_parser("show", help="properties and counts of a stream")
-    show.add_argument("id", help="stream id")
+    show.add_argument("id", help=STREAM_ID_HELP)
     add_json_flag(show)
     show.set_defaults(func=cmd_show)
     delete = actions.add_parser("delete", help="delete a stream with its jobs and store")
-    delete.add_argument("id", help="stream id")
+    delete.add_argument("id", help=STREAM_ID_HELP)
     delete.set_defaults(func=cmd_delete)
 
     jobs = subparsers.add_parser("jobs", help="list a stream's jobs (payloads left out)")
-    jobs.add_argument("id", help="stream id")
+    jobs.add_argument("id", help=STREAM_ID_HELP)
     jobs.add_argument("--status", choices=LIST_STATUSES, help="only jobs with this status")
     jobs.add_argument(
         "--limit",
@@ -40,7 +49,7 @@ def register(subparsers: Any) -> None:
     jobs.set_defaults(func=cmd_jobs)
 
     job = subparsers.add_parser("job", help="one job's record: status, error, output")
-    job.add_argument("id", help="stream id")
+    job.add_argument("id", help=STREAM_ID_HELP)
     job.add_argument("job", help="job id")
     add_json_flag(job)
     job.set_defaults(func=cmd_job)
@@ -72,7 +81,7 @@ def cmd_streams(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    stream = api().get_stream(args.id)
+    stream = stream_api(args.id).get_stream(args.id)
     if args.json:
         print_json(stream)
         return 0
@@ -84,13 +93,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    api().delete_stream(args.id)
+    stream_api(args.id).delete_stream(args.id)
     write(f"deleted stream {args.id}")
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    answer = api().list_jobs(args.id, args.status, args.limit)
+    answer = stream_api(args.id).list_jobs(args.id, args.status, args.limit)
     if args.json:
         print_json(answer)
         return 0
@@ -117,7 +126,7 @@ def _duration(started: float | None, finished: float | None) -> str | None:
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    job = api().get_job(args.id, args.job)
+    job = stream_api(args.id).get_job(args.id, args.job)
     if args.json:
         print_json(job)
         return 0

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from impetus.cli import watchview
-from impetus.cli.common import api
+from impetus.cli.common import api, stream_api
 from impetus.core.config import ClientSettings
 
 
@@ -41,4 +41,5 @@ def _frames(text: str) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     frames = 1 if args.once else args.frames
     title = ClientSettings.resolve().api_url
-    return watchview.watch(api(), sys.stdout, args.id, args.interval, frames, title)
+    client = stream_api(args.id) if args.id else api()  # one stream: with its key
+    return watchview.watch(client, sys.stdout, args.id, args.interval, frames, title)

@@ -28,6 +28,9 @@ class ClaimedJob:
     time_limit: float | None = None  # seconds it may run (signed at enqueue); None: none
     failures: int = 0  # exception re-runs used so far
     signature: str = ""
+    # Set by the node's gate once the signature verified: the outcome's MAC then vouches
+    # for the args' digest (impetus.storage.jobqueue.seal).
+    verified: bool = False
 
 
 @dataclass

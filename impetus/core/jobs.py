@@ -80,6 +80,7 @@ class Outcome:
     finished: float = 0.0
     failure: str = ""  # EXCEPTION, CRASH or "" (see above); only for ERROR
     result_ref: str | None = None  # S3 key of a large result (impetus.storage.payloads)
+    result_digest: str = ""  # sha256 of that S3 object's text, as its worker uploaded it
     # What the job printed and logged: {"stdout"?, "stderr"?, "log"?, "truncated"?},
     # each the last 64 KiB (node_agent/capture.py); None when it wrote nothing.
     output: dict[str, Any] | None = None

@@ -114,6 +114,8 @@ class SigningKey(Protocol):
 
     def verify(self, envelope: Envelope, signature: Any) -> bool: ...
 
+    def derive(self, message: bytes, version: str | None = None) -> tuple[str, bytes]: ...
+
 
 class Signer:
     """Signs and verifies envelopes with one key."""
@@ -131,6 +133,13 @@ class Signer:
         if not isinstance(signature, str):
             return False
         return hmac.compare_digest(self.sign(envelope), signature)
+
+    def derive(self, message: bytes, version: str | None = None) -> tuple[str, bytes]:
+        """("", HMAC(key, message)): a key of its own for ``message``'s purpose (stream
+        keys, impetus.core.streamauth). One key has no versions: only "" (or None)."""
+        if version not in (None, ""):
+            raise UnknownVersion(version)
+        return "", hmac.new(self._key, b"derive:" + message, hashlib.sha256).digest()
 
     def __repr__(self) -> str:  # never show the key
         return "Signer(<key>)"
@@ -207,6 +216,21 @@ class Keyring:
             return False
         signer = self._signer_for(version)
         return signer is not None and signer.verify(envelope, mac)
+
+    def derive(self, message: bytes, version: str | None = None) -> tuple[str, bytes]:
+        """(version, key derived from it for ``message``) with the current version (None)
+        or the given one: UnknownVersion when the secret has none such, KeyUnavailable
+        when it cannot be read now. Stream keys (impetus.core.streamauth) name the version
+        they were drawn under, so a rotation does not change them."""
+        if version is None:
+            version, signer = self._current_signer()
+            return version, signer.derive(message)[1]
+        if not _VERSION_ID.match(version):
+            raise UnknownVersion(version)
+        signer = self._signer_for(version)
+        if signer is None:
+            raise UnknownVersion(version)
+        return version, signer.derive(message)[1]
 
     def _signer_for(self, version: str) -> Signer | None:
         """The version's signer; None when the secret has no such version. Raises

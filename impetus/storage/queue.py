@@ -43,13 +43,15 @@ class Queue:
         self.settings = settings or AwsSettings.from_env()
         self.client = client or aws.client("dynamodb", self.settings)
         self.tables = table_names(self.settings.table_prefix)
-        self.streams = Streams(self.client, self.tables[STREAMS])
+        keys = (lambda: signer) if signer else KeyLoader(self.settings).signer
+        self.streams = Streams(self.client, self.tables[STREAMS], keys)
         self.store = Store(self.client, self.tables[STORE])
         self.jobs = JobQueue.build(
             self.client,
             {"jobs": self.tables[JOBS], "queue": self.tables[QUEUE]},
             self.streams,
-            (lambda: signer) if signer else KeyLoader(self.settings).signer,
+            keys,
+            self._payload_bytes,
         )
         self.nodes = Nodes(self.client, self.tables[NODES])
         self.counters: BufferedCounters | None = None
@@ -63,6 +65,10 @@ class Queue:
             self._payloads = payloads.Payloads(self.settings)
         return self._payloads
 
+    def _payload_bytes(self, key: str) -> str:
+        """An S3 payload's text (a node's outcome MAC covers a large result's bytes)."""
+        return self.payloads.get(key)
+
     def buffer_counters(self, interval: float = FLUSH_EVERY) -> BufferedCounters:
         """Defer backlog counter writes (node agents: see impetus.storage.counters); the caller
         flushes them (``counters.maybe_flush()`` in its loop, ``flush()`` at the end)."""
@@ -75,7 +81,19 @@ class Queue:
         self, stream_id: str | None = None, properties: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], bool]:
         """Create a stream; an existing id is reused. Returns (description, created?)."""
+        description, created, _ = self.streams.create(stream_id, properties)
+        return description, created
+
+    def create_owned_stream(
+        self, stream_id: str | None = None, properties: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool, str | None]:
+        """As :meth:`create_stream`, and the new stream's key (None when the id existed):
+        what the API hands its creator once (see impetus.core.streamauth)."""
         return self.streams.create(stream_id, properties)
+
+    def stream_key(self, stream_id: str) -> str | None:
+        """The stream's key (None: a stream from before owners); StreamNotFound."""
+        return self.streams.stream_key(self.streams.get_item(stream_id))
 
     def get_stream(self, stream_id: str) -> dict[str, Any]:
         return self.streams.get(stream_id)

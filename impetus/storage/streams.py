@@ -1,4 +1,8 @@
-"""Streams: properties, status and backlog counters, one item per stream.
+"""Streams: properties, status, owner and backlog counters, one item per stream.
+
+The owner: a random nonce and the signing key version the stream key was drawn under
+(see impetus.core.streamauth). Nothing secret is stored; whoever holds the signing key
+recomputes the stream key from them (:meth:`Streams.stream_key`).
 
 Counters are kept with atomic ADDs by whoever changes the backlog (enqueue, claim,
 complete, ack), so DFS and ``impetus watch`` read a backlog without scanning anything.
@@ -9,13 +13,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from impetus.core import properties
-from impetus.core.exceptions import CollectorBusy, Conflict, InvalidRequest, StreamNotFound
+from impetus.core import properties, streamauth
+from impetus.core.exceptions import (
+    CollectorBusy,
+    ConfigError,
+    Conflict,
+    InvalidRequest,
+    StreamNotFound,
+)
 from impetus.core.keys import STREAM_ID, check
 from impetus.storage import dynamo
 
@@ -66,21 +77,38 @@ def _json_properties(props: dict[str, Any]) -> dict[str, Any]:
     return json.loads(text, parse_float=Decimal)
 
 
+def _no_keys() -> streamauth.KeyDeriver:
+    raise ConfigError("no signing key: this Streams cannot derive stream keys")
+
+
 class Streams:
-    def __init__(self, client: Any, table: str) -> None:
+    """The streams table. ``keys`` gives the signing key (read when a stream key is first
+    derived: creating a stream, checking a request, MACing an outcome)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        keys: Callable[[], streamauth.KeyDeriver] = _no_keys,
+    ) -> None:
         self.client = client
         self.table = table
+        self._keys = keys
 
     def create(
         self, stream_id: str | None, props: dict[str, Any] | None
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[dict[str, Any], bool, str | None]:
+        """(description, created?, the new stream's key: None when the id existed)."""
         stream_id = check(STREAM_ID, stream_id or uuid.uuid4().hex, "stream id")
         props = properties.validate(props or {})
+        nonce = streamauth.new_nonce()
+        version, key = streamauth.derive_stream_key(self._keys(), stream_id, nonce, None)
         item = {
             "stream": stream_id,
             "properties": _json_properties(props),
             "created": time.time(),
             "status": ACTIVE,
+            "owner": {"nonce": nonce, "version": version},
             **dict.fromkeys(COUNTERS, 0),
         }
         try:
@@ -93,8 +121,19 @@ class Streams:
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):
                 raise
-            return self.get(stream_id), False
-        return _describe(dynamo.deserialize(dynamo.serialize(item))), True
+            return self.get(stream_id), False, None
+        return _describe(dynamo.deserialize(dynamo.serialize(item))), True, key
+
+    def stream_key(self, item: dict[str, Any]) -> str | None:
+        """The key of a stream item (``get_item``); None for a stream created before
+        streams had owners. KeyUnavailable when its key version cannot be read now."""
+        owner = item.get("owner")
+        if not isinstance(owner, dict) or not owner.get("nonce"):
+            return None
+        _, key = streamauth.derive_stream_key(
+            self._keys(), item["stream"], owner["nonce"], owner.get("version") or ""
+        )
+        return key
 
     def get_item(self, stream_id: str) -> dict[str, Any]:
         check(STREAM_ID, stream_id, "stream id")

@@ -6,28 +6,22 @@ Order of checks for every request: auth (401/403), raw body (413/415/400), routi
 
 from __future__ import annotations
 
-import math
 from http import HTTPStatus
 from typing import Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from impetus.core import keys
+from impetus.core import keys, streamauth
 from impetus.core.config import AwsSettings
-from impetus.core.exceptions import CollectorBusy, ImpetusError
+from impetus.core.exceptions import ImpetusError
 from impetus.scaler import nudge
 from impetus.storage import joblist, payloads
 from impetus.storage.queue import Queue
-from lambdas.api import auth, guards, models
+from lambdas.api import auth, guards, handlers, models, owners
 from lambdas.api.config import (
     JOB_ID_PATTERN,
     MAX_RESULTS_LIMIT,
@@ -38,10 +32,8 @@ from lambdas.api.config import (
 from lambdas.api.exceptions import (
     BadRequest,
     HttpError,
-    MethodNotAllowed,
-    NotFound,
     ServerError,
-    error_body,
+    StreamExists,
     from_impetus,
     raw_error_response,
     raw_response,
@@ -55,9 +47,18 @@ OPENAPI = {
     "title": "Impetus API",
     "version": "1",
     "description": "Streams, jobs, results and stores of Impetus. Errors: {error, message}.",
-    "security_schemes": {"bearer": HTTPBearer(description="Authorization: Bearer <authkey>")},
+    "security_schemes": {
+        "bearer": HTTPBearer(description="Authorization: Bearer <authkey>"),
+        "streamKey": APIKey(
+            name=streamauth.HEADER,
+            in_=APIKeyIn.header,
+            description="the stream key's token (see docs/http-api.md#stream-keys); "
+            "every route on one stream needs it",
+        ),
+    },
     "security": [{"bearer": []}],
 }
+OWNED = [{"bearer": [], "streamKey": []}]  # the routes on one stream
 
 _queue: Queue | None = None
 _openapi_json: str | None = None
@@ -109,10 +110,13 @@ def answers(model: type, description: str, created: str | None = None) -> dict[i
 AUTH_STATUSES = (401, 403)
 ERROR_STATUSES = {
     400: "bad input",
-    401: "no Authorization header (on AWS: API Gateway's body, no error code)",
-    403: "wrong authkey or malformed header (on AWS: API Gateway's body, no error code)",
+    401: "no Authorization header (on AWS: API Gateway's body, no error code); no stream "
+    "key header (a stream's routes)",
+    403: "wrong authkey or malformed header (on AWS: API Gateway's body, no error code); "
+    "wrong stream key",
     404: "unknown stream, job, key or route",
-    409: "a change the resource cannot take (a stream's shards; its collector lease)",
+    409: "a change the resource cannot take (a stream's shards; its collector lease; "
+    "creating an id that exists without its key)",
     413: "body or payload too large",
     415: "body is not JSON",
 }
@@ -122,51 +126,85 @@ def json_response(body: Any, status: int = HTTPStatus.OK) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+def _own(stream_id: str) -> None:
+    """The request holds the stream's key (lambdas.api.owners), or 401/403/404."""
+    owners.check(queue(), stream_id, app.current_event.headers or {})
+
+
 # --- streams --------------------------------------------------------------------------------
 @app.get("/streams", responses=answers(models.StreamList, "all streams"))
 def list_streams():
     return {"streams": queue().list_streams()}
 
 
-@app.post("/streams", responses=answers(models.Stream, "the id existed", created="created"))
+@app.post(
+    "/streams",
+    responses=answers(
+        models.CreatedStream,
+        "the id existed, and the request carries its key",
+        created="created: the answer holds the stream key, the only time it is sent",
+    ),
+)
 def create_stream(body: Annotated[models.CreateStream, Body()]):
-    description, created = queue().create_stream(body.id, body.properties)
-    return json_response(description, HTTPStatus.CREATED if created else HTTPStatus.OK)
+    q = queue()
+    description, created, key = q.create_owned_stream(body.id, body.properties)
+    if created:
+        return json_response({**description, "stream_key": key}, HTTPStatus.CREATED)
+    if not owners.holds_key(q, description["id"], app.current_event.headers or {}):
+        raise StreamExists(
+            f"stream {description['id']!r} exists and its key is not in this request "
+            "(created by another client?)"
+        )
+    return json_response(description, HTTPStatus.OK)
 
 
-@app.get("/streams/<stream_id>", responses=answers(models.Stream, "the stream"))
+@app.get("/streams/<stream_id>", responses=answers(models.Stream, "the stream"), security=OWNED)
 def get_stream(stream_id: StreamIdPath):
+    _own(stream_id)
     return queue().get_stream(stream_id)
 
 
-@app.patch("/streams/<stream_id>", responses=answers(models.Stream, "the stream"))
+@app.patch("/streams/<stream_id>", responses=answers(models.Stream, "the stream"), security=OWNED)
 def update_stream(stream_id: StreamIdPath, body: Annotated[models.UpdateStream, Body()]):
+    _own(stream_id)
     return queue().update_properties(stream_id, body.properties)
 
 
-@app.delete("/streams/<stream_id>", responses=answers(models.Deleted, "deleted"))
+@app.delete("/streams/<stream_id>", responses=answers(models.Deleted, "deleted"), security=OWNED)
 def delete_stream(stream_id: StreamIdPath):
+    _own(stream_id)
     queue().delete_stream(stream_id)
     return {"deleted": stream_id}
 
 
 # --- the collector lease: one client collects a stream --------------------------------------
-@app.put("/streams/<stream_id>/collector", responses=answers(models.CollectorHeld, "held"))
+@app.put(
+    "/streams/<stream_id>/collector",
+    responses=answers(models.CollectorHeld, "held"),
+    security=OWNED,
+)
 def take_collector(stream_id: StreamIdPath, body: Annotated[models.CollectorLease, Body()]):
+    _own(stream_id)
     expires = queue().take_collector(stream_id, body.holder, body.ttl)
     return {"holder": body.holder, "expires": expires}
 
 
 @app.delete(
-    "/streams/<stream_id>/collector/<holder>", responses=answers(models.Released, "released")
+    "/streams/<stream_id>/collector/<holder>",
+    responses=answers(models.Released, "released"),
+    security=OWNED,
 )
 def release_collector(stream_id: StreamIdPath, holder: HolderPath):
+    _own(stream_id)
     return {"released": queue().release_collector(stream_id, holder)}
 
 
 # --- jobs and results -----------------------------------------------------------------------
-@app.post("/streams/<stream_id>/jobs", responses=answers(models.Enqueued, "enqueued"))
+@app.post(
+    "/streams/<stream_id>/jobs", responses=answers(models.Enqueued, "enqueued"), security=OWNED
+)
 def enqueue(stream_id: StreamIdPath, body: Annotated[models.Enqueue, Body()]):
+    _own(stream_id)
     jobs = [job.model_dump() for job in body.jobs]
     result = queue().enqueue(stream_id, jobs, body.functions, body.python, body.cloudpickle)
     if result.pop("idle_before") and result["accepted"]:
@@ -174,7 +212,11 @@ def enqueue(stream_id: StreamIdPath, body: Annotated[models.Enqueue, Body()]):
     return result
 
 
-@app.get("/streams/<stream_id>/jobs", responses=answers(models.JobSummaryList, "the jobs"))
+@app.get(
+    "/streams/<stream_id>/jobs",
+    responses=answers(models.JobSummaryList, "the jobs"),
+    security=OWNED,
+)
 def list_jobs(
     stream_id: StreamIdPath,
     status: Annotated[
@@ -182,12 +224,18 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=joblist.MAX_LIMIT)] = joblist.DEFAULT_LIMIT,
 ):
+    _own(stream_id)
     rows, count = queue().list_jobs(stream_id, status, limit)
     return {"jobs": rows, "count": count}
 
 
-@app.post("/streams/<stream_id>/payloads", responses=answers(models.UploadList, "upload URLs"))
+@app.post(
+    "/streams/<stream_id>/payloads",
+    responses=answers(models.UploadList, "upload URLs"),
+    security=OWNED,
+)
 def upload_urls(stream_id: StreamIdPath, body: Annotated[models.Uploads, Body()]):
+    _own(stream_id)
     """Presigned PUT URLs for args too large to send inline (then: transport 's3')."""
     q = queue()
     q.get_stream(stream_id)
@@ -206,46 +254,75 @@ def with_result_urls(job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
-@app.get("/streams/<stream_id>/jobs/<job_id>", responses=answers(models.Job, "the job"))
+@app.get(
+    "/streams/<stream_id>/jobs/<job_id>", responses=answers(models.Job, "the job"), security=OWNED
+)
 def get_job(stream_id: StreamIdPath, job_id: JobIdPath):
+    _own(stream_id)
     return with_result_urls(queue().get_job(stream_id, job_id))
 
 
-@app.get("/streams/<stream_id>/results", responses=answers(models.JobList, "finished jobs"))
+@app.get(
+    "/streams/<stream_id>/results",
+    responses=answers(models.JobList, "finished jobs"),
+    security=OWNED,
+)
 def results(
     stream_id: StreamIdPath,
     stage: Annotated[str, Query(pattern=STAGE_PATTERN, description="stage name")],
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = MAX_RESULTS_LIMIT,
 ):
+    _own(stream_id)
     return {"jobs": [with_result_urls(job) for job in queue().results(stream_id, stage, limit)]}
 
 
-@app.post("/streams/<stream_id>/results/ack", responses=answers(models.Acked, "acknowledged"))
+@app.post(
+    "/streams/<stream_id>/results/ack",
+    responses=answers(models.Acked, "acknowledged"),
+    security=OWNED,
+)
 def ack(stream_id: StreamIdPath, body: Annotated[models.Ack, Body()]):
+    _own(stream_id)
     return {"acked": queue().ack(stream_id, body.ids)}
 
 
 # --- store ----------------------------------------------------------------------------------
-@app.get("/streams/<stream_id>/store", responses=answers(models.KeyList, "the store's keys"))
+@app.get(
+    "/streams/<stream_id>/store",
+    responses=answers(models.KeyList, "the store's keys"),
+    security=OWNED,
+)
 def store_keys(stream_id: StreamIdPath):
+    _own(stream_id)
     return {"keys": queue().store_keys(stream_id)}
 
 
-@app.get("/streams/<stream_id>/store/<key>", responses=answers(models.StoreItem, "the value"))
+@app.get(
+    "/streams/<stream_id>/store/<key>",
+    responses=answers(models.StoreItem, "the value"),
+    security=OWNED,
+)
 def store_get(stream_id: StreamIdPath, key: KeyPath):
+    _own(stream_id)
     decoded = store_key(key)
     return {"key": decoded, "value": queue().store_get(stream_id, decoded)}
 
 
-@app.put("/streams/<stream_id>/store/<key>", responses=answers(models.StoreKey, "stored"))
+@app.put(
+    "/streams/<stream_id>/store/<key>", responses=answers(models.StoreKey, "stored"), security=OWNED
+)
 def store_put(stream_id: StreamIdPath, key: KeyPath, body: Annotated[models.PutValue, Body()]):
+    _own(stream_id)
     decoded = store_key(key)
     queue().store_put(stream_id, decoded, body.value)
     return {"key": decoded}
 
 
-@app.delete("/streams/<stream_id>/store/<key>", responses=answers(models.Deleted, "deleted"))
+@app.delete(
+    "/streams/<stream_id>/store/<key>", responses=answers(models.Deleted, "deleted"), security=OWNED
+)
 def store_delete(stream_id: StreamIdPath, key: KeyPath):
+    _own(stream_id)
     decoded = store_key(key)
     queue().store_delete(stream_id, decoded)
     return {"deleted": decoded}
@@ -268,94 +345,8 @@ def openapi():
     )
 
 
-# --- errors ---------------------------------------------------------------------------------
-def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=error_body(code, message),
-        headers=headers,
-    )
-
-
-@app.exception_handler(HttpError)
-def _http_error(exc: HttpError) -> Response:
-    return error_response(exc.status, exc.code, exc.message, exc.headers)
-
-
-@app.exception_handler(ImpetusError)
-def _impetus_error(exc: ImpetusError) -> Response:
-    status, code = from_impetus(exc)
-    if isinstance(exc, CollectorBusy):  # when to try again: the lease's time left
-        headers = {"Retry-After": str(math.ceil(exc.retry_after))}
-        return error_response(status, code, str(exc), headers)
-    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        logger.error("server error", extra={"code": code, "detail": str(exc)})
-        return error_response(status, code, "the API is misconfigured; see its logs")
-    return error_response(status, code, str(exc))
-
-
-def _describe(errors: list[dict[str, Any]], limit: int = 5) -> str:
-    """Where and what, never the offending input (it may be large or sensitive)."""
-    parts = []
-    for err in errors[:limit]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    more = len(errors) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
-@app.exception_handler(RequestValidationError)
-def _validation_error(exc: RequestValidationError) -> Response:
-    errors = list(exc.errors())
-    kinds = {err.get("type") for err in errors}
-    if "json_invalid" in kinds:
-        bad = next(e for e in errors if e.get("type") == "json_invalid")
-        detail = (bad.get("ctx") or {}).get("error")
-        message = f"request body is not JSON: {detail}" if detail else "request body is not JSON"
-        return error_response(HTTPStatus.BAD_REQUEST, "invalid_json", message)
-    if kinds == {models.TOO_LARGE}:
-        return error_response(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", _describe(errors)
-        )
-    return error_response(HTTPStatus.BAD_REQUEST, "validation_error", _describe(errors))
-
-
-@app.exception_handler(RequestUnsupportedContentType)
-def _unsupported_media(exc: RequestUnsupportedContentType) -> Response:
-    return error_response(
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"
-    )
-
-
-@app.exception_handler(ServiceError)
-def _service_error(exc: ServiceError) -> Response:
-    return error_response(exc.status_code, "error", exc.msg)
-
-
-@app.not_found
-def _not_found(exc: NotFoundError) -> Response:
-    path = app.current_event.path
-    allowed = sorted({r.method for r in _routes() if r.rule.match(path)})
-    if allowed:
-        error = MethodNotAllowed(
-            f"{app.current_event.http_method} is not allowed here; use {', '.join(allowed)}",
-            {"Allow": ", ".join(allowed)},
-        )
-    else:
-        error = NotFound(f"no route for {path}")
-    return _http_error(error)
-
-
-def _routes() -> list:
-    # Powertools keeps no public route table; its two lists are stable across 2.x/3.x.
-    return [*app._static_routes, *app._dynamic_routes]
-
-
-@app.exception_handler(Exception)
-def _unexpected(exc: Exception) -> Response:
-    logger.exception("unhandled error")
-    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+# --- errors: every one an {error, message} body (lambdas.api.handlers) ---------------------
+handlers.install(app, logger)
 
 
 # --- entry point ----------------------------------------------------------------------------

@@ -48,6 +48,12 @@ class NotFound(HttpError):
     status, code = HTTPStatus.NOT_FOUND, "not_found"
 
 
+class StreamExists(HttpError):
+    """POST /streams with an id that exists, without its key: the key is not handed out."""
+
+    status, code = HTTPStatus.CONFLICT, "stream_exists"
+
+
 class MethodNotAllowed(HttpError):
     status, code = HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed"
 

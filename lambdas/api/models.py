@@ -245,6 +245,15 @@ class Stream(BaseModel):
     created: float
 
 
+class CreatedStream(Stream):
+    stream_key: str | None = Field(
+        default=None,
+        description="the stream's key, only in the 201 answer that created it: keep it "
+        "(the client stores it under ~/.impetus/streams); every route on the stream needs "
+        "the token derived from it, and results are authenticated with it",
+    )
+
+
 class StreamList(BaseModel):
     streams: list[Stream]
 
@@ -263,12 +272,21 @@ class Job(BaseModel):
     transport: Any = None
     code: str
     args_ref: str | None = None
+    args_digest: str | None = Field(default=None, description="sha256 of S3 args")
     result_ref: str | None = None
     result_url: str | None = Field(default=None, description="presigned GET of an S3 result")
     attempt: int
     node: str | None
     started: float | None
     finished: float | None
+    outcome_mac: str | None = Field(
+        default=None,
+        description="the node's MAC of the outcome with the stream key (absent: not "
+        "authenticated; the client unpickles nothing of such a job)",
+    )
+    args_verified: bool = Field(
+        default=False, description="whether the MAC covers the args (the node verified them)"
+    )
     output: dict[str, Any] | None = Field(
         default=None,
         description="what the job printed and logged: stdout, stderr, log (each its last "

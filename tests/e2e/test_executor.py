@@ -70,6 +70,7 @@ def test_map_in_order_with_chunks_and_errors_at_their_place(local_stack):
 def test_context_manager_creates_and_deletes_its_stream(local_stack):
     api = ApiClient(ClientSettings.resolve(None, None))
     with Executor(mpps=1) as ex:
+        assert api.use_filed_key(ex.id)  # the key this user's executor filed
         assert api.get_stream(ex.id)["properties"]["mpps"] == 1
         assert ex.submit(power, 3).result(timeout=120) == 9
     with pytest.raises(ApiError) as info:

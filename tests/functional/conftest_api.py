@@ -19,6 +19,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from impetus.core import streamauth
 from impetus.core.config import DEFAULT_SIGNING_SECRET
 from impetus.storage.tables import create_tables
 
@@ -92,11 +93,28 @@ class Reply:
         return self.body.get("error") if isinstance(self.body, dict) else None
 
 
+AUTO = object()  # the stream key: the one this Api got when it created the stream
+
+
 class Api:
-    """Calls the Lambda handler the way API Gateway would."""
+    """Calls the Lambda handler the way API Gateway would.
+
+    Like a client, it keeps the key of each stream it created (``keys``) and sends its
+    token with every request on that stream, unless ``stream_key`` says otherwise (None:
+    no header; a string: that key's token).
+    """
 
     def __init__(self, handler: Any) -> None:
         self.handler = handler
+        self.keys: dict[str, str] = {}
+
+    def _stream_of(self, path: str, json_body: Any) -> str | None:
+        parts = path.split("?")[0].split("/")
+        if len(parts) >= 3 and parts[1] == "streams":
+            return parts[2]
+        if path == "/streams" and isinstance(json_body, dict):
+            return json_body.get("id")
+        return None
 
     def call(
         self,
@@ -109,10 +127,16 @@ class Api:
         headers: dict[str, str] | None = None,
         authkey: str | None = AUTHKEY,
         base64_body: bool = False,
+        stream_key: Any = AUTO,
     ) -> Reply:
         hdrs = {"content-type": "application/json"}
         if authkey is not None:
             hdrs["authorization"] = f"Bearer {authkey}"
+        stream = self._stream_of(path, json_body)
+        if stream_key is AUTO:
+            stream_key = self.keys.get(stream or "")
+        if stream_key is not None:
+            hdrs[streamauth.HEADER.lower()] = streamauth.api_token(stream_key)
         hdrs.update(headers or {})
         body = raw_body if raw_body is not None else (
             None if json_body is None else json.dumps(json_body)
@@ -125,6 +149,8 @@ class Api:
         if out.get("isBase64Encoded"):
             text = base64.b64decode(text).decode()
         parsed = json.loads(text) if text else None
+        if isinstance(parsed, dict) and parsed.get("stream_key") and path == "/streams":
+            self.keys[parsed["id"]] = parsed["stream_key"]
         return Reply(out["statusCode"], out.get("headers") or {}, parsed)
 
     def get(self, path: str, **kw: Any) -> Reply:

@@ -20,12 +20,28 @@ from impetus.core.jobs import READY, Outcome
 from impetus.local.apiserver import ApiServer
 from impetus.storage.nodes import NodeBeat, Nodes, NodeStats
 from impetus.storage.queue import Queue
+from impetus.streamkeys import KeyStore
 
 pytest_plugins = ["conftest_api"]
 
 
+class OwnedQueue(Queue):
+    """The queue, whose streams this user created: their keys are filed where the CLI
+    looks for them (as a client that created them through the API would have)."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        super().__init__(AwsSettings.from_env())
+        self.keys = keys
+
+    def create_stream(self, stream_id=None, properties=None):
+        description, created, key = self.create_owned_stream(stream_id, properties)
+        if key:
+            self.keys.save(description["id"], key)
+        return description, created
+
+
 @pytest.fixture
-def served(api_aws, monkeypatch):
+def served(api_aws, monkeypatch, tmp_path):
     """The API handler behind a local HTTP server; the CLI configured to use it."""
     from lambdas.api import app as api_app
 
@@ -33,7 +49,9 @@ def served(api_aws, monkeypatch):
     server = ApiServer().start()
     monkeypatch.setenv("IMPETUS_API_URL", server.url)
     monkeypatch.setenv("IMPETUS_AUTHKEY", AUTHKEY)
-    yield {"queue": Queue(AwsSettings.from_env()), **api_aws}
+    monkeypatch.setenv("IMPETUS_HOME", str(tmp_path / "home"))
+    keys = KeyStore(server.url)
+    yield {"queue": OwnedQueue(keys), "keys": keys, **api_aws}
     server.stop()
     api_app.reset_state()
 
@@ -179,3 +197,33 @@ def test_no_api_configured_is_one_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("IMPETUS_HOME", str(tmp_path))
     code, _, err = run(capsys, "nodes")
     assert code == 1 and "impetus local up" in err and err.count("\n") == 1
+
+
+def test_a_stream_whose_key_this_user_lacks_is_one_line_exit_1(served, capsys):
+    """Another client's stream: the listing shows it, every command on it says whose key
+    is missing (one line, exit 1) and touches nothing."""
+    _stream_with_jobs(served["queue"])
+    served["keys"].forget("s1")  # as if another client had created it
+    code, out, _ = run(capsys, "streams")
+    assert code == 0 and "s1" in out
+    for argv in (
+        ("stream", "show", "s1"),
+        ("stream", "delete", "s1"),
+        ("jobs", "s1"),
+        ("job", "s1", "j0"),
+        ("store", "s1", "ls"),
+        ("store", "s1", "put", "k", "1"),
+        ("watch", "s1", "--once"),
+    ):
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (1, ""), argv
+        assert err == "impetus: error: no key for stream s1 (created by another client?)\n"
+    assert served["queue"].get_stream("s1")["counts"]["waiting"] == 3  # still there
+    assert served["queue"].store_keys("s1") == []
+
+
+def test_a_stream_key_filed_by_the_client_is_private(served):
+    served["queue"].create_stream("mine", {})
+    path = served["keys"].path("mine")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_client_run import FakeApi
+from test_client_run import FakeApi, impetus_home  # noqa: F401  (autouse fixture)
 
 from impetus import Executor, mapping, taskfiles
 from impetus.core import codec

@@ -7,32 +7,48 @@ function sent by digest and the args exactly as a node would.
 from __future__ import annotations
 
 import io
+import secrets
 
 import pytest
 
 from impetus import Impetus, taskfiles
-from impetus.core import codec
+from impetus.core import codec, streamauth
 from impetus.core.exceptions import ApiError, ImpetusError
 from impetus.progress import Progress
 
 
 class FakeApi:
-    """Speaks the ApiClient method contract; records the calls."""
+    """Speaks the ApiClient method contract; records the calls. Like the API, it hands a
+    new stream's key out once and MACs outcomes with it, as a node would."""
+
+    url = "http://api.invalid"
 
     def __init__(self, settings=None):
         self.calls: list[tuple] = []
         self.streams: dict[str, dict] = {}
+        self.keys: dict[str, str] = {}  # stream id -> its key (the "API"'s copy)
+        self.held: dict[str, str] = {}  # stream id -> the key the client presented
         self.code: dict[str, str] = {}
         self.jobs: dict[str, dict] = {}  # id -> job (API shape)
         self.acked: set[str] = set()
         self.store: dict[str, object] = {}
         self.max_results = 1000
 
+    def use_stream_key(self, stream_id, key):
+        self.held[stream_id] = key
+
     def create_stream(self, stream_id=None, properties=None):
         self.calls.append(("create_stream", stream_id))
-        stream = self.streams.setdefault(stream_id, {"id": stream_id, "properties": {}})
+        if stream_id in self.streams:
+            if self.held.get(stream_id) != self.keys[stream_id]:
+                raise ApiError(409, "stream_exists", f"stream {stream_id!r} exists")
+            stream = self.streams[stream_id]
+            stream["properties"].update(properties or {})
+            return dict(stream)
+        stream = self.streams[stream_id] = {"id": stream_id, "properties": {}}
         stream["properties"].update(properties or {})
-        return stream
+        self.keys[stream_id] = self.held[stream_id] = secrets.token_hex(32)
+        return dict(stream, stream_key=self.keys[stream_id])
 
     def update_properties(self, stream_id, properties):
         self.calls.append(("update_properties", stream_id))
@@ -50,6 +66,7 @@ class FakeApi:
     def delete_stream(self, stream_id):
         self.calls.append(("delete_stream", stream_id))
         del self.streams[stream_id]
+        del self.keys[stream_id]
         return {"deleted": stream_id}
 
     def enqueue(self, stream_id, jobs, functions, python, cloudpickle):
@@ -91,7 +108,28 @@ class FakeApi:
             "transport": None,
             "code": spec["code"],
             "attempt": 1,
+            "args_verified": True,
         }
+        job["done"]["outcome_mac"] = self.seal(job["stream"], job["done"])
+
+    def seal(self, stream_id, done):
+        """The MAC a node would write with this outcome."""
+        facts = streamauth.OutcomeFacts(
+            stream=stream_id,
+            job=done["id"],
+            attempt=done["attempt"],
+            status=done["status"],
+            code=done["code"],
+            args_digest=streamauth.sha256_hex(done["args"]),
+            result_digest=streamauth.sha256_hex(done["result"])
+            if done["status"] == "ready"
+            else "",
+            result_ref="",
+            error_digest=streamauth.error_digest(done["result"])
+            if done["status"] == "error"
+            else "",
+        )
+        return streamauth.outcome_mac(self.keys[stream_id], facts)
 
     def results(self, stream_id, stage, limit=500):
         self.calls.append(("results", stage))
@@ -127,6 +165,14 @@ class FakeApi:
 
     def count(self, name):
         return sum(1 for call in self.calls if call[0] == name)
+
+
+@pytest.fixture(autouse=True)
+def impetus_home(tmp_path, monkeypatch):
+    """Stream keys and the task-file key go to a home of the test's own."""
+    home = tmp_path / "impetus-home"
+    monkeypatch.setenv("IMPETUS_HOME", str(home))
+    return home
 
 
 @pytest.fixture

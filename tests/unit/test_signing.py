@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from impetus.core import codec
+from impetus.core import codec, streamauth
 from impetus.core.claims import ClaimedJob
 from impetus.core.exceptions import ConfigError
 from impetus.core.signing import (
@@ -311,3 +311,41 @@ def test_gate_refuses_altered_jobs_with_an_error_record(changes, kind):
     assert refused is not None and refused.status == "error"
     assert refused.error["type"] == kind and refused.error["error"].startswith(f"{kind}: ")
     assert refused.failure == ""  # final: never retried
+
+
+def test_stream_keys_name_their_version_and_survive_a_rotation():
+    """A stream key is drawn under the current version and recomputed with the version
+    its stream item names, so rotating the signing key does not lock owners out."""
+    secret, clock = Secret(), Clock()
+    api = Keyring(secret.fetch, refresh=300, clock=clock)
+    version, key = streamauth.derive_stream_key(api, "s", "nonce-1", None)
+    assert version == V1
+    secret.rotate(V2, b"second-key-0123456789")
+    clock.now = 301
+    assert streamauth.derive_stream_key(api, "s", "nonce-1", V1) == (V1, key)
+    assert streamauth.derive_stream_key(api, "s", "nonce-1", None)[1] != key  # V2's
+    assert streamauth.derive_stream_key(api, "s", "nonce-2", V1)[1] != key  # a new nonce
+    assert streamauth.derive_stream_key(api, "t", "nonce-1", V1)[1] != key  # another id
+    with pytest.raises(UnknownVersion):
+        streamauth.derive_stream_key(api, "s", "nonce-1", "f" * 36)
+
+
+def test_the_api_token_and_outcome_mac_are_not_the_key():
+    key = streamauth.derive_stream_key(Signer(b"k" * 16), "s", "n", None)[1]
+    token = streamauth.api_token(key)
+    assert token != key and streamauth.token_matches(key, token)
+    assert not streamauth.token_matches(key, key) and not streamauth.token_matches(key, None)
+    facts = streamauth.OutcomeFacts("s", "j", 0, "ready", "c", "a", "r", "", "")
+    mac = streamauth.outcome_mac(key, facts)
+    assert streamauth.outcome_verifies(key, facts, mac)
+    moved = streamauth.OutcomeFacts("s", "j2", 0, "ready", "c", "a", "r", "", "")
+    assert not streamauth.outcome_verifies(key, moved, mac)
+    assert not streamauth.outcome_verifies(streamauth.api_token(key), facts, mac)
+
+
+def test_only_a_job_whose_signature_verified_is_marked_verified():
+    """The outcome's MAC vouches for the args only of jobs the gate verified (a job
+    refused for its Python, as in the reported attack, is not)."""
+    admitted, refused = signed_job(), signed_job(python="2.7")
+    assert GATE.check(admitted) is None and admitted.verified
+    assert GATE.check(refused) is not None and not refused.verified

@@ -11,6 +11,9 @@ from fractions import Fraction
 import pytest
 
 from impetus import taskfiles
+from impetus.core import codec
+
+KEY = b"k" * 32  # the client's task-file key (impetus.streamkeys.taskfile_key)
 
 
 def job(**overrides):
@@ -32,10 +35,10 @@ def job(**overrides):
     return record
 
 
-def write(path, jobs):
+def write(path, jobs, key=KEY):
     with open(path, "a", encoding="ascii") as fh:
         for j in jobs:
-            taskfiles.write_line(fh, j)
+            taskfiles.write_line(fh, j, key)
 
 
 def test_round_trip_one_line_per_job(tmp_path):
@@ -71,7 +74,7 @@ def test_non_json_values_are_pickled_and_restored(tmp_path):
     lines = path.read_text().splitlines()
     raw = [json.loads(zlib.decompress(base64.b64decode(line))) for line in lines]
     assert all(taskfiles.PICKLE_MARKER in r["result"] for r in raw)
-    restored = {j["id"]: j for j in taskfiles.read(path)}
+    restored = {j["id"]: j for j in taskfiles.read(path, key=KEY)}
     assert restored["set"]["result"] == {1, 2}
     assert restored["set"]["args"] == ({1, 2},)  # pickled whole, so the tuple survives
     assert restored["bytes"]["result"] == b"\x00\x01"
@@ -96,7 +99,7 @@ def test_marker_lookalike_user_dict_survives(tmp_path):
     path = tmp_path / "s.ok"
     tricky = {taskfiles.PICKLE_MARKER: "not a pickle"}
     write(path, [job(result=tricky)])
-    assert taskfiles.read(path)[0]["result"] == tricky
+    assert taskfiles.read(path, key=KEY)[0]["result"] == tricky
 
 
 def test_missing_file_reads_empty(tmp_path):
@@ -118,3 +121,52 @@ def test_a_bad_line_at_load_names_its_file_and_line(tmp_path):
         fh.write(base64.b64encode(zlib.compress(b"[1]")).decode("ascii") + "\n")
     with pytest.raises(taskfiles.TaskFileError, match=r"stage1.ok:2: .*not a job object"):
         taskfiles.read(path, restore=False)
+
+
+class _Marker:
+    """Unpickling this creates a file: the proof that something was unpickled."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _line(record):
+    raw = json.dumps(record, separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(raw)).decode()
+
+
+def test_a_crafted_line_cannot_make_the_client_unpickle(tmp_path):
+    """A line written into the task directory by someone else (no MAC, a MAC of another
+    key, or a MACed line changed afterwards) is refused at restore and nothing of it is
+    unpickled; reading without restoring still works (ids only)."""
+    marker = tmp_path / "unpickled"
+    evil = {taskfiles.PICKLE_MARKER: codec.dumps(_Marker(marker))}
+    path = tmp_path / "stage1.ok"
+    crafted = [
+        _line(job(id="nomac", result=evil)),
+        taskfiles.encode_line(job(id="otherkey", result=_Marker(marker)), b"x" * 32),
+    ]
+    genuine = json.loads(zlib.decompress(base64.b64decode(taskfiles.encode_line(job(), KEY))))
+    genuine["result"] = evil  # changed after its MAC was made
+    crafted.append(_line(genuine))
+    for line in crafted:
+        path.write_text(line + "\n")
+        with pytest.raises(taskfiles.TaskFileError, match="no valid MAC"):
+            taskfiles.read(path, key=KEY)
+        with pytest.raises(taskfiles.TaskFileError, match="no valid MAC"):
+            taskfiles.read(path)  # no key: nothing pickled is restored
+        assert not marker.exists()
+        assert len(taskfiles.read(path, restore=False)) == 1  # ids are still readable
+
+
+def test_a_line_this_client_wrote_restores_with_its_key(tmp_path):
+    path = tmp_path / "stage1.ok"
+    write(path, [job(result={1, 2})])
+    line = path.read_text().strip()
+    record = json.loads(zlib.decompress(base64.b64decode(line)))
+    assert taskfiles.MAC_FIELD in record
+    assert taskfiles.read(path, key=KEY)[0]["result"] == {1, 2}
+    assert taskfiles.MAC_FIELD not in taskfiles.read(path, key=KEY)[0]

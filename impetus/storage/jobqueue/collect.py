@@ -16,6 +16,7 @@ from impetus.storage import dynamo
 from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS
+from impetus.storage.jobqueue.seal import ARGS_VERIFIED, MAC
 
 
 class Collector:
@@ -113,6 +114,7 @@ class Collector:
             "transport": record.get("transport"),
             "code": record.get("code"),
             "args_ref": record.get("args_ref"),
+            "args_digest": record.get("args_digest"),
             "result_ref": None,
             "properties": record.get("properties") or {},
             "attempt": 0,
@@ -129,6 +131,9 @@ class Collector:
                 started=entry.get("st"),
                 finished=entry.get("fi"),
                 result_ref=entry.get("s3"),
+                # the node's seal (impetus.storage.jobqueue.seal); the client checks it
+                outcome_mac=entry.get(MAC),
+                args_verified=bool(entry.get(ARGS_VERIFIED)),
             )
             if "ref" in entry:
                 job["result"] = spilled.get(entry["ref"])

@@ -34,12 +34,20 @@ class QueueItems:
 
     def properties(self, stream_id: str) -> dict[str, Any]:
         """The stream's properties, trusted for PROPS_TTL seconds."""
+        return self._stream_item(stream_id).get("properties", {})
+
+    def stream_key(self, stream_id: str) -> str | None:
+        """The stream's key (impetus.core.streamauth), its item trusted for PROPS_TTL
+        seconds; None for a stream from before owners."""
+        return self.streams.stream_key(self._stream_item(stream_id))
+
+    def _stream_item(self, stream_id: str) -> dict[str, Any]:
         cached = self._props_cache.get(stream_id)
         if cached and time.monotonic() - cached[0] < PROPS_TTL:
             return cached[1]
-        props = self.streams.get_item(stream_id).get("properties", {})
-        self._props_cache[stream_id] = (time.monotonic(), props)
-        return props
+        item = self.streams.get_item(stream_id)
+        self._props_cache[stream_id] = (time.monotonic(), item)
+        return item
 
     def ready_location(self, stream_id: str, pk: str, sk: str) -> tuple[str, str]:
         """Where a delayed chunk lives once it fell due (ready chunks: where they are)."""

@@ -61,14 +61,16 @@ class JobQueue:
         tables: dict[str, str],
         streams: Streams,
         signer: Callable[[], SigningKey],
+        payload: Callable[[str], str] | None = None,
     ) -> JobQueue:
-        """``signer`` gives the signing key when enqueue first needs it."""
+        """``signer`` gives the signing key when enqueue (or an outcome's MAC) first needs
+        it; ``payload`` reads an S3 result's text (for its MAC)."""
         items = QueueItems(client, tables, streams)
         return cls(
             items=items,
             enqueuer=Enqueuer(items, signer),
             claimer=Claimer(items),
-            settler=Settler(items),
+            settler=Settler(items, payload),
             collector=Collector(items),
             recounter=Recounter(items),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,13 +17,16 @@ from impetus.storage import dynamo
 from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import INLINE_RESULT_LIMIT, new_chunk, shard_of
+from impetus.storage.jobqueue.seal import Sealer
 
 
 class Settler:
-    """Renews, completes, releases and reaps claims."""
+    """Renews, completes, releases and reaps claims. ``payload`` reads an S3 result's
+    text, for its outcome's MAC (impetus.storage.jobqueue.seal)."""
 
-    def __init__(self, items: QueueItems) -> None:
+    def __init__(self, items: QueueItems, payload: Callable[[str], str] | None = None) -> None:
         self.items = items
+        self.sealer = Sealer(items, payload)
 
     # --- leases -----------------------------------------------------------------------------
     # Every write on a claim is conditional on the claim being there, active, held by the
@@ -62,6 +65,7 @@ class Settler:
         """Record final outcomes, send the jobs that may run again back (impetus.core.retry)
         and the ``unrun`` ones (they never started) back with the same attempt."""
         base = properties.get(self.items.properties(claim.stream), "retry_backoff")
+        key = self.sealer.key(claim.stream)
         entries: dict[str, dict[str, Any]] = {}
         spilled: list[dict[str, Any]] = []
         reruns: dict[retry.Rerun, list[str]] = defaultdict(list)
@@ -87,6 +91,8 @@ class Settler:
                 reruns[rerun].append(job.id)
                 continue
             entry, spill = self._result_entry(claim, job, outcome)
+            if key is not None:
+                self.sealer.seal(key, claim, job, outcome, entry)
             spill += joboutput.spill(claim.stream, job.id, claim.claim_id, outcome.output, entry)
             entries[str(job.index)] = entry
             spilled += spill
