@@ -12,7 +12,6 @@ import itertools
 import logging
 import os
 import subprocess
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ def _spawn(identity: WorkerIdentity) -> tuple[subprocess.Popen[bytes], Connectio
     from_worker_r, from_worker_w = os.pipe()
     try:
         program = [
-            sys.executable,
+            identity.python,
             "-m",
             "node_agent.worker",
             str(to_worker_r),

@@ -28,6 +28,7 @@ import os
 import pwd
 import signal
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,9 @@ class WorkerIdentity:
 
     env: dict[str, str]
     user: str | None = None  # None: the agent's own user
+    gid: int | None = None  # the user's primary group
     cwd: str | None = None  # None: the agent's working directory
+    python: str = sys.executable  # the interpreter workers run (the agent's by default)
 
     def command(self, program: list[str]) -> list[str]:
         """``program``, run as the worker user when there is one."""
@@ -69,7 +72,7 @@ class WorkerIdentity:
         return [
             "setpriv",
             f"--reuid={self.user}",
-            f"--regid={self.user}",
+            f"--regid={self.gid}",
             "--init-groups",
             "--inh-caps=-all",
             "--ambient-caps=-all",
@@ -102,7 +105,8 @@ def identity(
     except KeyError as exc:
         raise ValueError(f"worker user {user!r} does not exist") from exc
     home = entry.pw_dir if Path(entry.pw_dir).is_dir() else "/"
-    chosen = WorkerIdentity(worker_environment(base, extra, home), user=user, cwd=home)
+    env = worker_environment(base, extra, home)
+    chosen = WorkerIdentity(env, user=user, gid=entry.pw_gid, cwd=home)
     _check_switch(chosen)
     return chosen
 

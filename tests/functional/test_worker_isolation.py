@@ -7,6 +7,7 @@ worker that breaks the protocol, dies or overruns its time limit fails its job o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import signal
@@ -74,32 +75,52 @@ def test_a_job_cannot_call_aws_with_the_nodes_credentials(monkeypatch):
 
 
 def others_can_run(path: str) -> bool:
-    """Whether a user with no special rights can execute ``path`` (every directory on its
-    real path searchable by others, the file executable by others)."""
+    """Whether a user with no special rights can reach ``path`` (every directory on its
+    real path searchable by others, the file itself readable or runnable by others)."""
     real = Path(os.path.realpath(path))
-    return all(p.stat().st_mode & 0o001 for p in [*real.parents, real])
+    return all(p.stat().st_mode & 0o001 for p in real.parents) and bool(real.stat().st_mode & 0o005)
+
+
+def interpreter_for_others() -> tuple[str, str] | None:
+    """(interpreter, PYTHONPATH) that user nobody can run with this suite's packages: this
+    one, or a system Python of the same version with the packages on its path (a pyenv
+    Python under /root, mode 0700, is closed to others)."""
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    root = str(Path(__file__).resolve().parents[2])
+    candidates = [sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"]
+    for python in candidates:
+        if Path(python).exists() and all(others_can_run(p) for p in (python, site, root)):
+            return python, f"{site}:{root}"
+    return None
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="running workers as another user needs root")
 @pytest.mark.skipif(
-    not others_can_run(sys.executable),
-    reason=f"user nobody cannot run this interpreter ({os.path.realpath(sys.executable)}: "
-    "a directory on its path is closed to others), so no worker can start as nobody here",
+    interpreter_for_others() is None,
+    reason="no interpreter of this Python version and no copy of its packages that user "
+    "nobody may run on this machine",
 )
 def test_a_worker_user_cannot_read_the_agents_files(tmp_path):
     secret = tmp_path / "credentials"
     secret.write_text("agent-only")
     secret.chmod(0o600)
+    tmp_path.chmod(0o755)
 
     def who(path):
         try:
             text = Path(path).read_text()
         except PermissionError:
             text = "denied"
-        return os.getuid(), text
+        return os.getuid(), text, sorted(k for k in os.environ if k.startswith("AWS_"))
 
-    outcome = run_jobs([make_job(who, str(secret))], worker_support=support(user="nobody"))
-    assert codec.loads(outcome["j1"].result) == (pwd.getpwnam("nobody").pw_uid, "denied")
+    python, path = interpreter_for_others()
+    chosen = support(user="nobody")
+    chosen.identity = dataclasses.replace(
+        chosen.identity, python=python, env=chosen.identity.env | {"PYTHONPATH": path}
+    )
+    outcome = run_jobs([make_job(who, str(secret))], worker_support=chosen)["j1"]
+    assert outcome.status == "ready", outcome.error
+    assert codec.loads(outcome.result) == (pwd.getpwnam("nobody").pw_uid, "denied", [])
 
 
 def garbage(_):
