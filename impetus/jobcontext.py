@@ -83,23 +83,6 @@ class JobStore:
         return isinstance(key, str) and self.get(key, _MISSING) is not _MISSING
 
 
-_store: Any = None  # this worker process's Store, made on first use
-
-
-def _node_store() -> Any:
-    """The store of this process's AWS settings, made on first use (one per worker)."""
-    global _store
-    if _store is None:
-        from impetus.core import aws
-        from impetus.core.config import AwsSettings
-        from impetus.storage.store import Store
-        from impetus.storage.tables import STORE, table_names
-
-        settings = AwsSettings.from_env()
-        _store = Store(aws.client("dynamodb", settings), table_names(settings.table_prefix)[STORE])
-    return _store
-
-
 class JobContext:
     """The running job's stream id, job id and store (see the module doc)."""
 
@@ -130,12 +113,10 @@ class JobContext:
         return self._get()[2]
 
     @contextmanager
-    def running(self, stream_id: str, job_id: str, store: Any = None) -> Iterator[JobContext]:
-        """Set the context for one job (the worker's hook). ``store`` is what serves it
-        (the worker passes one that asks the agent); without one, a DynamoDB store of
-        this process's AWS settings, created only when a job first uses it."""
-        backend = store if store is not None else _LazyStore()
-        self._current = (stream_id, job_id, JobStore(stream_id, backend))
+    def running(self, stream_id: str, job_id: str, store: Any) -> Iterator[JobContext]:
+        """Set the context for one job (the worker's hook). ``store`` is what serves it:
+        on a node, one that asks the agent (node_agent/worker.py PipeStore)."""
+        self._current = (stream_id, job_id, JobStore(stream_id, store))
         try:
             yield self
         finally:
@@ -150,13 +131,6 @@ class JobContext:
         if self._current is None:
             return "<impetus.context: no job running>"
         return f"<impetus.context stream={self._current[0]!r} job={self._current[1]!r}>"
-
-
-class _LazyStore:
-    """Defers creating a boto3 client until a job actually touches its store."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(_node_store(), name)
 
 
 context = JobContext()

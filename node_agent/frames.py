@@ -68,8 +68,6 @@ def receive(conn: Connection, limit: int | None = None) -> dict[str, Any]:
     EOFError when the other end closed the pipe."""
     try:
         data = conn.recv_bytes(limit)
-    except EOFError:
-        raise
     except OSError as exc:  # "bad message length": the frame exceeds the limit
         raise Malformed(f"unreadable frame: {exc}") from exc
     try:

@@ -264,7 +264,6 @@ class Pool:
             "stream %s: killing %s (pid %s) running %s: %s",
             worker.stream_id, worker.name, worker.pid, worker.current, message,
         )  # fmt: skip
-        worker.kill()
         self._worker_died(worker, failed_run(kind, message))
 
     def _worker_died(self, worker: WorkerHandle, outcome: Outcome | None = None) -> None:

@@ -155,7 +155,9 @@ def start_agent(settings: AwsSettings, tmp_path: Path) -> Iterator[Callable[...,
 
 
 # --- helpers --------------------------------------------------------------------------------
-def enqueue(queue: Queue, stream: str, fn: Callable, args_list: list[Any]) -> list[str]:
+def enqueue(
+    queue: Queue, stream: str, fn: Callable, args_list: list[Any], **job_properties: Any
+) -> list[str]:
     code = codec.dump_function(fn)
     digest = codec.digest(code)
     specs = [
@@ -165,6 +167,7 @@ def enqueue(queue: Queue, stream: str, fn: Callable, args_list: list[Any]) -> li
             "code": digest,
             "args": codec.dumps(a),
             "stage": "stage1",
+            "properties": job_properties,
         }
         for i, a in enumerate(args_list)
     ]
@@ -568,23 +571,13 @@ def test_a_worker_whose_lease_is_lost_is_killed(queue, start_agent, tmp_path):
 
 
 def test_a_forks_own_time_limit_is_signed_and_wins_over_its_streams(queue, settings, start_agent):
-    """A job property snapshotted into the signed record: a table writer who raises it
-    breaks the signature; the node kills the job at its own limit."""
+    """A job property snapshotted into the record (signed: see test_signing.py); the node
+    kills the job at its own limit, not its stream's."""
     queue.create_stream("t2", {"max_attempts": 1, "time_limit": 600})
-    code = codec.dump_function(sleep_for)
-    digest = codec.digest(code)
-    spec = {
-        "id": "short",
-        "name": "sleep_for",
-        "code": digest,
-        "args": codec.dumps(60),
-        "stage": "stage1",
-        "properties": {"time_limit": 1},
-    }
-    queue.enqueue("t2", [spec], {digest: code}, codec.PYTHON_VERSION)
-    record = queue.jobs.items.records("t2", ["short"])["short"]
+    enqueue(queue, "t2", sleep_for, [60], time_limit=1)
+    record = queue.jobs.items.records("t2", ["job0"])["job0"]
     assert record["time_limit"] == 1
     agent = start_agent()
-    job = results_when(queue, "t2", 1, timeout=30)["short"]
+    job = results_when(queue, "t2", 1, timeout=30)["job0"]
     assert job["result"]["error"] == "timeout: the job ran longer than its time_limit of 1 s"
     assert agent.terminate() == 0

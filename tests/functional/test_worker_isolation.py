@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import pwd
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,26 +83,48 @@ def others_can_run(path: str) -> bool:
     return all(p.stat().st_mode & 0o001 for p in real.parents) and bool(real.stat().st_mode & 0o005)
 
 
-def interpreter_for_others() -> tuple[str, str] | None:
-    """(interpreter, PYTHONPATH) that user nobody can run with this suite's packages: this
-    one, or a system Python of the same version with the packages on its path (a pyenv
-    Python under /root, mode 0700, is closed to others)."""
-    site = next(p for p in sys.path if p.endswith("site-packages"))
-    root = str(Path(__file__).resolve().parents[2])
-    candidates = [sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"]
-    for python in candidates:
-        if Path(python).exists() and all(others_can_run(p) for p in (python, site, root)):
-            return python, f"{site}:{root}"
-    return None
+def _linked_copy(source: Path, target: Path) -> None:
+    """A copy of ``source`` whose files are hard links (fast, no extra space) where the
+    file system allows, plain copies elsewhere; directories readable by others."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link_or_copy, symlinks=True)
+
+
+@pytest.fixture
+def interpreter_for_others(tmp_path_factory) -> tuple[str, str]:
+    """(interpreter, PYTHONPATH) that user nobody can run with this suite's packages.
+
+    This interpreter and checkout are used when others can reach them. Otherwise (a pyenv
+    Python under /root, a clone under ``mktemp -d``: mode 0700) the system Python of the
+    same version runs a copy of the packages and of the repository's code made in a
+    directory others can read."""
+    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    root = Path(__file__).resolve().parents[2]
+    if all(others_can_run(str(p)) for p in (sys.executable, site, root)):
+        return sys.executable, f"{site}:{root}"
+    python = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
+    if not Path(python).exists():
+        pytest.fail(f"no interpreter user nobody can run: {sys.executable} is closed and "
+                    f"{python} does not exist")  # fmt: skip
+    shared = Path(tempfile.mkdtemp(prefix="impetus-worker-user-", dir="/tmp"))
+    _linked_copy(site, shared / "site-packages")
+    for package in ("impetus", "node_agent"):
+        _linked_copy(root / package, shared / "repo" / package)
+    for directory in [shared, *shared.rglob("*")]:
+        if directory.is_dir():
+            directory.chmod(0o755)
+    yield python, f"{shared / 'site-packages'}:{shared / 'repo'}"
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="running workers as another user needs root")
-@pytest.mark.skipif(
-    interpreter_for_others() is None,
-    reason="no interpreter of this Python version and no copy of its packages that user "
-    "nobody may run on this machine",
-)
-def test_a_worker_user_cannot_read_the_agents_files(tmp_path):
+def test_a_worker_user_cannot_read_the_agents_files(tmp_path, interpreter_for_others):
     secret = tmp_path / "credentials"
     secret.write_text("agent-only")
     secret.chmod(0o600)
@@ -113,7 +137,7 @@ def test_a_worker_user_cannot_read_the_agents_files(tmp_path):
             text = "denied"
         return os.getuid(), text, sorted(k for k in os.environ if k.startswith("AWS_"))
 
-    python, path = interpreter_for_others()
+    python, path = interpreter_for_others
     chosen = support(user="nobody")
     chosen.identity = dataclasses.replace(
         chosen.identity, python=python, env=chosen.identity.env | {"PYTHONPATH": path}
