@@ -129,6 +129,9 @@ class _Silent:
     def update(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def note(self, text: str) -> None:  # a job's output: not shown
+        pass
+
     def close(self) -> None:
         pass
 

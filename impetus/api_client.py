@@ -178,10 +178,15 @@ class ApiClient:
         )
 
     def results(self, stream_id: str, stage: str, limit: int = 500) -> list[dict[str, Any]]:
+        return self.results_page(stream_id, stage, limit)["jobs"]
+
+    def results_page(self, stream_id: str, stage: str, limit: int = 500) -> dict[str, Any]:
+        """``{"jobs": [finished job], "started": [id of a job started, not ended]}``."""
         query = urlencode({"stage": stage, "limit": limit})
-        return self._call(
+        answer = self._call(
             "GET", f"/streams/{_segment(stream_id)}/results?{query}", stream=stream_id
-        )["jobs"]
+        )
+        return {"jobs": answer["jobs"], "started": answer.get("started", [])}
 
     def ack(self, stream_id: str, ids: list[str]) -> int:
         path = f"/streams/{_segment(stream_id)}/results/ack"

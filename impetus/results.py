@@ -72,8 +72,14 @@ class ResultCollector:
         ledger: JobLedger,
         files: TaskFiles | None,
         handler: Handler,
+        *,
+        on_started: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._session = session
+        #: called each round that sees jobs newly started (ids; a node marks a start
+        #: within a fraction of a second, and not at all for a job that ends sooner)
+        self._on_started = on_started
+        self._running: dict[str, set[str]] = {}  # stage -> started, as of its last round
         self._functions = functions
         self._ledger = ledger
         self._files = files
@@ -94,7 +100,7 @@ class ResultCollector:
         the ids to pass to :meth:`acknowledge` (the caller may send forks first). Until
         then a poll may return them again; they are skipped as done."""
         try:
-            raw_jobs = self._session.api.results(self._session.id, stage, RESULTS_LIMIT)
+            raw_jobs = self._fetch(stage)
         except ApiError as exc:
             raise deleted_stream(exc, self._session.id) from None
         if not raw_jobs:
@@ -107,6 +113,19 @@ class ResultCollector:
         self._ledger.mark_done(stage, [*batch.new_ids, *batch.line_ids])
         self._ledger.record_collected(stage, batch.new_ids, len(batch.errors))
         return [raw["id"] for raw in raw_jobs]
+
+    def _fetch(self, stage: str) -> list[dict[str, Any]]:
+        """A results page; with ``on_started``, the jobs newly started go to it first."""
+        api = self._session.api
+        if self._on_started is None:
+            return api.results(self._session.id, stage, RESULTS_LIMIT)
+        page = api.results_page(self._session.id, stage, RESULTS_LIMIT)
+        started = page["started"]
+        new = [job_id for job_id in started if job_id not in self._running.get(stage, ())]
+        self._running[stage] = set(started)
+        if new:
+            self._on_started(new)
+        return page["jobs"]
 
     def acknowledge(self, job_ids: list[str]) -> None:
         """Tell the queue these results are kept: it will not return them again."""

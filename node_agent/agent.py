@@ -1,7 +1,7 @@
 """The node agent: wires its parts together and runs the main loop.
 
 One thread (the caller's) runs the loop: refresh the tracked streams, claim for idle
-worker slots, wait for worker reports or deaths, complete finished claims, retire idle
+worker slots, wait for worker reports or deaths, report outcomes as jobs end, retire idle
 workers. A heartbeat thread writes the node item and renews the leases of claims in
 flight. The agent never unpickles anything: payloads pass through to the workers, and
 what workers send back is read as JSON only (frames.py).
@@ -148,9 +148,11 @@ class Agent:
         self._update_stats()
 
     def _settle(self, timeout: float) -> None:
-        """Wait for worker reports, complete the claims they finished, flush counters."""
-        self.pool.wait(timeout)
-        self.claims.complete_due()
+        """Wait for worker reports (or the next report due), report the outcomes in so far
+        (node_agent/claims.py: each as its job ends, not when its claim ends), flush
+        counters."""
+        self.pool.wait(min(timeout, self.claims.next_flush()))
+        self.claims.flush()
         self.counters.maybe_flush()
 
     def _wait_timeout(self) -> float:

@@ -210,8 +210,10 @@ class Pool:
     def _handle(self, worker: WorkerHandle, report: Any) -> str:
         """Act on one report; a non-empty answer says why it is not acceptable."""
         if report.type == "started":
-            return "" if worker.start(report.job) else f"started {report.job[:40]!r} out of turn"
-        if report.type == "outcome":
+            if not worker.start(report.job):
+                return f"started {report.job[:40]!r} out of turn"
+            self._claims.started(worker.assignments[0].flight, report.job)
+        elif report.type == "outcome":
             if report.job != worker.current:
                 return f"outcome for {report.job[:40]!r}, which it is not running"
             self._record(worker, report.job, report.outcome)

@@ -45,7 +45,7 @@ def chunk_states(chunks: Iterable[dict[str, Any]], delayed_pk: str) -> dict[str,
                     "finished": entry.get("fi"),
                 }
                 continue
-            owner = next((c for c in claims if c["start"] <= index < c["end"]), None)
+            owner = next((c for c in claims if layout.holds(c, index)), None)
             if owner is not None:
                 states[job_id] = {
                     "status": jobs.RUNNING,

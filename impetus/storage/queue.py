@@ -184,6 +184,13 @@ class Queue:
         """Finished, unacknowledged jobs of one stage (job dicts, results encoded)."""
         return self.jobs.collector.results(stream_id, stage, limit)
 
+    def results_and_started(
+        self, stream_id: str, stage: str, limit: int = 1000
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """:meth:`results`, and the ids of the stage's jobs a node marked started that
+        have not ended yet (from the same reads)."""
+        return self.jobs.collector.results_and_started(stream_id, stage, limit)
+
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
         """Acknowledge collected jobs: their results leave the queue. Returns the count."""
         return self.jobs.collector.ack(stream_id, job_ids)
@@ -207,15 +214,31 @@ class Queue:
         self.jobs.settler.renew(claim, lease)
 
     def complete(
-        self, claim: Claim, outcomes: dict[str, Outcome], unrun: Iterable[str] = ()
+        self,
+        claim: Claim,
+        outcomes: dict[str, Outcome],
+        unrun: Iterable[str] = (),
+        reported: Iterable[str] = (),
     ) -> None:
-        """Record every outcome of a claim at once, if we still hold it (else ClaimLost);
-        the ``unrun`` jobs (never started) go back with their attempt unchanged."""
-        self.jobs.settler.complete(claim, outcomes, unrun)
+        """End a claim with its last outcomes, if we still hold it (else ClaimLost); the
+        ``unrun`` jobs (never started) go back with their attempt unchanged; the
+        ``reported`` ones were recorded by an earlier :meth:`report`."""
+        self.jobs.settler.complete(claim, outcomes, unrun, reported)
 
-    def release(self, claim: Claim) -> None:
-        """Give a claim's jobs back to the queue unrun."""
-        self.jobs.settler.release(claim)
+    def report(
+        self,
+        claim: Claim,
+        outcomes: dict[str, Outcome],
+        started: Iterable[str] = (),
+        reported: Iterable[str] = (),
+    ) -> None:
+        """Record some outcomes of a claim we still hold (else ClaimLost) and mark the
+        ``started`` jobs running; the claim stays held for the rest."""
+        self.jobs.settler.report(claim, outcomes, started, reported)
+
+    def release(self, claim: Claim, reported: Iterable[str] = ()) -> None:
+        """Give a claim's jobs (but those already reported) back to the queue unrun."""
+        self.jobs.settler.release(claim, reported)
 
     def reap(self, stream_id: str) -> int:
         """Return jobs of expired leases to the queue. Returns how many."""

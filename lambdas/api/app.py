@@ -264,7 +264,7 @@ def get_job(stream_id: StreamIdPath, job_id: JobIdPath):
 
 @app.get(
     "/streams/<stream_id>/results",
-    responses=answers(models.JobList, "finished jobs"),
+    responses=answers(models.ResultList, "finished jobs, and the ids of running ones"),
     security=OWNED,
 )
 def results(
@@ -273,7 +273,8 @@ def results(
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = MAX_RESULTS_LIMIT,
 ):
     _own(stream_id)
-    return {"jobs": [with_result_urls(job) for job in queue().results(stream_id, stage, limit)]}
+    found, started = queue().results_and_started(stream_id, stage, limit)
+    return {"jobs": [with_result_urls(job) for job in found], "started": started}
 
 
 @app.post(

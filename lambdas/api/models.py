@@ -294,8 +294,13 @@ class Job(BaseModel):
     )
 
 
-class JobList(BaseModel):
-    jobs: list[Job]
+class ResultList(BaseModel):
+    jobs: list[Job] = Field(description="finished jobs, not yet acknowledged")
+    started: list[str] = Field(
+        description="ids of the stage's jobs a node has started that have not ended yet "
+        "(a node marks a start within a fraction of a second, and not at all for a job "
+        "that ends sooner)"
+    )
 
 
 class JobSummary(BaseModel):

@@ -330,7 +330,10 @@ def test_results_and_ack(api: Api):
 
     limited = api.get("/streams/s1/results", query="stage=stage1&limit=1")
     assert len(limited.body["jobs"]) == 1
-    assert api.get("/streams/s1/results", query="stage=other").body == {"jobs": []}
+    assert api.get("/streams/s1/results", query="stage=other").body == {
+        "jobs": [],
+        "started": [],
+    }
 
     acked = api.post("/streams/s1/results/ack", {"ids": ["job-0", "job-2"]})
     assert acked.status == 200, acked.body
@@ -338,6 +341,23 @@ def test_results_and_ack(api: Api):
     left = api.get("/streams/s1/results", query="stage=stage1").body["jobs"]
     assert [job["id"] for job in left] == ["job-1"]
     assert api.get("/streams/s1").body["counts"]["acked"] == 2
+
+
+def test_results_show_the_jobs_started_until_they_end(api: Api):
+    create(api)
+    api.post("/streams/s1/jobs", job_batch(2))
+    queue = Queue(AwsSettings.from_env())  # a node's side: claim, report part, complete
+    claim = queue.claim("s1", "node-1", max_jobs=10, lease=60)
+    done = Outcome(status=READY, result=codec.dumps(0))
+    queue.report(claim, {"job-0": done}, started=["job-1"])
+    reply = api.get("/streams/s1/results", query="stage=stage1")
+    assert reply.status == 200, reply.body
+    assert [j["id"] for j in reply.body["jobs"]] == ["job-0"]
+    assert reply.body["started"] == ["job-1"]
+    queue.complete(claim, {"job-1": done}, reported=["job-0"])
+    reply = api.get("/streams/s1/results", query="stage=stage1")
+    assert sorted(j["id"] for j in reply.body["jobs"]) == ["job-0", "job-1"]
+    assert reply.body["started"] == []
 
 
 # --- store ----------------------------------------------------------------------------------

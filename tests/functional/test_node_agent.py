@@ -53,6 +53,11 @@ def sleep_for(seconds):
     return seconds
 
 
+def mul(pair):
+    a, b = pair
+    return a * b
+
+
 # --- fixtures -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
@@ -581,3 +586,58 @@ def test_a_forks_own_time_limit_is_signed_and_wins_over_its_streams(queue, setti
     job = results_when(queue, "t2", 1, timeout=30)["job0"]
     assert job["result"]["error"] == "timeout: the job ran longer than its time_limit of 1 s"
     assert agent.terminate() == 0
+
+
+def enqueue_calls(
+    queue: Queue, stream: str, calls: list[tuple[Callable, Any]], prefix: str = "job"
+) -> None:
+    """Jobs of different functions in one fork (so in one chunk: claimable together)."""
+    codes = {codec.digest(c): c for c in (codec.dump_function(fn) for fn, _ in calls)}
+    specs = [
+        {
+            "id": f"{prefix}{i}",
+            "name": fn.__name__,
+            "code": codec.digest(codec.dump_function(fn)),
+            "args": codec.dumps(args),
+            "stage": "stage1",
+        }
+        for i, (fn, args) in enumerate(calls)
+    ]
+    assert len(queue.enqueue(stream, specs, codes, codec.PYTHON_VERSION)["accepted"]) == len(calls)
+
+
+def claims_of(queue: Queue, stream: str) -> list[dict]:
+    pk = layout.ready_pk(stream, 0)
+    chunks = queue.jobs.items.chunks_in(pk, "#claims", consistent=True)
+    return [c for chunk in chunks for c in (chunk.get("claims") or {}).values()]
+
+
+def test_a_fast_job_is_not_held_back_by_a_slow_one_claimed_with_it(queue, start_agent):
+    """Head-of-line blocking, gone: mul(6, 7) claimed beside sleep(6) is collectable as
+    soon as it ends; the slow job shows as started meanwhile, and not once it ended."""
+    queue.create_stream("hol", {"mpps": 2, "frequency": 0.0})
+    start_agent("--mpps", "2")
+    # Two workers up first (a worker's start is not what this measures).
+    enqueue_calls(queue, "hol", [(sleep_for, 0.5), (sleep_for, 0.5)], prefix="warm")
+    queue.ack("hol", list(results_when(queue, "hol", 2)))
+    enqueue_calls(queue, "hol", [(sleep_for, 6), (mul, (6, 7))])
+    [claim] = wait_for(lambda: claims_of(queue, "hol"), 60, "the claim")
+    claimed = time.monotonic()
+    assert (claim["start"], claim["end"]) == (0, 2)  # both jobs in one claim
+    found = results_when(queue, "hol", 1, timeout=10)
+    waited = time.monotonic() - claimed
+    assert list(found) == ["job1"], found
+    assert codec.loads(found["job1"]["result"]) == 42
+    assert waited < 1.5, f"mul waited {waited:.2f} s for its claim"
+    started = wait_for(lambda: queue.results_and_started("hol", "stage1")[1], 3, "a start")
+    assert started == ["job0"]  # the sleep runs; mul ended (not shown as started)
+    assert len(claims_of(queue, "hol")) == 1  # still held for the sleep
+    found = results_when(queue, "hol", 2, timeout=20)
+    assert codec.loads(found["job0"]["result"]) == 6
+    assert queue.results_and_started("hol", "stage1")[1] == []
+
+    def settled():  # the agent sends its counts every 0.5 s
+        counts = queue.get_stream("hol")["counts"]
+        return (counts["running"], counts["finished"], counts["acked"]) == (0, 2, 2)
+
+    wait_for(settled, 5, "the counts")

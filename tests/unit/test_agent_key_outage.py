@@ -27,10 +27,10 @@ class FakeQueue:
     def claim(self, *args, **kwargs):
         return self._claim
 
-    def release(self, claim):
+    def release(self, claim, reported=()):
         self.released.append(claim)
 
-    def complete(self, claim, outcomes):
+    def complete(self, claim, outcomes, unrun=(), reported=()):
         self.completed.append(claim)
 
 
@@ -57,5 +57,5 @@ def test_a_claim_without_a_verdict_is_given_back_unrun():
     agent.pool.runs["s"] = run
     agent.dispatcher.claim_for(run, time.monotonic())
     assert queue.released == [claim] and not agent.claims  # back in the queue, unrun
-    assert not agent.claims.due and not run.workers  # nothing refused, nothing started
+    assert not agent.claims.outstanding and not run.workers  # nothing refused, nothing started
     assert run.dry_until > time.monotonic()  # and not asked again at once

@@ -19,6 +19,15 @@ from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS
 from impetus.storage.jobqueue.seal import ARGS_VERIFIED, MAC
 
 
+def running_jobs(chunk: dict[str, Any]) -> list[str]:
+    """Ids of a chunk's jobs marked started by a claim that has not reported them."""
+    ids = []
+    for claim in chunk.get("claims", {}).values():
+        done = set(claim.get("done", []))
+        ids += [chunk["jobs"][int(i)] for i in claim.get("run", []) if i not in done]
+    return ids
+
+
 class Collector:
     """Reads a stage's finished jobs (and one job), and acknowledges them."""
 
@@ -27,8 +36,16 @@ class Collector:
 
     # --- collect ----------------------------------------------------------------------------
     def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
+        return self.results_and_started(stream_id, stage, limit)[0]
+
+    def results_and_started(
+        self, stream_id: str, stage: str, limit: int = 1000
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """A stage's finished jobs (up to ``limit``), and the ids of its jobs that a node
+        has marked started and that have not ended, read from the same chunks."""
         keys.check(keys.STAGE, stage, "stage")
-        finished = list(itertools.islice(self._finished(stream_id, stage), limit))
+        started: list[str] = []
+        finished = list(itertools.islice(self._finished(stream_id, stage, started), limit))
         records = self.items.written_records(stream_id, [f[0] for f in finished])
         self._repair_pointers(stream_id, records, finished)
         spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
@@ -38,12 +55,15 @@ class Collector:
             if job_id in records
         ]
         joboutput.attach(self.items.client, self.items.jobs_table, stream_id, found, finished)
-        return found
+        return found, started
 
     def _finished(
-        self, stream_id: str, stage: str
+        self, stream_id: str, stage: str, started: list[str]
     ) -> Iterator[tuple[str, tuple[str, str, int], dict[str, Any]]]:
-        """(job id, (chunk pk, chunk sk, index), result entry) of a stage's finished jobs."""
+        """(job id, (chunk pk, chunk sk, index), result entry) of a stage's finished jobs;
+        appends to ``started`` the jobs of the chunks read that run (a claim's ``run``
+        mark, not ``done``). Chunks with a claim are read for that: they are billed by
+        the bytes evaluated either way, the filter only trims the answer."""
         shards = properties.get(
             self.items.streams.get_item(stream_id).get("properties", {}), "shards"
         )
@@ -52,14 +72,16 @@ class Collector:
                 self.items.client,
                 TableName=self.items.queue_table,
                 KeyConditionExpression="#pk = :pk",
-                FilterExpression="#stage = :stage AND size(#results) > :zero",
-                ProjectionExpression="#pk, #sk, #jobs, #results",
-                ExpressionAttributeNames=dynamo.names("#pk #sk #stage #results #jobs"),
+                FilterExpression="#stage = :stage AND (size(#results) > :zero "
+                "OR size(#claims) > :zero)",
+                ProjectionExpression="#pk, #sk, #jobs, #results, #claims",
+                ExpressionAttributeNames=dynamo.names("#pk #sk #stage #results #jobs #claims"),
                 ExpressionAttributeValues=dynamo.values(
                     pk=layout.ready_pk(stream_id, shard), stage=stage, zero=0
                 ),
                 ConsistentRead=True,
             ):
+                started += running_jobs(chunk)
                 for index, entry in chunk["results"].items():
                     where = (chunk["pk"], chunk["sk"], int(index))
                     yield chunk["jobs"][int(index)], where, entry
@@ -161,7 +183,7 @@ class Collector:
         if entry is None and chunk:
             job["attempt"] = chunk.get("attempt", 0)  # the run it waits for (or is in)
             for claim in chunk.get("claims", {}).values():
-                if claim["start"] <= record["index"] < claim["end"]:
+                if layout.holds(claim, record["index"]):
                     job.update(status=jobs.RUNNING, node=claim["node"], attempt=chunk["attempt"])
         return job
 

@@ -27,6 +27,12 @@ CLAIMED_FIELDS = (
 )  # fmt: skip
 
 
+def holds(claim: dict[str, Any], index: int) -> bool:
+    """Whether a claim entry still holds the chunk's job at ``index``: in its range and
+    not yet reported (a partial report lists the indices it wrote or moved in ``done``)."""
+    return claim["start"] <= index < claim["end"] and index not in claim.get("done", [])
+
+
 def shard_of(suffix: str, shards: int) -> int:
     return int(suffix[-6:], 16) % shards
 

@@ -21,10 +21,10 @@ RECOUNTED = ("waiting", "running", "delayed")
 
 def chunk_counts(chunk: dict[str, Any], delayed: bool) -> dict[str, int]:
     """What one chunk contributes: unclaimed jobs wait (or are delayed); jobs under a live
-    or expired lease run until completed or reaped."""
+    or expired lease run until reported (a claim's ``done``), completed or reaped."""
     unclaimed = max(0, int(chunk.get("n", 0)) - int(chunk.get("cursor", 0)))
     leased = sum(
-        max(0, int(c.get("end", 0)) - int(c.get("start", 0)))
+        max(0, int(c.get("end", 0)) - int(c.get("start", 0)) - len(set(c.get("done", []))))
         for c in (chunk.get("claims") or {}).values()
     )
     return {

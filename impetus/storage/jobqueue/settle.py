@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -18,6 +19,15 @@ from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import INLINE_RESULT_LIMIT, new_chunk, shard_of
 from impetus.storage.jobqueue.seal import Sealer
+
+
+@dataclass
+class ClaimMarks:
+    """What a partial report adds to the claim entry it keeps: chunk indices reported
+    (their results written or their jobs moved) and indices started."""
+
+    done: list[int]
+    run: list[int]
 
 
 class Settler:
@@ -60,17 +70,49 @@ class Settler:
         claim.expires = expires
 
     def complete(
-        self, claim: Claim, outcomes: dict[str, Outcome], unrun: Iterable[str] = ()
+        self,
+        claim: Claim,
+        outcomes: dict[str, Outcome],
+        unrun: Iterable[str] = (),
+        reported: Iterable[str] = (),
     ) -> None:
-        """Record final outcomes, send the jobs that may run again back (impetus.core.retry)
-        and the ``unrun`` ones (they never started) back with the same attempt."""
+        """End a claim: record its last outcomes, send the jobs that may run again back
+        (impetus.core.retry) and the ``unrun`` ones (they never started) back with the
+        same attempt. Jobs in ``reported`` went out in an earlier :meth:`report`."""
+        self._record(claim, outcomes, set(unrun), set(reported), (), end=True)
+
+    def report(
+        self,
+        claim: Claim,
+        outcomes: dict[str, Outcome],
+        started: Iterable[str] = (),
+        reported: Iterable[str] = (),
+    ) -> None:
+        """Record some outcomes of a claim still held, which stays held for the rest
+        (so no job waits on a slower one claimed with it), and mark ``started`` jobs as
+        running. The claim entry keeps the indices reported (``done``: a reap must not
+        run them again) and started (``run``: the results route shows them)."""
+        self._record(claim, outcomes, set(), set(reported), started, end=False)
+
+    def _record(
+        self,
+        claim: Claim,
+        outcomes: dict[str, Outcome],
+        unrun: set[str],
+        reported: set[str],
+        started: Iterable[str],
+        end: bool,
+    ) -> None:
         base = properties.get(self.items.properties(claim.stream), "retry_backoff")
         key = self.sealer.key(claim.stream)
         entries: dict[str, dict[str, Any]] = {}
         spilled: list[dict[str, Any]] = []
         reruns: dict[retry.Rerun, list[str]] = defaultdict(list)
-        unrun = set(unrun)
+        done: list[int] = []
         for job in claim.jobs:
+            if job.id in reported or (not end and job.id not in outcomes):
+                continue
+            done.append(job.index)
             if job.id in unrun and job.id not in outcomes:
                 reruns[retry.Rerun(claim.attempt, claim.failures, 0.0)].append(job.id)
                 continue
@@ -96,12 +138,22 @@ class Settler:
             spill += joboutput.spill(claim.stream, job.id, claim.claim_id, outcome.output, entry)
             entries[str(job.index)] = entry
             spilled += spill
+        marks = None
+        if not end:
+            running = {j.id: j.index for j in claim.jobs if j.id not in reported}
+            marks = ClaimMarks(done, [running[i] for i in started if i in running])
         if spilled:
             dynamo.batch_write(self.items.client, self.items.jobs_table, puts=spilled)
         errors = sum(1 for e in entries.values() if e["s"] == jobs.ERROR)
         try:
             self._settle(
-                claim, entries, reruns, self.OWNER, self._owner_values(claim), errors=errors
+                claim,
+                entries,
+                reruns,
+                self.OWNER,
+                self._owner_values(claim),
+                errors=errors,
+                marks=marks,
             )
         except ClaimLost:
             dynamo.batch_write(
@@ -143,9 +195,11 @@ class Settler:
         condition: str,
         condition_values: dict[str, Any],
         errors: int = 0,
+        marks: ClaimMarks | None = None,
     ) -> None:
-        """End a claim: write its final results into the chunk and move the jobs that
-        run again into new chunks, in one write (a transaction when anything moves).
+        """Write a claim's results into the chunk and move the jobs that run again into
+        new chunks, in one write (a transaction when anything moves). Without ``marks``
+        the claim ends (its entry goes); with them it stays, and records them.
         ``errors``: how many of ``entries`` are errors (for the stream's counters).
 
         Conditional on ``condition`` (we still own the claim, or: the lease we saw
@@ -159,7 +213,17 @@ class Settler:
             vals[f":r{n}"] = dynamo.serialize_value(entry)
             sets.append(f"#results.#r{n} = :r{n}")
         moved = sum(len(ids) for ids in reruns.values())
-        update = (f"SET {', '.join(sets)} " if sets else "") + "REMOVE #claims.#id"
+        if marks is None:
+            update = (f"SET {', '.join(sets)} " if sets else "") + "REMOVE #claims.#id"
+        else:
+            if not (entries or moved or marks.run):
+                return  # nothing to report
+            for mark, indices in (("done", marks.done), ("run", marks.run)):
+                if indices:
+                    path = f"#claims.#id.#{mark}"
+                    sets.append(f"{path} = list_append(if_not_exists({path}, :nil), :{mark})")
+                    vals.update(dynamo.values(**{mark: indices, "nil": []}))
+            update = f"SET {', '.join(sets)}"
         if moved:
             update += " ADD #left :moved"
             vals.update(dynamo.values(moved=-moved))
@@ -191,7 +255,7 @@ class Settler:
             delayed += chunk["n"] if chunk["pk"] == layout.delayed_pk(claim.stream) else 0
         self.items.counters.count(
             claim.stream,
-            running=-len(claim.jobs),
+            running=-(len(entries) + moved),
             waiting=moved - delayed,
             delayed=delayed,
             finished=len(entries),
@@ -223,12 +287,12 @@ class Settler:
             "ExpressionAttributeNames": dynamo.names("#pk"),
         }
 
-    def release(self, claim: Claim) -> None:
-        """Give a claim's jobs back, unrun and with the same attempt number."""
+    def release(self, claim: Claim, reported: Iterable[str] = ()) -> None:
+        """Give a claim's jobs back (but those ``reported``), unrun and with the same
+        attempt number, and end it."""
         same = retry.Rerun(claim.attempt, claim.failures, 0.0)
-        self._settle(
-            claim, {}, {same: [j.id for j in claim.jobs]}, self.OWNER, self._owner_values(claim)
-        )
+        back = [j.id for j in claim.jobs if j.id not in set(reported)]
+        self._settle(claim, {}, {same: back} if back else {}, self.OWNER, self._owner_values(claim))
 
     def reap(self, stream_id: str) -> int:
         """Return the jobs of expired leases to the queue (attempt + 1), or fail them as
@@ -268,8 +332,10 @@ class Settler:
         entry: dict[str, Any],
         max_attempts: int,
     ) -> int:
-        """An expired lease counts as a crash of every job it held (see impetus.core.retry)."""
+        """An expired lease counts as a crash of every job it held but those it reported
+        (see impetus.core.retry)."""
         attempt, failures = chunk["attempt"], chunk.get("failures", 0)
+        done = set(entry.get("done", []))
         claim = Claim(
             stream=stream_id,
             pk=chunk["pk"],
@@ -295,7 +361,7 @@ class Settler:
                     stream=stream_id,
                 )
                 for idx, i in enumerate(chunk["jobs"])
-                if entry["start"] <= idx < entry["end"]
+                if entry["start"] <= idx < entry["end"] and idx not in done
             ],
         )
         lost = jobs.system_error(
@@ -315,7 +381,7 @@ class Settler:
         values = {":seen": entry["expires"], ":active": "active"}
         ids = [j.id for j in claim.jobs]
         try:
-            if rerun:
+            if rerun and ids:
                 self._settle(claim, {}, {rerun: ids}, condition, values)
             else:
                 entries = {
