@@ -286,6 +286,26 @@ def ack(stream_id: StreamIdPath, body: Annotated[models.Ack, Body()]):
     return {"acked": queue().ack(stream_id, body.ids)}
 
 
+@app.post(
+    "/streams/<stream_id>/jobs/cancel",
+    responses=answers(models.Cancelled, "what became of each job"),
+    security=OWNED,
+)
+def cancel_jobs(stream_id: StreamIdPath, body: Annotated[models.CancelJobs, Body()]):
+    _own(stream_id)
+    return queue().cancel_jobs(stream_id, body.ids)
+
+
+@app.post(
+    "/streams/<stream_id>/cancel",
+    responses=answers(models.Cancelled, "the stream's waiting and delayed jobs, cancelled"),
+    security=OWNED,
+)
+def cancel_stream(stream_id: StreamIdPath):
+    _own(stream_id)
+    return queue().cancel_stream(stream_id)
+
+
 # --- store ----------------------------------------------------------------------------------
 @app.get(
     "/streams/<stream_id>/store",
