@@ -5,35 +5,22 @@
         print(future.result())                   # 1024
         print(list(ex.map(abs, [-1, -2], chunksize=100)))
 
-One code path with the decorator pipeline: the executor is built on the parts an
-:class:`impetus.Impetus` app is built on, with one stage: a stream session, a
-:class:`impetus.forks.ForkSender` and a :class:`impetus.results.ResultCollector`.
+Built on the parts an :class:`impetus.Impetus` app is built on, with one stage: a stream
+session, a :class:`impetus.forks.ForkSender` and a :class:`impetus.results.ResultCollector`.
 ``submit`` is a buffered fork of ``fn(*args, **kwargs)`` (a :class:`impetus.mapping.Call`);
-``map`` forks chunk jobs (:mod:`impetus.mapping`). Two threads talk to the API at the
-same time: a sender sends the buffered forks as soon as there are any (forks made while a
-request is on its way go out together in the next one), and a collector receives results
-(:meth:`~impetus.results.ResultCollector.receive`), resolves the futures and acknowledges
-each batch at the start of its next round, after the forks that the futures' callbacks
-made. One thread did both before: a 500-job fork waited for the acknowledgement of the
-last results, and the next poll for the fork. A remote exception is re-raised with its
-remote traceback as the cause (:mod:`impetus.remote`).
+``map`` forks chunk jobs (:mod:`impetus.mapping`). Two threads talk to the API: a sender
+sends the buffered forks as soon as there are any (``submit`` never waits on the
+network), and a collector receives results, resolves the futures and acknowledges each
+batch at the start of its next round, after the forks the futures' callbacks made.
+Polling adapts (:class:`impetus.polling.Pacer`); no request at all while no job is out.
 
-Polling adapts (:class:`impetus.polling.Pacer`, shared with the pipeline's collector):
-fast while results flow, backing off to 0.5 s while jobs are out and nothing comes back,
-and no request at all while no job is out.
-
-Futures are :class:`impetus.futures.ImpetusFuture`: RUNNING once a node started the job
-(or once a cancel found it claimed), ``cancel()`` takes a job no node has claimed out of
-the queue (True) and is False for a running or finished one; ``job_id`` and ``output()``
-tell which job and what it printed. ``shutdown(cancel_futures=True)`` and an expired
-``map(timeout=)`` cancel what is pending, in the queue too. Without ``shutdown()`` the
-interpreter waits for pending futures at exit (as the stdlib's pools); Ctrl-C in a
-``with`` block cancels the pending jobs, says how many were cancelled and how many were
-still running, deletes the stream and re-raises.
-A stream deleted under a running executor fails its pending futures at once with
-:class:`~impetus.session.StreamDeleted`. Results are verified as the pipeline's are
-(:mod:`impetus.integrity`): a job whose outcome does not verify fails its future with an
-``integrity`` error, and nothing of it is unpickled.
+Futures (:class:`impetus.futures.ImpetusFuture`) keep the stdlib contract: RUNNING once a
+node started the job, ``cancel()`` takes a job out of the queue or is False, and
+``shutdown(cancel_futures=True)``, an expired ``map(timeout=)``, the interpreter's exit
+and Ctrl-C behave as docs/guide/executor.md says. A remote exception is re-raised with
+its remote traceback (:mod:`impetus.remote`); results are verified as the pipeline's
+(:mod:`impetus.integrity`); a stream deleted under a running executor fails its pending
+futures with :class:`~impetus.session.StreamDeleted`.
 """
 
 from __future__ import annotations
@@ -64,6 +51,7 @@ from impetus.futures import (
     JobOptions,
     PendingFutures,
     register_exit,
+    results_in_order,
 )
 from impetus.ledger import STARTUP, JobLedger
 from impetus.polling import Pacer
@@ -237,7 +225,7 @@ class Executor(cf.Executor):
             for item_id, future in zip(ids, futures, strict=True):
                 self._futures.add(item_id, future)
         self._after_fork()
-        return self._in_order(futures, end)
+        return results_in_order(futures, end, self._cancel)
 
     def _after_fork(self) -> None:
         self._wake.set()
@@ -252,25 +240,6 @@ class Executor(cf.Executor):
     def _check_open(self) -> None:
         if self._closing:
             raise RuntimeError("cannot schedule new futures after shutdown")
-
-    def _in_order(self, futures: list[ImpetusFuture], end: float | None) -> Iterator[Any]:
-        """Yields results in order and keeps no future it has handed back (as the
-        stdlib's map); whatever is left when it stops (timeout, error, dropped) is
-        cancelled."""
-        futures.reverse()
-        try:
-            while futures:
-                future = futures.pop()
-                try:
-                    value = future.result(None if end is None else max(0.0, end - time.monotonic()))
-                except cf.TimeoutError:
-                    futures.append(future)
-                    raise
-                del future
-                yield value
-        finally:
-            if futures:
-                self._cancel(futures)
 
     @staticmethod
     def _route(callback: Callback) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -168,6 +169,30 @@ class ExecutorOptions:
 
     def options(self, **changes: Any) -> ExecutorOptions:
         return ExecutorOptions(self.executor, self.job_options.merged(**changes))
+
+
+def results_in_order(
+    futures: list[ImpetusFuture],
+    end: float | None,
+    cancel: Callable[[list[ImpetusFuture]], Any],
+) -> Iterator[Any]:
+    """``map``'s iterator: results in order, holding no future it has handed back (as
+    the stdlib's); ``cancel`` gets whatever is left when it stops (timeout, error,
+    dropped)."""
+    futures.reverse()
+    try:
+        while futures:
+            future = futures.pop()
+            try:
+                value = future.result(None if end is None else max(0.0, end - time.monotonic()))
+            except cf.TimeoutError:
+                futures.append(future)
+                raise
+            del future
+            yield value
+    finally:
+        if futures:
+            cancel(futures)
 
 
 def register_exit(target: Any, method: str) -> None:
