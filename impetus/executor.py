@@ -28,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import inspect
+import itertools
 import logging
 import sys
 import threading
@@ -119,6 +120,8 @@ class Executor(cf.Executor):
         self._keep = keep
         self._lock = threading.Lock()
         self._futures = PendingFutures()
+        self._id_prefix = uuid.uuid4().hex  # submit's job ids: <prefix>-<n>
+        self._numbers = itertools.count()
         self._wake = threading.Event()  # forks to send, or closing
         self._sent = threading.Event()  # forks went out: their results are worth a poll
         self._acks: list[str] = []  # collected, delivered, not yet acknowledged
@@ -192,7 +195,7 @@ class Executor(cf.Executor):
     ) -> ImpetusFuture:
         """``submit`` with job options (see :meth:`options`)."""
         encoded = codec.dumps((args, kwargs))  # fails here, in the caller's frame
-        job_id = uuid.uuid4().hex
+        job_id = f"{self._id_prefix}-{next(self._numbers)}"  # unique, without urandom
         future = ImpetusFuture(job_id, fn, self._cancel_one)
         with self._lock:
             self._check_open()
@@ -228,7 +231,8 @@ class Executor(cf.Executor):
         return results_in_order(futures, end, self._cancel)
 
     def _after_fork(self) -> None:
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes the sender's condition: not per submit
+            self._wake.set()
         while self._forks.buffered >= MAX_BUFFERED and not self._stopped:
             time.sleep(0.005)  # a bounded buffer: the sender catches up
 
