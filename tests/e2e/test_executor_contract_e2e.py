@@ -135,7 +135,7 @@ def test_ctrl_c_cancels_pending_jobs_says_how_many_and_exits(local_stack, tmp_pa
         f"""
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_executor_contract import hold, mark
+        from test_executor_contract_e2e import hold, mark
         from impetus import Executor
         with Executor(mpps=1) as ex:
             for i in range(2):
