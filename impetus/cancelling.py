@@ -1,5 +1,5 @@
 """Cancelling an executor's jobs: out of the fork buffer if not sent, else out of the
-queue (``POST /streams/{id}/jobs/cancel``); see impetus.storage.jobqueue.cancel."""
+queue (``POST /streams/{id}/cancel``); see impetus.storage.jobqueue.cancel."""
 
 from __future__ import annotations
 

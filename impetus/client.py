@@ -232,7 +232,7 @@ class Impetus:
         """Take forked jobs that no node has claimed out of the queue: they never run and
         the run stops waiting for them. ``job_ids``: the forks' ids (None: every waiting
         or delayed job of the stream). Returns {"cancelled", "running_or_done",
-        "unknown"} id lists (see ``POST /streams/{id}/jobs/cancel``)."""
+        "unknown"} id lists (see ``POST /streams/{id}/cancel``)."""
         self._forks.flush()  # a fork still in the buffer is not in the queue yet
         answer = self._session.api.cancel(self.id, job_ids)
         self._ledger.forget_collected(answer.get("cancelled", []))

@@ -287,23 +287,16 @@ def ack(stream_id: StreamIdPath, body: Annotated[models.Ack, Body()]):
 
 
 @app.post(
-    "/streams/<stream_id>/jobs/cancel",
+    "/streams/<stream_id>/cancel",
     responses=answers(models.Cancelled, "what became of each job"),
     security=OWNED,
 )
 def cancel_jobs(stream_id: StreamIdPath, body: Annotated[models.CancelJobs, Body()]):
+    # Not /jobs/cancel: that path is also GET /jobs/{job_id} with the id "cancel".
     _own(stream_id)
+    if body.ids is None:  # every waiting or delayed job of the stream
+        return queue().cancel_stream(stream_id)
     return queue().cancel_jobs(stream_id, body.ids)
-
-
-@app.post(
-    "/streams/<stream_id>/cancel",
-    responses=answers(models.Cancelled, "the stream's waiting and delayed jobs, cancelled"),
-    security=OWNED,
-)
-def cancel_stream(stream_id: StreamIdPath):
-    _own(stream_id)
-    return queue().cancel_stream(stream_id)
 
 
 # --- store ----------------------------------------------------------------------------------

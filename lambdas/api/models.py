@@ -224,7 +224,9 @@ class Ack(Strict):
 
 
 class CancelJobs(Strict):
-    ids: list[JobId] = Field(max_length=MAX_ACK_IDS)
+    ids: list[JobId] | None = Field(
+        default=None, max_length=MAX_ACK_IDS, description="none: every waiting job"
+    )
 
 
 class PutValue(Strict):
