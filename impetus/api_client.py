@@ -193,6 +193,13 @@ class ApiClient:
         answer = self._call("POST", path, {"ids": list(ids)}, idempotent=True, stream=stream_id)
         return answer["acked"]
 
+    def cancel(self, stream_id: str, ids: list[str] | None = None) -> dict[str, list[str]]:
+        """Take jobs no node has claimed out of the queue (``ids``; None: every waiting
+        or delayed job of the stream): {"cancelled", "running_or_done", "unknown"}."""
+        body = {} if ids is None else {"ids": list(ids)}
+        path = f"/streams/{_segment(stream_id)}/cancel"
+        return self._call("POST", path, body, idempotent=True, stream=stream_id)
+
     # --- large payloads (S3, through presigned URLs) ------------------------------------------
     def upload_urls(self, stream_id: str, count: int = 1) -> dict[str, Any]:
         """``{"uploads": [{"ref", "url"}], "content_type", "expires_in"}``."""

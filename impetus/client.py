@@ -228,6 +228,16 @@ class Impetus:
         """Send the buffered forks now (a step's forks are sent when it returns anyway)."""
         self._forks.flush()
 
+    def cancel(self, job_ids: list[str] | None = None) -> dict[str, list[str]]:
+        """Take forked jobs that no node has claimed out of the queue: they never run and
+        the run stops waiting for them. ``job_ids``: the forks' ids (None: every waiting
+        or delayed job of the stream). Returns {"cancelled", "running_or_done",
+        "unknown"} id lists (see ``POST /streams/{id}/cancel``)."""
+        self._forks.flush()  # a fork still in the buffer is not in the queue yet
+        answer = self._session.api.cancel(self.id, job_ids)
+        self._ledger.forget_collected(answer.get("cancelled", []))
+        return answer
+
     def _route(self, callback: Callback) -> tuple[str, str]:
         """(stage, origin) of a fork: the stage that receives its result, by default the
         one after the running step; and the running step, which forked it."""

@@ -5,35 +5,32 @@
         print(future.result())                   # 1024
         print(list(ex.map(abs, [-1, -2], chunksize=100)))
 
-One code path with the decorator pipeline: the executor is built on the parts an
-:class:`impetus.Impetus` app is built on, with one stage: a stream session, a
-:class:`impetus.forks.ForkSender` and a :class:`impetus.results.ResultCollector`.
+Built on the parts an :class:`impetus.Impetus` app is built on, with one stage: a stream
+session, a :class:`impetus.forks.ForkSender` and a :class:`impetus.results.ResultCollector`.
 ``submit`` is a buffered fork of ``fn(*args, **kwargs)`` (a :class:`impetus.mapping.Call`);
-``map`` forks chunk jobs (:mod:`impetus.mapping`). Two threads talk to the API at the
-same time: a sender sends the buffered forks as soon as there are any (forks made while a
-request is on its way go out together in the next one), and a collector receives results
-(:meth:`~impetus.results.ResultCollector.receive`), resolves the futures and acknowledges
-each batch at the start of its next round, after the forks that the futures' callbacks
-made. One thread did both before: a 500-job fork waited for the acknowledgement of the
-last results, and the next poll for the fork. A remote exception is re-raised with its
-remote traceback as the cause (:mod:`impetus.remote`).
+``map`` forks chunk jobs (:mod:`impetus.mapping`). Two threads talk to the API: a sender
+sends the buffered forks as soon as there are any (``submit`` never waits on the
+network), and a collector receives results, resolves the futures and acknowledges each
+batch at the start of its next round, after the forks the futures' callbacks made.
+Polling adapts (:class:`impetus.polling.Pacer`); no request at all while no job is out.
 
-Polling adapts (:class:`impetus.polling.Pacer`, shared with the pipeline's collector):
-fast while results flow, backing off to 0.5 s while jobs are out and nothing comes back,
-and no request at all while no job is out.
-
-Cancelling a future drops its result; the job itself may still run (it was queued).
-A stream deleted under a running executor fails its pending futures at once with
-:class:`~impetus.session.StreamDeleted`. Results are verified as the pipeline's are
-(:mod:`impetus.integrity`): a job whose outcome does not verify fails its future with an
-``integrity`` error, and nothing of it is unpickled.
+Futures (:class:`impetus.futures.ImpetusFuture`) keep the stdlib contract: RUNNING once a
+node started the job, ``cancel()`` takes a job out of the queue or is False, and
+``shutdown(cancel_futures=True)``, an expired ``map(timeout=)``, the interpreter's exit
+and Ctrl-C behave as docs/guide/executor.md says. A remote exception is re-raised with
+its remote traceback (:mod:`impetus.remote`); results are verified as the pipeline's
+(:mod:`impetus.integrity`); a stream deleted under a running executor fails its pending
+futures with :class:`~impetus.session.StreamDeleted`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import inspect
+import itertools
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -42,10 +39,21 @@ from typing import Any
 
 from impetus import mapping
 from impetus.api_client import ApiClient
+from impetus.cancelling import JobCanceller
 from impetus.core import codec
+from impetus.core.config import DisplaySettings
 from impetus.core.exceptions import ApiError
 from impetus.core.jobs import READY
-from impetus.forks import Callback, ForkSender, FunctionTable
+from impetus.core.properties import PROPERTIES
+from impetus.forks import FLUSH_JOBS, Callback, ForkSender, FunctionTable
+from impetus.futures import (
+    ExecutorOptions,
+    ImpetusFuture,
+    JobOptions,
+    PendingFutures,
+    register_exit,
+    results_in_order,
+)
 from impetus.ledger import STARTUP, JobLedger
 from impetus.polling import Pacer
 from impetus.remote import rebuild
@@ -56,6 +64,8 @@ log = logging.getLogger(__name__)
 
 STAGE = "results"
 MAX_FAILURES = 3  # consecutive failed collector rounds before pending futures fail
+MAX_BUFFERED = 40 * FLUSH_JOBS  # forks buffered before submit waits for the sender
+INTERRUPT_WAIT = 5.0  # seconds Ctrl-C waits for the threads before re-raising
 
 
 class Executor(cf.Executor):
@@ -63,7 +73,11 @@ class Executor(cf.Executor):
 
     ``address``/``authkey`` as for :class:`Impetus` (default: env or the local stack);
     ``id`` names the stream (default: a new one); ``keep`` keeps it after shutdown;
-    further keyword arguments are stream properties (``mpps``, ``frequency``, ...).
+    ``output``: echo what jobs print to stderr, prefixed with the job id (default from
+    ``IMPETUS_SHOW_OUTPUT``). Further keyword arguments are stream properties (``mpps``,
+    ``time_limit``, ...; any other name is a TypeError); custom properties (node filters)
+    go in ``properties={...}``. ``max_workers`` is accepted for code written for the
+    stdlib and ignored: the nodes and ``mpps`` decide how many calls run at once.
     """
 
     #: The API client class; a hook for unit tests (the end-to-end tests use the real one).
@@ -75,19 +89,39 @@ class Executor(cf.Executor):
         authkey: str | None = None,
         id: str | None = None,
         keep: bool = False,
-        **properties: Any,
+        *,
+        max_workers: int | None = None,
+        properties: dict[str, Any] | None = None,
+        output: bool | None = None,
+        **stream_properties: Any,
     ) -> None:
-        self._session = StreamSession.open(address, authkey, id, properties, self.api_class)
+        unknown = sorted(set(stream_properties) - set(PROPERTIES))
+        if unknown:
+            raise TypeError(
+                f"Executor() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                f"stream properties are {', '.join(sorted(PROPERTIES))} (custom ones go "
+                "in properties={...})"
+            )
+        props = {**(properties or {}), **stream_properties}
+        self._session = StreamSession.open(address, authkey, id, props, self.api_class)
         self.id = self._session.id
         ledger = JobLedger((STAGE,))  # no task files: results live in the futures
         self._functions = FunctionTable()
-        self._forks = ForkSender(self._session, self._functions, ledger, self._route)
-        self._collector = ResultCollector(
-            self._session, self._functions, ledger, None, self._hand_over
+        self._forks = ForkSender(
+            self._session, self._functions, ledger, self._route, flush_when_full=False
         )
+        started = {"on_started": self._mark_started} if _takes_on_started() else {}
+        self._collector = ResultCollector(
+            self._session, self._functions, ledger, None, self._hand_over, **started
+        )
+        show = DisplaySettings.from_env().show_output if output is None else output
+        self._collector.echo = _to_stderr if show else None
+        self._canceller = JobCanceller(self._session, self._forks)
         self._keep = keep
         self._lock = threading.Lock()
-        self._futures: dict[str, tuple[cf.Future, Callable[..., Any]]] = {}
+        self._futures = PendingFutures()
+        self._id_prefix = uuid.uuid4().hex  # submit's job ids: <prefix>-<n>
+        self._numbers = itertools.count()
         self._wake = threading.Event()  # forks to send, or closing
         self._sent = threading.Event()  # forks went out: their results are worth a poll
         self._acks: list[str] = []  # collected, delivered, not yet acknowledged
@@ -100,24 +134,12 @@ class Executor(cf.Executor):
         self._thread = threading.Thread(target=self._loop, name=f"impetus-{self.id}", daemon=True)
         self._sender.start()
         self._thread.start()
+        register_exit(self, "shutdown")
 
     # --- the Executor interface -------------------------------------------------------------
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> ImpetusFuture:
         """Queue ``fn(*args, **kwargs)`` as one job; returns its future at once."""
-        encoded = codec.dumps((args, kwargs))  # fails here, in the caller's frame
-        future: cf.Future = cf.Future()
-        job_id = uuid.uuid4().hex
-        with self._lock:
-            self._check_open()
-            self._futures[job_id] = (future, fn)  # before the fork: results may come fast
-            try:
-                call = self._functions.wrapper(fn, mapping.Call)
-                self._forks.fork(call, encoded, job_id=job_id)
-            except BaseException:
-                del self._futures[job_id]
-                raise
-        self._wake.set()
-        return future
+        return self.submit_with(JobOptions(), fn, args, kwargs)
 
     def map(
         self,
@@ -129,47 +151,158 @@ class Executor(cf.Executor):
         """Results of ``fn(*args)`` over the zipped iterables, in order.
 
         Calls travel ``chunksize`` per job record (default: about 16 chunks). The first
-        failed call raises its exception when the iterator reaches it.
+        failed call raises its exception when the iterator reaches it; on ``timeout`` (or
+        when the iterator is dropped) the calls left are cancelled.
         """
-        items = list(zip(*iterables, strict=False))
-        end = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            self._check_open()
-            # Registered under the lock: the collector cannot deliver before it is done.
-            ids = self._forks.map(fn, items, chunksize, star=True)
-            futures = [cf.Future() for _ in ids]
-            self._futures.update((i, (f, fn)) for i, f in zip(ids, futures, strict=True))
-        self._wake.set()
-        return self._in_order(futures, end)
+        return self.map_with(JobOptions(), fn, iterables, timeout, chunksize)
+
+    def options(
+        self,
+        *,
+        retries: int | None = None,
+        time_limit: float | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+    ) -> ExecutorOptions:
+        """A view whose ``submit``/``map`` fork jobs with these options: ``retries``
+        (re-runs after an exception), ``time_limit`` (seconds), ``priority`` (lower runs
+        first), ``delay`` (seconds before the job is due)."""
+        return ExecutorOptions(self, JobOptions(retries, time_limit, priority, delay))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop taking work; with ``wait``, return when every future is done and the
-        stream is deleted (unless ``keep``)."""
+        """Stop taking work; ``cancel_futures`` cancels the calls no node has started (in
+        the queue too); with ``wait``, return when every future is done and the stream
+        is deleted (unless ``keep``)."""
         with self._lock:
             self._closing = True
-            if cancel_futures:
-                for future, _ in self._futures.values():
-                    future.cancel()
+            pending = self._futures.all() if cancel_futures else []
+        if pending:
+            self._cancel(pending)
         self._wake.set()
         self._sent.set()  # an idle collector looks at _closing
         if wait:
             self._thread.join()
 
-    # --- internals ------------------------------------------------------------------------
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self._interrupt()
+            return False
+        return super().__exit__(exc_type, exc, tb)
+
+    # --- submitting -------------------------------------------------------------------------
+    def submit_with(
+        self, options: JobOptions, fn: Callable[..., Any], args: tuple, kwargs: dict
+    ) -> ImpetusFuture:
+        """``submit`` with job options (see :meth:`options`)."""
+        encoded = codec.dumps((args, kwargs))  # fails here, in the caller's frame
+        job_id = f"{self._id_prefix}-{next(self._numbers)}"  # unique, without urandom
+        future = ImpetusFuture(job_id, fn, self._cancel_one)
+        with self._lock:
+            self._check_open()
+            self._futures.add(job_id, future)  # before the fork: results may come fast
+            try:
+                call = self._functions.wrapper(fn, mapping.Call)
+                self._forks.fork(call, encoded, job_id=job_id, **options.fork_arguments())
+            except BaseException:
+                self._forget([future])
+                raise
+        self._after_fork()
+        return future
+
+    def map_with(
+        self,
+        options: JobOptions,
+        fn: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> Iterator[Any]:
+        """``map`` with job options (see :meth:`options`)."""
+        items = list(zip(*iterables, strict=False))
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._check_open()
+            # Registered under the lock: the collector cannot deliver before it is done.
+            ids = self._forks.map(fn, items, chunksize, star=True, **options.fork_arguments())
+            futures = [ImpetusFuture(_chunk_of(i), fn, self._cancel_one) for i in ids]
+            for item_id, future in zip(ids, futures, strict=True):
+                self._futures.add(item_id, future)
+        self._after_fork()
+        return results_in_order(futures, end, self._cancel)
+
+    def _after_fork(self) -> None:
+        if not self._wake.is_set():  # set() takes the sender's condition: not per submit
+            self._wake.set()
+        while self._forks.buffered >= MAX_BUFFERED and not self._stopped:
+            time.sleep(0.005)  # a bounded buffer: the sender catches up
+
+    def _forget(self, futures: Iterable[ImpetusFuture]) -> None:
+        """Drop pending futures (the caller holds the lock)."""
+        for future in futures:
+            self._futures.forget_job(future.job_id)
+
     def _check_open(self) -> None:
         if self._closing:
             raise RuntimeError("cannot schedule new futures after shutdown")
-
-    @staticmethod
-    def _in_order(futures: list[cf.Future], end: float | None) -> Iterator[Any]:
-        for future in futures:
-            yield future.result(None if end is None else max(0.0, end - time.monotonic()))
 
     @staticmethod
     def _route(callback: Callback) -> tuple[str, str]:
         """Every fork goes to the one stage; there is no step that forks."""
         return STAGE, STARTUP
 
+    # --- states and cancellation ------------------------------------------------------------
+    def _mark_started(self, job_ids: list[str]) -> None:
+        """Jobs a node started (the collector's on_started): their futures are RUNNING."""
+        with self._lock:
+            futures = [f for j in job_ids for f in self._futures.of_job(j)]
+        for future in futures:
+            future.start()
+
+    def _cancel_one(self, future: ImpetusFuture) -> bool:
+        cancelled, _ = self._cancel([future])
+        return future.cancelled() or bool(cancelled)
+
+    def _cancel(self, futures: list[ImpetusFuture]) -> tuple[int, int]:
+        """Cancel the jobs of pending futures in the queue; a job that a node claimed
+        already makes its futures RUNNING. (cancelled jobs, running jobs)."""
+        job_ids = {f.job_id for f in futures if not (f.done() or f.running())}
+        if not job_ids:
+            return 0, 0
+        try:
+            out, running = self._canceller.cancel(job_ids)
+        except Exception as exc:  # the API is away: nothing changes
+            log.warning("executor %s: cancelling failed: %s", self.id, exc)
+            return 0, 0
+        with self._lock:
+            items = {j: self._futures.of_job(j) for j in job_ids}
+            self._forget(f for j in out for f in items[j][:1])
+        for job_id in out:
+            for future in items[job_id]:
+                future.cancel_here()
+        for job_id in running:
+            for future in items[job_id]:
+                future.start()
+        return len(out), len(running)
+
+    def _interrupt(self) -> None:
+        """Ctrl-C: cancel every pending job, say what became of them, end promptly."""
+        with self._lock:
+            self._closing = True
+            pending = self._futures.all()
+        cancelled = self._canceller.cancel_stream({f.job_id for f in pending})
+        jobs = {f.job_id for f in pending if not f.done()}
+        running = jobs - cancelled
+        print(
+            f"impetus: cancelled {len(jobs) - len(running)} jobs; "
+            f"{len(running)} were still running",
+            file=sys.stderr,
+        )
+        self._fail_all(cf.CancelledError("interrupted"), cancel=True)
+        self._wake.set()
+        self._sent.set()
+        self._thread.join(INTERRUPT_WAIT)
+
+    # --- collecting -------------------------------------------------------------------------
     def _hand_over(
         self, stage: str, ready: list[dict[str, Any]], errors: list[dict[str, Any]]
     ) -> None:
@@ -180,22 +313,18 @@ class Executor(cf.Executor):
 
     def _deliver(self, jobs: list[dict[str, Any]]) -> None:
         with self._lock:
-            entries = [(job, self._futures.pop(job["id"], None)) for job in jobs]
-        for job, entry in entries:
-            if entry is None:
+            entries = [(job, self._futures.take(job["id"])) for job in jobs]
+        for job, future in entries:
+            if future is None or not future.start():
                 continue  # not ours (an earlier run of this stream id), or cancelled
-            future, fn = entry
-            if not future.set_running_or_notify_cancel():
-                continue
+            future.set_output(job.get("output"))
             if job["status"] == READY:
                 future.set_result(job["result"])
             else:
-                future.set_exception(rebuild(job["result"], fn))
+                future.set_exception(rebuild(job["result"], future.fn))
 
     def _pending(self) -> int:
         with self._lock:
-            for key in [k for k, (f, _) in self._futures.items() if f.cancelled()]:
-                del self._futures[key]
             return len(self._futures)
 
     def _send_loop(self) -> None:
@@ -262,12 +391,14 @@ class Executor(cf.Executor):
             self._collector.acknowledge(self._acks)
             self._acks = []
 
-    def _fail_all(self, exc: BaseException) -> None:
+    def _fail_all(self, exc: BaseException, cancel: bool = False) -> None:
+        """Fail every pending future (``cancel``: cancel the ones not running)."""
         with self._lock:
-            entries = list(self._futures.values())
-            self._futures.clear()
-        for future, _ in entries:
-            if future.set_running_or_notify_cancel():
+            futures = self._futures.clear()
+        for future in futures:
+            if cancel and not future.running():
+                future.cancel_here()
+            elif future.start():
                 future.set_exception(exc)
 
     def _cleanup(self) -> None:
@@ -280,3 +411,16 @@ class Executor(cf.Executor):
         except ApiError as exc:
             log.warning("executor %s: deleting the stream failed: %s", self.id, exc)
         self._session.close()
+
+
+def _chunk_of(item_id: str) -> str:
+    return item_id.rsplit(":", 1)[0]
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _takes_on_started() -> bool:
+    """Whether the ResultCollector reports started jobs (``on_started``)."""
+    return "on_started" in inspect.signature(ResultCollector).parameters

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from impetus import mapping
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_JOBS = 500
 FLUSH_BYTES = 4_000_000  # under the API's 6 MB body limit, with room for JSON overhead
+CACHED_FUNCTIONS = 256  # function objects a FunctionTable keeps (see FunctionTable)
 
 #: A fork's ``callback`` argument: a stage (method or name), or None for the default.
 Callback = Callable[..., Any] | str | None
@@ -43,39 +45,56 @@ Route = Callable[[Callback], tuple[str, str]]
 
 
 class FunctionTable:
-    """Functions by digest, each encoded once per function object (thread-safe)."""
+    """Functions by digest, each encoded once per function object (thread-safe).
 
-    def __init__(self) -> None:
+    Bounded: the most recently used :data:`CACHED_FUNCTIONS` function objects (and as
+    many digests and wrappers) are kept, so that a client making a new callable per call
+    (a lambda in a loop) does not keep every one alive. An evicted function is encoded
+    again if it comes back; a fork keeps its code until it is sent (see ForkSender).
+    """
+
+    def __init__(self, size: int = 0) -> None:
+        self._size = size or CACHED_FUNCTIONS
         self._lock = threading.Lock()
-        self._by_object: dict[int, tuple[Any, str]] = {}  # id(fn) -> (fn, digest)
+        self._by_object: OrderedDict[int, tuple[Any, str]] = OrderedDict()  # id -> (fn, digest)
         # digest -> (function, its encoding): the code to send, and the source to quote
-        self._by_digest: dict[str, tuple[Any, str]] = {}
-        self._wrappers: dict[tuple, tuple[Any, Any]] = {}  # see wrapper
+        self._by_digest: OrderedDict[str, tuple[Any, str]] = OrderedDict()
+        self._wrappers: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()  # see wrapper
+
+    def __len__(self) -> int:
+        """Function objects held (for leak checks)."""
+        with self._lock:
+            return len(self._by_object) + len(self._wrappers)
 
     def encode(self, fn: Any) -> tuple[str, str]:
         """(digest, code) of a function."""
         with self._lock:
             cached = self._by_object.get(id(fn))
-            if cached is None or cached[0] is not fn:
+            if cached is None or cached[0] is not fn or cached[1] not in self._by_digest:
                 try:
                     code = codec.dump_function(fn)
                 except Exception as exc:
                     raise TypeError(f"cannot encode function {fn!r}: {exc}") from exc
                 # Keeping fn referenced keeps its id() from being reused by another object.
                 cached = (fn, codec.digest(code))
-                self._by_object[id(fn)] = cached
-                self._by_digest[cached[1]] = (fn, code)
+                _put(self._by_object, id(fn), cached, self._size)
+                _put(self._by_digest, cached[1], (fn, code), self._size)
+            self._by_object.move_to_end(id(fn))
             digest = cached[1]
+            self._by_digest.move_to_end(digest)
             return digest, self._by_digest[digest][1]
 
     def function(self, digest: str | None) -> Any:
-        """The function encoded under ``digest``; None if this client did not encode it."""
-        return self._by_digest.get(digest or "", (None, ""))[0]
+        """The function encoded under ``digest``; None if this client did not encode it
+        (or no longer holds it)."""
+        with self._lock:
+            return self._by_digest.get(digest or "", (None, ""))[0]
 
     def code(self, digest: str | None) -> str | None:
         """The encoding under ``digest``; the digest itself if this client did not make it
         (a job forked by an earlier run)."""
-        return self._by_digest.get(digest or "", (None, digest))[1]
+        with self._lock:
+            return self._by_digest.get(digest or "", (None, digest))[1]
 
     def wrapper(self, fn: Callable[..., Any], kind: type, *options: Any) -> Any:
         """One ``kind(fn, *options)`` per (function, kind, options), so that the wrapper's
@@ -84,17 +103,34 @@ class FunctionTable:
         with self._lock:
             cached = self._wrappers.get(key)
             if cached is None or cached[0] is not fn:
-                cached = self._wrappers[key] = (fn, kind(fn, *options))
+                cached = (fn, kind(fn, *options))
+                _put(self._wrappers, key, cached, self._size)
+            self._wrappers.move_to_end(key)
             return cached[1]
+
+
+def _put(cache: OrderedDict, key: Any, value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 class ForkSender:
     """Encodes, buffers and sends the forks of one stream."""
 
     def __init__(
-        self, session: StreamSession, functions: FunctionTable, ledger: JobLedger, route: Route
+        self,
+        session: StreamSession,
+        functions: FunctionTable,
+        ledger: JobLedger,
+        route: Route,
+        flush_when_full: bool = True,
     ) -> None:
+        """``flush_when_full``: a fork that fills the buffer sends it in the forking
+        thread; False leaves sending to the owner (the executor's sender thread)."""
         self._session = session
+        self._flush_when_full = flush_when_full
         self._functions = functions
         self._ledger = ledger
         self._route = route
@@ -103,6 +139,7 @@ class ForkSender:
         self._buffer_bytes = 0
         self._sending = 0  # batches on their way (see flush)
         self._sent: set[str] = set()  # digests the stream has
+        self._unsent_code: dict[str, str] = {}  # code of buffered forks not sent yet
         self._identical_calls: dict[str, int] = {}  # see _derived_id
 
     @property
@@ -162,9 +199,20 @@ class ForkSender:
             spec["delay"] = float(delay)
         if properties:
             spec["properties"] = properties
-        if self._buffered(spec, code):
+        if self._buffered(spec, code) and self._flush_when_full:
             self.flush()
         return jid
+
+    def withdraw(self, job_ids: Iterable[str]) -> list[str]:
+        """Take forks that are still in the buffer out of it (they are never sent); the
+        ids taken."""
+        wanted = set(job_ids)
+        with self._lock:
+            taken = [spec["id"] for spec in self._buffer if spec["id"] in wanted]
+            if taken:
+                self._buffer = [spec for spec in self._buffer if spec["id"] not in wanted]
+                self._buffer_bytes = self._buffered_bytes()
+            return taken
 
     def map(
         self,
@@ -175,6 +223,8 @@ class ForkSender:
         callback: Callback = None,
         priority: int | None = None,
         star: bool = False,
+        delay: float | None = None,
+        properties: dict[str, Any] | None = None,
     ) -> list[str]:
         """Chunk jobs of ``fn`` over ``items`` (``star``: items are argument tuples); the
         ids of the items, ``<chunk id>:<index>``."""
@@ -186,10 +236,10 @@ class ForkSender:
         runner = self._functions.wrapper(fn, mapping.ChunkRunner, star)
         ids: list[str] = []
         for part, encoded in mapping.chunks(items, size):
-            props = {mapping.MAP_PROPERTY: len(part)}
+            props = {**(properties or {}), mapping.MAP_PROPERTY: len(part)}
             # a derived chunk id: a restarted client re-forks the same chunks (idempotent)
             chunk_id = self.fork(
-                runner, encoded, callback=callback, priority=priority, properties=props
+                runner, encoded, callback=callback, priority=priority, delay=delay, properties=props
             )
             ids += [mapping.item_id(chunk_id, i) for i in range(len(part))]
         return ids
@@ -226,6 +276,8 @@ class ForkSender:
         with self._lock:
             self._buffer.append(spec)
             # a function the stream does not have yet travels with the batch
+            if spec["code"] not in self._sent:
+                self._unsent_code[spec["code"]] = code
             self._buffer_bytes += len(spec.get("args") or "") + (
                 0 if spec["code"] in self._sent else len(code)
             )
@@ -245,7 +297,8 @@ class ForkSender:
                 if not batch:
                     return
                 functions = {
-                    spec["code"]: self._functions.code(spec["code"])
+                    spec["code"]: self._unsent_code.get(spec["code"])
+                    or self._functions.code(spec["code"])
                     for spec in batch
                     if spec["code"] not in self._sent  # sent and accepted before
                 }
@@ -253,6 +306,8 @@ class ForkSender:
             answer = self._send(batch, functions)
             with self._lock:
                 self._sent.update(functions)
+                for digest in functions:
+                    self._unsent_code.pop(digest, None)
             if answer.get("existing"):
                 log.debug("%d forks existed already", len(answer["existing"]))
             self._ledger.forget_collected(answer.get("acked") or [])

@@ -1,4 +1,5 @@
-"""``impetus streams``, ``impetus stream show|delete ID``, ``impetus jobs ID``, ``impetus job``."""
+"""``impetus streams``, ``impetus stream show|delete ID``, ``impetus jobs ID``, ``impetus job``,
+``impetus cancel ID [JOB...]``."""
 
 from __future__ import annotations
 
@@ -48,6 +49,17 @@ def register(subparsers: Any) -> None:
     add_json_flag(jobs)
     jobs.set_defaults(func=cmd_jobs)
 
+    cancel = subparsers.add_parser(
+        "cancel",
+        help="take jobs no node has claimed out of the queue (never run)",
+        description="Cancel waiting or delayed jobs: one line per job; exit 1 when one "
+        "could not be cancelled (claimed already: running or done; or unknown).",
+    )
+    cancel.add_argument("id", help=STREAM_ID_HELP)
+    cancel.add_argument("jobs", nargs="*", metavar="JOB", help="job ids (none: every waiting job)")
+    add_json_flag(cancel)
+    cancel.set_defaults(func=cmd_cancel)
+
     job = subparsers.add_parser("job", help="one job's record: status, error, output")
     job.add_argument("id", help=STREAM_ID_HELP)
     job.add_argument("job", help="job id")
@@ -96,6 +108,23 @@ def cmd_delete(args: argparse.Namespace) -> int:
     stream_api(args.id).delete_stream(args.id)
     write(f"deleted stream {args.id}")
     return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    answer = stream_api(args.id).cancel(args.id, args.jobs or None)
+    if args.json:
+        print_json(answer)
+    else:
+        for key, said in (
+            ("cancelled", "cancelled"),
+            ("running_or_done", "running or done (not cancelled)"),
+            ("unknown", "unknown (not cancelled)"),
+        ):
+            for job_id in answer.get(key, []):
+                write(f"{job_id}: {said}")
+        if not args.jobs and not answer.get("cancelled"):
+            write("no waiting jobs")
+    return 1 if answer.get("running_or_done") or answer.get("unknown") else 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from impetus.storage import payloads
 from impetus.storage.counters import FLUSH_EVERY, BufferedCounters
 from impetus.storage.joblist import JobLister
 from impetus.storage.jobqueue import JobQueue
+from impetus.storage.jobqueue.cancel import Canceller
 from impetus.storage.nodes import Nodes
 from impetus.storage.store import Store
 from impetus.storage.streams import Streams
@@ -53,6 +54,7 @@ class Queue:
             keys,
             self._payload_bytes,
         )
+        self.canceller = Canceller(self.jobs.items)
         self.nodes = Nodes(self.client, self.tables[NODES])
         self.counters: BufferedCounters | None = None
         self.lister = JobLister(self.client, self.tables[JOBS], self.tables[QUEUE])
@@ -194,6 +196,18 @@ class Queue:
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
         """Acknowledge collected jobs: their results leave the queue. Returns the count."""
         return self.jobs.collector.ack(stream_id, job_ids)
+
+    def cancel_jobs(self, stream_id: str, job_ids: list[str]) -> dict[str, list[str]]:
+        """Take waiting or delayed jobs out of the queue (they never run); see
+        impetus.storage.jobqueue.cancel. Returns {"cancelled", "running_or_done",
+        "unknown"} id lists."""
+        return self.canceller.cancel(stream_id, job_ids)
+
+    def cancel_stream(self, stream_id: str) -> dict[str, list[str]]:
+        """Cancel every job of the stream that no node has claimed yet."""
+        item = self.streams.get_item(stream_id)
+        shards = properties.get(item.get("properties", {}), "shards")
+        return self.canceller.cancel(stream_id, self.canceller.waiting_ids(stream_id, shards))
 
     def list_nodes(self) -> list[dict[str, Any]]:
         """The live node agents (their last heartbeat items)."""

@@ -287,6 +287,19 @@ def ack(stream_id: StreamIdPath, body: Annotated[models.Ack, Body()]):
     return {"acked": queue().ack(stream_id, body.ids)}
 
 
+@app.post(
+    "/streams/<stream_id>/cancel",
+    responses=answers(models.Cancelled, "what became of each job"),
+    security=OWNED,
+)
+def cancel_jobs(stream_id: StreamIdPath, body: Annotated[models.CancelJobs, Body()]):
+    # Not /jobs/cancel: that path is also GET /jobs/{job_id} with the id "cancel".
+    _own(stream_id)
+    if body.ids is None:  # every waiting or delayed job of the stream
+        return queue().cancel_stream(stream_id)
+    return queue().cancel_jobs(stream_id, body.ids)
+
+
 # --- store ----------------------------------------------------------------------------------
 @app.get(
     "/streams/<stream_id>/store",

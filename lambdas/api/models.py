@@ -223,6 +223,12 @@ class Ack(Strict):
     ids: list[JobId] = Field(max_length=MAX_ACK_IDS)
 
 
+class CancelJobs(Strict):
+    ids: list[JobId] | None = Field(
+        default=None, max_length=MAX_ACK_IDS, description="none: every waiting job"
+    )
+
+
 class PutValue(Strict):
     value: StoreValue
 
@@ -362,6 +368,12 @@ class Enqueued(BaseModel):
 
 class Acked(BaseModel):
     acked: int
+
+
+class Cancelled(BaseModel):
+    cancelled: list[str] = Field(description="taken out of the queue: they never run")
+    running_or_done: list[str] = Field(description="claimed by a node already")
+    unknown: list[str] = Field(description="ids the stream does not have")
 
 
 class Deleted(BaseModel):

@@ -421,6 +421,7 @@ def test_openapi_describes_every_route(api: Api):
         ("GET", "/nodes"),
         ("GET", "/streams/{stream_id}/results"),
         ("POST", "/streams/{stream_id}/results/ack"),
+        ("POST", "/streams/{stream_id}/cancel"),
         ("GET", "/streams/{stream_id}/store"),
         ("GET", "/streams/{stream_id}/store/{key}"),
         ("PUT", "/streams/{stream_id}/store/{key}"),
@@ -485,3 +486,25 @@ def test_an_expired_collector_lease_is_taken_over(api_aws):
     assert queue.streams.take_collector("restarted", HOLDER_B, ttl=30, now=1031.0) == 1061.0
     with pytest.raises(CollectorBusy):  # and now the old holder is the one refused
         queue.streams.take_collector("restarted", HOLDER_A, ttl=30, now=1032.0)
+
+
+def test_cancel_jobs_and_stream(api: Api):
+    create(api)
+    api.post("/streams/s1/jobs", job_batch(4))
+    queue = Queue(AwsSettings.from_env())
+    claim = queue.claim("s1", "node-1", max_jobs=1, lease=60)
+    assert [job.id for job in claim.jobs] == ["job-0"]
+    reply = api.post("/streams/s1/cancel", {"ids": ["job-2", "job-0", "job-9"]})
+    assert reply.status == 200, reply.body
+    assert reply.body == {
+        "cancelled": ["job-2"],
+        "running_or_done": ["job-0"],
+        "unknown": ["job-9"],
+    }
+    assert api.get("/streams/s1/jobs/job-2").body["status"] == "cancelled"
+    rest = api.post("/streams/s1/cancel", {})
+    assert rest.status == 200, rest.body
+    assert sorted(rest.body["cancelled"]) == ["job-1", "job-3"]
+    assert queue.claim("s1", "node-2", max_jobs=10, lease=60) is None
+    bad = api.post("/streams/s1/cancel", {"ids": "job-1"})
+    assert bad.status == 400 and bad.body["error"]

@@ -227,3 +227,17 @@ def test_a_stream_key_filed_by_the_client_is_private(served):
     path = served["keys"].path("mine")
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_cancel_jobs_one_line_each_exit_1_when_one_was_not_cancelled(served, capsys):
+    queue = served["queue"]
+    _stream_with_jobs(queue, 4)
+    claim = queue.claim("s1", "node-1", 1, lease=60)
+    assert [j.id for j in claim.jobs] == ["job-0"]
+    assert run(capsys, "cancel", "s1", "job-1") == (0, "job-1: cancelled\n", "")
+    code, out, _ = run(capsys, "cancel", "s1", "job-0", "job-2")
+    assert code == 1
+    assert out == "job-2: cancelled\njob-0: running or done (not cancelled)\n"
+    code, out, _ = run(capsys, "cancel", "s1", "--json")
+    assert code == 0 and json.loads(out)["cancelled"] == ["job-3"]
+    assert run(capsys, "cancel", "s1") == (0, "no waiting jobs\n", "")

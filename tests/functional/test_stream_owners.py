@@ -57,6 +57,7 @@ def _routes() -> list[tuple[str, str, object]]:
         ("POST", "/streams/victim/payloads", {"count": 1}),
         ("GET", "/streams/victim/results?stage=stage1", None),
         ("POST", "/streams/victim/results/ack", {"ids": ["job-0"]}),
+        ("POST", "/streams/victim/cancel", {"ids": ["job-0"]}),
         ("PUT", "/streams/victim/collector", {"holder": holder, "ttl": 30}),
         ("DELETE", f"/streams/victim/collector/{holder}", None),
         ("GET", "/streams/victim/store", None),
