@@ -280,3 +280,12 @@ class Executor(cf.Executor):
         except ApiError as exc:
             log.warning("executor %s: deleting the stream failed: %s", self.id, exc)
         self._session.close()
+
+    def __repr__(self) -> str:
+        # A notebook echoes the executor: show which stream it runs on, where, and how much
+        # is still out (a future not yet resolved counts as pending).
+        state = "shut down" if self._closing else "open"
+        return (
+            f"<impetus.Executor stream={self.id!r} address={self._session.api.url!r} "
+            f"pending={self._pending()} {state}>"
+        )
