@@ -232,3 +232,31 @@ def test_installed_functions_travel_by_reference():
     text = codec.dump_function(json.dumps)
     assert len(text) < 200  # a reference, not the code
     assert codec.loads(text) is json.dumps
+
+
+def test_impetus_include_modules_refuses_a_module_not_imported_before_any_request():
+    from impetus import Impetus
+
+    # no API at this address: the check fails first, so no stream is left behind
+    with pytest.raises(ValueError, match="include_modules: 'surely_not_imported_module_xyz'"):
+        Impetus(
+            address="http://127.0.0.1:9",
+            authkey="k",
+            include_modules=["surely_not_imported_module_xyz"],
+        )
+
+
+def test_impetus_include_modules_registers_them():
+    import colorsys
+
+    import cloudpickle
+
+    from impetus import Impetus
+
+    try:
+        with pytest.raises(Exception):  # noqa: B017  # no API there: after registering
+            Impetus(address="http://127.0.0.1:9", authkey="k", include_modules=[colorsys])
+        assert "colorsys" in cloudpickle.list_registry_pickle_by_value()
+    finally:
+        cloudpickle.unregister_pickle_by_value(colorsys)
+        codec._shipped.discard("colorsys")
