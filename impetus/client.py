@@ -40,6 +40,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from impetus.api_client import ApiClient
@@ -147,8 +148,12 @@ class Impetus:
         authkey: str | None = None,
         taskdir: str | os.PathLike[str] | None = "tasks",
         id: str | None = None,  # the seed's parameter name
+        include_modules: Iterable[str | ModuleType] = (),
         **properties: Any,
     ) -> None:
+        # Modules to ship by value though installed here (impetus.core.codec): checked
+        # before the stream exists, so a typo fails without leaving one behind.
+        codec.ship_by_value(include_modules)
         self._session = StreamSession.open(address, authkey, id, properties, self.api_class)
         self.id: str = self._session.id
         self.properties: dict[str, Any] = self._session.properties

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import inspect
 import itertools
 import logging
 import sys
@@ -35,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from types import ModuleType
 from typing import Any
 
 from impetus import mapping
@@ -74,7 +74,8 @@ class Executor(cf.Executor):
     ``address``/``authkey`` as for :class:`Impetus` (default: env or the local stack);
     ``id`` names the stream (default: a new one); ``keep`` keeps it after shutdown;
     ``output``: echo what jobs print to stderr, prefixed with the job id (default from
-    ``IMPETUS_SHOW_OUTPUT``). Further keyword arguments are stream properties (``mpps``,
+    ``IMPETUS_SHOW_OUTPUT``); ``include_modules`` ships installed modules by value, as for
+    :class:`Impetus`. Further keyword arguments are stream properties (``mpps``,
     ``time_limit``, ...; any other name is a TypeError); custom properties (node filters)
     go in ``properties={...}``. ``max_workers`` is accepted for code written for the
     stdlib and ignored: the nodes and ``mpps`` decide how many calls run at once.
@@ -93,6 +94,7 @@ class Executor(cf.Executor):
         max_workers: int | None = None,
         properties: dict[str, Any] | None = None,
         output: bool | None = None,
+        include_modules: Iterable[str | ModuleType] = (),
         **stream_properties: Any,
     ) -> None:
         unknown = sorted(set(stream_properties) - set(PROPERTIES))
@@ -103,6 +105,7 @@ class Executor(cf.Executor):
                 "in properties={...})"
             )
         props = {**(properties or {}), **stream_properties}
+        codec.ship_by_value(include_modules)  # before the stream exists: a typo leaves none
         self._session = StreamSession.open(address, authkey, id, props, self.api_class)
         self.id = self._session.id
         ledger = JobLedger((STAGE,))  # no task files: results live in the futures
@@ -110,9 +113,13 @@ class Executor(cf.Executor):
         self._forks = ForkSender(
             self._session, self._functions, ledger, self._route, flush_when_full=False
         )
-        started = {"on_started": self._mark_started} if _takes_on_started() else {}
         self._collector = ResultCollector(
-            self._session, self._functions, ledger, None, self._hand_over, **started
+            self._session,
+            self._functions,
+            ledger,
+            None,
+            self._hand_over,
+            on_started=self._mark_started,
         )
         show = DisplaySettings.from_env().show_output if output is None else output
         self._collector.echo = _to_stderr if show else None
@@ -412,6 +419,15 @@ class Executor(cf.Executor):
             log.warning("executor %s: deleting the stream failed: %s", self.id, exc)
         self._session.close()
 
+    def __repr__(self) -> str:
+        # A notebook echoes the executor: show which stream it runs on, where, and how much
+        # is still out (a future not yet resolved counts as pending).
+        state = "shut down" if self._closing else "open"
+        return (
+            f"<impetus.Executor stream={self.id!r} address={self._session.api.url!r} "
+            f"pending={self._pending()} {state}>"
+        )
+
 
 def _chunk_of(item_id: str) -> str:
     return item_id.rsplit(":", 1)[0]
@@ -419,8 +435,3 @@ def _chunk_of(item_id: str) -> str:
 
 def _to_stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def _takes_on_started() -> bool:
-    """Whether the ResultCollector reports started jobs (``on_started``)."""
-    return "on_started" in inspect.signature(ResultCollector).parameters

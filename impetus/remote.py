@@ -1,11 +1,14 @@
 """Remote exceptions, re-raised in the client.
 
-A job's exception reaches the client as an error record (type name, message, traceback
-text), never as a pickled exception object: nothing from a node is unpickled unless it
-is a verified result. :func:`rebuild` turns the record back into an exception of the
-same type when the client can name it (a builtin, or a class in the job function's
-module), else a :class:`RemoteError`; either way its ``__cause__`` carries the remote
-traceback, as ``concurrent.futures.ProcessPoolExecutor`` does.
+A job's exception reaches the client as an error record (class, args and attributes as
+JSON, message, traceback text), never as a pickled exception object: nothing from a
+node is unpickled unless it is a verified result. :func:`rebuild` turns the record back
+into an exception of the same class with the same args and plain-data attributes when
+the client has that class (a builtin, or a class of a module already imported here; see
+:mod:`impetus.core.excdata`), else a :class:`RemoteError`; either way its ``__cause__``
+carries the remote traceback, user frames only, with the source lines of code that
+travelled by value filled in from the client's copy, as
+``concurrent.futures.ProcessPoolExecutor`` does.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from impetus.core.excdata import rebuild_exception
 from impetus.core.exceptions import ImpetusError
+from impetus.core.jobs import fill_statement
 
 
 class RemoteTraceback(Exception):
@@ -53,11 +58,12 @@ def rebuild(record: Any, fn: Any = None) -> BaseException:
     """The exception to raise for an error record (see the module doc)."""
     if not isinstance(record, dict):
         record = {"error": str(record)}
+    fill_statement(record, getattr(fn, "__wrapped__", fn))
     name = str(record.get("type") or "")
     message = str(record.get("error") or "")
     text = str(record.get("traceback") or "")
-    exc: BaseException | None = None
-    cls = _exception_class(name, fn) if name else None
+    exc: BaseException | None = rebuild_exception(record)
+    cls = _exception_class(name, fn) if name and exc is None else None
     if cls is not None:
         try:
             exc = cls(message)

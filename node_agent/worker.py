@@ -132,6 +132,16 @@ class PipeStore:
         return list(self._call("keys"))
 
 
+def _missing_module(exc: ModuleNotFoundError) -> str:
+    """Say which module the job's code or args need, and how to ship it: this is not the
+    user's function raising (re-running cannot help, so the failure is final)."""
+    module = exc.name or str(exc)
+    return (
+        f"{module} is not installed on the node; ship it with include_modules=[{module!r}]"
+        " or install it in the node class's requirements"
+    )
+
+
 def _error(exc: BaseException, name: str, started: float) -> Outcome:
     return Outcome(
         ERROR,
@@ -205,6 +215,12 @@ def run_job(job: dict[str, Any], cache: FunctionCache, channel: Channel | None =
     try:
         fn = cache.get(job["code_digest"], job["code"])
         args = codec.loads(encoded_args)
+    except ModuleNotFoundError as exc:  # the job's code needs a module the node lacks
+        error = system_error("module", _missing_module(exc), name)
+        return Outcome(ERROR, error=error, started=started, finished=time.time())
+    except BaseException as exc:  # unpickling runs the job's code too (__reduce__...)
+        return _error(exc, name, started)
+    try:
         value = fn(args)  # the original passes args as one positional argument
     except BaseException as exc:  # the user's code may raise anything
         return _error(exc, name, started)

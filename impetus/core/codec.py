@@ -1,9 +1,17 @@
 """How functions, arguments and results travel: cloudpickle, zlib, base64.
 
-Functions travel *by value*: a function from ``__main__`` or from a module that is not an
-installed package (a script, a test file) is pickled with its code, so a node needs no
-copy of the client's source. Installed packages (stdlib, site-packages) travel by
-reference and must be installed on the nodes too.
+Your own code travels *by value*: functions and classes from ``__main__`` (a script, a
+notebook cell) or from a module that is not an installed package (your helper modules
+next to the script or in the working directory, a test file) are pickled with their
+code, so a node needs no copy of your source. That holds for the job's function, for
+whatever it calls, and for the classes of its arguments: before pickling, every imported
+module whose file is a ``.py`` outside the standard library, ``site-packages`` and
+``dist-packages`` (and not part of Impetus) is registered with cloudpickle to travel by
+value. Installed packages travel by reference and must be installed on the nodes too
+(the node class's requirements). :func:`ship_by_value` ships more modules by value
+explicitly (``Impetus(include_modules=[...])``, in the spirit of Lithops'
+``include_modules``), e.g. a package of yours that is installed on the client but not on
+the nodes; :func:`set_auto_ship` turns the automatic part off.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ import base64
 import hashlib
 import sys
 import sysconfig
+import threading
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,7 +49,8 @@ def decode_bytes(text: str) -> bytes:
 
 
 def dumps(obj: Any) -> str:
-    """Any picklable value -> base64(zlib(cloudpickle))."""
+    """Any picklable value -> base64(zlib(cloudpickle)); local modules travel by value."""
+    ship_local_modules()
     return encode_bytes(cloudpickle.dumps(obj))
 
 
@@ -51,6 +62,11 @@ def loads(text: str) -> Any:
 
 
 _OWN_PACKAGES = ("impetus", "node_agent", "lambdas")
+_PACKAGE_DIRS = ("site-packages", "dist-packages")
+_lock = threading.Lock()
+_shipped: set[str] = set()  # module names registered to travel by value
+_judged: dict[str, bool] = {}  # module name -> whether it is local (ships by value)
+_auto_ship = True
 
 
 def _is_installed(module: ModuleType) -> bool:
@@ -60,20 +76,67 @@ def _is_installed(module: ModuleType) -> bool:
     file = getattr(module, "__file__", None)
     if not file:
         return True  # builtin or namespace: cannot ship it anyway
-    return str(Path(file).resolve()).startswith(_INSTALLED_ROOTS)
+    path = Path(file).resolve()
+    return str(path).startswith(_INSTALLED_ROOTS) or any(p in _PACKAGE_DIRS for p in path.parts)
+
+
+def _is_local(module: ModuleType) -> bool:
+    """A module of the user's own source: a ``.py`` file that no node installs."""
+    if module.__name__ == "__main__":
+        return False  # cloudpickle ships __main__ by value already
+    file = getattr(module, "__file__", None)
+    return bool(file) and str(file).endswith(".py") and not _is_installed(module)
+
+
+def _register(name: str) -> None:
+    if name not in _shipped:
+        cloudpickle.register_pickle_by_value(sys.modules[name])
+        _shipped.add(name)
+
+
+def ship_local_modules() -> None:
+    """Register every imported local module (see module doc) to travel by value.
+
+    Registration lasts for the process: a module judged once is not judged again."""
+    if not _auto_ship:
+        return
+    with _lock:
+        for name, module in list(sys.modules.items()):
+            if name in _judged or not isinstance(module, ModuleType):
+                continue
+            try:
+                _judged[name] = local = _is_local(module)
+            except (OSError, ValueError, RuntimeError):  # an odd __file__: leave it be
+                _judged[name] = local = False
+            if local:
+                _register(name)
+
+
+def ship_by_value(modules: Iterable[str | ModuleType]) -> None:
+    """Ship these modules (imported, by name or object; packages with their submodules)
+    by value from now on, even if they are installed on the client."""
+    with _lock:
+        for module in modules:
+            name = module if isinstance(module, str) else module.__name__
+            if name not in sys.modules:
+                raise ValueError(f"include_modules: {name!r} is not imported; import it first")
+            _register(name)
+
+
+def set_auto_ship(enabled: bool) -> None:
+    """Whether local modules travel by value automatically (default: yes)."""
+    global _auto_ship
+    _auto_ship = bool(enabled)
 
 
 def dump_function(fn: Any) -> str:
     """Encode a callable by value (see module doc)."""
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     by_value = module is not None and module.__name__ != "__main__" and not _is_installed(module)
-    if by_value:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        return dumps(fn)
-    finally:
-        if by_value:
-            cloudpickle.unregister_pickle_by_value(module)
+    if by_value and _auto_ship:
+        with _lock:
+            _register(module.__name__)
+    return dumps(fn)
 
 
 def digest(text: str) -> str:

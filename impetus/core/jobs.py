@@ -10,10 +10,14 @@ from __future__ import annotations
 import inspect
 import linecache
 import re
+import sys
 import traceback
 import uuid
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
+
+from impetus.core import excdata
 
 WAITING = "waiting"
 RUNNING = "running"
@@ -87,12 +91,16 @@ class Outcome:
 
 
 def error_record(exc: BaseException, function_name: str | None = None) -> dict[str, Any]:
-    """The original's error result, plus the exception type and the full traceback.
+    """The original's error result, plus what lets the client rebuild the exception.
 
     ``linenumber`` and ``statement`` point at the innermost frame, which is where the
-    user's code raised (the frame of the function that ran, or deeper).
+    user's code raised (the frame of the function that ran, or deeper). ``module`` and
+    ``qualname`` name the exception's class; ``exc_args`` and ``exc_attrs`` are its args
+    and attributes as JSON text (see :mod:`impetus.core.excdata`), never a pickle. The
+    traceback starts at the user's first frame: the worker's own frames are left out.
     """
-    frames = traceback.extract_tb(exc.__traceback__)
+    tb = user_traceback(exc.__traceback__)
+    frames = traceback.extract_tb(tb)
     last = frames[-1] if frames else None
     statement = ""
     if last is not None:
@@ -103,7 +111,8 @@ def error_record(exc: BaseException, function_name: str | None = None) -> dict[s
         "name": last.name if last is not None else (function_name or ""),
         "linenumber": last.lineno if last is not None else None,
         "statement": statement,
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "traceback": format_traceback(exc, tb),
+        **excdata.describe(exc),
     }
 
 
@@ -120,22 +129,86 @@ def system_error(kind: str, message: str, name: str = "") -> dict[str, Any]:
 
 
 # cloudpickle names the file of every by-value code object "<dynamic-code>", so a node
-# cannot quote the source line of a function shipped by value. The client has the source:
-# it fills the statement in when it decodes the error.
+# cannot quote the source line of a function shipped by value. The node writes the
+# frame's module into the name ("<dynamic-code mymodule>"); the client, which has the
+# source, fills the file and line in when it decodes the error.
 DYNAMIC_CODE = "<dynamic-code>"
-_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+# Frames of these packages before the user's first frame are the worker's, not the user's.
+_INTERNAL_PACKAGES = ("node_agent", "impetus")
+_DYNAMIC_FRAME = re.compile(
+    r'^(?P<indent> *)File "<dynamic-code(?: (?P<module>[\w.]+))?>", line (?P<line>\d+), '
+    r"in (?P<name>.+)$",
+    re.M,
+)
+
+
+def _is_internal(tb: TracebackType) -> bool:
+    module = str(tb.tb_frame.f_globals.get("__name__") or "")
+    return module.split(".")[0] in _INTERNAL_PACKAGES
+
+
+def user_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from the first frame that is not Impetus's own (the worker, a chunk runner);
+    all of it when every frame is Impetus's."""
+    first = tb
+    while first is not None and _is_internal(first):
+        first = first.tb_next
+    return first if first is not None else tb
+
+
+def format_traceback(exc: BaseException, tb: TracebackType | None) -> str:
+    """The traceback text, by-value frames named "<dynamic-code MODULE>" (see above)."""
+    summary = traceback.TracebackException(type(exc), exc, tb)
+    _name_dynamic_frames(summary, tb)
+    return "".join(summary.format())
+
+
+def _name_dynamic_frames(summary: traceback.TracebackException, tb: TracebackType | None) -> None:
+    modules = [str(f.f_globals.get("__name__") or "") for f, _ in traceback.walk_tb(tb)]
+    for entry, module in zip(summary.stack, modules, strict=True):
+        if entry.filename == DYNAMIC_CODE and module:
+            entry.filename = f"<dynamic-code {module}>"
+
+
+def _source_file(module_name: str | None, name: str, fn: Any) -> str | None:
+    """The client's file for a by-value frame: from a module already imported here (never
+    imported on demand), else ``fn``'s own file."""
+    module = sys.modules.get(module_name) if module_name else None
+    candidates = []
+    if module is not None:
+        candidates.append(getattr(module, "__dict__", {}).get(name))
+    if fn is not None and module_name in (None, getattr(fn, "__module__", None)):
+        candidates.append(fn)
+    for candidate in candidates:
+        code = getattr(inspect.unwrap(candidate), "__code__", None) if candidate else None
+        if code is not None and code.co_filename != DYNAMIC_CODE:
+            return str(code.co_filename)
+    file = getattr(module, "__file__", None) if module is not None else None
+    return str(file) if file else None
 
 
 def fill_statement(record: dict[str, Any], fn: Any) -> None:
-    """Quote the failing statement from the client's copy of ``fn``'s source file."""
-    if record.get("statement") or not record.get("linenumber") or fn is None:
+    """Fill in the file and source line of every by-value frame of the record's
+    traceback from the client's copy of the code, and the failing statement."""
+    text = record.get("traceback")
+    if not isinstance(text, str) or "<dynamic-code" not in text:
         return
-    frames = _FRAME.findall(record.get("traceback") or "")
-    if not frames or frames[-1][0] != DYNAMIC_CODE:
-        return
-    try:
-        filename = inspect.getsourcefile(fn)
-    except TypeError:
-        return
-    if filename:
-        record["statement"] = linecache.getline(filename, int(record["linenumber"])).strip()
+    sources: dict[int, str] = {}  # frame line's offset in ``text`` -> its source line
+
+    def fill(match: re.Match[str]) -> str:
+        indent, line, name = match["indent"], int(match["line"]), match["name"]
+        filename = _source_file(match["module"], name, fn)
+        if not filename:
+            return match[0]
+        source = linecache.getline(filename, line).strip()
+        sources[match.start()] = source
+        frame = f'{indent}File "{filename}", line {line}, in {name}'
+        return f"{frame}\n{indent}  {source}" if source else frame
+
+    record["traceback"] = _DYNAMIC_FRAME.sub(fill, text)
+    frames = list(_FRAME_LINE.finditer(text))
+    if not record.get("statement") and frames:
+        record["statement"] = sources.get(frames[-1].start(), "")
+
+
+_FRAME_LINE = re.compile(r'^ *File "[^"]+", line \d+, in .+$', re.M)

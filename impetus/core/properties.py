@@ -66,6 +66,16 @@ PROPERTIES: dict[str, Property] = {
             "retry_backoff", float, 1.0, 0, 3600, "Base seconds of exponential retry backoff."
         ),
         Property("keep", bool, False, None, None, "Keep the stream after the client ends."),
+        Property(
+            "ttl",
+            float,
+            _DAY,
+            1,
+            30 * _DAY,
+            "Seconds an unkept stream outlives its client's last activity (its collector "
+            "lease, renewed every 10 s while the client runs): then DFS deletes it with "
+            "everything it holds, so a killed client leaves nothing behind that costs.",
+        ),
         # Autoscaling (DFS, see impetus/scaler/policy.py and docs/autoscaling.md).
         Property(
             "target_latency",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from impetus.core import aws
-from impetus.scaler import actuate, audit, collect, metrics
+from impetus.scaler import actuate, audit, collect, expire, metrics
 from impetus.scaler.config import DfsSettings
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
 from impetus.scaler.policy import PolicyParams, decide, idle_threshold
@@ -43,6 +43,7 @@ class Clients:
 class TickResult:
     reaped: int = 0
     corrected: int = 0  # streams whose drifted counters were set to the queue's count
+    expired: list[str] = field(default_factory=list)  # streams past their ttl, deleted
     groups: list[dict[str, Any]] = field(default_factory=list)
     active: bool = False  # work waits, runs, or nodes boot/drain: worth ticking again soon
     next_in: float | None = None  # seconds until the next tick is worth running (if active)
@@ -51,6 +52,7 @@ class TickResult:
         return {
             "reaped": self.reaped,
             "corrected": self.corrected,
+            "expired": self.expired,
             "groups": self.groups,
             "active": self.active,
             "next_in": self.next_in,
@@ -128,6 +130,19 @@ def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
     return released
 
 
+def _expire(
+    settings: DfsSettings, clients: Clients, listing: list[dict[str, Any]], now: float
+) -> list[str]:
+    """Delete streams past their ttl (impetus.scaler.expire). DFS may not touch payload
+    objects: those of a deleted stream expire by the bucket's lifecycle rule."""
+    tables_only = Queue(replace(settings.aws, bucket=None), client=clients.ddb)
+    try:
+        return expire.expire_streams(tables_only, listing, now)
+    except Exception:
+        log.exception("expiring streams failed")
+        return []
+
+
 def _new_errors(listing: list[dict[str, Any]]) -> int:
     """Jobs that ended in an error since this container's previous tick (the stream
     counter only grows; a stream seen for the first time counts from now)."""
@@ -149,6 +164,8 @@ def run(
     result = TickResult()
     listing = queue.list_streams()
     result.reaped = reap(queue, listing, now)
+    result.expired = _expire(settings, clients, listing, now)
+    listing = [s for s in listing if s["id"] not in result.expired]
     result.corrected = audit.audit(queue, listing, now, _auditor)
     decisions = DecisionLog(clients.ddb, prefix)
     memory = decisions.load_memory()

@@ -1,0 +1,55 @@
+"""Streams whose client is gone: deleted a ``ttl`` after its last activity.
+
+A client that is killed (SIGKILL, a closed notebook, a lost laptop) cannot delete its
+stream; its queued jobs, results and store would stay, and nodes kept for it would run
+on. The client's activity shows in its collector lease (impetus.session.CollectorLease),
+whose expiry it pushes forward every 10 s: a stream not ``keep`` whose lease expired
+(or that never had one since it was created) more than its ``ttl`` ago is deleted by the
+DFS tick, through ``Queue.delete_stream`` like a client's delete.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from impetus.core import properties
+from impetus.storage.queue import Queue
+
+log = logging.getLogger(__name__)
+
+
+def last_activity(item: dict[str, Any]) -> float:
+    """When the stream's client was last seen: its lease's expiry, else its creation."""
+    lease = item.get("collector") or {}
+    return max(float(item.get("created") or 0), float(lease.get("expires") or 0))
+
+
+def is_expired(stream: dict[str, Any], now: float) -> bool:
+    """Cheap test on a listing entry: might the stream be past its ttl? (no lease read)"""
+    props = stream.get("properties") or {}
+    if stream.get("status", "active") != "active" or properties.get(props, "keep"):
+        return False
+    return now - float(stream.get("created") or now) > float(properties.get(props, "ttl"))
+
+
+def expire_streams(queue: Queue, listing: list[dict[str, Any]], now: float) -> list[str]:
+    """Delete the listed streams past their ttl; returns their ids."""
+    expired = []
+    for stream in listing:
+        if not is_expired(stream, now):
+            continue
+        sid = stream["id"]
+        try:
+            item = queue.streams.get_item(sid)
+            ttl = float(properties.get(item.get("properties") or {}, "ttl"))
+            idle = now - last_activity(item)
+            if idle <= ttl:
+                continue
+            log.warning("stream %s: no client for %.0f s (ttl %.0f s): deleting it", sid, idle, ttl)
+            queue.delete_stream(sid)
+        except Exception:  # deleted meanwhile, or a transient error: the next tick retries
+            log.exception("expiring stream %s failed", sid)
+            continue
+        expired.append(sid)
+    return expired
