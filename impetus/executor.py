@@ -77,8 +77,8 @@ class Executor(cf.Executor):
     ``IMPETUS_SHOW_OUTPUT``); ``include_modules`` ships installed modules by value, as for
     :class:`Impetus`. Further keyword arguments are stream properties (``mpps``,
     ``time_limit``, ...; any other name is a TypeError); custom properties (node filters)
-    go in ``properties={...}``. ``max_workers`` is accepted for code written for the
-    stdlib and ignored: the nodes and ``mpps`` decide how many calls run at once.
+    go in ``properties={...}``. ``max_workers`` is checked as the stdlib pools check it
+    (> 0) and otherwise ignored: the nodes and ``mpps`` decide how many calls run at once.
     """
 
     #: The API client class; a hook for unit tests (the end-to-end tests use the real one).
@@ -97,6 +97,8 @@ class Executor(cf.Executor):
         include_modules: Iterable[str | ModuleType] = (),
         **stream_properties: Any,
     ) -> None:
+        if max_workers is not None and max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")  # as the stdlib pools
         unknown = sorted(set(stream_properties) - set(PROPERTIES))
         if unknown:
             raise TypeError(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -47,66 +48,93 @@ Route = Callable[[Callback], tuple[str, str]]
 class FunctionTable:
     """Functions by digest, each encoded once per function object (thread-safe).
 
-    Bounded: the most recently used :data:`CACHED_FUNCTIONS` function objects (and as
-    many digests and wrappers) are kept, so that a client making a new callable per call
-    (a lambda in a loop) does not keep every one alive. An evicted function is encoded
-    again if it comes back; a fork keeps its code until it is sent (see ForkSender).
+    Bounded and weak: the most recently used :data:`CACHED_FUNCTIONS` encodings are kept,
+    and the table holds weak references to the functions themselves where they take one,
+    so a client making a new callable per call (a lambda in a loop, a bound method of an
+    object it then drops) keeps none of them alive, as the stdlib pools keep no finished
+    call's callable. An evicted or collected function is encoded again if it comes back;
+    a fork keeps its code until it is sent (see ForkSender).
     """
 
     def __init__(self, size: int = 0) -> None:
         self._size = size or CACHED_FUNCTIONS
         self._lock = threading.Lock()
-        self._by_object: OrderedDict[int, tuple[Any, str]] = OrderedDict()  # id -> (fn, digest)
-        # digest -> (function, its encoding): the code to send, and the source to quote
-        self._by_digest: OrderedDict[str, tuple[Any, str]] = OrderedDict()
-        self._wrappers: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()  # see wrapper
+        self._by_object: OrderedDict[Any, tuple[_Ref, str]] = OrderedDict()  # id -> digest
+        # digest -> (the user's function, the encoding): the code to send, the source to quote
+        self._by_digest: OrderedDict[str, tuple[_Ref, str]] = OrderedDict()
 
     def __len__(self) -> int:
-        """Function objects held (for leak checks)."""
+        """Function objects alive that the table refers to (for leak checks)."""
         with self._lock:
-            return len(self._by_object) + len(self._wrappers)
+            return sum(1 for ref, _ in self._by_object.values() if ref() is not None)
 
     def encode(self, fn: Any) -> tuple[str, str]:
         """(digest, code) of a function."""
         with self._lock:
-            cached = self._by_object.get(id(fn))
-            if cached is None or cached[0] is not fn or cached[1] not in self._by_digest:
+            digest = self._known(id(fn), fn)
+            if digest is None:
                 try:
                     code = codec.dump_function(fn)
                 except Exception as exc:
                     raise TypeError(f"cannot encode function {fn!r}: {exc}") from exc
-                # Keeping fn referenced keeps its id() from being reused by another object.
-                cached = (fn, codec.digest(code))
-                _put(self._by_object, id(fn), cached, self._size)
-                _put(self._by_digest, cached[1], (fn, code), self._size)
-            self._by_object.move_to_end(id(fn))
-            digest = cached[1]
+                digest = codec.digest(code)
+                # The reference also tells a later object with the same id() from fn.
+                _put(self._by_object, id(fn), (_ref(fn), digest), self._size)
+                _put(self._by_digest, digest, (_ref(mapping.user_function(fn)), code), self._size)
             self._by_digest.move_to_end(digest)
             return digest, self._by_digest[digest][1]
 
     def function(self, digest: str | None) -> Any:
-        """The function encoded under ``digest``; None if this client did not encode it
-        (or no longer holds it)."""
+        """The user's function encoded under ``digest`` (the one a wrapper wraps); None if
+        this client did not encode it or no longer holds it."""
         with self._lock:
-            return self._by_digest.get(digest or "", (None, ""))[0]
+            return self._by_digest.get(digest or "", (_dead, ""))[0]()
 
     def code(self, digest: str | None) -> str | None:
         """The encoding under ``digest``; the digest itself if this client did not make it
         (a job forked by an earlier run)."""
         with self._lock:
-            return self._by_digest.get(digest or "", (None, digest))[1]
+            return self._by_digest.get(digest or "", (_dead, digest))[1]
 
     def wrapper(self, fn: Callable[..., Any], kind: type, *options: Any) -> Any:
-        """One ``kind(fn, *options)`` per (function, kind, options), so that the wrapper's
-        code is encoded once, as the function's is."""
+        """A new ``kind(fn, *options)`` whose encoding is made once per (function, kind,
+        options) while ``fn`` lives: the table knows the new wrapper as that encoding."""
+        wrapped = kind(fn, *options)
         key = (id(fn), kind, options)
         with self._lock:
-            cached = self._wrappers.get(key)
-            if cached is None or cached[0] is not fn:
-                cached = (fn, kind(fn, *options))
-                _put(self._wrappers, key, cached, self._size)
-            self._wrappers.move_to_end(key)
-            return cached[1]
+            digest = self._known(key, fn)
+            if digest is not None:
+                _put(self._by_object, id(wrapped), (_ref(wrapped), digest), self._size)
+                return wrapped
+        digest, _ = self.encode(wrapped)
+        with self._lock:
+            _put(self._by_object, key, (_ref(fn), digest), self._size)
+        return wrapped
+
+    def _known(self, key: Any, fn: Any) -> str | None:
+        """The digest cached under ``key`` if it was made from this very ``fn`` and its
+        encoding is still held (the caller holds the lock)."""
+        cached = self._by_object.get(key)
+        if cached is None or cached[0]() is not fn or cached[1] not in self._by_digest:
+            return None
+        self._by_object.move_to_end(key)
+        return cached[1]
+
+
+_Ref = Callable[[], Any]
+
+
+def _dead() -> None:
+    return None
+
+
+def _ref(obj: Any) -> _Ref:
+    """A weak reference to ``obj``; ``obj`` itself for the few callables that take none
+    (builtins do take them; instances of classes with ``__slots__`` may not)."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
 
 
 def _put(cache: OrderedDict, key: Any, value: Any, size: int) -> None:

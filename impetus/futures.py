@@ -182,17 +182,21 @@ def results_in_order(
     futures.reverse()
     try:
         while futures:
-            future = futures.pop()
-            try:
-                value = future.result(None if end is None else max(0.0, end - time.monotonic()))
-            except cf.TimeoutError:
-                futures.append(future)
-                raise
-            del future
-            yield value
+            # No local holds the value across the yield: the caller may drop it.
+            yield _next_result(futures, end)
     finally:
         if futures:
             cancel(futures)
+
+
+def _next_result(futures: list[ImpetusFuture], end: float | None) -> Any:
+    """The result of the last future of ``futures``, popped; kept there on timeout."""
+    future = futures.pop()
+    try:
+        return future.result(None if end is None else max(0.0, end - time.monotonic()))
+    except cf.TimeoutError:
+        futures.append(future)
+        raise
 
 
 def register_exit(target: Any, method: str) -> None:

@@ -41,6 +41,11 @@ class _Wrapper:
         self.__module__ = getattr(fn, "__module__", None) or __name__
 
 
+def user_function(target: Any) -> Any:
+    """The user's function behind a wrapper of this module; ``target`` itself otherwise."""
+    return target.__wrapped__ if isinstance(target, _Wrapper) else target
+
+
 class Call(_Wrapper):
     """``fn(*args, **kwargs)`` from one packed ``(args, kwargs)`` argument."""
 

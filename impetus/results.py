@@ -155,7 +155,7 @@ class ResultCollector:
         if count is None:
             return [job]
         fn = self._functions.function(raw.get("code"))
-        return mapping.expand(job, count, getattr(fn, "__wrapped__", fn))
+        return mapping.expand(job, count, fn)
 
     def _decode(self, raw: dict[str, Any]) -> dict[str, Any]:
         """An API job as a stage sees it: args and result decoded, code filled in."""
@@ -180,7 +180,7 @@ class ResultCollector:
             job["status"] = "error"
             job["result"] = system_error("DecodeError", f"{type(exc).__name__}: {exc}", job["name"])
         if job["status"] != READY and isinstance(job["result"], dict):
-            fill_statement(job["result"], getattr(fn, "__wrapped__", fn))
+            fill_statement(job["result"], fn)
         return job
 
     def _echo_output(self, job: dict[str, Any]) -> None:

@@ -49,9 +49,15 @@ _CHILD_INTERPRETER = (
 
 #: ``Class.test`` (generic class names) -> why it does not apply to impetus.Executor.
 SKIPPED = {
-    "ExecutorTest.test_max_workers_negative": (
-        "max_workers semantics of the standard pools: impetus.Executor has no "
-        "max_workers (its capacity is the nodes' worker processes, mpps per node)"
+    "ExecutorShutdownTest.test_cancel_futures": (
+        "its last assertion (some of 50 calls submitted just before shutdown finished) "
+        "holds because a standard pool starts the first max_workers calls in the "
+        "submitting process as they are submitted; Impetus's nodes claim from the queue "
+        "on their own schedule, so shutdown(cancel_futures=True) right after submit may "
+        "find every call still queued and cancel all 50, which the contract allows. The "
+        "contract itself (queued calls cancelled and never run, started ones finish) is "
+        "tests/e2e/test_executor_contract_e2e.py::"
+        "test_shutdown_cancel_futures_cancels_the_queued_calls_only"
     ),
     "ExecutorShutdownTest.test_interpreter_shutdown": _CHILD_INTERPRETER,
     "ExecutorShutdownTest.test_submit_after_interpreter_shutdown": _CHILD_INTERPRETER,

@@ -6,26 +6,16 @@ AsCompletedTests, ExecutorShutdownTest; tests/cpython/README.md) on the local st
 with a time limit (tests/cpython/adapter.py). Every test passes except the ones about
 the standard pools' internals, skipped with their reasons (adapter.SKIPPED).
 
-Runs only with IMPETUS_CPYTHON_FUTURES=1 until the executor's per-job results, RUNNING
-state and reference fixes are merged (the tests that still fail are in the issue's
-closing note); `python bench/cpython_futures.py --runs 5` runs it five times over.
+`python bench/cpython_futures.py --runs 5` runs it five times over, each on a fresh stack.
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
 from tests.cpython import adapter
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("IMPETUS_CPYTHON_FUTURES") != "1",
-        reason="set IMPETUS_CPYTHON_FUTURES=1 to run CPython's concurrent.futures tests",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.timeout(1800)  # 28 tests, each limited to adapter.TEST_LIMIT; ~2 min if green

@@ -142,6 +142,9 @@ class FakeApi:
             out.append(job["done"])
         return out[: min(limit, self.max_results)]
 
+    def results_page(self, stream_id, stage, limit=500):
+        return {"jobs": self.results(stream_id, stage, limit), "started": []}
+
     def ack(self, stream_id, ids):
         self.calls.append(("ack", len(ids)))
         self.acked.update(ids)

@@ -42,6 +42,12 @@ class HeldApi(ThreadSafeApi):
             finally:
                 self.jobs.update(held)
 
+    def results_page(self, stream_id, stage, limit=500):
+        jobs = self.results(stream_id, stage, limit)
+        with self.lock:  # claimed and not let finish: a node runs them
+            started = sorted(j for j in self.claimed if j in self.jobs and j not in self.runnable)
+        return {"jobs": jobs, "started": started}
+
     def cancel(self, stream_id, ids=None):
         with self.lock:
             self.calls.append(("cancel", ids))
@@ -164,6 +170,49 @@ def test_the_function_table_stays_bounded_and_lets_functions_go(api):
         gc.collect()
         assert len(ex._functions) <= 2 * 256
         assert ref() is None
+
+
+class Owner:
+    def method(self):
+        return 7
+
+
+def test_a_bound_methods_object_is_let_go_once_its_call_is_done(api):
+    # CPython's test_no_stale_references: the table caches no callable it was handed.
+    api.run_all = True
+    with executor() as ex:
+        owner = Owner()
+        ref = weakref.ref(owner)
+        assert ex.submit(owner.method).result(timeout=10) == 7
+        del owner
+        gc.collect()
+        assert ref() is None
+
+
+class Box:
+    pass
+
+
+def make_box(_):
+    return Box()
+
+
+def test_the_map_iterator_holds_no_result_it_handed_back(api):
+    # CPython's test_free_reference: no local of the generator keeps the last value.
+    api.run_all = True
+    with executor() as ex:
+        for box in ex.map(make_box, range(3)):
+            ref = weakref.ref(box)
+            del box
+            gc.collect()
+            assert ref() is None
+
+
+def test_max_workers_below_one_is_a_value_error_as_in_the_stdlib(api):
+    for number in (0, -1):
+        with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+            executor(max_workers=number)
+    assert api.streams == {}
 
 
 def test_unknown_keyword_arguments_are_a_type_error_naming_the_properties(api):
