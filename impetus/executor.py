@@ -8,11 +8,12 @@
 Built on the parts an :class:`impetus.Impetus` app is built on, with one stage: a stream
 session, a :class:`impetus.forks.ForkSender` and a :class:`impetus.results.ResultCollector`.
 ``submit`` is a buffered fork of ``fn(*args, **kwargs)`` (a :class:`impetus.mapping.Call`);
-``map`` forks chunk jobs (:mod:`impetus.mapping`). Two threads talk to the API: a sender
-sends the buffered forks as soon as there are any (``submit`` never waits on the
-network), and a collector receives results, resolves the futures and acknowledges each
-batch at the start of its next round, after the forks the futures' callbacks made.
-Polling adapts (:class:`impetus.polling.Pacer`); no request at all while no job is out.
+``map`` forks chunk jobs (:mod:`impetus.mapping`). Two threads talk to the API: a
+sender (:mod:`impetus.sender`) sends the buffered forks as soon as there are any
+(``submit`` never waits on the network), and a collector receives results, resolves the
+futures and acknowledges each batch at the start of its next round, after the forks the
+futures' callbacks made. Polling adapts (:class:`impetus.polling.Pacer`); no request at
+all while no job is out.
 
 Futures (:class:`impetus.futures.ImpetusFuture`) keep the stdlib contract: RUNNING once a
 node started the job, ``cancel()`` takes a job out of the queue or is False, and
@@ -45,7 +46,7 @@ from impetus.core.config import DisplaySettings
 from impetus.core.exceptions import ApiError
 from impetus.core.jobs import READY
 from impetus.core.properties import PROPERTIES
-from impetus.forks import FLUSH_JOBS, Callback, ForkSender, FunctionTable
+from impetus.forks import Callback, ForkSender, FunctionTable
 from impetus.futures import (
     ExecutorOptions,
     ImpetusFuture,
@@ -58,13 +59,13 @@ from impetus.ledger import STARTUP, JobLedger
 from impetus.polling import Pacer
 from impetus.remote import rebuild
 from impetus.results import RESULTS_LIMIT, ResultCollector
+from impetus.sender import BackgroundSender
 from impetus.session import StreamDeleted, StreamSession
 
 log = logging.getLogger(__name__)
 
 STAGE = "results"
 MAX_FAILURES = 3  # consecutive failed collector rounds before pending futures fail
-MAX_BUFFERED = 40 * FLUSH_JOBS  # forks buffered before submit waits for the sender
 INTERRUPT_WAIT = 5.0  # seconds Ctrl-C waits for the threads before re-raising
 
 
@@ -131,17 +132,14 @@ class Executor(cf.Executor):
         self._futures = PendingFutures()
         self._id_prefix = uuid.uuid4().hex  # submit's job ids: <prefix>-<n>
         self._numbers = itertools.count()
-        self._wake = threading.Event()  # forks to send, or closing
         self._sent = threading.Event()  # forks went out: their results are worth a poll
         self._acks: list[str] = []  # collected, delivered, not yet acknowledged
         self._closing = False
-        self._stopped = False  # the sender's end
         self._deleted = False
-        self._sender = threading.Thread(
-            target=self._send_loop, name=f"impetus-send-{self.id}", daemon=True
+        self._sender = BackgroundSender(
+            self._forks, f"impetus-send-{self.id}", self._sent.set, self._fail_all
         )
         self._thread = threading.Thread(target=self._loop, name=f"impetus-{self.id}", daemon=True)
-        self._sender.start()
         self._thread.start()
         register_exit(self, "shutdown")
 
@@ -187,7 +185,7 @@ class Executor(cf.Executor):
             pending = self._futures.all() if cancel_futures else []
         if pending:
             self._cancel(pending)
-        self._wake.set()
+        self._sender.forked()  # what is buffered goes out
         self._sent.set()  # an idle collector looks at _closing
         if wait:
             self._thread.join()
@@ -215,7 +213,7 @@ class Executor(cf.Executor):
             except BaseException:
                 self._forget([future])
                 raise
-        self._after_fork()
+        self._sender.forked()
         return future
 
     def map_with(
@@ -236,14 +234,8 @@ class Executor(cf.Executor):
             futures = [ImpetusFuture(_chunk_of(i), fn, self._cancel_one) for i in ids]
             for item_id, future in zip(ids, futures, strict=True):
                 self._futures.add(item_id, future)
-        self._after_fork()
+        self._sender.forked()
         return results_in_order(futures, end, self._cancel)
-
-    def _after_fork(self) -> None:
-        if not self._wake.is_set():  # set() takes the sender's condition: not per submit
-            self._wake.set()
-        while self._forks.buffered >= MAX_BUFFERED and not self._stopped:
-            time.sleep(0.005)  # a bounded buffer: the sender catches up
 
     def _forget(self, futures: Iterable[ImpetusFuture]) -> None:
         """Drop pending futures (the caller holds the lock)."""
@@ -307,7 +299,6 @@ class Executor(cf.Executor):
             file=sys.stderr,
         )
         self._fail_all(cf.CancelledError("interrupted"), cancel=True)
-        self._wake.set()
         self._sent.set()
         self._thread.join(INTERRUPT_WAIT)
 
@@ -336,26 +327,6 @@ class Executor(cf.Executor):
         with self._lock:
             return len(self._futures)
 
-    def _send_loop(self) -> None:
-        failures = 0
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._stopped:
-                return
-            try:
-                self._forks.flush()
-                failures = 0
-            except Exception as exc:  # the API is away: retry, then fail the futures
-                failures += 1
-                log.warning("executor %s: sending forks failed: %s", self.id, exc)
-                if failures >= MAX_FAILURES or isinstance(exc, StreamDeleted):
-                    self._fail_all(exc)
-                time.sleep(min(2.0, 0.1 * 2**failures))
-                self._wake.set()
-                continue
-            self._sent.set()
-
     def _loop(self) -> None:
         pacer = Pacer()
         delay: float | None = None
@@ -376,18 +347,13 @@ class Executor(cf.Executor):
                     self._fail_all(exc)
             pending = self._pending()
             if self._closing and not pending:
-                self._stop_sender()
+                self._sender.stop()
                 with contextlib.suppress(Exception):  # the stream is about to go anyway
                     self._send_acks()
                 break
             # nothing out: sleep until forks go out (no requests while idle)
             delay = pacer.after(got, RESULTS_LIMIT) if pending else None
         self._cleanup()
-
-    def _stop_sender(self) -> None:
-        self._stopped = True
-        self._wake.set()
-        self._sender.join()
 
     def _receive(self) -> int:
         """One batch: futures resolved, its ids kept to acknowledge in the next round."""

@@ -103,6 +103,8 @@ def rebuild_exception(record: dict[str, Any]) -> Exception | None:
         except Exception:
             return None
     for name, value in attrs.items():
+        if not name.isidentifier() or name.startswith("__"):
+            continue  # plain attributes only: never __class__, __dict__ and the like
         with contextlib.suppress(Exception):  # read-only or typed attributes stay as built
             if getattr(exc, name, _MISSING) != value:
                 setattr(exc, name, value)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from impetus.core.codec import digest
+from impetus.core.codec import RAW_MARK, digest
 from impetus.core.jobs import new_job_id
 from lambdas.api.config import (
     CLOUDPICKLE_PATTERN,
@@ -114,8 +114,8 @@ def _codec_string(value: str) -> str:
             f"payload exceeds {MAX_PAYLOAD_BYTES} bytes: send it through S3 "
             "(POST /streams/{id}/payloads, then transport 's3')",
         )
-    try:
-        base64.b64decode(value, validate=True)
+    try:  # impetus.core.codec.encode_bytes: base64, marked when uncompressed
+        base64.b64decode(value.removeprefix(RAW_MARK), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise PydanticCustomError("codec_string", "not a base64 codec string") from exc
     return value

@@ -61,11 +61,15 @@ def elsewhere(tmp_path):
 
 
 def test_dumps_loads_round_trip_and_format():
-    value = {"a": [1, 2, (3, 4)], "b": {1, 2}, "c": b"\x00\xff"}
+    value = {"a": [1, 2, (3, 4)], "b": {1, 2}, "c": b"\x00\xff" * 400}
     text = codec.dumps(value)
     assert codec.loads(text) == value
     # base64(zlib(pickle)) decodable with the standard library alone
     assert pickle.loads(zlib.decompress(base64.b64decode(text))) == value
+    # a small pickle travels uncompressed, marked with a character base64 never uses
+    small = codec.dumps((2, 10))
+    assert small.startswith("~") and pickle.loads(base64.b64decode(small[1:])) == (2, 10)
+    assert codec.loads(small) == (2, 10)
 
 
 def test_digest_is_stable_and_content_addressed():

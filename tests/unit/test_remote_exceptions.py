@@ -96,6 +96,18 @@ def test_only_exception_subclasses_are_rebuilt():
     assert excdata.known_class("builtins", "KeyError") is KeyError
 
 
+def test_a_record_sets_plain_attributes_only():
+    record = {
+        "module": "builtins",
+        "qualname": "ValueError",
+        "exc_args": '["v"]',
+        "exc_attrs": '{"__class__": "KeyError", "__dict__": {}, "bad name": 1, "hint": 2}',
+    }
+    exc = excdata.rebuild_exception(record)
+    assert type(exc) is ValueError and exc.args == ("v",)
+    assert exc.hint == 2 and not hasattr(exc, "bad name")
+
+
 def test_a_module_named_by_a_record_is_never_imported(tmp_path, monkeypatch):
     import sys
 
