@@ -53,7 +53,7 @@ class Page:
     """Items added while they fit ``budget``; the first one always does (one job is
     bounded by the item and inline limits: see docs/http-api.md#pages)."""
 
-    budget: int = PAGE_BUDGET
+    budget: int = field(default_factory=lambda: PAGE_BUDGET)  # read at each page (tests set it)
     items: list[Any] = field(default_factory=list)
     more: bool = False
     used: int = 0
@@ -109,7 +109,7 @@ def listing(
     sort_key: Callable[[Any], list[Any]],
     after: str | None,
     limit: int | None = None,
-    budget: int = PAGE_BUDGET,
+    budget: int | None = None,
 ) -> dict[str, Any]:
     """One page of ``items`` (in ``sort_key`` order) after the cursor ``after``: at most
     ``limit`` items and ``budget`` bytes. ``{"items", "more", "next"?}``."""
@@ -117,7 +117,7 @@ def listing(
     if after is not None:
         start = decode_cursor(after)
         ordered = [i for i in ordered if _after(sort_key(i), start)]
-    page = Page(budget)
+    page = Page() if budget is None else Page(budget)
     for item in ordered:
         if (limit is not None and len(page.items) >= limit) or not page.add(item):
             page.more = True
