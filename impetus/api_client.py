@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -39,6 +40,10 @@ GATEWAY_REFUSALS = {
         "forbidden",
         "the API refused the authkey (Forbidden): check IMPETUS_AUTHKEY or config.json",
     ),
+    # API Gateway's answers when a request passes its or Lambda's payload limit, and when
+    # the Lambda fails (an answer over Lambda's 6 MB, a crash): see docs/http-api.md#limits
+    413: ("payload_too_large", "the request is over the API's payload limit (Lambda: 6 MB)"),
+    500: ("internal_error", "the API failed (Internal Server Error); see its logs"),
 }
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
@@ -125,7 +130,7 @@ class ApiClient:
         return self._call("GET", f"/streams/{_segment(stream_id)}", stream=stream_id)
 
     def list_streams(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/streams")["streams"]
+        return self._all_pages("/streams", "streams")
 
     def update_properties(self, stream_id: str, properties: dict[str, Any]) -> dict[str, Any]:
         path = f"/streams/{_segment(stream_id)}"
@@ -164,13 +169,20 @@ class ApiClient:
     def list_jobs(
         self, stream_id: str, status: str | None = None, limit: int = 100
     ) -> dict[str, Any]:
-        """``{"jobs": [summary], "count": n}``: jobs in fork order, payloads left out."""
+        """``{"jobs": [summary], "count": n}``: the first ``limit`` jobs in fork order,
+        payloads left out (pages cut by size are followed until ``limit``)."""
         params: dict[str, Any] = {"limit": limit}
         if status is not None:
             params["status"] = status
-        return self._call(
-            "GET", f"/streams/{_segment(stream_id)}/jobs?{urlencode(params)}", stream=stream_id
-        )
+        path = f"/streams/{_segment(stream_id)}/jobs"
+        answer: dict[str, Any] = {"jobs": [], "count": 0}
+        for page in self._pages(path, params, stream_id):
+            answer["jobs"] += page["jobs"]
+            answer["count"] = page["count"]
+            if len(answer["jobs"]) >= limit:
+                break
+            params["limit"] = limit - len(answer["jobs"])
+        return answer
 
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
         return self._call(
@@ -181,12 +193,18 @@ class ApiClient:
         return self.results_page(stream_id, stage, limit)["jobs"]
 
     def results_page(self, stream_id: str, stage: str, limit: int = 500) -> dict[str, Any]:
-        """``{"jobs": [finished job], "started": [id of a job started, not ended]}``."""
+        """``{"jobs": [finished job], "started": [id of a job started, not ended],
+        "more": whether finished jobs were left out}``. The API cuts a page to fit its
+        6 MB answer: after acknowledging these, ask again at once while ``more``."""
         query = urlencode({"stage": stage, "limit": limit})
         answer = self._call(
             "GET", f"/streams/{_segment(stream_id)}/results?{query}", stream=stream_id
         )
-        return {"jobs": answer["jobs"], "started": answer.get("started", [])}
+        return {
+            "jobs": answer["jobs"],
+            "started": answer.get("started", []),
+            "more": bool(answer.get("more")),
+        }
 
     def ack(self, stream_id: str, ids: list[str]) -> int:
         path = f"/streams/{_segment(stream_id)}/results/ack"
@@ -244,11 +262,28 @@ class ApiClient:
         self._call("DELETE", self._store_path(stream_id, key), stream=stream_id)
 
     def store_keys(self, stream_id: str) -> list[str]:
-        return self._call("GET", f"/streams/{_segment(stream_id)}/store", stream=stream_id)["keys"]
+        return self._all_pages(f"/streams/{_segment(stream_id)}/store", "keys", stream_id)
 
     # --- nodes ------------------------------------------------------------------------------
     def list_nodes(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/nodes")["nodes"]
+        return self._all_pages("/nodes", "nodes")
+
+    # --- pages (docs/http-api.md#pages) ---------------------------------------------------------
+    def _pages(
+        self, path: str, params: dict[str, Any], stream: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The answers of a list route, page after page: ``after`` is each page's ``next``
+        while it says ``more``. ``params`` may be changed between pages."""
+        while True:
+            query = urlencode(params)
+            page = self._call("GET", f"{path}?{query}" if query else path, stream=stream)
+            yield page
+            if not page.get("more") or not page.get("next"):
+                return
+            params["after"] = page["next"]
+
+    def _all_pages(self, path: str, field: str, stream: str | None = None) -> list[Any]:
+        return [item for page in self._pages(path, {}, stream) for item in page[field]]
 
     @staticmethod
     def _store_path(stream_id: str, key: str) -> str:

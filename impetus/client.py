@@ -321,15 +321,16 @@ class Impetus:
             active = [s for s in self._stage_names if s not in self._ended]
             if not active:
                 return
-            got = 0
+            got, more = 0, False
             for stage in active:
                 # Every stage is polled at least once before it can end: results of an
                 # earlier run with this id (written but not acknowledged) may wait there.
                 if self._ledger.has_outstanding(stage) or stage not in polled:
                     polled.add(stage)
                     got += self._collector.collect(stage)
+                    more = more or self._collector.more
             progress.update(self._ledger.steps(), self._last_step)
-            wait = pacer.after(got, RESULTS_LIMIT * len(active))
+            wait = pacer.after(got, RESULTS_LIMIT * len(active), more)
             if wait:
                 time.sleep(wait)
 

@@ -352,7 +352,7 @@ class Executor(cf.Executor):
                     self._send_acks()
                 break
             # nothing out: sleep until forks go out (no requests while idle)
-            delay = pacer.after(got, RESULTS_LIMIT) if pending else None
+            delay = pacer.after(got, RESULTS_LIMIT, self._collector.more) if pending else None
         self._cleanup()
 
     def _receive(self) -> int:

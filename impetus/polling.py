@@ -4,7 +4,7 @@ Every poll is one API request (on AWS: API Gateway + Lambda + a Query), so a cli
 should ask often while results flow and rarely while none come. :class:`Pacer` answers
 "how long until the next poll" from what the last one brought:
 
-* a full page: at once (more are waiting);
+* a full page, or one the API says it cut short (``more``): at once (more are waiting);
 * some results: the same wait again (it is the pace at which results arrive);
 * nothing: the wait grows by ``growth``, from ``low`` up to ``high``.
 
@@ -31,9 +31,10 @@ class Pacer:
         """New work went out: start again from ``low``."""
         self.wait = 0.0
 
-    def after(self, got: int, page: int) -> float:
-        """The wait before the next poll, after one that returned ``got`` of at most ``page``."""
-        if got >= page:
+    def after(self, got: int, page: int, more: bool = False) -> float:
+        """The wait before the next poll, after one that returned ``got`` of at most
+        ``page`` (``more``: the API left finished jobs out of it)."""
+        if got >= page or more:
             self.wait = 0.0
         elif got:
             self.wait = max(self.low, self.wait)

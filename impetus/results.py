@@ -87,6 +87,9 @@ class ResultCollector:
         self._verifier = OutcomeVerifier(session.id, session.key, ledger.fork_digest)
         #: where the jobs' captured output (stdout, stderr, logging) is shown; None: not
         self.echo: Callable[[str], None] | None = None
+        #: whether the last page said finished jobs were left out (it was cut to fit the
+        #: API's 6 MB answer): the caller asks again at once instead of pacing
+        self.more = False
 
     def collect(self, stage: str) -> int:
         """One results batch of ``stage``: handed over, written and acknowledged at once.
@@ -115,11 +118,12 @@ class ResultCollector:
         return [raw["id"] for raw in raw_jobs]
 
     def _fetch(self, stage: str) -> list[dict[str, Any]]:
-        """A results page; with ``on_started``, the jobs newly started go to it first."""
-        api = self._session.api
+        """A results page (``more`` noted); with ``on_started``, the jobs newly started
+        go to it first."""
+        page = self._session.api.results_page(self._session.id, stage, RESULTS_LIMIT)
+        self.more = bool(page.get("more"))
         if self._on_started is None:
-            return api.results(self._session.id, stage, RESULTS_LIMIT)
-        page = api.results_page(self._session.id, stage, RESULTS_LIMIT)
+            return page["jobs"]
         started = page["started"]
         new = [job_id for job_id in started if job_id not in self._running.get(stage, ())]
         self._running[stage] = set(started)

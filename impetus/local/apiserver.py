@@ -28,7 +28,20 @@ from impetus.local.edge import CACHE_TTL, DEFAULT_AUTHORIZER, Answer, EdgeAuthor
 log = logging.getLogger(__name__)
 
 DEFAULT_HANDLER = "lambdas.api.app.handler"
-MAX_BODY = 10 * 1024 * 1024  # API Gateway's request payload limit
+# API Gateway HTTP API's request payload limit (10 MB, hard):
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html
+MAX_BODY = 10 * 1024 * 1024
+# Lambda's synchronous invocation payload limit, request and response each ("6 MB",
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); Lambda's own
+# refusal names the exact figure: "Response payload size exceeded maximum allowed payload
+# size (6291556 bytes)". It binds before API Gateway's 10 MB, on the event (the body with
+# its headers, JSON-escaped) and on the handler's serialized return value.
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100
+# API Gateway's bare answers: a request over a payload limit; a failed Lambda integration
+# (an answer over 6 MB, a crash), which an HTTP API turns into a 500:
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-troubleshooting-lambda.html
+TOO_LARGE = (413, "Request Entity Too Large")
+INTEGRATION_FAILED = (500, "Internal Server Error")
 MAX_CHUNK_LINE = 1024  # a chunk-size line: hex digits and optional extensions
 HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -166,6 +179,18 @@ def error_parts(status: int, code: str, message: str) -> tuple[int, list[tuple[s
     return status, [("Content-Type", "application/json")], body
 
 
+def gateway_parts(answer: tuple[int, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """API Gateway's own answer: ``{"message": ...}``, no error code."""
+    status, message = answer
+    return status, [("Content-Type", "application/json")], json.dumps({"message": message}).encode()
+
+
+def lambda_payload_size(value: Any) -> int:
+    """Bytes of ``value`` as Lambda carries it: JSON, UTF-8 (the Python 3.12+ runtime
+    writes non-ASCII characters as they are)."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
 def load_handler(dotted: str) -> Handler:
     """``package.module.function`` -> the function."""
     module_name, _, attr = dotted.rpartition(".")
@@ -224,7 +249,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BodyTooLarge:
             self.close_connection = True  # the unread body makes the connection unusable
-            self._send(*error_parts(413, "payload_too_large", "request body exceeds 10 MB"))
+            self._send(*gateway_parts(TOO_LARGE))
             return
         except ValueError:
             self.close_connection = True
@@ -320,18 +345,30 @@ class ApiServer(ThreadingHTTPServer):
         return refusal if refusal is not None else self.invoke(event)
 
     def invoke(self, event: dict[str, Any]) -> Answer:
-        """Run the handler like API Gateway would: its failure is a 502, never a crash."""
+        """Run the handler like API Gateway and Lambda would: an event over Lambda's
+        payload limit is a 413 before it runs; its failure, or an answer over the limit,
+        is API Gateway's 500, never a crash."""
+        what = f"{event['requestContext']['http']['method']} {event['rawPath']}"
+        if lambda_payload_size(event) > LAMBDA_PAYLOAD_LIMIT:
+            log.warning("request %s: the event is over Lambda's payload limit", what)
+            return gateway_parts(TOO_LARGE)
         try:
             with self._slots:
                 result = self.handler()(event, LambdaContext())
+            size = lambda_payload_size(result)
+            if size > LAMBDA_PAYLOAD_LIMIT:
+                log.error(
+                    "API handler on %s: response payload size (%d bytes) exceeded maximum "
+                    "allowed payload size (%d bytes)",
+                    what,
+                    size,
+                    LAMBDA_PAYLOAD_LIMIT,
+                )
+                return gateway_parts(INTEGRATION_FAILED)
             return response_parts(result)
         except Exception:
-            log.exception(
-                "API handler failed on %s %s",
-                event["requestContext"]["http"]["method"],
-                event["rawPath"],
-            )
-            return error_parts(502, "bad_gateway", "Internal Server Error")
+            log.exception("API handler failed on %s", what)
+            return gateway_parts(INTEGRATION_FAILED)
 
     def start(self) -> ApiServer:
         self._thread = threading.Thread(

@@ -86,9 +86,13 @@ class JobLister:
         self.queue_table = queue_table
 
     def list(
-        self, stream_id: str, shards: int, status: str | None = None, limit: int = DEFAULT_LIMIT
+        self,
+        stream_id: str,
+        shards: int,
+        status: str | None = None,
+        limit: int | None = DEFAULT_LIMIT,
     ) -> tuple[list[dict[str, Any]], int]:
-        """(rows in fork order, at most ``limit``; how many matched in all)."""
+        """(rows in fork order, at most ``limit`` (None: all); how many matched in all)."""
         states = chunk_states(self._chunks(stream_id, shards), layout.delayed_pk(stream_id))
         rows = [summarize(r, states.get(r["job"])) for r in self._records(stream_id)]
         if status is not None:

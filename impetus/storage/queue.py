@@ -9,7 +9,7 @@ data (function code by digest) and short-lived stream properties.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from impetus.core import aws, properties
@@ -24,6 +24,7 @@ from impetus.storage.counters import FLUSH_EVERY, BufferedCounters
 from impetus.storage.joblist import JobLister
 from impetus.storage.jobqueue import JobQueue
 from impetus.storage.jobqueue.cancel import Canceller
+from impetus.storage.jobqueue.collect import ResultsPage
 from impetus.storage.nodes import Nodes
 from impetus.storage.store import Store
 from impetus.storage.streams import Streams
@@ -174,7 +175,7 @@ class Queue:
         return self.jobs.collector.get_job(stream_id, job_id)
 
     def list_jobs(
-        self, stream_id: str, status: str | None = None, limit: int = 100
+        self, stream_id: str, status: str | None = None, limit: int | None = 100
     ) -> tuple[list[dict[str, Any]], int]:
         """A stream's jobs in fork order (payloads left out), optionally of one status
         (see impetus.storage.joblist). Returns (at most ``limit`` rows, how many matched)."""
@@ -192,6 +193,17 @@ class Queue:
         """:meth:`results`, and the ids of the stage's jobs a node marked started that
         have not ended yet (from the same reads)."""
         return self.jobs.collector.results_and_started(stream_id, stage, limit)
+
+    def results_page(
+        self,
+        stream_id: str,
+        stage: str,
+        limit: int = 1000,
+        accept: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> ResultsPage:
+        """:meth:`results_and_started` as a page whose jobs ``accept`` takes (the API's
+        size budget), and whether finished jobs were left out (see Collector.results_page)."""
+        return self.jobs.collector.results_page(stream_id, stage, limit, accept)
 
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
         """Acknowledge collected jobs: their results leave the queue. Returns the count."""

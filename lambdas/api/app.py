@@ -21,7 +21,7 @@ from impetus.core.exceptions import ImpetusError
 from impetus.scaler import nudge
 from impetus.storage import joblist, payloads
 from impetus.storage.queue import Queue
-from lambdas.api import auth, guards, handlers, models, owners
+from lambdas.api import auth, guards, handlers, models, owners, pages
 from lambdas.api.config import (
     JOB_ID_PATTERN,
     MAX_RESULTS_LIMIT,
@@ -84,6 +84,10 @@ StreamIdPath = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="strea
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="job id")]
 HolderPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="lease holder id")]
 KeyPath = Annotated[str, Path(description="store key, percent-encoded")]
+AfterQuery = Annotated[
+    str | None,
+    Query(max_length=pages.MAX_CURSOR_CHARS, description="the `next` of the previous page"),
+]
 
 
 def store_key(raw: str) -> str:
@@ -133,8 +137,13 @@ def _own(stream_id: str) -> None:
 
 # --- streams --------------------------------------------------------------------------------
 @app.get("/streams", responses=answers(models.StreamList, "all streams"))
-def list_streams():
-    return {"streams": queue().list_streams()}
+def list_streams(after: AfterQuery = None):
+    page = pages.listing(queue().list_streams(), _by_created, after)
+    return {"streams": page.pop("items"), **page}
+
+
+def _by_created(row: dict[str, Any]) -> list[Any]:
+    return [row["created"] or 0, row["id"]]
 
 
 @app.post(
@@ -223,10 +232,12 @@ def list_jobs(
         models.ListStatus | None, Query(description="only jobs with this status")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=joblist.MAX_LIMIT)] = joblist.DEFAULT_LIMIT,
+    after: AfterQuery = None,
 ):
     _own(stream_id)
-    rows, count = queue().list_jobs(stream_id, status, limit)
-    return {"jobs": rows, "count": count}
+    rows, count = queue().list_jobs(stream_id, status, None)
+    page = pages.listing(rows, _by_created, after, limit)
+    return {"jobs": page.pop("items"), "count": count, **page}
 
 
 @app.post(
@@ -273,8 +284,15 @@ def results(
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = MAX_RESULTS_LIMIT,
 ):
     _own(stream_id)
-    found, started = queue().results_and_started(stream_id, stage, limit)
-    return {"jobs": [with_result_urls(job) for job in found], "started": started}
+    # Cut by size as well as by count: 1000 jobs of inline args, results and output are
+    # far past Lambda's 6 MB answer (lambdas.api.pages); the client acknowledges this
+    # page and asks again at once while ``more``.
+    page = pages.Page()
+    found = queue().results_page(
+        stream_id, stage, limit, lambda job: page.add(with_result_urls(job))
+    )
+    started = pages.fitting(found.started, pages.STARTED_BUDGET)
+    return {"jobs": page.items, "started": started, "more": found.more}
 
 
 @app.post(
@@ -306,9 +324,10 @@ def cancel_jobs(stream_id: StreamIdPath, body: Annotated[models.CancelJobs, Body
     responses=answers(models.KeyList, "the store's keys"),
     security=OWNED,
 )
-def store_keys(stream_id: StreamIdPath):
+def store_keys(stream_id: StreamIdPath, after: AfterQuery = None):
     _own(stream_id)
-    return {"keys": queue().store_keys(stream_id)}
+    page = pages.listing(queue().store_keys(stream_id), lambda key: [key], after)
+    return {"keys": page.pop("items"), **page}
 
 
 @app.get(
@@ -344,8 +363,9 @@ def store_delete(stream_id: StreamIdPath, key: KeyPath):
 
 # --- nodes ----------------------------------------------------------------------------------
 @app.get("/nodes", responses=answers(models.NodeList, "the live node agents"))
-def list_nodes():
-    return {"nodes": queue().list_nodes()}
+def list_nodes(after: AfterQuery = None):
+    page = pages.listing(queue().list_nodes(), lambda node: [node["node"]], after)
+    return {"nodes": page.pop("items"), **page}
 
 
 # --- OpenAPI --------------------------------------------------------------------------------

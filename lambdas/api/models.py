@@ -260,7 +260,16 @@ class CreatedStream(Stream):
     )
 
 
-class StreamList(BaseModel):
+class Paged(BaseModel):
+    """A list answer cut to fit Lambda's 6 MB (docs/http-api.md#pages)."""
+
+    more: bool = Field(description="items were left out: ask again at once (with `after`)")
+    next: str | None = Field(
+        None, description="when `more`: the cursor to send as `after` for the next page"
+    )
+
+
+class StreamList(Paged):
     streams: list[Stream]
 
 
@@ -302,6 +311,10 @@ class Job(BaseModel):
 
 class ResultList(BaseModel):
     jobs: list[Job] = Field(description="finished jobs, not yet acknowledged")
+    more: bool = Field(
+        description="finished jobs were left out (the page's size or `limit`): "
+        "acknowledge these and ask again at once"
+    )
     started: list[str] = Field(
         description="ids of the stage's jobs a node has started that have not ended yet "
         "(a node marks a start within a fraction of a second, and not at all for a job "
@@ -322,7 +335,7 @@ class JobSummary(BaseModel):
     finished: float | None
 
 
-class JobSummaryList(BaseModel):
+class JobSummaryList(Paged):
     jobs: list[JobSummary] = Field(description="in fork order, at most `limit`")
     count: int = Field(description="how many jobs matched in all")
 
@@ -343,7 +356,7 @@ class Node(BaseModel):
     claims: int | None
 
 
-class NodeList(BaseModel):
+class NodeList(Paged):
     nodes: list[Node]
 
 
@@ -380,7 +393,7 @@ class Deleted(BaseModel):
     deleted: str
 
 
-class KeyList(BaseModel):
+class KeyList(Paged):
     keys: list[str]
 
 

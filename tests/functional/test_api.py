@@ -124,7 +124,7 @@ def test_refused_auth_changes_nothing(api: Api):
     assert api.post("/streams/s1/jobs", job_batch(2), authkey="nope").status == 403
     assert api.put("/streams/s1/store/k", {"value": 1}, authkey="nope").status == 403
     assert api.get("/streams").body == before
-    assert api.get("/streams/s1/store").body == {"keys": []}
+    assert api.get("/streams/s1/store").body == {"keys": [], "more": False}
 
 
 def test_auth_is_checked_before_the_body(api: Api):
@@ -196,7 +196,7 @@ def test_create_stream_then_reuse(api: Api):
 def test_a_body_is_required_where_a_route_takes_one(api: Api):
     reply = api.post("/streams", None)
     assert reply.status == 400 and "body" in reply.body["message"]
-    assert api.get("/streams").body == {"streams": []}
+    assert api.get("/streams").body == {"streams": [], "more": False}
 
 
 @pytest.mark.parametrize("payload", [{}, {"properties": {"a": 1}}])
@@ -245,7 +245,7 @@ def test_delete_stream_removes_jobs_and_store(api: Api):
     assert api.delete("/streams/s1").status == 200
     create(api)  # same id again: a fresh stream
     assert api.get("/streams/s1/jobs/job-0").status == 404
-    assert api.get("/streams/s1/store").body == {"keys": []}
+    assert api.get("/streams/s1/store").body == {"keys": [], "more": False}
 
 
 # --- jobs and results -----------------------------------------------------------------------
@@ -329,10 +329,12 @@ def test_results_and_ack(api: Api):
     assert jobs["job-2"]["result"]["type"] == "Boom"
 
     limited = api.get("/streams/s1/results", query="stage=stage1&limit=1")
-    assert len(limited.body["jobs"]) == 1
+    assert len(limited.body["jobs"]) == 1 and limited.body["more"] is True
+    assert api.get("/streams/s1/results", query="stage=stage1&limit=3").body["more"] is False
     assert api.get("/streams/s1/results", query="stage=other").body == {
         "jobs": [],
         "started": [],
+        "more": False,
     }
 
     acked = api.post("/streams/s1/results/ack", {"ids": ["job-0", "job-2"]})
@@ -381,7 +383,7 @@ def test_store_keys_overwrite_and_delete(api: Api):
     assert api.get("/streams/s1/store/a").body["value"] == 3
     deleted = api.delete("/streams/s1/store/a")
     assert (deleted.status, deleted.body) == (200, {"deleted": "a"})
-    assert api.get("/streams/s1/store").body == {"keys": ["b"]}
+    assert api.get("/streams/s1/store").body == {"keys": ["b"], "more": False}
     assert api.get("/streams/s1/store/a").status == 404
 
 
@@ -389,7 +391,7 @@ def test_store_key_is_percent_decoded(api: Api):
     create(api)
     reply = api.put("/streams/s1/store/http%3A%2F%2Fsite%2Fa%20b%3Fq%3D1", {"value": "page"})
     assert reply.body == {"key": "http://site/a b?q=1"}
-    assert api.get("/streams/s1/store").body == {"keys": ["http://site/a b?q=1"]}
+    assert api.get("/streams/s1/store").body == {"keys": ["http://site/a b?q=1"], "more": False}
     got = api.get("/streams/s1/store/http%3A%2F%2Fsite%2Fa%20b%3Fq%3D1")
     assert got.body == {"key": "http://site/a b?q=1", "value": "page"}
 
@@ -438,7 +440,7 @@ def test_responses_are_api_gateway_v2_json(api: Api):
     assert out["statusCode"] == 200
     assert out["headers"]["Content-Type"] == "application/json"
     assert isinstance(out["body"], str)
-    assert json.loads(out["body"]) == {"streams": []}
+    assert json.loads(out["body"]) == {"streams": [], "more": False}
 
 
 def test_one_queue_per_container(api: Api):

@@ -84,7 +84,7 @@ def test_the_api_statuses_are_the_listing_statuses():
 
 
 def test_nodes_lists_live_heartbeats_only(api: Api, api_aws):
-    assert api.get("/nodes").body == {"nodes": []}
+    assert api.get("/nodes").body == {"nodes": [], "more": False}
     table = Nodes.for_prefix(api_aws["dynamodb"], "test")
     now = time.time()
     common = dict(host="h", pid=1, started=now, properties={"gpu": "1"}, mpps=2, state="running")

@@ -169,7 +169,7 @@ def test_a_denied_request_never_reaches_the_api_handler(edge, header: str) -> No
 
 def test_the_authkey_reaches_the_handler_and_is_authorized_once_per_ttl(edge) -> None:
     status, body = get(edge["server"], f"Bearer {AUTHKEY}")
-    assert (status, body) == (200, {"streams": []})
+    assert (status, body) == (200, {"streams": [], "more": False})
     assert get(edge["server"], f"Bearer {AUTHKEY}", "/nodes")[0] == 200
     assert get(edge["server"], f"Bearer {AUTHKEY}", "/openapi.json")[0] == 200
     assert edge["api"] == ["/streams", "/nodes", "/openapi.json"]

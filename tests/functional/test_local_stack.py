@@ -30,7 +30,7 @@ import pytest
 from botocore.config import Config
 
 from impetus.core.config import ClientSettings
-from impetus.local import credentials, state
+from impetus.local import apiserver, credentials, state
 from impetus.local.apiserver import ApiServer, LambdaContext, build_event
 from impetus.local.motoserver import MotoServer, SerialApp
 
@@ -114,6 +114,9 @@ def _echo_handler(event: dict[str, Any], context: Any) -> Any:
         raise RuntimeError("handler bug")
     if path == "/plain":
         return {"plain": True}  # no statusCode: API Gateway infers a 200 JSON response
+    if path == "/sized":  # a body of n times the character c
+        query = event["queryStringParameters"]
+        return {"statusCode": 200, "body": query["c"] * int(query["n"])}
     if path == "/binary":
         return {
             "statusCode": 200,
@@ -166,12 +169,12 @@ def test_api_server_round_trip_on_one_connection(api: ApiServer) -> None:
     conn.close()
 
 
-def test_api_server_handler_failure_is_502_json(api: ApiServer) -> None:
+def test_api_server_handler_failure_is_api_gateways_500(api: ApiServer) -> None:
     conn = _connect(api)
     conn.request("GET", "/boom")
     resp = conn.getresponse()
-    assert resp.status == 502
-    assert json.loads(resp.read())["error"] == "bad_gateway"
+    assert resp.status == 500  # an HTTP API's answer to a failed Lambda integration
+    assert json.loads(resp.read()) == {"message": "Internal Server Error"}
 
 
 def test_api_server_rejects_bodies_over_10_mb(api: ApiServer) -> None:
@@ -181,7 +184,43 @@ def test_api_server_rejects_bodies_over_10_mb(api: ApiServer) -> None:
     conn.endheaders()  # the server answers from the headers alone
     resp = conn.getresponse()
     assert resp.status == 413
-    assert json.loads(resp.read())["error"] == "payload_too_large"
+    assert json.loads(resp.read()) == {"message": "Request Entity Too Large"}
+
+
+def _sized(api: ApiServer, n: int, c: str = "a") -> tuple[int, bytes]:
+    conn = _connect(api)
+    conn.request("GET", f"/sized?n={n}&c={c}")
+    resp = conn.getresponse()
+    return resp.status, resp.read()
+
+
+def test_api_server_refuses_answers_over_lambdas_6_mb_as_aws_does(api: ApiServer) -> None:
+    """Lambda fails an invocation whose serialized answer passes 6 MB, and API Gateway
+    answers its bare 500 instead: the local server does the same, counting the answer as
+    Lambda does (the body is a JSON string in the handler's return value)."""
+    envelope = len(json.dumps({"statusCode": 200, "body": ""}))
+    fits = apiserver.LAMBDA_PAYLOAD_LIMIT - envelope
+    status, body = _sized(api, fits)
+    assert status == 200 and len(body) == fits
+    status, body = _sized(api, fits + 1)
+    assert status == 500 and json.loads(body) == {"message": "Internal Server Error"}
+    # Each '"' of the body takes two bytes in Lambda's payload: half as many are too many.
+    status, body = _sized(api, fits // 2 + 1, "%22")
+    assert status == 500
+    assert _sized(api, fits // 2 - 1, "%22")[0] == 200
+
+
+def test_api_server_refuses_requests_over_lambdas_6_mb_with_413(api: ApiServer) -> None:
+    """API Gateway takes bodies up to 10 MB, but the event Lambda gets must fit 6 MB."""
+    conn = _connect(api)
+    conn.request("POST", "/c", body=b"x" * (7 * 1024 * 1024))
+    resp = conn.getresponse()
+    assert resp.status == 413
+    assert json.loads(resp.read()) == {"message": "Request Entity Too Large"}
+    conn = _connect(api)
+    conn.request("POST", "/c", body=b"x" * (5 * 1024 * 1024))  # with room for the event
+    resp = conn.getresponse()
+    assert resp.status == 201 and json.loads(resp.read())["event"]["body"] == "x" * 5 * 1024 * 1024
 
 
 def test_api_server_reads_chunked_bodies(api: ApiServer) -> None:
@@ -212,12 +251,12 @@ def test_api_server_refuses_malformed_chunk_sizes_without_reading_on(
     assert b"malformed request body framing" in answer
 
 
-def test_api_server_missing_handler_module_is_502() -> None:
+def test_api_server_missing_handler_module_is_500() -> None:
     server = ApiServer(handler="no_such_module_xyz.handler", authorizer=None).start()
     try:
         conn = _connect(server)
         conn.request("GET", "/")
-        assert conn.getresponse().status == 502
+        assert conn.getresponse().status == 500
     finally:
         server.stop()
 

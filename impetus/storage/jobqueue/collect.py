@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +18,19 @@ from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS
 from impetus.storage.jobqueue.seal import ARGS_VERIFIED, MAC
+
+#: Finished jobs read per round trip when a page is cut by size (BatchGetItem takes 100).
+SLICE = 100
+
+
+@dataclass
+class ResultsPage:
+    """A results page: finished jobs, ids of jobs started and not ended, and whether
+    finished jobs were left out (the client asks again at once)."""
+
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    more: bool = False
 
 
 def running_jobs(chunk: dict[str, Any]) -> list[str]:
@@ -43,9 +57,37 @@ class Collector:
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """A stage's finished jobs (up to ``limit``), and the ids of its jobs that a node
         has marked started and that have not ended, read from the same chunks."""
+        page = self.results_page(stream_id, stage, limit)
+        return page.jobs, page.started
+
+    def results_page(
+        self,
+        stream_id: str,
+        stage: str,
+        limit: int = 1000,
+        accept: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> ResultsPage:
+        """:meth:`results_and_started` as a page: up to ``limit`` finished jobs, each
+        offered to ``accept`` (the API's size budget) in queue order until it says no;
+        ``more`` when finished jobs were left out. Jobs are read in slices, so a page cut
+        short does not read the records, results and output of the jobs it leaves out."""
         keys.check(keys.STAGE, stage, "stage")
-        started: list[str] = []
-        finished = list(itertools.islice(self._finished(stream_id, stage, started), limit))
+        page = ResultsPage()
+        # One past the limit: whether more are waiting costs at most a chunk read.
+        finished = list(itertools.islice(self._finished(stream_id, stage, page.started), limit + 1))
+        page.more = len(finished) > limit
+        for start in range(0, min(limit, len(finished)), SLICE):
+            for job in self._read(stream_id, finished[start : min(start + SLICE, limit)]):
+                if accept is not None and not accept(job):
+                    page.more = True
+                    return page
+                page.jobs.append(job)
+        return page
+
+    def _read(
+        self, stream_id: str, finished: list[tuple[str, tuple[str, str, int], dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Job dicts of finished entries: records, spilled results and output attached."""
         records = self.items.written_records(stream_id, [f[0] for f in finished])
         self._repair_pointers(stream_id, records, finished)
         spilled = self._spilled(stream_id, [e["ref"] for *_, e in finished if "ref" in e])
@@ -55,7 +97,7 @@ class Collector:
             if job_id in records
         ]
         joboutput.attach(self.items.client, self.items.jobs_table, stream_id, found, finished)
-        return found, started
+        return found
 
     def _finished(
         self, stream_id: str, stage: str, started: list[str]
