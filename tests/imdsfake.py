@@ -80,7 +80,7 @@ class FakeImds:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_PUT(self) -> None:  # noqa: N802 - http.server's name
+            def do_PUT(self) -> None:
                 ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")
                 if self.path != TOKEN_PATH or not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
                     self._answer(400)
@@ -90,7 +90,7 @@ class FakeImds:
                     fake.tokens.add(token)
                 self._answer(200, token)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 token = self.headers.get("X-aws-ec2-metadata-token", "")
                 if token not in fake.tokens:
                     status, body = 401, ""
