@@ -20,7 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from impetus.core.config import ENV_LOG_GROUP, ENV_REGION
+from impetus.core.config import ENV_IMDS_URL, ENV_LOG_GROUP, ENV_REGION
 from impetus.core.grants import Component, Res
 from infra import permissions
 from infra.data import DataPlane
@@ -29,6 +29,9 @@ from node_agent.bootstrap.render import BootConfig, render
 
 ROOT_VOLUME_GB = 20
 HOOK_MARGIN = 60  # seconds the lifecycle hook waits beyond the drain grace
+# The instance metadata service: Spot nodes' agents watch it for interruption notices
+# (node_agent/interruption.py); the jobs' user is blocked from it (user_data.sh).
+IMDS_URL = "http://169.254.169.254"
 
 
 class Network(Construct):
@@ -93,6 +96,7 @@ class NodeGroup(Construct):
                     **environment,
                     ENV_REGION: region,
                     ENV_LOG_GROUP: log_group.log_group_name,
+                    **({ENV_IMDS_URL: IMDS_URL} if node_class.spot else {}),
                 },
                 mpps=node_class.mpps,
                 properties=node_class.properties,
@@ -146,7 +150,8 @@ class NodeGroup(Construct):
     def _instances(self) -> dict[str, object]:
         """A plain launch template for one on-demand type; a mixed policy otherwise."""
         node_class = self.node_class
-        if not node_class.spot and len(node_class.instance_types) == 1:
+        split = node_class.distribution()
+        if split is None and len(node_class.instance_types) == 1:
             return {"launch_template": self.launch_template}
         return {
             "mixed_instances_policy": autoscaling.MixedInstancesPolicy(
@@ -156,8 +161,7 @@ class NodeGroup(Construct):
                     for t in node_class.instance_types
                 ],
                 instances_distribution=autoscaling.InstancesDistribution(
-                    on_demand_base_capacity=0,
-                    on_demand_percentage_above_base_capacity=0 if node_class.spot else 100,
+                    **(split or {"on_demand_percentage_above_base_capacity": 100}),
                     spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
                 ),
             )

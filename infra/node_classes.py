@@ -8,7 +8,12 @@ from a JSON file named by ``impetus:nodeClassesFile`` (same list). Fields of one
     max            the group's maximum size (its minimum is always 0: DFS scales from zero)
     mpps           worker processes per stream on one node (default 2)
     properties     {k: v} the node's stream filter (``impetus-node --properties``)
-    spot           true: Spot instances; false (default): on-demand
+    spot           true: Spot instances (price-capacity-optimized, capacity rebalancing,
+                   the agent watches for interruption notices); false (default): on-demand
+    onDemandBase   with spot: the first N instances of the group are on-demand (default 0)
+    onDemandPercentage
+                   with spot: the share (0..100) of instances beyond the base that are
+                   on-demand (default 0: all Spot); a mixed group
     grace          seconds a draining node gives running jobs (default 30)
     requirements   extra packages jobs may import on these nodes: a list of PEP 508
                    requirements (["numpy", "requests>=2.31"]) or the path of a
@@ -34,7 +39,18 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 # Graviton families carry a "g" after the generation digit: t4g, c7gn, m6gd, x2gd, im4gn.
 _ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g")
-_FIELDS = {"name", "instanceTypes", "max", "mpps", "properties", "spot", "grace", "requirements"}
+_FIELDS = {
+    "name",
+    "instanceTypes",
+    "max",
+    "mpps",
+    "properties",
+    "spot",
+    "onDemandBase",
+    "onDemandPercentage",
+    "grace",
+    "requirements",
+}
 MAX_GROUP_SIZE = 1000
 
 
@@ -46,6 +62,8 @@ class NodeClass:
     mpps: int = 2
     properties: Mapping[str, str] = field(default_factory=dict)
     spot: bool = False
+    on_demand_base: int = 0  # with spot: instances that are on-demand first
+    on_demand_percentage: int = 0  # with spot: on-demand share above the base
     grace: int = 30
     requirements: tuple[str, ...] = ()
 
@@ -71,6 +89,8 @@ class NodeClass:
             mpps=int(raw.get("mpps", 2)),
             properties={str(k): str(v) for k, v in (raw.get("properties") or {}).items()},
             spot=bool(raw.get("spot", False)),
+            on_demand_base=_whole(raw, "onDemandBase"),
+            on_demand_percentage=_whole(raw, "onDemandPercentage"),
             grace=int(raw.get("grace", 30)),
             requirements=_requirements(raw.get("requirements")),
         )
@@ -90,6 +110,29 @@ class NodeClass:
             raise ValueError(f"{where}: max must be 1..{MAX_GROUP_SIZE}")
         if self.mpps < 1 or not 0 <= self.grace <= 3600:
             raise ValueError(f"{where}: mpps must be >= 1 and grace 0..3600")
+        if (self.on_demand_base or self.on_demand_percentage) and not self.spot:
+            raise ValueError(f"{where}: onDemandBase/onDemandPercentage need spot: true")
+        if not 0 <= self.on_demand_base <= self.max or not 0 <= self.on_demand_percentage <= 100:
+            raise ValueError(f"{where}: onDemandBase must be 0..max, onDemandPercentage 0..100")
+
+    def distribution(self) -> dict[str, int] | None:
+        """The group's on-demand/Spot split (None: on-demand only, no mixed policy
+        needed). CloudFormation's InstancesDistribution: OnDemandBaseCapacity and
+        OnDemandPercentageAboveBaseCapacity (0..100).
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-autoscaling-autoscalinggroup-instancesdistribution.html"""
+        if not self.spot:
+            return None
+        return {
+            "on_demand_base_capacity": self.on_demand_base,
+            "on_demand_percentage_above_base_capacity": self.on_demand_percentage,
+        }
+
+
+def _whole(raw: Mapping[str, Any], key: str) -> int:
+    value = raw.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"node class: {key} must be a whole number, got {value!r}")
+    return value
 
 
 def _requirements(raw: Any) -> tuple[str, ...]:

@@ -10,7 +10,8 @@ Where the rest lives: claims held and completed (claims.py), claiming (dispatch.
 worker processes (pool.py, handle.py, worker.py), the numbers (sizing.py, pacing.py),
 the heartbeat (heartbeat.py), autoscaling and drain requests (scaling.py), stopping
 (drain.py), which streams to follow (streams.py), lease reaping (reaper.py), what keeps
-jobs from the node (isolation.py), what the agent does for workers (requests.py).
+jobs from the node (isolation.py), what the agent does for workers (requests.py), Spot
+interruption notices and rebalance recommendations (interruption.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from impetus.core.signing import KeyLoader
 from impetus.storage.nodes import Nodes, NodeStats
 from impetus.storage.payloads import Payloads
 from impetus.storage.queue import Queue
-from node_agent import drain, isolation
+from node_agent import drain, interruption, isolation
 from node_agent.claims import Claims
 from node_agent.config import NodeSettings
 from node_agent.dispatch import Dispatcher
@@ -68,7 +69,11 @@ class Agent:
         self.pool = Pool(
             self.claims, self.settings.poll_interval, self._stop, self._worker_support()
         )
-        self.scaling = Scaling(self.node_id, self.settings.aws, self.nodes, self.request_stop)
+        # A lifecycle hook or a Spot notice stops the node without cutting its grace short
+        # (request_stop would, coming after a SIGTERM).
+        self.scaling = Scaling(self.node_id, self.settings.aws, self.nodes, self._stop.set)
+        self.spot = interruption.SpotState()
+        self.watcher = self._spot_watcher()
         self.heartbeat = Heartbeat(self.settings, self.scaling, self.claims, self._stop)
         self.dispatcher = Dispatcher(
             node_id=self.node_id,
@@ -90,6 +95,28 @@ class Agent:
             store=lambda: self.queue.store, bucket=lambda: Payloads(settings.aws)
         )
         return WorkerSupport(identity=identity, requests=requests)
+
+    def _spot_watcher(self) -> interruption.Watcher | None:
+        if not self.settings.imds_url:
+            return None
+        return interruption.Watcher(
+            interruption.Imds(self.settings.imds_url),
+            self.settings.imds_poll,
+            on_rebalance=self._on_rebalance,
+            on_notice=self._on_notice,
+        )
+
+    def _on_rebalance(self) -> None:
+        """(Watcher thread.) Claim nothing more; the loop hands queued jobs back."""
+        self.scaling.request_drain("rebalance recommendation")
+        self.spot.rebalance()
+
+    def _on_notice(self, notice: interruption.Notice) -> None:
+        """(Watcher thread.) Queued jobs go back now, running ones get until shortly
+        before the stated time, then the agent stops."""
+        self.scaling.request_drain(f"Spot interruption notice ({notice.action})")
+        self.spot.interrupt(notice)
+        self._stop.set()
 
     @property
     def node_id(self) -> str:
@@ -117,13 +144,25 @@ class Agent:
         self.gate.signer()  # fail now, not at the first job, when the key is unreadable
         self._update_stats()
         self.heartbeat.start()
+        if self.watcher is not None:
+            self.watcher.start()
         try:
             while not self._stop.is_set():
                 self._tick()
+            self._shed_if_asked()
             drain.drain(
-                self.claims, self.heartbeat, self._drain_turn, self.settings.grace, self._force
+                self.claims,
+                self.heartbeat,
+                self._drain_turn,
+                self.settings.grace,
+                self._force,
+                cutoff=lambda: self.spot.cutoff,
             )
         finally:
+            if self.watcher is not None:
+                self.watcher.stop()
+            if self.spot.interrupted:  # what still runs goes back uncharged
+                self.pool.abandon_running()
             drain.shut_down(
                 self.node_id, self.heartbeat, self.claims, self.pool, self.counters, self.nodes
             )
@@ -133,6 +172,7 @@ class Agent:
 
     # --- the loop ---------------------------------------------------------------------------
     def _tick(self) -> None:
+        self._shed_if_asked()
         now = time.monotonic()
         if now >= self._next_poll:
             self._refresh_streams(now)
@@ -144,8 +184,16 @@ class Agent:
 
     def _drain_turn(self, timeout: float) -> None:
         """A turn of the loop while draining: no listing, no claims, no retiring."""
+        self._shed_if_asked()
         self._settle(timeout)
         self._update_stats()
+
+    def _shed_if_asked(self) -> None:
+        """After a Spot signal: hand back at once every job claimed but not started."""
+        if self.spot.take_shed():
+            count = self.pool.shed()
+            log.info("node %s: %d queued jobs handed back", self.node_id, count)
+            self.claims.flush()
 
     def _settle(self, timeout: float) -> None:
         """Wait for worker reports (or the next report due), report the outcomes in so far

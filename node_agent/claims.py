@@ -7,8 +7,10 @@ a write: a flush waits ``FLUSH_WINDOW`` after the first of them. The flush that 
 claim's last job ends the claim. Start marks (the results route shows which jobs run)
 ride along; a job that ends within ``START_WINDOW`` of its start never needs one, so short
 jobs cost no extra write. A claim can also be handed back unrun (no verdict, no workers,
-the agent stopping). The heartbeat thread renews the leases of every held claim, so the
-map of held claims is shared with it and guarded by a lock.
+the agent stopping), and single jobs not yet started can be handed back while the claim
+stays held for the rest (a Spot interruption: node_agent/interruption.py); they go back
+with their attempt unchanged at the next flush. The heartbeat thread renews the leases
+of every held claim, so the map of held claims is shared with it and guarded by a lock.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ class InFlight:
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # not reported yet
     reported: set[str] = field(default_factory=set)  # outcomes written by a flush
     starts: dict[str, float] = field(default_factory=dict)  # started, unmarked: monotonic
+    unrun: set[str] = field(default_factory=set)  # handed back unrun, not reported yet
     since: float | None = None  # when the oldest unreported outcome came (monotonic)
     retry_at: float = 0.0  # a failed report waits until then (monotonic)
     lost: bool = False  # a renewal found the lease gone: outcomes will be dropped
 
     def flush_at(self) -> float:
         """When this claim's next report is due (monotonic; inf: nothing to report)."""
-        if not self.pending:
+        if not self.pending or self.unrun:
             due = 0.0
         else:
             due = min(
@@ -103,6 +106,16 @@ class Claims:
         if flight.since is None:
             flight.since = time.monotonic()
 
+    def hand_back(self, flight: InFlight, job_ids: set[str]) -> None:
+        """Send jobs of a held claim back unrun, attempt unchanged, at the next flush
+        (they never started here, or the node goes away under them through no fault of
+        theirs); the claim stays held for its other jobs."""
+        ids = job_ids & flight.pending
+        flight.pending -= ids
+        for job_id in ids:
+            flight.starts.pop(job_id, None)
+        flight.unrun |= ids
+
     def give_back(self, flight: InFlight) -> None:
         """Return a claim's unreported jobs to the queue unrun and forget it."""
         try:
@@ -128,7 +141,10 @@ class Claims:
                 continue
             try:
                 self._queue.complete(
-                    flight.claim, flight.outcomes, unrun=flight.pending, reported=flight.reported
+                    flight.claim,
+                    flight.outcomes,
+                    unrun=flight.pending | flight.unrun,
+                    reported=flight.reported,
                 )
             except Exception:
                 log.exception("ending claim %s failed", flight.claim.claim_id)
@@ -156,16 +172,20 @@ class Claims:
                     "claim %s of %s was lost: dropping %d outcomes",
                     claim.claim_id, claim.stream, len(flight.outcomes),
                 )  # fmt: skip
-            flight.outcomes, flight.starts, flight.since = {}, {}, None
+            flight.outcomes, flight.starts, flight.since, flight.unrun = {}, {}, None, set()
             if final:
                 self._forget(flight)
             return
         try:
             if final:
-                self._queue.complete(claim, flight.outcomes, reported=flight.reported)
+                self._queue.complete(
+                    claim, flight.outcomes, unrun=flight.unrun, reported=flight.reported
+                )
             else:
                 started = sorted(flight.starts)
-                self._queue.report(claim, flight.outcomes, started, reported=flight.reported)
+                self._queue.report(
+                    claim, flight.outcomes, started, reported=flight.reported, unrun=flight.unrun
+                )
         except ClaimLost:
             log.warning(
                 "claim %s of %s lost before its report: %d outcomes dropped",
@@ -188,7 +208,8 @@ class Claims:
             len(flight.outcomes), claim.claim_id, claim.stream, ", ended" if final else "",
         )  # fmt: skip
         flight.reported.update(flight.outcomes)
-        flight.outcomes, flight.starts, flight.since = {}, {}, None
+        flight.reported.update(flight.unrun)
+        flight.outcomes, flight.starts, flight.since, flight.unrun = {}, {}, None, set()
         if final:
             self._forget(flight)
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from impetus.core.config import ENV_WORKER_ENV, ENV_WORKER_USER, AwsSettings, impetus_home
+from impetus.core.config import (
+    ENV_IMDS_POLL,
+    ENV_IMDS_URL,
+    ENV_WORKER_ENV,
+    ENV_WORKER_USER,
+    AwsSettings,
+    impetus_home,
+)
 from impetus.core.exceptions import ConfigError
 
 DEFAULT_MPPS = 2
@@ -16,6 +23,7 @@ DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_LEASE = 60.0
 DEFAULT_GRACE = 30.0
+DEFAULT_IMDS_POLL = 5.0  # s: what AWS recommends for the Spot interruption notice
 
 
 def default_node_dir() -> Path:
@@ -46,6 +54,16 @@ def parse_names(text: str | None) -> tuple[str, ...]:
     return tuple(name.strip() for name in (text or "").split(",") if name.strip())
 
 
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     """Everything the agent needs to run; ``node_id`` empty means "resolve at start"."""
@@ -62,6 +80,8 @@ class NodeSettings:
     aws: AwsSettings = field(default_factory=AwsSettings)
     worker_user: str | None = None  # the OS user workers run as (None: the agent's)
     worker_env: tuple[str, ...] = ()  # variables workers get besides the harmless ones
+    imds_url: str = ""  # the metadata service watched for Spot interruptions ("": none)
+    imds_poll: float = DEFAULT_IMDS_POLL
 
     @classmethod
     def from_env(cls, **overrides: Any) -> NodeSettings:
@@ -70,6 +90,8 @@ class NodeSettings:
             aws=AwsSettings.from_env(),
             worker_user=os.environ.get(ENV_WORKER_USER) or None,
             worker_env=parse_names(os.environ.get(ENV_WORKER_ENV)),
+            imds_url=os.environ.get(ENV_IMDS_URL, ""),
+            imds_poll=_seconds(ENV_IMDS_POLL, DEFAULT_IMDS_POLL),
         )
         return base.with_overrides(**overrides)
 
@@ -86,7 +108,7 @@ class NodeSettings:
     def validate(self) -> None:
         if self.mpps < 1:
             raise ConfigError(f"mpps must be at least 1, got {self.mpps}")
-        for name in ("poll_interval", "heartbeat_interval", "lease"):
+        for name in ("poll_interval", "heartbeat_interval", "lease", "imds_poll"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.grace < 0:

@@ -31,9 +31,11 @@ def drain(
     turn: Callable[[float], None],
     grace: float,
     force: threading.Event,
+    cutoff: Callable[[], float | None] = lambda: None,
 ) -> None:
     """Run ``turn(timeout)`` (wait for workers, complete claims) until nothing is held,
-    the grace period is over or ``force`` is set."""
+    the grace period is over or ``force`` is set. A ``cutoff`` (monotonic; a Spot
+    interruption notice, which may come while draining) replaces the grace period."""
     deadline = time.monotonic() + grace
     log.info("draining: %d claims in flight, grace %.0fs", len(claims), grace)
     try:
@@ -41,7 +43,8 @@ def drain(
     except Exception:
         log.exception("could not mark the node draining")
     while claims.outstanding and not force.is_set():
-        left = deadline - time.monotonic()
+        cut = cutoff()
+        left = (deadline if cut is None else cut) - time.monotonic()
         if left <= 0:
             break
         turn(min(MAX_WAIT, left))

@@ -11,6 +11,7 @@ agent -> worker::
     {"type": "batch", "jobs": [ClaimedJob as dict], "frequency": seconds}
     {"type": "reply", "id": n, "ok": true, "value": ...}  or  {"ok": false, "error": "..."}
     {"type": "stop"}
+    {"type": "shed", "jobs": [id, ...]}          taken back: never start these
 
 worker -> agent::
 

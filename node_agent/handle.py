@@ -104,6 +104,7 @@ class WorkerHandle:
         self.idle_since = time.monotonic()
         self.current: str | None = None  # the job running now
         self.current_since = 0.0  # monotonic
+        self.skipped: set[str] = set()  # jobs taken back: the worker must not start them
         self._closed = False
         self._pidfd = _pidfd(self.process.pid)
 
@@ -174,6 +175,23 @@ class WorkerHandle:
             if pending:
                 left.append(Assignment(assignment.flight, assignment.jobs, pending))
         return left
+
+    def take_back(self, running: bool = False) -> list[tuple[Any, set[str]]]:
+        """Take back what it holds unstarted (and the running job too when ``running``):
+        (claim in flight, job ids) pairs. The worker is told to skip them; their
+        assignments stay until it reports them idle, so its reports stay in step."""
+        taken = []
+        for assignment in self.assignments:
+            ids = set(assignment.pending) if running else assignment.pending - {self.current}
+            if ids:
+                assignment.pending -= ids
+                taken.append((assignment.flight, ids))
+                self.skipped |= ids
+        if running:
+            self.current = None
+        if taken:
+            self.send({"type": "shed", "jobs": sorted(set().union(*(ids for _, ids in taken)))})
+        return taken
 
     def mark_idle(self) -> None:
         self.assignments.clear()

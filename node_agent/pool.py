@@ -196,6 +196,11 @@ class Pool:
     def _read(self, worker: WorkerHandle) -> None:
         reading = worker.read()
         for report in reading.reports:
+            if report.type == "started" and report.job in worker.skipped:
+                # It began a job just as the agent took it back (the shed crossed its
+                # "started" in the pipes): the job is queued again, so stop this run.
+                self._abandon(worker, f"it started {report.job} after it was handed back")
+                return
             why = self._handle(worker, report)
             if why:
                 reading.malformed = why
@@ -320,6 +325,40 @@ class Pool:
                 log.info("stream %s: retiring %d idle workers", run.stream.id, len(old))
                 run.workers = [w for w in run.workers if w not in old]
                 stop_workers(old)
+
+    # --- Spot interruptions (node_agent/interruption.py) -------------------------------------
+    def shed(self) -> int:
+        """Hand back every job a worker holds but has not started (the node is about to
+        go away): they go back to the queue unrun, attempt unchanged, at the next flush;
+        the workers are told to skip them. Returns how many."""
+        self.wait(0.0)  # read the starts already sent, so running jobs stay running
+        count = 0
+        for worker in self.workers():
+            for flight, ids in worker.take_back():
+                self._claims.hand_back(flight, ids)
+                count += len(ids)
+        return count
+
+    def abandon_running(self) -> None:
+        """The node goes away under its running jobs (a Spot interruption): kill their
+        workers; the jobs go back unrun with no attempt charged, the fault is not theirs."""
+        for worker in self.workers():
+            if worker.busy:
+                self._abandon(worker, "the instance is being interrupted")
+
+    def _abandon(self, worker: WorkerHandle, why: str) -> None:
+        log.warning(
+            "stream %s: stopping %s (pid %s) running %s: %s",
+            worker.stream_id, worker.name, worker.pid, worker.current, why,
+        )  # fmt: skip
+        for flight, ids in worker.take_back(running=True):
+            self._claims.hand_back(flight, ids)
+        worker.kill()
+        self._flush_logs(worker)
+        worker.mark_idle()
+        run = self.runs.get(worker.stream_id)
+        if run is not None and worker in run.workers:
+            run.workers.remove(worker)
 
     def stop_running(self) -> None:
         """Kill the workers still running a job (the agent is stopping): each such job

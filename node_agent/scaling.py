@@ -92,6 +92,13 @@ class Scaling:
         """Stop claiming: DFS or a lifecycle hook asked this node to drain."""
         return self._drain.is_set()
 
+    def request_drain(self, why: str) -> None:
+        """Drain on this node's own account (a Spot rebalance recommendation or
+        interruption notice): no more claims; the heartbeat reports draining."""
+        if not self._drain.is_set():
+            log.info("node %s: %s: no more claims", self.node_id, why)
+        self._drain.set()
+
     def state(self, stopping: bool, holds_jobs: bool) -> str:
         """What the heartbeat reports: running, or draining until nothing is held."""
         if not (stopping or self.draining):

@@ -14,6 +14,7 @@ worker sends.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -75,9 +76,24 @@ class Channel:
         self._lock = threading.Lock()  # a job's threads may call the store at once
         self._numbers = itertools.count(1)
         self.pending: deque[dict[str, Any]] = deque()
+        self.skipped: set[str] = set()  # jobs the agent took back (a Spot interruption)
 
     def send(self, message: dict[str, Any]) -> None:
         frames.send(self._out, message)
+
+    def take_shed(self) -> set[str]:
+        """Job ids the agent took back so far (``shed`` messages, which may wait in the
+        pipe behind batches or in ``pending``): they must not start."""
+        with self._lock:  # a thread the last job left behind may be awaiting a reply
+            with contextlib.suppress(EOFError, OSError):  # the agent is gone: serve sees it
+                while self._in.poll():
+                    self.pending.append(frames.receive(self._in))
+            shed = [m for m in self.pending if m.get("type") == "shed"]
+            if shed:
+                self.pending = deque(m for m in self.pending if m.get("type") != "shed")
+                for message in shed:
+                    self.skipped.update(str(job) for job in message.get("jobs") or [])
+        return self.skipped
 
     def next_message(self) -> dict[str, Any]:
         """The next batch or stop (EOFError when the agent is gone)."""
@@ -251,6 +267,8 @@ def run_batch(
         pause = frequency - (time.monotonic() - last_end)
         if pause > 0:
             time.sleep(pause)
+        if job["id"] in channel.take_shed():  # handed back by the agent: never start it
+            continue
         channel.send({"type": "started", "job": job["id"]})
         with context.running(job.get("stream", ""), job["id"], store), capture.capture() as out:
             outcome = run_job(job, cache, channel)
@@ -273,6 +291,8 @@ def serve(channel: Channel) -> None:
             message = channel.next_message()
         except (EOFError, OSError):
             return  # the agent is gone
+        if message.get("type") == "shed":  # nothing of it is held here any more
+            continue
         if message.get("type") != "batch":
             return
         last_end = run_batch(message, channel, cache, last_end)

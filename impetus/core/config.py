@@ -35,6 +35,8 @@ ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
 ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
 ENV_WORKER_USER = "IMPETUS_WORKER_USER"
 ENV_WORKER_ENV = "IMPETUS_WORKER_ENV"
+ENV_IMDS_URL = "IMPETUS_IMDS_URL"
+ENV_IMDS_POLL = "IMPETUS_IMDS_POLL"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TABLE_PREFIX = "impetus"
@@ -77,6 +79,11 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "user-data sets one); unset: the agent's own user.",
     ENV_WORKER_ENV: "Node agent: comma-separated names of environment variables its workers "
     "get besides the harmless defaults (workers never get the agent's credentials).",
+    ENV_IMDS_URL: "Node agent: base URL of the EC2 instance metadata service it watches for "
+    "Spot interruption notices and rebalance recommendations (the user-data of node classes "
+    "with Spot sets http://169.254.169.254); unset: not watched.",
+    ENV_IMDS_POLL: "Node agent: seconds between two looks at the metadata service (default 5, "
+    "as AWS recommends).",
 }
 
 _FALSE = ("0", "false", "no", "off")

@@ -257,10 +257,12 @@ class Queue:
         outcomes: dict[str, Outcome],
         started: Iterable[str] = (),
         reported: Iterable[str] = (),
+        unrun: Iterable[str] = (),
     ) -> None:
-        """Record some outcomes of a claim we still hold (else ClaimLost) and mark the
-        ``started`` jobs running; the claim stays held for the rest."""
-        self.jobs.settler.report(claim, outcomes, started, reported)
+        """Record some outcomes of a claim we still hold (else ClaimLost), mark the
+        ``started`` jobs running and send the ``unrun`` ones back with their attempt
+        unchanged; the claim stays held for the rest."""
+        self.jobs.settler.report(claim, outcomes, started, reported, unrun)
 
     def release(self, claim: Claim, reported: Iterable[str] = ()) -> None:
         """Give a claim's jobs (but those already reported) back to the queue unrun."""

@@ -167,3 +167,32 @@ def test_the_counter_audit_agrees_after_partial_reports(queue):
     auditor = Auditor(confirm_after=5)
     assert audit(queue, queue.list_streams(), 0.0, auditor) == 0
     assert audit(queue, queue.list_streams(), 6.0, auditor) == 0  # nothing drifted
+
+
+def test_unrun_jobs_go_back_at_once_with_their_attempt_while_the_claim_is_held(queue):
+    """A Spot interruption: the queued jobs of a claim go back before the running one
+    ends, at the same attempt; a reap or the claim's end never sends them twice."""
+    queue.create_stream("s")
+    enqueue(queue, "s", [spec("running"), spec("q1"), spec("q2")])
+    claim = queue.claim("s", "n1", 3, lease=0.5)
+    queue.report(claim, {}, started=["running"], unrun=["q1", "q2"])
+    assert counts(queue, "s") == {"waiting": 2, "running": 1, "finished": 0, "errors": 0}
+    elsewhere = queue.claim("s", "n2", 5, lease=30)
+    assert sorted(j.id for j in elsewhere.jobs) == ["q1", "q2"] and elsewhere.attempt == 0
+    time.sleep(0.6)
+    assert queue.reap("s") == 1  # only the running job; q1 and q2 are marked done
+    queue.complete(elsewhere, {"q1": ok(1), "q2": ok(2)})
+    assert counts(queue, "s") == {"waiting": 1, "running": 0, "finished": 2, "errors": 0}
+
+
+def test_a_job_cut_off_by_the_node_going_away_is_not_charged_an_attempt(queue):
+    queue.create_stream("s", {"max_attempts": 1})
+    enqueue(queue, "s", [spec("done"), spec("cut")])
+    claim = queue.claim("s", "n1", 2, lease=30)
+    queue.report(claim, {"done": ok(1)}, started=["cut"])
+    queue.complete(claim, {}, unrun=["cut"], reported=["done"])
+    again = queue.claim("s", "n2", 5, lease=30)
+    assert [j.id for j in again.jobs] == ["cut"] and again.attempt == 0
+    queue.complete(again, {"cut": ok(2)})
+    results = {j["id"]: codec.loads(j["result"]) for j in queue.results("s", "stage1")}
+    assert results == {"done": 1, "cut": 2}

@@ -262,6 +262,18 @@ def test_spot_class_uses_a_mixed_policy_of_its_instance_types(synth):
     assert "arm64" in template["Parameters"][image]["Default"]
 
 
+def test_spot_groups_rebalance_capacity_and_their_agents_watch_for_interruptions(synth):
+    _, template, _ = synth
+    spot = group_by_name(template, "impetus-spot")["Properties"]
+    assert spot["CapacityRebalance"] is True
+    distribution = spot["MixedInstancesPolicy"]["InstancesDistribution"]
+    assert distribution.get("OnDemandBaseCapacity", 0) == 0
+    on_demand = group_by_name(template, "impetus-default")["Properties"]
+    assert "CapacityRebalance" not in on_demand and "MixedInstancesPolicy" not in on_demand
+    assert "IMPETUS_IMDS_URL=http://169.254.169.254" in user_data(template, "spot")
+    assert "IMPETUS_IMDS_URL" not in user_data(template, "default")
+
+
 def test_launch_templates_require_imdsv2_and_encrypt_the_disk(synth):
     _, template, _ = synth
     for lt in resources(template, "AWS::EC2::LaunchTemplate").values():

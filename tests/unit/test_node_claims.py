@@ -24,6 +24,7 @@ class FakeQueue:
         self.completed: list[tuple[str, dict]] = []
         self.reports: list[tuple[str, list[str], list[str], list[str]]] = []
         self.released: list[str] = []
+        self.unrun: list[tuple[str, str, list[str]]] = []  # (call, claim, jobs sent back)
         self.fail_completions = 0
         self.lost_on_renew = False
 
@@ -32,9 +33,13 @@ class FakeQueue:
             self.fail_completions -= 1
             raise RuntimeError("throttled")
         self.completed.append((claim.claim_id, dict(outcomes)))
+        if unrun:
+            self.unrun.append(("complete", claim.claim_id, sorted(unrun)))
 
-    def report(self, claim, outcomes, started=(), reported=()):
+    def report(self, claim, outcomes, started=(), reported=(), unrun=()):
         self.reports.append((claim.claim_id, sorted(outcomes), list(started), sorted(reported)))
+        if unrun:
+            self.unrun.append(("report", claim.claim_id, sorted(unrun)))
 
     def release(self, claim, reported=()):
         self.released.append(claim.claim_id)
@@ -186,3 +191,35 @@ def test_release_all_hands_every_held_claim_back():
     claims.hold(claim("c2", "b"), lease=60.0)
     claims.release_all()
     assert sorted(queue.released) == ["c1", "c2"] and len(claims) == 0
+
+
+def test_jobs_handed_back_go_at_once_while_the_claim_stays_held_for_the_rest():
+    """A Spot interruption: the queued jobs of a claim go back unrun at the next flush,
+    not when the job still running ends; the claim's end does not send them twice."""
+    queue = FakeQueue()
+    claims = Claims(queue)
+    flight = claims.hold(claim("c1", "running", "q1", "q2"), lease=60.0)
+    claims.started(flight, "running")
+    claims.hand_back(flight, {"q1", "q2", "unknown"})
+    assert flight.pending == {"running"}
+    assert claims.next_flush() == 0.0  # due now
+    claims.flush()
+    assert queue.unrun == [("report", "c1", ["q1", "q2"])]
+    assert claims.outstanding and queue.completed == []
+    assert flight.reported == {"q1", "q2"}
+    claims.settle(flight, "running", done())
+    claims.flush()
+    assert [(cid, sorted(o)) for cid, o in queue.completed] == [("c1", ["running"])]
+    assert queue.unrun == [("report", "c1", ["q1", "q2"])]
+    assert not claims.outstanding
+
+
+def test_release_all_sends_handed_back_and_unstarted_jobs_back_unrun():
+    queue = FakeQueue()
+    claims = Claims(queue)
+    flight = claims.hold(claim("c1", "a", "b", "c"), lease=60.0)
+    claims.settle(flight, "a", done())
+    claims.hand_back(flight, {"b"})  # e.g. cut off by the interruption, not yet flushed
+    claims.release_all()
+    assert [(cid, sorted(o)) for cid, o in queue.completed] == [("c1", ["a"])]
+    assert queue.unrun == [("complete", "c1", ["b", "c"])]

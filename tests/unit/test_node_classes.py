@@ -51,3 +51,44 @@ def test_from_context_prefers_the_file(tmp_path):
 def test_rejects_bad_classes(raw):
     with pytest.raises(ValueError):
         parse(raw)
+
+
+def test_spot_and_mixed_distributions():
+    on_demand, spot, mixed = parse(
+        [
+            {"name": "od", "instanceTypes": ["t3.small", "t3a.small"], "max": 4},
+            {"name": "spot", "instanceTypes": ["c7g.large"], "max": 4, "spot": True},
+            {
+                "name": "mixed",
+                "instanceTypes": ["m7i.large", "m6i.large"],
+                "max": 10,
+                "spot": True,
+                "onDemandBase": 1,
+                "onDemandPercentage": 25,
+            },
+        ]
+    )
+    assert on_demand.distribution() is None
+    assert spot.distribution() == {
+        "on_demand_base_capacity": 0,
+        "on_demand_percentage_above_base_capacity": 0,
+    }
+    assert mixed.distribution() == {
+        "on_demand_base_capacity": 1,
+        "on_demand_percentage_above_base_capacity": 25,
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"onDemandBase": 1}, "need spot: true"),
+        ({"spot": True, "onDemandPercentage": 101}, "onDemandPercentage 0..100"),
+        ({"spot": True, "onDemandBase": 5}, "onDemandBase must be 0..max"),
+        ({"spot": True, "onDemandBase": "1"}, "whole number"),
+        ({"spot": True, "onDemandPercentage": 12.5}, "whole number"),
+    ],
+)
+def test_bad_spot_options_are_refused(extra, message):
+    with pytest.raises(ValueError, match=message):
+        parse([{"name": "x", "instanceTypes": ["t3.small"], "max": 4, **extra}])

@@ -87,12 +87,15 @@ class Settler:
         outcomes: dict[str, Outcome],
         started: Iterable[str] = (),
         reported: Iterable[str] = (),
+        unrun: Iterable[str] = (),
     ) -> None:
         """Record some outcomes of a claim still held, which stays held for the rest
-        (so no job waits on a slower one claimed with it), and mark ``started`` jobs as
-        running. The claim entry keeps the indices reported (``done``: a reap must not
-        run them again) and started (``run``: the results route shows them)."""
-        self._record(claim, outcomes, set(), set(reported), started, end=False)
+        (so no job waits on a slower one claimed with it), mark ``started`` jobs as
+        running and send the ``unrun`` ones back with the same attempt (the node hands
+        them back before they run: a Spot interruption). The claim entry keeps the
+        indices reported (``done``: a reap must not run them again) and started
+        (``run``: the results route shows them)."""
+        self._record(claim, outcomes, set(unrun), set(reported), started, end=False)
 
     def _record(
         self,
@@ -110,7 +113,7 @@ class Settler:
         reruns: dict[retry.Rerun, list[str]] = defaultdict(list)
         done: list[int] = []
         for job in claim.jobs:
-            if job.id in reported or (not end and job.id not in outcomes):
+            if job.id in reported or (not end and job.id not in outcomes and job.id not in unrun):
                 continue
             done.append(job.index)
             if job.id in unrun and job.id not in outcomes:
