@@ -35,6 +35,7 @@ from infra.functions import ApiService, DfsService
 from infra.monitoring import Monitoring
 from infra.node_classes import NodeClass
 from infra.nodepackage import NodeTarget, build_node_package
+from infra.pythons import check_node_python
 
 CONTEXT_PREFIX = "impetus:tablePrefix"
 CONTEXT_PYTHON = "impetus:pythonVersion"
@@ -56,7 +57,9 @@ class StackSettings:
         get = scope.node.try_get_context
         settings = cls(
             prefix=str(get(CONTEXT_PREFIX) or stack_name.lower()),
-            python_version=str(get(CONTEXT_PYTHON) or "{}.{}".format(*sys.version_info[:2])),
+            python_version=check_node_python(
+                str(get(CONTEXT_PYTHON) or "{}.{}".format(*sys.version_info[:2])), CONTEXT_PYTHON
+            ),
             node_classes=tuple(node_classes.from_context(get)),
             api_rate_limit=int(get(CONTEXT_RATE) or 100),
             api_burst_limit=int(get(CONTEXT_BURST) or 200),
