@@ -14,6 +14,10 @@ from a JSON file named by ``impetus:nodeClassesFile`` (same list). Fields of one
                    requirements (["numpy", "requests>=2.31"]) or the path of a
                    requirements file (relative to the CDK app); resolved against the
                    lock's pins and shipped in the class's wheelhouse (infra/nodepackage.py)
+    imageParameter an SSM parameter holding the AMI id (default: the latest Amazon Linux
+                   2023); it must be AL2023-based (dnf, python3.X packages), e.g. the
+                   Deep Learning AMI with NVIDIA drivers for GPU types
+    rootVolumeGb   the root volume's size (default 20; an AMI's own snapshot may need more)
 """
 
 from __future__ import annotations
@@ -34,7 +38,22 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 # Graviton families carry a "g" after the generation digit: t4g, c7gn, m6gd, x2gd, im4gn.
 _ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z-]*g")
-_FIELDS = {"name", "instanceTypes", "max", "mpps", "properties", "spot", "grace", "requirements"}
+_FIELDS = {
+    "name",
+    "instanceTypes",
+    "max",
+    "mpps",
+    "properties",
+    "spot",
+    "grace",
+    "requirements",
+    "imageParameter",
+    "rootVolumeGb",
+}
+_SSM_PARAMETER = re.compile(r"^/[A-Za-z0-9_./-]+$")
+# gp3 volumes are 1 GiB to 16 TiB:
+# https://docs.aws.amazon.com/ebs/latest/userguide/general-purpose.html
+MAX_VOLUME_GB = 16384
 MAX_GROUP_SIZE = 1000
 
 
@@ -48,6 +67,8 @@ class NodeClass:
     spot: bool = False
     grace: int = 30
     requirements: tuple[str, ...] = ()
+    image_parameter: str = ""  # "" = the latest Amazon Linux 2023 for the architecture
+    root_volume_gb: int = 20
 
     @property
     def min(self) -> int:
@@ -73,6 +94,8 @@ class NodeClass:
             spot=bool(raw.get("spot", False)),
             grace=int(raw.get("grace", 30)),
             requirements=_requirements(raw.get("requirements")),
+            image_parameter=str(raw.get("imageParameter") or ""),
+            root_volume_gb=int(raw.get("rootVolumeGb", 20)),
         )
         node_class.validate()
         return node_class
@@ -90,6 +113,10 @@ class NodeClass:
             raise ValueError(f"{where}: max must be 1..{MAX_GROUP_SIZE}")
         if self.mpps < 1 or not 0 <= self.grace <= 3600:
             raise ValueError(f"{where}: mpps must be >= 1 and grace 0..3600")
+        if self.image_parameter and not _SSM_PARAMETER.match(self.image_parameter):
+            raise ValueError(f"{where}: imageParameter must be an SSM parameter name (/...)")
+        if not 8 <= self.root_volume_gb <= MAX_VOLUME_GB:
+            raise ValueError(f"{where}: rootVolumeGb must be 8..{MAX_VOLUME_GB}")
 
 
 def _requirements(raw: Any) -> tuple[str, ...]:
