@@ -2,7 +2,15 @@
 
 Tables are built from ``impetus.storage.tables.TABLES`` through the very ``create_table`` arguments
 the local stack uses (translated key by key into the CloudFormation resource, whose
-property names are the same), so a table added or changed there is deployed as is.
+property names are the same), so a table added or changed there is deployed as is. One
+difference: no ``TableName``. CloudFormation names the tables, so an update that must
+replace a table (a changed key schema) can create the new one before deleting the old;
+with a fixed name it fails ("already exists"). The names reach the code through
+``IMPETUS_TABLES`` (:meth:`DataPlane.table_names`).
+
+The key-value store (``store``) holds what users put there themselves, unlike the
+queue's transient state: it has point-in-time recovery and is kept when the stack is
+deleted or the table replaced, unless ``impetus:retainStore`` is false.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from impetus.storage.tables import TABLES
+from impetus.storage.tables import STORE, TABLES
 
 PAYLOAD_PREFIX = "payloads/"
 PAYLOAD_DAYS = 7  # a stream's payloads are deleted with it; this catches the abandoned ones
@@ -42,12 +50,16 @@ def _cfn_props(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class DataPlane(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, prefix: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, prefix: str, retain_store: bool = True
+    ) -> None:
         super().__init__(scope, construct_id)
         self.prefix = prefix
         self.tables: dict[str, dynamodb.CfnTable] = {}
         for name, definition in TABLES.items():
             kwargs = definition.create_table_kwargs(prefix)
+            del kwargs["TableName"]  # CloudFormation names it (see the module docstring)
+            user_data = name == STORE
             table = dynamodb.CfnTable(
                 self,
                 f"{name.capitalize()}Table",
@@ -58,9 +70,14 @@ class DataPlane(Construct):
                     else None
                 ),
                 sse_specification={"sseEnabled": True},
+                point_in_time_recovery_specification=(
+                    {"pointInTimeRecoveryEnabled": True} if user_data else None
+                ),
             )
-            # Queue state is transient (results live in the clients' task files).
-            table.apply_removal_policy(RemovalPolicy.DESTROY)
+            # Queue state is transient (results live in the clients' task files); the
+            # store is the users' own data.
+            keep = user_data and retain_store
+            table.apply_removal_policy(RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY)
             self.tables[name] = table
 
         self.bucket = s3.Bucket(
@@ -94,6 +111,10 @@ class DataPlane(Construct):
             ),
             removal_policy=RemovalPolicy.DESTROY,
         )
+
+    def table_names(self) -> dict[str, str]:
+        """Logical name -> physical name (a CloudFormation reference until deployed)."""
+        return {name: table.ref for name, table in self.tables.items()}
 
     def table_arns(self) -> list[str]:
         """Every table and its indexes: the resources of the roles' DynamoDB statements."""

@@ -27,7 +27,7 @@ from infra.data import DataPlane
 from infra.node_classes import NodeClass
 from node_agent.bootstrap.render import BootConfig, render
 
-ROOT_VOLUME_GB = 20
+OWN_GROUP = frozenset({Res.OWN_NODE_GROUP})
 HOOK_MARGIN = 60  # seconds the lifecycle hook waits beyond the drain grace
 # The instance metadata service: Spot nodes' agents watch it for interruption notices
 # (node_agent/interruption.py); the jobs' user is blocked from it (user_data.sh).
@@ -65,7 +65,11 @@ class Network(Construct):
 
 
 class NodeGroup(Construct):
-    """One node class: its role, launch template (user-data), group and lifecycle hook."""
+    """One node class: its role, launch template (user-data), group and lifecycle hook.
+
+    The group has no fixed name (CloudFormation names it, so an update that replaces it
+    succeeds): ``group_name`` is a reference, resolved at deploy time.
+    """
 
     def __init__(
         self,
@@ -73,7 +77,6 @@ class NodeGroup(Construct):
         construct_id: str,
         *,
         node_class: NodeClass,
-        group_name: str,
         network: Network,
         data: DataPlane,
         package: s3_assets.Asset,
@@ -84,8 +87,20 @@ class NodeGroup(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.node_class = node_class
-        self.group_name = group_name
-        self.role = self._role(data, package, log_group)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description=f"Impetus nodes of class {node_class.name}",
+        )
+        arns = {
+            **permissions.data_arns(data),
+            Res.NODE_PACKAGE: [package.bucket.arn_for_objects(package.s3_object_key)],
+            Res.OWN_LOG_GROUP: [log_group.log_group_arn],
+        }
+        # What a booting node needs, in the role's default policy (the launch template
+        # waits for it); the grants on its own group follow the group (_grant_group).
+        permissions.grant_all(self.role, Component.NODE, arns, skip=OWN_GROUP)
         self.user_data_script = render(
             BootConfig(
                 python_version=python_version,
@@ -107,11 +122,7 @@ class NodeGroup(Construct):
         self.launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
-            machine_image=ec2.MachineImage.latest_amazon_linux2023(
-                cpu_type=ec2.AmazonLinuxCpuType.ARM_64
-                if node_class.arm
-                else ec2.AmazonLinuxCpuType.X86_64
-            ),
+            machine_image=machine_image(node_class),
             instance_type=ec2.InstanceType(node_class.instance_types[0]),
             role=self.role,
             security_group=network.security_group,
@@ -122,7 +133,9 @@ class NodeGroup(Construct):
                 ec2.BlockDevice(
                     device_name="/dev/xvda",
                     volume=ec2.BlockDeviceVolume.ebs(
-                        ROOT_VOLUME_GB, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3
+                        node_class.root_volume_gb,
+                        encrypted=True,
+                        volume_type=ec2.EbsDeviceVolumeType.GP3,
                     ),
                 )
             ],
@@ -130,7 +143,6 @@ class NodeGroup(Construct):
         self.group = autoscaling.AutoScalingGroup(
             self,
             "Group",
-            auto_scaling_group_name=group_name,
             vpc=network.vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             min_capacity=node_class.min,
@@ -146,6 +158,8 @@ class NodeGroup(Construct):
             heartbeat_timeout=Duration.seconds(node_class.grace + HOOK_MARGIN),
             default_result=autoscaling.DefaultResult.CONTINUE,
         )
+        self.group_name = self.group.auto_scaling_group_name
+        self._grant_group()
 
     def _instances(self) -> dict[str, object]:
         """A plain launch template for one on-demand type; a mixed policy otherwise."""
@@ -167,23 +181,26 @@ class NodeGroup(Construct):
             )
         }
 
-    def _role(
-        self, data: DataPlane, package: s3_assets.Asset, log_group: logs.ILogGroup
-    ) -> iam.Role:
-        role = iam.Role(
+    def _grant_group(self) -> None:
+        """The grants on the node's own group, scoped by its generated name: a policy of
+        their own, after the group (in the default policy, which the launch template
+        waits for, they would make a cycle: template -> policy -> group -> template).
+        Nodes use them only once running (scale-in protection, the termination hook)."""
+        arns = {Res.OWN_NODE_GROUP: [permissions.group_arn(self, self.group_name)]}
+        iam.Policy(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description=f"Impetus nodes of class {self.node_class.name}",
+            "GroupPolicy",
+            roles=[self.role],
+            statements=permissions.statements_on(Component.NODE, OWN_GROUP, arns),
         )
-        arns = {
-            **permissions.data_arns(data),
-            Res.NODE_PACKAGE: [package.bucket.arn_for_objects(package.s3_object_key)],
-            Res.OWN_NODE_GROUP: [permissions.group_arn(self, self.group_name)],
-            Res.OWN_LOG_GROUP: [log_group.log_group_arn],
-        }
-        permissions.grant_all(role, Component.NODE, arns)
-        return role
+
+
+def machine_image(node_class: NodeClass) -> ec2.IMachineImage:
+    """The class's AMI: its SSM parameter (resolved at deploy time), else the latest AL2023."""
+    if node_class.image_parameter:
+        return ec2.MachineImage.from_ssm_parameter(node_class.image_parameter)
+    cpu = ec2.AmazonLinuxCpuType.ARM_64 if node_class.arm else ec2.AmazonLinuxCpuType.X86_64
+    return ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu)
 
 
 def node_log_group(scope: Construct) -> logs.LogGroup:

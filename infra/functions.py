@@ -5,6 +5,7 @@ All run the same bundle (``infra.assets.lambda_code``), each with its own role a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
@@ -32,6 +33,25 @@ AUTHORIZER_CACHE_TTL = Duration.minutes(5)
 AUTHORIZER_IDENTITY_SOURCE = "$request.header.Authorization"
 DFS_HANDLER = "lambdas.dfs.handler.handler"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+# The HTTP API's access log: one JSON line per request, $context variables only (no
+# header, no body, so never the authkey). The format must hold $context.requestId:
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging.html
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "method": "$context.httpMethod",
+        "path": "$context.path",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "latency": "$context.responseLatency",
+        "integrationStatus": "$context.integrationStatus",
+        "integrationError": "$context.integrationErrorMessage",
+        "authorizerError": "$context.authorizer.error",
+    },
+    separators=(",", ":"),
+)
 DFS_RATE = Duration.minutes(1)
 
 
@@ -196,6 +216,15 @@ class ApiService(Construct):
             stage_name="$default",
             auto_deploy=True,
             throttle=apigwv2.ThrottleSettings(rate_limit=rate_limit, burst_limit=burst_limit),
+        )
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        )
+        # Set on the L1 stage: plain strings, no jsii interface to implement in Python.
+        cfn_stage = self.stage.node.default_child
+        assert isinstance(cfn_stage, apigwv2.CfnStage)
+        cfn_stage.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
+            destination_arn=self.access_logs.log_group_arn, format=ACCESS_LOG_FORMAT
         )
 
     @property

@@ -19,6 +19,10 @@ from a JSON file named by ``impetus:nodeClassesFile`` (same list). Fields of one
                    requirements (["numpy", "requests>=2.31"]) or the path of a
                    requirements file (relative to the CDK app); resolved against the
                    lock's pins and shipped in the class's wheelhouse (infra/nodepackage.py)
+    imageParameter an SSM parameter holding the AMI id (default: the latest Amazon Linux
+                   2023); it must be AL2023-based (dnf, python3.X packages), e.g. the
+                   Deep Learning AMI with NVIDIA drivers for GPU types
+    rootVolumeGb   the root volume's size (default 20; an AMI's own snapshot may need more)
 """
 
 from __future__ import annotations
@@ -50,7 +54,13 @@ _FIELDS = {
     "onDemandPercentage",
     "grace",
     "requirements",
+    "imageParameter",
+    "rootVolumeGb",
 }
+_SSM_PARAMETER = re.compile(r"^/[A-Za-z0-9_./-]+$")
+# gp3 volumes are 1 GiB to 16 TiB:
+# https://docs.aws.amazon.com/ebs/latest/userguide/general-purpose.html
+MAX_VOLUME_GB = 16384
 MAX_GROUP_SIZE = 1000
 
 
@@ -66,6 +76,8 @@ class NodeClass:
     on_demand_percentage: int = 0  # with spot: on-demand share above the base
     grace: int = 30
     requirements: tuple[str, ...] = ()
+    image_parameter: str = ""  # "" = the latest Amazon Linux 2023 for the architecture
+    root_volume_gb: int = 20
 
     @property
     def min(self) -> int:
@@ -93,6 +105,8 @@ class NodeClass:
             on_demand_percentage=_whole(raw, "onDemandPercentage"),
             grace=int(raw.get("grace", 30)),
             requirements=_requirements(raw.get("requirements")),
+            image_parameter=str(raw.get("imageParameter") or ""),
+            root_volume_gb=int(raw.get("rootVolumeGb", 20)),
         )
         node_class.validate()
         return node_class
@@ -114,6 +128,10 @@ class NodeClass:
             raise ValueError(f"{where}: onDemandBase/onDemandPercentage need spot: true")
         if not 0 <= self.on_demand_base <= self.max or not 0 <= self.on_demand_percentage <= 100:
             raise ValueError(f"{where}: onDemandBase must be 0..max, onDemandPercentage 0..100")
+        if self.image_parameter and not _SSM_PARAMETER.match(self.image_parameter):
+            raise ValueError(f"{where}: imageParameter must be an SSM parameter name (/...)")
+        if not 8 <= self.root_volume_gb <= MAX_VOLUME_GB:
+            raise ValueError(f"{where}: rootVolumeGb must be 8..{MAX_VOLUME_GB}")
 
     def distribution(self) -> dict[str, int] | None:
         """The group's on-demand/Spot split (None: on-demand only, no mixed policy

@@ -31,10 +31,19 @@ def _resolve(grant: Grant, arns: Arns) -> list[str]:
     return [arn for kind in grant.resources for arn in arns[kind]]
 
 
-def grant_all(role: iam.IRole, component: Component, arns: Arns) -> None:
-    """Add every grant of ``component`` to ``role``, its resources resolved by ``arns``."""
+def grant_all(
+    role: iam.IRole, component: Component, arns: Arns, *, skip: frozenset[Res] = frozenset()
+) -> None:
+    """Add every grant of ``component`` to ``role``, its resources resolved by ``arns``;
+    grants on a kind in ``skip`` are left to :func:`statements_on`."""
     for grant in GRANTS[component]:
-        role.add_to_principal_policy(statement(grant, arns))
+        if skip.isdisjoint(grant.resources):
+            role.add_to_principal_policy(statement(grant, arns))
+
+
+def statements_on(component: Component, kinds: frozenset[Res], arns: Arns) -> list:
+    """The statements of ``component``'s grants on any of ``kinds``."""
+    return [statement(g, arns) for g in GRANTS[component] if not kinds.isdisjoint(g.resources)]
 
 
 def data_arns(data: DataPlane) -> dict[Res, list[str]]:

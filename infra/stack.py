@@ -17,7 +17,7 @@ from impetus.cli.stackconfig import (
     OUTPUT_BUCKET,
     OUTPUT_NODE_GROUPS,
     OUTPUT_REGION,
-    OUTPUT_TABLE_PREFIX,
+    OUTPUT_TABLES,
 )
 from impetus.core.config import (
     ENV_AUTHKEY_SECRET,
@@ -25,7 +25,8 @@ from impetus.core.config import (
     ENV_DFS_FUNCTION,
     ENV_NODE_GROUPS,
     ENV_SIGNING_SECRET,
-    ENV_TABLE_PREFIX,
+    ENV_TABLES,
+    format_tables,
 )
 from impetus.core.grants import Component, Res
 from infra import assets, node_classes, permissions
@@ -35,11 +36,13 @@ from infra.functions import ApiService, DfsService
 from infra.monitoring import Monitoring
 from infra.node_classes import NodeClass
 from infra.nodepackage import NodeTarget, build_node_package
+from infra.pythons import check_node_python
 
 CONTEXT_PREFIX = "impetus:tablePrefix"
 CONTEXT_PYTHON = "impetus:pythonVersion"
 CONTEXT_RATE = "impetus:apiRateLimit"
 CONTEXT_BURST = "impetus:apiBurstLimit"
+CONTEXT_RETAIN_STORE = "impetus:retainStore"
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
@@ -50,20 +53,36 @@ class StackSettings:
     node_classes: tuple[NodeClass, ...]
     api_rate_limit: int = 100
     api_burst_limit: int = 200
+    retain_store: bool = True  # keep the key-value store table on delete or replacement
 
     @classmethod
     def from_context(cls, scope: Construct, stack_name: str) -> StackSettings:
         get = scope.node.try_get_context
         settings = cls(
             prefix=str(get(CONTEXT_PREFIX) or stack_name.lower()),
-            python_version=str(get(CONTEXT_PYTHON) or "{}.{}".format(*sys.version_info[:2])),
+            python_version=check_node_python(
+                str(get(CONTEXT_PYTHON) or "{}.{}".format(*sys.version_info[:2])), CONTEXT_PYTHON
+            ),
             node_classes=tuple(node_classes.from_context(get)),
             api_rate_limit=int(get(CONTEXT_RATE) or 100),
             api_burst_limit=int(get(CONTEXT_BURST) or 200),
+            retain_store=_flag(get(CONTEXT_RETAIN_STORE), default=True),
         )
         if not _PREFIX.match(settings.prefix):
             raise ValueError(f"{CONTEXT_PREFIX} must match {_PREFIX.pattern}")
         return settings
+
+
+def _flag(value: Any, *, default: bool) -> bool:
+    """A boolean context value: JSON true/false in cdk.json, a string from ``-c``."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return text == "true"
 
 
 class ImpetusStack(Stack):
@@ -72,17 +91,44 @@ class ImpetusStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
-        prefix = settings.prefix
-        self.data = DataPlane(self, "Data", prefix=prefix)
-        self.group_names = {c.name: f"{prefix}-{c.name}" for c in settings.node_classes}
+        self.data = DataPlane(
+            self, "Data", prefix=settings.prefix, retain_store=settings.retain_store
+        )
+        # Resource names only, references CloudFormation resolves (none is fixed).
+        self.tables_value = format_tables(self.data.table_names())
         code = assets.lambda_code()
+
+        self.network = Network(self, "Network")
+        self.node_logs = node_log_group(self)
+        packages = self._node_packages(settings)
+        node_environment = {
+            ENV_TABLES: self.tables_value,
+            ENV_SIGNING_SECRET: self.data.signing_key.secret_arn,
+            ENV_BUCKET: self.data.bucket.bucket_name,
+        }
+        self.node_groups = [
+            NodeGroup(
+                self,
+                f"Nodes-{node_class.name}",
+                node_class=node_class,
+                network=self.network,
+                data=self.data,
+                package=packages[node_class.name],
+                log_group=self.node_logs,
+                python_version=settings.python_version,
+                environment=node_environment,
+                region=Aws.REGION,
+            )
+            for node_class in settings.node_classes
+        ]
+        self.group_names = {g.node_class.name: g.group_name for g in self.node_groups}
 
         self.dfs = DfsService(
             self,
             "Dfs",
             code=code,
             environment={
-                ENV_TABLE_PREFIX: prefix,
+                ENV_TABLES: self.tables_value,
                 ENV_NODE_GROUPS: self.to_json_string(self.group_names),
             },
         )
@@ -93,7 +139,7 @@ class ImpetusStack(Stack):
             "Api",
             code=code,
             environment={
-                ENV_TABLE_PREFIX: prefix,
+                ENV_TABLES: self.tables_value,
                 ENV_AUTHKEY_SECRET: self.data.authkey.secret_arn,
                 ENV_SIGNING_SECRET: self.data.signing_key.secret_arn,
                 ENV_BUCKET: self.data.bucket.bucket_name,
@@ -105,35 +151,10 @@ class ImpetusStack(Stack):
         )
         self._grant_api()
 
-        self.network = Network(self, "Network")
-        self.node_logs = node_log_group(self)
-        packages = self._node_packages(settings)
-        node_environment = {
-            ENV_TABLE_PREFIX: prefix,
-            ENV_SIGNING_SECRET: self.data.signing_key.secret_arn,
-            ENV_BUCKET: self.data.bucket.bucket_name,
-        }
-        self.node_groups = [
-            NodeGroup(
-                self,
-                f"Nodes-{node_class.name}",
-                node_class=node_class,
-                group_name=self.group_names[node_class.name],
-                network=self.network,
-                data=self.data,
-                package=packages[node_class.name],
-                log_group=self.node_logs,
-                python_version=settings.python_version,
-                environment=node_environment,
-                region=Aws.REGION,
-            )
-            for node_class in settings.node_classes
-        ]
-
         self.monitoring = Monitoring(
             self,
             "Monitoring",
-            dashboard_name=f"{prefix}-impetus",
+            dashboard_name=f"{settings.prefix}-impetus",
             api=self.api.function,
             dfs=self.dfs.function,
             groups=list(self.group_names.values()),
@@ -182,7 +203,7 @@ class ImpetusStack(Stack):
                 self.to_json_string(self.group_names),
                 "Auto Scaling group of each node class",
             ),
-            OUTPUT_TABLE_PREFIX: (self.settings.prefix, "prefix of the DynamoDB tables"),
+            OUTPUT_TABLES: (self.tables_value, f"DynamoDB tables ({ENV_TABLES})"),
             OUTPUT_REGION: (Aws.REGION, "region of the stack"),
             "Dashboard": (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
             "AlarmTopicArn": (self.monitoring.topic.topic_arn, "subscribe to get alarms"),

@@ -52,7 +52,7 @@ class Agent:
         self.queue = queue if queue is not None else Queue(self.settings.aws, client=client)
         # Two counter updates per claim cycle become one per stream every 0.5 s.
         self.counters = self.queue.buffer_counters()
-        self.nodes = Nodes.for_prefix(client, self.settings.aws.table_prefix)
+        self.nodes = Nodes.for_settings(client, self.settings.aws)
         self.tracker = StreamTracker(
             node_filter=self.settings.properties,
             node_mpps=self.settings.mpps,

@@ -16,6 +16,7 @@ from impetus.core.config import (
     ENV_ENDPOINT,
     ENV_NODE_GROUPS,
     ENV_TABLE_PREFIX,
+    ENV_TABLES,
     AwsSettings,
     read_local_settings,
 )
@@ -31,7 +32,8 @@ class DfsCliError(ImpetusError):
 
 def _target() -> tuple[AwsSettings, dict[str, str]]:
     """Where to look: the environment when it names a deployment, else the local stack."""
-    configured = any(os.environ.get(v) for v in (ENV_ENDPOINT, ENV_TABLE_PREFIX, ENV_NODE_GROUPS))
+    names = (ENV_ENDPOINT, ENV_TABLE_PREFIX, ENV_TABLES, ENV_NODE_GROUPS)
+    configured = any(os.environ.get(v) for v in names)
     local = {} if configured else read_local_settings()
     if not local:
         return AwsSettings.from_env(), parse_node_groups(os.environ.get(ENV_NODE_GROUPS))

@@ -16,14 +16,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from impetus.core.config import ENV_REGION, deployed_settings_path
+from impetus.core.config import ENV_REGION, deployed_settings_path, parse_tables
 from impetus.core.exceptions import ConfigError
 
 OUTPUT_API_URL = "ApiUrl"
 OUTPUT_AUTHKEY_SECRET = "AuthkeySecretArn"
 OUTPUT_BUCKET = "Bucket"
 OUTPUT_NODE_GROUPS = "NodeGroups"
-OUTPUT_TABLE_PREFIX = "TablePrefix"
+OUTPUT_TABLES = "Tables"  # the tables' generated names, as IMPETUS_TABLES spells them
 OUTPUT_REGION = "Region"
 REQUIRED_OUTPUTS = (OUTPUT_API_URL, OUTPUT_AUTHKEY_SECRET)
 
@@ -80,7 +80,7 @@ def settings_from_stack(stack: str, region: str | None = None) -> dict[str, Any]
         "authkey": read_authkey(outputs[OUTPUT_AUTHKEY_SECRET], region),
         "authkey_secret": outputs[OUTPUT_AUTHKEY_SECRET],
         "bucket": outputs.get(OUTPUT_BUCKET),
-        "table_prefix": outputs.get(OUTPUT_TABLE_PREFIX),
+        "tables": parse_tables(outputs.get(OUTPUT_TABLES)),
         "node_groups": json.loads(outputs.get(OUTPUT_NODE_GROUPS) or "{}"),
     }
 

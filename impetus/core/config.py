@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ ENV_API_URL = "IMPETUS_API_URL"
 ENV_AUTHKEY = "IMPETUS_AUTHKEY"
 ENV_HOME = "IMPETUS_HOME"
 ENV_TABLE_PREFIX = "IMPETUS_TABLE_PREFIX"
+ENV_TABLES = "IMPETUS_TABLES"
 ENV_AUTHKEY_SECRET = "IMPETUS_AUTHKEY_SECRET"
 ENV_SIGNING_SECRET = "IMPETUS_SIGNING_SECRET"
 ENV_BUCKET = "IMPETUS_BUCKET"
@@ -48,6 +50,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     ENV_AUTHKEY: "Bearer authkey for the API (client, CLI).",
     ENV_HOME: "Directory of the local stack's state and settings (default ~/.impetus).",
     ENV_TABLE_PREFIX: "Prefix of the DynamoDB table names (default 'impetus').",
+    ENV_TABLES: (
+        "Physical names of the DynamoDB tables, 'streams=NAME,queue=NAME,...' (a deployed "
+        "stack's, which CloudFormation names; its Tables output); overrides the prefix."
+    ),
     ENV_AUTHKEY_SECRET: "Secrets Manager id of the API authkey (API Lambda and its authorizer).",
     ENV_SIGNING_SECRET: "Secrets Manager id of the job signing key (API Lambda, nodes).",
     ENV_BUCKET: "S3 bucket for large payloads.",
@@ -87,6 +93,28 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
 }
 
 _FALSE = ("0", "false", "no", "off")
+
+
+def parse_tables(raw: str | None) -> dict[str, str]:
+    """``streams=NAME,queue=NAME`` -> {"streams": NAME, ...} (the format of ENV_TABLES).
+
+    Not JSON: the value also lands in the nodes' systemd EnvironmentFile, where quotes
+    are not kept; table names never hold ',' or '=' (they are [a-zA-Z0-9_.-]).
+    """
+    tables = {}
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        name, sep, physical = entry.strip().partition("=")
+        if not sep or not name or not physical:
+            raise ConfigError(f"{ENV_TABLES}: expected name=table, got {entry.strip()!r}")
+        tables[name] = physical
+    return tables
+
+
+def format_tables(tables: Mapping[str, str]) -> str:
+    """The inverse of :func:`parse_tables` (values may be CDK tokens)."""
+    return ",".join(f"{name}={physical}" for name, physical in tables.items())
 
 
 def impetus_home() -> Path:
@@ -153,6 +181,8 @@ class AwsSettings:
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
     table_prefix: str = DEFAULT_TABLE_PREFIX
+    # logical table name -> physical name; empty: every table is "<table_prefix>-<name>"
+    tables: Mapping[str, str] = field(default_factory=dict)
     authkey_secret: str = DEFAULT_AUTHKEY_SECRET
     signing_secret: str = DEFAULT_SIGNING_SECRET
     bucket: str | None = None
@@ -164,6 +194,7 @@ class AwsSettings:
             region=env.get(ENV_REGION) or env.get("AWS_REGION") or DEFAULT_REGION,
             endpoint_url=env.get(ENV_ENDPOINT) or None,
             table_prefix=env.get(ENV_TABLE_PREFIX) or DEFAULT_TABLE_PREFIX,
+            tables=parse_tables(env.get(ENV_TABLES)),
             authkey_secret=env.get(ENV_AUTHKEY_SECRET) or DEFAULT_AUTHKEY_SECRET,
             signing_secret=env.get(ENV_SIGNING_SECRET) or DEFAULT_SIGNING_SECRET,
             bucket=env.get(ENV_BUCKET) or None,

@@ -99,12 +99,13 @@ GRANTS: Mapping[Component, tuple[Grant, ...]] = MappingProxyType(
             LAMBDA_LOGS,
             TABLES,
             # Describe calls support no resource-level permissions.
-            Grant(("autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"), (Res.ANY,)),
+            Grant(("autoscaling:DescribeAutoScalingGroups",), (Res.ANY,)),
+            # Only what impetus/scaler calls: not ec2:DescribeInstances, and not
+            # SetInstanceProtection (a node sets and lifts its own, node_agent/scaling.py).
             Grant(
                 (
                     "autoscaling:SetDesiredCapacity",
                     "autoscaling:TerminateInstanceInAutoScalingGroup",
-                    "autoscaling:SetInstanceProtection",
                 ),
                 (Res.NODE_GROUPS,),
             ),

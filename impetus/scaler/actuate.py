@@ -25,12 +25,12 @@ class LimitError(ValueError):
 
 
 def apply(
-    decision: GroupDecision, group: GroupState, asg: Any, ddb: Any, table_prefix: str
+    decision: GroupDecision, group: GroupState, asg: Any, ddb: Any, nodes_table: str
 ) -> list[str]:
     """Apply one group's decision; returns what was done (for the log)."""
     done = []
     desired = group.desired
-    nodes = Nodes.for_prefix(ddb, table_prefix)
+    nodes = Nodes(ddb, nodes_table)
     for node_id in decision.terminate:
         try:
             asg.terminate_instance_in_auto_scaling_group(

@@ -127,9 +127,9 @@ def node_state(
     )
 
 
-def node_items(client: Any, table_prefix: str) -> dict[str, dict[str, Any]]:
+def node_items(client: Any, nodes_table: str) -> dict[str, dict[str, Any]]:
     """Every node item by node id, expired heartbeats included (through the table's owner)."""
-    return Nodes.for_prefix(client, table_prefix).by_node()
+    return Nodes(client, nodes_table).by_node()
 
 
 def policy_input(

@@ -20,6 +20,7 @@ from impetus.scaler.policy import PolicyParams, decide, idle_threshold
 from impetus.storage.decisions import DecisionLog
 from impetus.storage.queue import Queue
 from impetus.storage.streams import may_hold_claims
+from impetus.storage.tables import DECISIONS, NODES, table_names_for
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def run(
 ) -> TickResult:
     clients = clients or Clients.create(settings)
     now = time.time() if now is None else now
-    prefix = settings.aws.table_prefix
+    tables = table_names_for(settings.aws)
     queue = Queue(settings.aws, client=clients.ddb)
     result = TickResult()
     listing = queue.list_streams()
@@ -167,12 +168,12 @@ def run(
     result.expired = _expire(settings, clients, listing, now)
     listing = [s for s in listing if s["id"] not in result.expired]
     result.corrected = audit.audit(queue, listing, now, _auditor)
-    decisions = DecisionLog(clients.ddb, prefix)
+    decisions = DecisionLog(clients.ddb, tables[DECISIONS])
     memory = decisions.load_memory()
     due = {s["id"]: queue.due_delayed(s["id"], now) for s in listing if s["counts"].get("delayed")}
     streams = collect.stream_states(listing, memory, now, due)
     described = collect.describe_groups(clients.asg, settings.node_groups)
-    items = collect.node_items(clients.ddb, prefix)
+    items = collect.node_items(clients.ddb, tables[NODES])
     inputs = collect.policy_input(
         now, streams, described, settings.node_groups, items, memory, settings.boot_seconds
     )
@@ -181,7 +182,7 @@ def run(
     for group_decision in decision.groups:
         group = by_class[group_decision.node_class]
         try:
-            done = actuate.apply(group_decision, group, clients.asg, clients.ddb, prefix)
+            done = actuate.apply(group_decision, group, clients.asg, clients.ddb, tables[NODES])
         except Exception:
             log.exception("applying the decision for %s failed", group.name)
             done = ["failed"]

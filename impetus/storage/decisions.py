@@ -19,7 +19,7 @@ from impetus.core import aws, keys
 from impetus.core.config import AwsSettings
 from impetus.scaler.model import GroupDecision, Memory, PolicyInput
 from impetus.storage import dynamo
-from impetus.storage.tables import DECISIONS, TABLES
+from impetus.storage.tables import DECISIONS, table_names_for
 
 MEMORY_KEY = {"group": "#memory", "at": "#memory"}
 LOG_TTL_SECONDS = 7 * 86400
@@ -27,16 +27,17 @@ LOG_EVERY = 60.0  # an unchanged decision is recorded again after this many seco
 
 
 class DecisionLog:
-    def __init__(self, client: Any, table_prefix: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
+        """``table`` is the decisions table's physical name (see :meth:`from_settings`)."""
         self.client = client
-        self.table = TABLES[DECISIONS].physical_name(table_prefix)
+        self.table = table
         self._version = 0
         self._extra: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: AwsSettings | None = None) -> DecisionLog:
         settings = settings or AwsSettings.from_env()
-        return cls(aws.client("dynamodb", settings), settings.table_prefix)
+        return cls(aws.client("dynamodb", settings), table_names_for(settings)[DECISIONS])
 
     # --- memory -----------------------------------------------------------------------
     def load_memory(self) -> Memory:

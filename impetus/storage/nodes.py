@@ -23,8 +23,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from impetus.core.config import AwsSettings
 from impetus.storage import dynamo
-from impetus.storage.tables import NODES, TABLES
+from impetus.storage.tables import NODES, TABLES, table_names_for
 
 # A node's reported ``state``: claiming; asked to stop, still holding jobs; holding none.
 RUNNING, DRAINING, DRAINED = "running", "draining", "drained"
@@ -107,6 +108,10 @@ class Nodes:
         """``table`` is the physical name (see :meth:`for_prefix`)."""
         self._client = client
         self.table = table
+
+    @classmethod
+    def for_settings(cls, client: Any, settings: AwsSettings) -> Nodes:
+        return cls(client, table_names_for(settings)[NODES])
 
     @classmethod
     def for_prefix(cls, client: Any, table_prefix: str) -> Nodes:

@@ -28,7 +28,7 @@ from impetus.storage.jobqueue.collect import ResultsPage
 from impetus.storage.nodes import Nodes
 from impetus.storage.store import Store
 from impetus.storage.streams import Streams
-from impetus.storage.tables import JOBS, NODES, QUEUE, STORE, STREAMS, table_names
+from impetus.storage.tables import JOBS, NODES, QUEUE, STORE, STREAMS, table_names_for
 
 __all__ = ["Claim", "ClaimedJob", "Queue"]
 
@@ -44,7 +44,7 @@ class Queue:
         Manager on the first enqueue (only the API enqueues)."""
         self.settings = settings or AwsSettings.from_env()
         self.client = client or aws.client("dynamodb", self.settings)
-        self.tables = table_names(self.settings.table_prefix)
+        self.tables = table_names_for(self.settings)
         keys = (lambda: signer) if signer else KeyLoader(self.settings).signer
         self.streams = Streams(self.client, self.tables[STREAMS], keys)
         self.store = Store(self.client, self.tables[STORE])

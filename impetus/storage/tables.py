@@ -26,6 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from impetus.core.config import AwsSettings
+from impetus.core.exceptions import ConfigError
+
 STREAMS = "streams"
 QUEUE = "queue"
 JOBS = "jobs"
@@ -73,6 +76,17 @@ TABLES: dict[str, TableDef] = {
 
 def table_names(prefix: str) -> dict[str, str]:
     return {name: t.physical_name(prefix) for name, t in TABLES.items()}
+
+
+def table_names_for(settings: AwsSettings) -> dict[str, str]:
+    """The physical table names ``settings`` point at: a deployed stack's (CloudFormation
+    names them, ``settings.tables``), else ``<prefix>-<name>`` (the local stack)."""
+    if not settings.tables:
+        return table_names(settings.table_prefix)
+    missing = sorted(set(TABLES) - set(settings.tables))
+    if missing:  # a stack older than this code: fail loudly, not on some other table
+        raise ConfigError(f"no physical name for the tables {missing} (IMPETUS_TABLES)")
+    return {name: settings.tables[name] for name in TABLES}
 
 
 def create_tables(client: Any, prefix: str) -> None:

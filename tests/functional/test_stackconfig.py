@@ -15,6 +15,7 @@ from impetus.cli.stackconfig import (
     OUTPUT_BUCKET,
     OUTPUT_NODE_GROUPS,
     OUTPUT_REGION,
+    OUTPUT_TABLES,
 )
 from impetus.core.config import ClientSettings
 
@@ -49,6 +50,7 @@ def deployed(aws):
             OUTPUT_BUCKET: "impetus-bucket-1",
             OUTPUT_NODE_GROUPS: json.dumps({"default": "impetus-default"}),
             OUTPUT_REGION: "us-east-1",
+            OUTPUT_TABLES: "streams=Impetus-DataStreams-1A,store=Impetus-DataStore-2B",
         },
     )
     return secret["ARN"]
@@ -64,6 +66,10 @@ def test_from_stack_writes_private_client_settings(deployed, home, capsys):
     assert settings["authkey_secret"] == deployed
     assert settings["bucket"] == "impetus-bucket-1"
     assert settings["node_groups"] == {"default": "impetus-default"}
+    assert settings["tables"] == {
+        "streams": "Impetus-DataStreams-1A",
+        "store": "Impetus-DataStore-2B",
+    }
     out = capsys.readouterr().out
     assert str(path) in out and "the-authkey-value" not in out
 

@@ -22,7 +22,7 @@ from impetus.core.config import (
     ENV_DFS_FUNCTION,
     ENV_NODE_GROUPS,
     ENV_SIGNING_SECRET,
-    ENV_TABLE_PREFIX,
+    ENV_TABLES,
 )
 from impetus.storage.tables import TABLES
 from infra import lock
@@ -88,9 +88,13 @@ def actions_on(stmts: list[dict], action: str) -> list[dict]:
     return [s for s in stmts if action in as_list(s["Action"]) and s["Effect"] == "Allow"]
 
 
-def group_by_name(template: dict, name: str) -> dict:
-    groups = resources(template, "AWS::AutoScaling::AutoScalingGroup").values()
-    return next(g for g in groups if g["Properties"]["AutoScalingGroupName"] == name)
+def group_id(template: dict, node_class: str) -> str:
+    groups = resources(template, "AWS::AutoScaling::AutoScalingGroup")
+    return next(k for k in groups if k.startswith(f"Nodes{node_class}Group"))
+
+
+def group_by_class(template: dict, node_class: str) -> dict:
+    return template["Resources"][group_id(template, node_class)]
 
 
 def user_data(template: dict, node_class: str) -> str:
@@ -104,13 +108,14 @@ def user_data(template: dict, node_class: str) -> str:
 def test_tables_are_built_from_the_shared_definitions(synth):
     stack, template, _ = synth
     tables = {
-        r["Properties"]["TableName"]: r["Properties"]
-        for r in resources(template, "AWS::DynamoDB::Table").values()
+        re.sub(r"^Data(\w+?)Table[0-9A-F]{8}$", r"\1", k).lower(): r["Properties"]
+        for k, r in resources(template, "AWS::DynamoDB::Table").items()
     }
     assert len(tables) == len(TABLES)
-    for definition in TABLES.values():
+    for name, definition in TABLES.items():
         expected = definition.create_table_kwargs(stack.settings.prefix)
-        deployed = tables[expected["TableName"]]
+        deployed = tables[name]
+        assert "TableName" not in deployed  # CloudFormation names it: replaceable
         assert deployed["KeySchema"] == expected["KeySchema"]
         assert deployed["AttributeDefinitions"] == expected["AttributeDefinitions"]
         assert deployed["BillingMode"] == expected["BillingMode"] == "PAY_PER_REQUEST"
@@ -169,7 +174,7 @@ def test_api_lambda_behind_a_throttled_http_api(synth):
     api = function(template, "lambdas.api.app.handler")
     assert api["Runtime"] == f"python{LAMBDA_PYTHON}"
     env = api["Environment"]["Variables"]
-    assert set(env) >= {ENV_TABLE_PREFIX, ENV_AUTHKEY_SECRET, ENV_SIGNING_SECRET, ENV_BUCKET}
+    assert set(env) >= {ENV_TABLES, ENV_AUTHKEY_SECRET, ENV_SIGNING_SECRET, ENV_BUCKET}
     assert ENV_DFS_FUNCTION in env and ENV_AUTHKEY not in env
     assert "Ref" in env[ENV_AUTHKEY_SECRET]  # the ARN, resolved at run time by the Lambda
     _, http_api = one(template, "AWS::ApiGatewayV2::Api")
@@ -184,10 +189,10 @@ def test_api_lambda_behind_a_throttled_http_api(synth):
 
 
 def test_dfs_runs_every_minute_and_the_api_may_nudge_it(synth):
-    stack, template, _ = synth
+    _, template, _ = synth
     dfs = function(template, "lambdas.dfs.handler.handler")
     groups = json.loads(flatten(dfs["Environment"]["Variables"][ENV_NODE_GROUPS]))
-    assert groups == stack.group_names == {"default": "impetus-default", "spot": "impetus-spot"}
+    assert groups == {c: f"ref-{group_id(template, c)}" for c in ("default", "spot")}
     assert dfs["ReservedConcurrentExecutions"] == 1  # one decision loop at a time
     _, rule = one(template, "AWS::Events::Rule")
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
@@ -233,7 +238,7 @@ def test_new_vpc_with_gateway_endpoints_and_no_nat(synth):
 def test_each_node_class_has_a_group_from_zero_and_a_termination_hook(synth):
     stack, template, _ = synth
     for node_class in stack.settings.node_classes:
-        group = group_by_name(template, stack.group_names[node_class.name])["Properties"]
+        group = group_by_class(template, node_class.name)["Properties"]
         assert group["MinSize"] == "0" and group["MaxSize"] == str(node_class.max)
         assert "DesiredCapacity" not in group  # DFS owns it; a deploy must not reset it
     hooks = [
@@ -248,9 +253,9 @@ def test_each_node_class_has_a_group_from_zero_and_a_termination_hook(synth):
 
 def test_spot_class_uses_a_mixed_policy_of_its_instance_types(synth):
     _, template, _ = synth
-    on_demand = group_by_name(template, "impetus-default")["Properties"]
+    on_demand = group_by_class(template, "default")["Properties"]
     assert "LaunchTemplate" in on_demand and "MixedInstancesPolicy" not in on_demand
-    spot = group_by_name(template, "impetus-spot")["Properties"]["MixedInstancesPolicy"]
+    spot = group_by_class(template, "spot")["Properties"]["MixedInstancesPolicy"]
     distribution = spot["InstancesDistribution"]
     assert distribution["OnDemandPercentageAboveBaseCapacity"] == 0
     assert distribution["SpotAllocationStrategy"] == "price-capacity-optimized"
@@ -264,11 +269,11 @@ def test_spot_class_uses_a_mixed_policy_of_its_instance_types(synth):
 
 def test_spot_groups_rebalance_capacity_and_their_agents_watch_for_interruptions(synth):
     _, template, _ = synth
-    spot = group_by_name(template, "impetus-spot")["Properties"]
+    spot = group_by_class(template, "spot")["Properties"]
     assert spot["CapacityRebalance"] is True
     distribution = spot["MixedInstancesPolicy"]["InstancesDistribution"]
     assert distribution.get("OnDemandBaseCapacity", 0) == 0
-    on_demand = group_by_name(template, "impetus-default")["Properties"]
+    on_demand = group_by_class(template, "default")["Properties"]
     assert "CapacityRebalance" not in on_demand and "MixedInstancesPolicy" not in on_demand
     assert "IMPETUS_IMDS_URL=http://169.254.169.254" in user_data(template, "spot")
     assert "IMPETUS_IMDS_URL" not in user_data(template, "default")
@@ -363,7 +368,8 @@ def test_nodes_read_only_the_signing_secret(synth):
         payload = actions_on(stmts, "s3:PutObject")[0]
         assert flatten(payload["Resource"]).endswith("/payloads/*")
         (groups,) = actions_on(stmts, "autoscaling:CompleteLifecycleAction")
-        assert flatten(groups["Resource"]).endswith(f"autoScalingGroupName/impetus-{node_class}")
+        name = f"autoScalingGroupName/ref-{group_id(template, node_class)}"
+        assert flatten(groups["Resource"]).endswith(name)
         # every Auto Scaling call node_agent/scaling.py makes is allowed
         for call in ("DescribeAutoScalingInstances", "DescribeLifecycleHooks"):
             assert actions_on(stmts, f"autoscaling:{call}"), call
@@ -377,7 +383,7 @@ def test_dfs_mutates_only_the_node_groups_and_its_metric_namespace(synth):
     stmts = role_statements(template, "DfsDfsRole")
     (scale,) = actions_on(stmts, "autoscaling:SetDesiredCapacity")
     names = sorted(flatten(r).rsplit("/", 1)[1] for r in as_list(scale["Resource"]))
-    assert names == ["impetus-default", "impetus-spot"]
+    assert names == sorted(f"ref-{group_id(template, c)}" for c in ("default", "spot"))
     (metrics,) = actions_on(stmts, "cloudwatch:PutMetricData")
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Impetus"}}
 
@@ -386,7 +392,7 @@ def test_dfs_mutates_only_the_node_groups_and_its_metric_namespace(synth):
 def test_log_groups_have_retention_and_functions_use_them(synth):
     _, template, _ = synth
     groups = resources(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 4  # API, its authorizer, DFS, nodes
+    assert len(groups) == 5  # API, its authorizer, DFS, nodes, the HTTP API's access log
     assert all(g["Properties"]["RetentionInDays"] == 30 for g in groups.values())
     handlers = ("lambdas.api.app.handler", "lambdas.authorizer.handler.handler")
     for handler in (*handlers, "lambdas.dfs.handler.handler"):
