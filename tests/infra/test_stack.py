@@ -391,7 +391,12 @@ def test_dashboard_and_alarms(synth):
     assert "GroupInServiceInstances" in body and "WaitingJobs" in body
     alarms = {k: a["Properties"] for k, a in resources(template, "AWS::CloudWatch::Alarm").items()}
     by_name = {re.sub(r"^Monitoring|[0-9A-F]{8}$", "", k): a for k, a in alarms.items()}
-    assert set(by_name) == {"OldestWaitingJob", "ApiErrorRate", "DfsFailures"}
+    failed_boots = {"FailedBootsdefault", "FailedBootsspot"}  # one per node class
+    assert set(by_name) == {"OldestWaitingJob", "ApiErrorRate", "DfsFailures", *failed_boots}
+    for name, node_class in (("FailedBootsdefault", "default"), ("FailedBootsspot", "spot")):
+        alarm = by_name[name]
+        assert alarm["MetricName"] == "FailedBootsLastHour" and alarm["Threshold"] == 3
+        assert alarm["Dimensions"] == [{"Name": "NodeClass", "Value": node_class}]
     assert by_name["OldestWaitingJob"]["MetricName"] == "OldestWaitingJobAge"
     assert by_name["DfsFailures"]["MetricName"] == "Errors"
     expressions = [m.get("Expression") for m in by_name["ApiErrorRate"]["Metrics"]]
