@@ -53,6 +53,24 @@ ACCESS_LOG_FORMAT = json.dumps(
     separators=(",", ":"),
 )
 DFS_RATE = Duration.minutes(1)
+# Opt-in: reserve this much concurrency for DFS. Off by default: CloudFormation refuses a
+# reservation that leaves the account under 10 unreserved, which is every new account
+# (quota 10 or 50): https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+CONTEXT_DFS_RESERVED = "impetus:dfsReservedConcurrency"
+
+
+def dfs_reserved_concurrency(scope: Construct) -> int | None:
+    """The opt-in reservation from the CDK context (None: no reservation)."""
+    raw = scope.node.try_get_context(CONTEXT_DFS_RESERVED)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1 or str(value) != str(raw).strip():
+        raise ValueError(f"{CONTEXT_DFS_RESERVED} must be a whole number >= 1, got {raw!r}")
+    return value
 
 
 def _function(
@@ -115,12 +133,9 @@ class DfsService(Construct):
             handler=DFS_HANDLER,
             timeout=Duration.seconds(50),  # done before the next tick
             environment=environment,
-            # One decision loop at a time: an invocation keeps ticking while the fleet
-            # is active, and a second one (the schedule, a nudge) deciding from its own
-            # copy of the policy's memory could drain or terminate twice. An event that
-            # finds it busy is throttled and retried by Lambda's async queue (within
-            # max_event_age), by which time the running loop has usually covered it.
-            reserved_concurrency=1,
+            # One decision loop at a time comes from a lease in the decisions table
+            # (impetus.scaler.loop), not from a reservation; that stays an opt-in.
+            reserved_concurrency=dfs_reserved_concurrency(self),
         )
         # A nudge that cannot run within a minute is stale: the schedule covers it.
         self.function.configure_async_invoke(max_event_age=Duration.seconds(60), retry_attempts=0)

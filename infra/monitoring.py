@@ -8,6 +8,11 @@ Queue metrics come from DFS, which publishes them every tick in the ``Impetus`` 
     BusyWorkers          worker processes running a job, over all nodes
     JobErrors            jobs that finished with an error since the last tick
 
+and per node class (dimension NodeClass) FailedBootsLastHour, the instances DFS
+terminated because they sent no heartbeat within its boot deadline, over the last hour:
+one alarm per class at ``FAILED_BOOTS_LIMIT`` (a broken AMI, package or bootstrap
+replaces nodes in a loop; each one's bootstrap log is in the node log group).
+
 Instances in service come from the groups' own metrics (group metrics are enabled), and
 function errors from Lambda and API Gateway.
 """
@@ -24,10 +29,17 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from impetus.core.grants import METRICS_NAMESPACE
-from impetus.scaler.metrics import BUSY_WORKERS, JOB_ERRORS, OLDEST_WAITING_AGE, WAITING_JOBS
+from impetus.scaler.metrics import (
+    BUSY_WORKERS,
+    FAILED_BOOTS,
+    JOB_ERRORS,
+    OLDEST_WAITING_AGE,
+    WAITING_JOBS,
+)
 
 OLDEST_WAITING_LIMIT = 900  # seconds: a job waiting 15 min means scaling is stuck
 API_ERROR_RATE_LIMIT = 5  # percent of API invocations
+FAILED_BOOTS_LIMIT = 3  # failed boots of one node class within an hour
 MINUTE = Duration.minutes(1)
 
 
@@ -47,6 +59,7 @@ class Monitoring(Construct):
         api: lambda_.Function,
         dfs: lambda_.Function,
         groups: Sequence[str],
+        node_classes: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "AlarmTopic", display_name="Impetus alarms")
@@ -112,6 +125,23 @@ class Monitoring(Construct):
                 datapoints_to_alarm=3,
                 description="DFS failed in 3 of the last 5 minutes: nothing scales.",
             ),
+        ]
+        self.alarms += [
+            self._alarm(
+                f"FailedBoots-{node_class}",
+                cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=FAILED_BOOTS,
+                    dimensions_map={"NodeClass": node_class},
+                    statistic="Maximum",
+                    period=MINUTE,
+                ),
+                threshold=FAILED_BOOTS_LIMIT,
+                evaluation_periods=1,
+                description=f"{FAILED_BOOTS_LIMIT} or more {node_class} nodes failed to boot "
+                "within an hour: see their bootstrap logs in the node log group.",
+            )
+            for node_class in node_classes
         ]
 
     def _alarm(

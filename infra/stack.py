@@ -158,6 +158,7 @@ class ImpetusStack(Stack):
             api=self.api.function,
             dfs=self.dfs.function,
             groups=list(self.group_names.values()),
+            node_classes=list(self.group_names),
         )
         self._outputs()
 

@@ -32,6 +32,8 @@ ENV_ENDPOINT = "AWS_ENDPOINT_URL"
 ENV_BOOT_SECONDS = "IMPETUS_BOOT_SECONDS"
 ENV_DFS_IDLE_SECONDS = "IMPETUS_DFS_IDLE_SECONDS"
 ENV_DFS_SCALE_IN_TICKS = "IMPETUS_DFS_SCALE_IN_TICKS"
+ENV_DFS_BOOT_DEADLINE = "IMPETUS_DFS_BOOT_DEADLINE"
+ENV_DFS_STREAM_METRICS = "IMPETUS_DFS_STREAM_METRICS"
 ENV_INSTANCE_ID = "IMPETUS_INSTANCE_ID"
 ENV_SHOW_OUTPUT = "IMPETUS_SHOW_OUTPUT"
 ENV_LOG_GROUP = "IMPETUS_LOG_GROUP"
@@ -73,6 +75,14 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
         "local stack shortens it)."
     ),
     ENV_DFS_SCALE_IN_TICKS: "DFS: consecutive ticks that must agree on a scale-in (default 3).",
+    ENV_DFS_BOOT_DEADLINE: (
+        "DFS: seconds an in-service instance may go without its first heartbeat before "
+        "it is terminated as a failed boot (default 600)."
+    ),
+    ENV_DFS_STREAM_METRICS: (
+        "DFS: 1 publishes Backlog and Running per stream (a custom metric per stream; "
+        "default 0: fleet and node-class metrics only)."
+    ),
     ENV_INSTANCE_ID: (
         "Node agent: the EC2 instance id it runs on (scale-in protection, lifecycle hook); "
         "also taken from a node id that starts with 'i-'."

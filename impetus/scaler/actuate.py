@@ -40,7 +40,17 @@ def apply(
             log.warning("terminating %s failed: %s", node_id, exc)
             continue
         desired -= 1
-        done.append(f"terminated {node_id}")
+        why = " (failed boot)" if node_id in decision.failed else ""
+        done.append(f"terminated {node_id}{why}")
+    for node_id in decision.replace:  # the group is at its min: it launches a replacement
+        try:
+            asg.terminate_instance_in_auto_scaling_group(
+                InstanceId=node_id, ShouldDecrementDesiredCapacity=False
+            )
+        except ClientError as exc:
+            log.warning("terminating %s failed: %s", node_id, exc)
+            continue
+        done.append(f"replaced {node_id}")
     for node_id in decision.drain:
         if nodes.request_drain(node_id):
             done.append(f"drain {node_id}")

@@ -124,6 +124,7 @@ def node_state(
         started=float(item["started"]) if "started" in item else memory.seen.get(node_id, now),
         protected=bool(instance.get("ProtectedFromScaleIn")),
         state=state,
+        in_service=instance.get("LifecycleState") == IN_SERVICE,
     )
 
 

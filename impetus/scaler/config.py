@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 
 from impetus.core.config import (
     ENV_BOOT_SECONDS,
+    ENV_DFS_BOOT_DEADLINE,
     ENV_DFS_IDLE_SECONDS,
     ENV_DFS_SCALE_IN_TICKS,
+    ENV_DFS_STREAM_METRICS,
     ENV_NODE_GROUPS,
     AwsSettings,
 )
 from impetus.core.exceptions import ConfigError
-from impetus.scaler.policy import IDLE_FLOOR, SCALE_IN_TICKS, PolicyParams
+from impetus.scaler.policy import BOOT_DEADLINE, IDLE_FLOOR, SCALE_IN_TICKS, PolicyParams
 
 DEFAULT_BOOT_SECONDS = 60.0
 NAMESPACE = "Impetus"  # CloudWatch metric namespace
@@ -31,6 +33,15 @@ def _number(name: str, default: float, minimum: float) -> float:
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
     return value
+
+
+def _flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def parse_node_groups(raw: str | None) -> dict[str, str]:
@@ -54,6 +65,8 @@ class DfsSettings:
     boot_seconds: float = DEFAULT_BOOT_SECONDS
     idle_floor: float = IDLE_FLOOR
     scale_in_ticks: int = SCALE_IN_TICKS
+    boot_deadline: float = BOOT_DEADLINE  # no first heartbeat by then: a failed boot
+    stream_metrics: bool = False  # Backlog/Running per stream: a custom metric per stream
 
     @classmethod
     def from_env(cls) -> DfsSettings:
@@ -63,8 +76,14 @@ class DfsSettings:
             boot_seconds=_number(ENV_BOOT_SECONDS, DEFAULT_BOOT_SECONDS, 0),
             idle_floor=_number(ENV_DFS_IDLE_SECONDS, IDLE_FLOOR, 0),
             scale_in_ticks=int(_number(ENV_DFS_SCALE_IN_TICKS, SCALE_IN_TICKS, 1)),
+            boot_deadline=_number(ENV_DFS_BOOT_DEADLINE, BOOT_DEADLINE, 1),
+            stream_metrics=_flag(ENV_DFS_STREAM_METRICS),
         )
 
     @property
     def params(self) -> PolicyParams:
-        return PolicyParams(idle_floor=self.idle_floor, scale_in_ticks=self.scale_in_ticks)
+        return PolicyParams(
+            idle_floor=self.idle_floor,
+            scale_in_ticks=self.scale_in_ticks,
+            boot_deadline=self.boot_deadline,
+        )

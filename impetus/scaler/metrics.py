@@ -1,24 +1,45 @@
-"""CloudWatch metrics of every tick, namespace ``Impetus``: per stream Backlog and
-Running; per group (dimension NodeClass) Desired, Needed, InService, Pending and
-BusyWorkers; fleet-wide (no dimension, what the deployed dashboard and alarms read)
-WaitingJobs, OldestWaitingJobAge, BusyWorkers and JobErrors."""
+"""CloudWatch metrics of DFS, namespace ``Impetus``, published at most once a minute.
+
+Fleet-wide (no dimension, what the deployed dashboard and alarms read): WaitingJobs,
+OldestWaitingJobAge, BusyWorkers and JobErrors. Per group (dimension NodeClass):
+Desired, Needed, InService, Pending, BusyWorkers and FailedBootsLastHour (the failed-boot
+alarm's metric). Per stream (dimension Stream) Backlog and Running only when asked
+(``IMPETUS_DFS_STREAM_METRICS=1``): every stream is a new custom metric, billed as one
+(https://aws.amazon.com/cloudwatch/pricing/).
+
+While active DFS ticks every 2-10 s; CloudWatch's standard resolution is one minute. So
+each tick's values go into a :class:`MinuteBuffer` and are sent as statistic sets
+(SampleCount, Sum, Minimum, Maximum per metric) in one PutMetricData call per minute at
+most: the Maximum and Sum the dashboard and alarms read are those of every tick, for a
+sixth of the requests or fewer. The buffer lives in the process (a warm Lambda
+container, the local ticker): a container that is recycled loses at most its last
+minute of metrics.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from impetus.scaler.config import NAMESPACE
 from impetus.scaler.model import Decision, PolicyInput
+from impetus.scaler.policy import FAILURE_WINDOW
 
-BATCH = 500  # PutMetricData takes up to 1000 values per call
+BATCH = 500  # PutMetricData takes up to 1000 metrics per call (we stay well below)
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html
 # Fleet-wide metric names: the deployed dashboard and alarms (infra/monitoring.py) use these.
 WAITING_JOBS = "WaitingJobs"
 OLDEST_WAITING_AGE = "OldestWaitingJobAge"
 BUSY_WORKERS = "BusyWorkers"
 JOB_ERRORS = "JobErrors"
+FAILED_BOOTS = "FailedBootsLastHour"  # per NodeClass: the failed-boot alarm reads it
+PUBLISH_EVERY = 60.0  # seconds: one PutMetricData per calendar minute at most
 
 
-def metric_data(inputs: PolicyInput, decision: Decision, busy: dict[str, int]) -> list[dict]:
+def metric_data(
+    inputs: PolicyInput, decision: Decision, busy: dict[str, int], per_stream: bool = False
+) -> list[dict]:
     data: list[dict[str, Any]] = []
 
     def put(name: str, value: float, dimension: str, key: str, unit: str = "Count") -> None:
@@ -31,9 +52,10 @@ def metric_data(inputs: PolicyInput, decision: Decision, busy: dict[str, int]) -
             }
         )
 
-    for s in inputs.streams:
-        put("Backlog", s.backlog, "Stream", s.id)
-        put("Running", s.running, "Stream", s.id)
+    if per_stream:
+        for s in inputs.streams:
+            put("Backlog", s.backlog, "Stream", s.id)
+            put("Running", s.running, "Stream", s.id)
     decided = {d.node_class: d for d in decision.groups}
     for g in inputs.groups:
         d = decided.get(g.node_class)
@@ -42,6 +64,9 @@ def metric_data(inputs: PolicyInput, decision: Decision, busy: dict[str, int]) -
         put("InService", g.in_service, "NodeClass", g.node_class)
         put("Pending", g.pending, "NodeClass", g.node_class)
         put("BusyWorkers", busy.get(g.node_class, 0), "NodeClass", g.node_class)
+        failed = decision.memory.failed.get(g.node_class, [])
+        recent = sum(1 for t in failed if inputs.now - t < FAILURE_WINDOW)
+        put(FAILED_BOOTS, recent, "NodeClass", g.node_class)
     return data
 
 
@@ -61,6 +86,66 @@ def fleet_data(
     ]
 
 
-def publish(cloudwatch: Any, data: list[dict[str, Any]]) -> None:
+@dataclass
+class MinuteBuffer:
+    """Each tick's values, aggregated into statistic sets until the minute's publish."""
+
+    every: float = PUBLISH_EVERY
+    published_at: float = float("-inf")
+    stats: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, data: list[dict[str, Any]]) -> None:
+        for datum in data:
+            dims = tuple((d["Name"], d["Value"]) for d in datum.get("Dimensions", ()))
+            key = (datum["MetricName"], dims, datum.get("Unit", "None"))
+            value = float(datum["Value"])
+            old = self.stats.get(key)
+            if old is None:
+                self.stats[key] = {
+                    "SampleCount": 1.0,
+                    "Sum": value,
+                    "Minimum": value,
+                    "Maximum": value,
+                }
+            else:
+                old["SampleCount"] += 1
+                old["Sum"] += value
+                old["Minimum"] = min(old["Minimum"], value)
+                old["Maximum"] = max(old["Maximum"], value)
+
+    def due(self, now: float) -> bool:
+        """A tick in a later minute than the last publish (the once-a-minute schedule
+        lands a few ms either side of a minute: 'later minute' still publishes each)."""
+        if not self.stats:
+            return False
+        if self.published_at == float("-inf"):
+            return True  # a fresh process publishes its first tick's values at once
+        return math.floor(now / self.every) > math.floor(self.published_at / self.every)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = [
+            {
+                "MetricName": name,
+                **({"Dimensions": [{"Name": k, "Value": v} for k, v in dims]} if dims else {}),
+                "StatisticValues": dict(stats),
+                "Unit": unit,
+            }
+            for (name, dims, unit), stats in self.stats.items()
+        ]
+        self.stats = {}
+        return out
+
+    def publish_if_due(self, cloudwatch: Any, now: float) -> int:
+        """Publish the minute's statistics if due; returns the PutMetricData calls made."""
+        if not self.due(now):
+            return 0
+        data, self.published_at = self.drain(), now
+        return publish(cloudwatch, data)
+
+
+def publish(cloudwatch: Any, data: list[dict[str, Any]]) -> int:
+    calls = 0
     for start in range(0, len(data), BATCH):
         cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + BATCH])
+        calls += 1
+    return calls

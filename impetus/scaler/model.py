@@ -42,6 +42,7 @@ class NodeState:
     started: float  # epoch s it launched (uptime = now - started)
     protected: bool = False  # scale-in protection as Auto Scaling reports it
     state: str = "running"  # running | draining | drained (impetus.scaler.model NODE_*)
+    in_service: bool = True  # Auto Scaling's lifecycle state is InService (not Pending)
 
 
 NODE_RUNNING = "running"
@@ -76,6 +77,7 @@ class Memory:
     jobs: dict[str, list[float]] = field(default_factory=dict)
     idle: dict[str, list[float]] = field(default_factory=dict)
     seen: dict[str, float] = field(default_factory=dict)  # node -> first tick that saw it
+    failed: dict[str, list[float]] = field(default_factory=dict)  # group -> failed boots' times
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +91,7 @@ class Memory:
             jobs={k: [float(x) for x in v] for k, v in (data.get("jobs") or {}).items()},
             idle={k: [float(x) for x in v] for k, v in (data.get("idle") or {}).items()},
             seen={k: float(v) for k, v in (data.get("seen") or {}).items()},
+            failed={k: [float(x) for x in v] for k, v in (data.get("failed") or {}).items()},
         )
 
 
@@ -119,7 +122,9 @@ class GroupDecision:
     desired: int  # desired capacity to set (always within [min, max])
     needed: int  # nodes the streams need (before clamping to the group's limits)
     drain: tuple[str, ...] = ()  # nodes to ask to drain now
-    terminate: tuple[str, ...] = ()  # drained nodes to terminate (with decrement)
+    terminate: tuple[str, ...] = ()  # nodes to terminate with decrement (drained, failed boots)
+    replace: tuple[str, ...] = ()  # failed boots to terminate without decrement (at min)
+    failed: tuple[str, ...] = ()  # failed boots (each in terminate or replace)
     action: str = "hold"  # scale-out | scale-in | hold
     reason: str = ""
     needs: tuple[StreamNeed, ...] = ()

@@ -26,6 +26,12 @@ tick earlier).
 stream names none) needs the largest need of its streams: a node runs up to ``mpps``
 workers for *every* stream it serves, so streams share nodes. Then:
 
+0. *Failed boots leave first*: an in-service instance without a first heartbeat
+   ``boot_deadline`` (600 s) after DFS first saw it is terminated, with decrement while
+   the group stays at or above its min (else without: the group replaces it itself);
+   the rest of the decision sees the group without it, so work that still needs a node
+   gets a new one. Failures are remembered for an hour (the FailedBootsLastHour metric).
+
 1. *Terminate* the nodes DFS asked to drain on an earlier tick that now report
    ``drained``, each with ``ShouldDecrementDesiredCapacity``: capacity is lowered only
    by removing a node we chose, never by letting Auto Scaling pick a victim.
@@ -71,6 +77,12 @@ from impetus.scaler.model import (
 IDLE_FLOOR = 60.0
 SCALE_IN_TICKS = 3
 STALE_HEARTBEAT = 60.0  # a node silent this long is not trusted to be idle
+# An in-service instance without a first heartbeat this long after DFS first saw it did
+# not boot (a failed download, a broken AMI, an agent that cannot start): it is
+# terminated instead of billed forever. AL2023 boots and installs the node package in 1-3
+# minutes; 10 leaves room for a slow dnf mirror (docs/autoscaling.md).
+BOOT_DEADLINE = 600.0
+FAILURE_WINDOW = 3600.0  # failed boots are counted over this window (the alarm's metric)
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,7 @@ class PolicyParams:
     scale_in_ticks: int = SCALE_IN_TICKS  # consecutive ticks that must agree on a scale-in
     stale_heartbeat: float = STALE_HEARTBEAT
     cancel_booting: bool = True  # terminate surplus nodes still booting at once
+    boot_deadline: float = BOOT_DEADLINE  # seconds to a first heartbeat, else a failed boot
 
 
 def stream_need(
@@ -271,6 +284,55 @@ def decide_group(
     return replace(base, reason=why)
 
 
+def failed_boots(nodes: list[NodeState], now: float, params: PolicyParams) -> list[NodeState]:
+    """In-service nodes that never sent a heartbeat within the boot deadline."""
+    return [
+        n
+        for n in nodes
+        if n.state == NODE_BOOTING and n.in_service and now - n.started > params.boot_deadline
+    ]
+
+
+def decide_with_failed_boots(
+    group: GroupState,
+    streams: list[StreamState],
+    nodes: list[NodeState],
+    memory: Memory,
+    now: float,
+    params: PolicyParams,
+) -> GroupDecision:
+    """Step 0: failed boots are terminated, with decrement while the group stays at or
+    above its min (below, without: the group launches their replacements itself). The
+    rest of the decision sees the group without them; a replacement for work that still
+    needs one is launched by this or the next decision (it sees the lower capacity)."""
+    failed = failed_boots(nodes, now, params)
+    recent = [t for t in memory.failed.get(group.node_class, []) if now - t < FAILURE_WINDOW]
+    recent += [now] * len(failed)
+    if recent:
+        memory.failed[group.node_class] = recent
+    else:
+        memory.failed.pop(group.node_class, None)
+    if not failed:
+        return decide_group(group, streams, nodes, memory, now, params)
+    room = max(0, group.desired - group.min)
+    decrement, keep = failed[:room], failed[room:]
+    rest = [n for n in nodes if n not in failed]
+    fewer = replace(
+        group, desired=group.desired - len(decrement), in_service=group.in_service - len(failed)
+    )
+    decision = decide_group(fewer, streams, rest, memory, now, params)
+    ids = ", ".join(n.id for n in failed)
+    return replace(
+        decision,
+        previous=group.desired,
+        terminate=tuple(n.id for n in decrement) + decision.terminate,
+        replace=tuple(n.id for n in keep),
+        failed=tuple(n.id for n in failed),
+        reason=f"failed boot: {ids} sent no heartbeat within boot_deadline "
+        f"{params.boot_deadline:g}s, terminated; then {decision.reason}",
+    )
+
+
 def decide(
     inputs: PolicyInput, memory: Memory | None = None, params: PolicyParams | None = None
 ) -> Decision:
@@ -281,5 +343,5 @@ def decide(
     for group in inputs.groups:
         streams = [s for s in inputs.streams if s.node_class == group.node_class]
         nodes = [n for n in inputs.nodes if n.node_class == group.node_class]
-        groups.append(decide_group(group, streams, nodes, memory, inputs.now, params))
+        groups.append(decide_with_failed_boots(group, streams, nodes, memory, inputs.now, params))
     return Decision(groups=tuple(groups), memory=memory)

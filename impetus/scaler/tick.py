@@ -113,6 +113,7 @@ REAP_EVERY = 10.0  # seconds between reaps of one stream (leases last a minute)
 _reaped_at: dict[str, float] = {}  # per process: warm Lambda containers, the local ticker
 _errors_seen: dict[str, int] = {}  # stream -> its errors counter at the previous tick
 _auditor = audit.Auditor()  # per process, like the two above
+_metrics = metrics.MinuteBuffer()  # per process: published once a minute at most
 
 
 def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
@@ -197,9 +198,10 @@ def run(
         busy[node.node_class] = busy.get(node.node_class, 0) + workers
     try:
         oldest = queue.oldest_waiting_age([s.id for s in streams if s.backlog], now)
-        data = metrics.metric_data(inputs, decision, busy)
+        data = metrics.metric_data(inputs, decision, busy, settings.stream_metrics)
         data += metrics.fleet_data(inputs, busy, oldest, _new_errors(listing))
-        metrics.publish(clients.cloudwatch, data)
+        _metrics.add(data)
+        _metrics.publish_if_due(clients.cloudwatch, now)
     except Exception:
         log.exception("publishing metrics failed")
     result.active = is_active(inputs, decision)

@@ -5,6 +5,10 @@ policy saw, as JSON), the decision and its reason. An unchanged decision is reco
 again only after ``LOG_EVERY`` seconds, so a 1-second local ticker does not flood the
 table. Items expire after a week (TTL). The memory item is written conditionally on the
 version it was read at: of two ticks racing (a nudge during a scheduled run), one wins.
+
+The item ``#lease``/``#lease`` is the decision loop's lease (:class:`LoopLease`): one DFS
+invocation at a time runs its loop, without reserving Lambda concurrency (a reservation
+of 1 fails to deploy on a new account, whose concurrency quota is 10 or 50).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from impetus.storage import dynamo
 from impetus.storage.tables import DECISIONS, table_names_for
 
 MEMORY_KEY = {"group": "#memory", "at": "#memory"}
+LEASE_KEY = {"group": "#lease", "at": "#lease"}
 LOG_TTL_SECONDS = 7 * 86400
 LOG_EVERY = 60.0  # an unchanged decision is recorded again after this many seconds
 
@@ -127,3 +132,92 @@ class DecisionLog:
                 )
         entries.sort(key=lambda e: e["at"])
         return entries[-limit:]
+
+
+class LoopLease:
+    """The DFS decision loop's lease: a conditional put with an expiry.
+
+    ``acquire`` succeeds when there is no lease, it has expired, or ``holder`` holds it
+    already (a renewal); a caller that finds another's live lease *knocks* (marks the
+    item) and leaves. ``release`` deletes the lease unless someone knocked meanwhile: then
+    it clears the knock and answers False, and the holder ticks once more, so work a
+    refused nudge announced is not left to the next scheduled tick. A holder that dies
+    keeps the lease until its expiry (callers set it a little past their own deadline);
+    ``expires`` is also the table's TTL attribute, which removes a stale item eventually.
+    """
+
+    def __init__(self, client: Any, table: str, holder: str) -> None:
+        self.client = client
+        self.table = table  # the decisions table's physical name
+        self.holder = holder
+
+    def acquire(self, now: float, until: float) -> bool:
+        """Take or renew the lease until ``until`` (epoch s); False while another holds it."""
+        item = {**LEASE_KEY, "holder": self.holder, "expires": round(until, 3)}
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=dynamo.serialize(item),
+                ConditionExpression="attribute_not_exists(#h) OR #h = :me OR #e < :now",
+                ExpressionAttributeNames={"#h": "holder", "#e": "expires"},
+                ExpressionAttributeValues=dynamo.values(me=self.holder, now=round(now, 3)),
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def holder_of(self) -> dict[str, Any]:
+        """The lease item as stored ({} when free)."""
+        answer = self.client.get_item(
+            TableName=self.table, Key=dynamo.serialize(LEASE_KEY), ConsistentRead=True
+        )
+        return dynamo.deserialize(answer.get("Item") or {})
+
+    def knock(self, holder: str) -> bool:
+        """Tell ``holder`` that an invocation it kept out wanted a tick."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=dynamo.serialize(LEASE_KEY),
+                UpdateExpression="SET #k = :me",
+                ConditionExpression="#h = :holder",
+                ExpressionAttributeNames={"#h": "holder", "#k": "knocked"},
+                ExpressionAttributeValues=dynamo.values(me=self.holder, holder=holder),
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False  # released or taken over meanwhile
+            raise
+        return True
+
+    def release(self) -> bool:
+        """Give the lease up; False (still held, knock cleared) when someone knocked."""
+        names = {"#h": "holder", "#k": "knocked"}
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key=dynamo.serialize(LEASE_KEY),
+                ConditionExpression="#h = :me AND attribute_not_exists(#k)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=dynamo.values(me=self.holder),
+            )
+            return True
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=dynamo.serialize(LEASE_KEY),
+                UpdateExpression="REMOVE #k",
+                ConditionExpression="#h = :me AND attribute_exists(#k)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=dynamo.values(me=self.holder),
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return True  # not ours any more (expired and taken): nothing to give up
+            raise
+        return False

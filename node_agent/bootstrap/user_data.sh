@@ -14,6 +14,12 @@
 #    files and cannot reach the instance metadata service (the node role's credentials);
 # 5. the CloudWatch agent shipping /var/log/impetus/impetus-node.log to CloudWatch Logs.
 #
+# Everything this script prints also goes to /var/log/impetus-bootstrap.log, shipped to
+# the node log group (stream <instance id>/bootstrap): by the CloudWatch agent once it
+# runs, and by `aws logs put-log-events` when the bootstrap fails before that. Downloads
+# are retried; on giving up, the script ships its log and shuts the instance down, so a
+# node that cannot boot is not billed while it waits for DFS's boot deadline.
+#
 # ROOT and SERVICE=direct exist for the sandbox test, which runs this script on a
 # developer machine under a private root and starts the agent without systemd.
 set -euo pipefail
@@ -39,12 +45,60 @@ STATE_DIR="$ROOT/var/lib/impetus"
 LOG_DIR="$ROOT/var/log/impetus"
 UNIT_DIR="$ROOT/etc/systemd/system"
 CWAGENT_CONFIG="$ROOT/opt/aws/amazon-cloudwatch-agent/etc/impetus.json"
+BOOT_LOG="$ROOT/var/log/impetus-bootstrap.log"
+RETRIES=5  # attempts of each download (S3, dnf) before the bootstrap gives up
 SERVICE_USER=impetus
 JOB_USER=impetus-job
 METADATA_V4=169.254.169.254
 METADATA_V6=fd00:ec2::254
 
 say() { echo "impetus-bootstrap: $*" >&2; }
+
+# retry N command...: N attempts, 2, 4, 8... seconds apart (a mirror or S3 hiccup).
+retry() {
+    local attempts="$1" n=1
+    shift
+    until "$@"; do
+        if [ "$n" -ge "$attempts" ]; then
+            say "giving up after $n attempts: $1"
+            return 1
+        fi
+        say "attempt $n of $attempts failed: $1; retrying"
+        sleep $((2 ** n))
+        n=$((n + 1))
+    done
+}
+
+# The last 200 lines of the bootstrap log to the node log group. Only names and a file
+# on the command line: the log itself travels in the file.
+ship_bootstrap_log() {
+    [ -n "$LOG_GROUP" ] || return 0
+    local stream events
+    stream="${NODE_ID:-$(instance_id || echo unknown)}/bootstrap"
+    events=$(mktemp)
+    python3 - "$BOOT_LOG" "$events" <<'PY'
+import json, sys, time
+lines = open(sys.argv[1], errors="replace").read().splitlines()[-200:] or ["(empty)"]
+now = int(time.time() * 1000)
+# PutLogEvents: up to 10,000 events and 1 MB a call; 200 lines of <= 2,000 chars fit.
+events = [{"timestamp": now, "message": line[:2000] or " "} for line in lines]
+json.dump(events, open(sys.argv[2], "w"))
+PY
+    aws logs create-log-stream --region "$REGION" --log-group-name "$LOG_GROUP" \
+        --log-stream-name "$stream" || true
+    aws logs put-log-events --region "$REGION" --log-group-name "$LOG_GROUP" \
+        --log-stream-name "$stream" --log-events "file://$events"
+}
+
+on_exit() {
+    local status=$?
+    [ "$status" -eq 0 ] && return 0
+    say "bootstrap failed (exit $status): shipping this log, then shutting down"
+    ship_bootstrap_log || say "shipping the bootstrap log failed"
+    if [ "$SERVICE" = systemd ]; then
+        shutdown -h now
+    fi
+}
 
 # IMDSv2 (the launch template requires tokens): this instance's id names the node, so
 # DFS can map a heartbeat to the instance it may scale in.
@@ -65,7 +119,7 @@ install_python() {
         PYTHON_BIN="python$PYTHON_VERSION"
         if ! command -v "$PYTHON_BIN" >/dev/null; then
             say "installing Python $PYTHON_VERSION"
-            dnf install -y -q "python$PYTHON_VERSION" "python$PYTHON_VERSION-pip"
+            retry "$RETRIES" dnf install -y -q "python$PYTHON_VERSION" "python$PYTHON_VERSION-pip"
         fi
     fi
     local found
@@ -83,7 +137,8 @@ fetch_package() {
     rm -rf "$dest" && mkdir -p "$dest"
     case "$PACKAGE_SOURCE" in
         s3://*)
-            aws s3 cp --only-show-errors --region "$REGION" "$PACKAGE_SOURCE" "$dest.zip"
+            retry "$RETRIES" aws s3 cp --only-show-errors --region "$REGION" \
+                "$PACKAGE_SOURCE" "$dest.zip"
             "$PYTHON_BIN" -m zipfile -e "$dest.zip" "$dest"
             ;;
         *.zip) "$PYTHON_BIN" -m zipfile -e "$PACKAGE_SOURCE" "$dest" ;;
@@ -155,6 +210,11 @@ configure_log_shipping() {
             "log_stream_name": "{instance_id}",
             "timestamp_format": "%Y-%m-%d %H:%M:%S",
             "multi_line_start_pattern": "{timestamp_format}"
+          },
+          {
+            "file_path": "/var/log/impetus-bootstrap.log",
+            "log_group_name": "$LOG_GROUP",
+            "log_stream_name": "{instance_id}/bootstrap"
           }
         ]
       }
@@ -168,7 +228,7 @@ EOF
 # credentials) for any of its processes. nftables when present, else iptables.
 block_metadata_for_jobs() {
     if ! command -v nft >/dev/null && ! command -v iptables >/dev/null; then
-        dnf install -y -q nftables
+        retry "$RETRIES" dnf install -y -q nftables
     fi
     if command -v nft >/dev/null; then
         nft add table inet impetus
@@ -197,7 +257,7 @@ start_systemd() {
     chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR" "$LOG_DIR"
     ln -sf /etc/impetus/logrotate.conf /etc/logrotate.d/impetus-node
     if [ -n "$LOG_GROUP" ]; then
-        dnf install -y -q amazon-cloudwatch-agent
+        retry "$RETRIES" dnf install -y -q amazon-cloudwatch-agent
         /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl \
             -a fetch-config -m ec2 -s -c "file:$CWAGENT_CONFIG"
     fi
@@ -218,6 +278,9 @@ start_direct() {
 }
 
 main() {
+    mkdir -p "$(dirname "$BOOT_LOG")"
+    exec > >(tee -a "$BOOT_LOG") 2>&1
+    trap on_exit EXIT
     install_python
     install_package
     write_config

@@ -151,9 +151,12 @@ def test_user_data_installs_and_starts_an_agent_that_runs_jobs(nodeless_stack, t
         shipping = json.loads(
             (root / "opt/aws/amazon-cloudwatch-agent/etc/impetus.json").read_text()
         )
-        (collected,) = shipping["logs"]["logs_collected"]["files"]["collect_list"]
-        assert collected["log_group_name"] == "sandbox-node-logs"
+        collected, bootstrap = shipping["logs"]["logs_collected"]["files"]["collect_list"]
+        assert collected["log_group_name"] == bootstrap["log_group_name"] == "sandbox-node-logs"
         assert collected["file_path"] == "/var/log/impetus/impetus-node.log"
+        assert bootstrap["file_path"] == "/var/log/impetus-bootstrap.log"
+        # the bootstrap's own output, for the CloudWatch agent to ship
+        assert "node agent started" in (root / "var/log/impetus-bootstrap.log").read_text()
         assert local["authkey"] not in script
 
         run = subprocess.run(

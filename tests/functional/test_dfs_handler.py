@@ -12,7 +12,7 @@ import pytest
 
 from impetus.cli import main
 from impetus.core import codec
-from impetus.scaler import nudge, tick
+from impetus.scaler import metrics, nudge, tick
 from impetus.scaler.config import DfsSettings
 from impetus.scaler.model import GroupDecision, GroupState
 from impetus.storage import dynamo
@@ -51,6 +51,7 @@ def env(queue, monkeypatch):
     monkeypatch.setenv("IMPETUS_DFS_SCALE_IN_TICKS", "2")
     monkeypatch.setenv("IMPETUS_DFS_IDLE_SECONDS", "0")
     monkeypatch.setenv("IMPETUS_BOOT_SECONDS", "0")
+    monkeypatch.setattr(tick, "_metrics", metrics.MinuteBuffer())  # a fresh process's
     return {"queue": queue, "asg": asg, "ddb": queue.client}
 
 
@@ -258,7 +259,28 @@ def test_metrics_are_published(env):
     handler({}, None)
     cw = boto3.client("cloudwatch")
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="Impetus")["Metrics"]}
-    assert {"Backlog", "Running", "Desired", "InService", "BusyWorkers"} <= names
+    assert {"Desired", "InService", "BusyWorkers", "FailedBootsLastHour"} <= names
+    assert not names & {"Backlog", "Running"}  # no metric per stream unless asked
+    assert all(
+        d["Name"] != "Stream"
+        for m in cw.list_metrics(Namespace="Impetus")["Metrics"]
+        for d in m["Dimensions"]
+    )
+
+
+def test_per_stream_metrics_when_asked(env, monkeypatch):
+    monkeypatch.setenv("IMPETUS_DFS_STREAM_METRICS", "1")
+    env["queue"].create_stream("s")
+    fork(env["queue"], "s", 4)
+    handler({}, None)
+    cw = boto3.client("cloudwatch")
+    streams = {
+        d["Value"]
+        for m in cw.list_metrics(Namespace="Impetus", MetricName="Backlog")["Metrics"]
+        for d in m["Dimensions"]
+        if d["Name"] == "Stream"
+    }
+    assert streams == {"s"}
 
 
 def _fleet_values(cw, name: str) -> list[float]:

@@ -193,7 +193,7 @@ def test_dfs_runs_every_minute_and_the_api_may_nudge_it(synth):
     dfs = function(template, "lambdas.dfs.handler.handler")
     groups = json.loads(flatten(dfs["Environment"]["Variables"][ENV_NODE_GROUPS]))
     assert groups == {c: f"ref-{group_id(template, c)}" for c in ("default", "spot")}
-    assert dfs["ReservedConcurrentExecutions"] == 1  # one decision loop at a time
+    assert "ReservedConcurrentExecutions" not in dfs  # new accounts refuse it (a lease instead)
     _, rule = one(template, "AWS::Events::Rule")
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     (target,) = rule["Properties"]["Targets"]
@@ -409,7 +409,12 @@ def test_dashboard_and_alarms(synth):
     assert "GroupInServiceInstances" in body and "WaitingJobs" in body
     alarms = {k: a["Properties"] for k, a in resources(template, "AWS::CloudWatch::Alarm").items()}
     by_name = {re.sub(r"^Monitoring|[0-9A-F]{8}$", "", k): a for k, a in alarms.items()}
-    assert set(by_name) == {"OldestWaitingJob", "ApiErrorRate", "DfsFailures"}
+    failed_boots = {"FailedBootsdefault", "FailedBootsspot"}  # one per node class
+    assert set(by_name) == {"OldestWaitingJob", "ApiErrorRate", "DfsFailures", *failed_boots}
+    for name, node_class in (("FailedBootsdefault", "default"), ("FailedBootsspot", "spot")):
+        alarm = by_name[name]
+        assert alarm["MetricName"] == "FailedBootsLastHour" and alarm["Threshold"] == 3
+        assert alarm["Dimensions"] == [{"Name": "NodeClass", "Value": node_class}]
     assert by_name["OldestWaitingJob"]["MetricName"] == "OldestWaitingJobAge"
     assert by_name["DfsFailures"]["MetricName"] == "Errors"
     expressions = [m.get("Expression") for m in by_name["ApiErrorRate"]["Metrics"]]

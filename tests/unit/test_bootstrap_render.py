@@ -105,3 +105,70 @@ def test_jobs_run_as_their_own_user_without_the_metadata_service(tmp_path):
     assert "AmbientCapabilities=CAP_SETUID CAP_SETGID" in unit
     assert "CapabilityBoundingSet=CAP_SETUID CAP_SETGID" in unit
     assert "StateDirectoryMode=0700" in unit and "LogsDirectoryMode=0700" in unit
+
+
+def run_with_stubs(script: str, calls: str, tmp_path, stubs: dict[str, str]) -> tuple[int, list]:
+    """The script's functions (not main) with stub commands (name -> sh body) that log."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    log.touch()
+    for name, body in stubs.items():
+        stub = bin_dir / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n{body}\n')
+        stub.chmod(0o755)
+    body = script.rsplit("\nmain()", 1)[0]
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    done = subprocess.run(["bash", "-c", body + "\n" + calls], env=env, cwd=tmp_path)
+    return done.returncode, log.read_text().splitlines()
+
+
+def test_downloads_are_retried_before_the_bootstrap_gives_up(tmp_path):
+    script = render(config())
+    flaky = (
+        f'n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/n; [ "$n" -ge 2 ]'
+    )
+    status, calls = run_with_stubs(
+        script, "retry 5 aws s3 cp s3://b/k.zip x.zip", tmp_path, {"aws": flaky, "sleep": ""}
+    )
+    assert status == 0
+    assert [c for c in calls if c.startswith("aws")] == ["aws s3 cp s3://b/k.zip x.zip"] * 3
+    assert [c for c in calls if c.startswith("sleep")] == ["sleep 2", "sleep 4"]
+    second = tmp_path / "second"
+    second.mkdir()
+    status, calls = run_with_stubs(
+        script, "retry 3 dnf install -y x", second, {"dnf": "exit 1", "sleep": ""}
+    )
+    assert status != 0 and len([c for c in calls if c.startswith("dnf")]) == 3
+    assert 'retry "$RETRIES" aws s3 cp' in script and 'retry "$RETRIES" dnf install' in script
+
+
+def test_a_failed_bootstrap_ships_its_log_then_shuts_down(tmp_path):
+    root = tmp_path / "root"
+    script = render(config(root=str(root), log_group="/impetus/nodes", node_id="i-0abc"))
+    (root / "var/log").mkdir(parents=True)
+    status, calls = run_with_stubs(
+        script,
+        'exec > >(tee -a "$BOOT_LOG") 2>&1; trap on_exit EXIT\n'
+        "echo 'curl: (22) The requested URL returned error: 503'; sleep 0.2; false",
+        tmp_path,
+        {"aws": 'case "$*" in *file://*) cp "${*##*file://}" events.json;; esac', "shutdown": ""},
+    )
+    assert status != 0
+    ship = [c for c in calls if c.startswith("aws logs")]
+    assert ship[0].startswith("aws logs create-log-stream --region eu-west-1")
+    assert "--log-group-name /impetus/nodes --log-stream-name i-0abc/bootstrap" in ship[1]
+    assert "503" not in " ".join(ship)  # the log travels in a file, never on a command line
+    import json
+
+    events = json.loads((tmp_path / "events.json").read_text())
+    assert any("returned error: 503" in e["message"] for e in events)
+    assert calls[-1] == "shutdown -h now"
+
+
+def test_the_cloudwatch_agent_ships_the_bootstrap_log_too(tmp_path):
+    script = render(config(log_group="/impetus/nodes"))
+    assert '"file_path": "/var/log/impetus-bootstrap.log"' in script
+    assert '"log_stream_name": "{instance_id}/bootstrap"' in script
+    main = script.rsplit("\nmain()", 1)[1]
+    assert 'exec > >(tee -a "$BOOT_LOG") 2>&1' in main and "trap on_exit EXIT" in main

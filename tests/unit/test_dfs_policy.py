@@ -218,3 +218,46 @@ def test_surplus_nodes_still_booting_are_cancelled_at_once_newest_first():
     assert d.terminate == ("i-new", "i-old") and d.desired == 1 and not d.drain
     d, _ = one([stream(running=2, backlog=2, mpps=2)], nodes, [g], params=PolicyParams())
     assert "i-up" not in d.terminate  # a node that heartbeats is never cancelled
+
+
+def booting(node_id: str, booted_for: float, **kw) -> NodeState:
+    base = dict(
+        id=node_id,
+        node_class="default",
+        heartbeat=0.0,
+        busy=False,
+        idle_since=None,
+        started=NOW - booted_for,
+        state=NODE_BOOTING,
+    )
+    return NodeState(**{**base, **kw})
+
+
+def test_a_node_without_heartbeat_past_the_boot_deadline_is_terminated_with_decrement():
+    params = PolicyParams(boot_deadline=600)
+    g = group(desired=2, in_service=2)
+    s = stream(min_nodes=2)
+    d, _ = one([s], [booting("young", 599), booting("old", 601)], [g], params=params)
+    assert d.failed == ("old",) and "old" in d.terminate and "young" not in d.terminate
+    # the rest of the decision saw one node fewer: it asks for the replacement at once
+    assert (d.previous, d.desired, d.action) == (2, 2, "scale-out")
+    assert d.reason.startswith("failed boot: old sent no heartbeat within boot_deadline 600s")
+
+
+def test_a_pending_instance_is_not_a_failed_boot_and_failures_are_remembered():
+    params = PolicyParams(boot_deadline=600)
+    g = group(desired=1, pending=1)
+    d, memory = one(
+        [stream(min_nodes=1)], [booting("p", 900, in_service=False)], [g], params=params
+    )
+    assert d.failed == () and memory.failed == {}
+    g = group(desired=1, in_service=1)
+    d, memory = one([stream(min_nodes=1)], [booting("i", 900)], [g], params=params)
+    assert memory.failed == {"default": [NOW]}
+
+
+def test_at_the_groups_min_a_failed_boot_is_replaced_without_decrement():
+    params = PolicyParams(boot_deadline=600)
+    g = group(min=1, desired=1, in_service=1)
+    d, _ = one([], [booting("stuck", 700)], [g], params=params)
+    assert d.replace == ("stuck",) and d.terminate == () and d.desired == 1
