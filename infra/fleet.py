@@ -128,6 +128,9 @@ class NodeGroup(Construct):
             security_group=network.security_group,
             associate_public_ip_address=True,
             require_imdsv2=True,
+            # A bootstrap that gives up shuts the node down: it must go, not sit stopped
+            # with its volume billed until Auto Scaling notices.
+            instance_initiated_shutdown_behavior=ec2.InstanceInitiatedShutdownBehavior.TERMINATE,
             user_data=ec2.UserData.custom(self.user_data_script),
             block_devices=[
                 ec2.BlockDevice(

@@ -284,6 +284,8 @@ def test_launch_templates_require_imdsv2_and_encrypt_the_disk(synth):
     for lt in resources(template, "AWS::EC2::LaunchTemplate").values():
         data = lt["Properties"]["LaunchTemplateData"]
         assert data["MetadataOptions"]["HttpTokens"] == "required"
+        # a failed bootstrap's shutdown terminates the node (not a stopped, billed volume)
+        assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
         assert data["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
         assert data["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is True
 
