@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from impetus.core.exceptions import CollectorBusy, ImpetusError
-from lambdas.api import models
+from lambdas.api import fields
 from lambdas.api.exceptions import HttpError, MethodNotAllowed, NotFound, error_body, from_impetus
 
 
@@ -53,7 +53,7 @@ def validation_error(exc: RequestValidationError) -> Response:
         detail = (bad.get("ctx") or {}).get("error")
         message = f"request body is not JSON: {detail}" if detail else "request body is not JSON"
         return error_response(HTTPStatus.BAD_REQUEST, "invalid_json", message)
-    if kinds == {models.TOO_LARGE}:
+    if kinds == {fields.TOO_LARGE}:
         return error_response(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", describe(errors)
         )

@@ -1,137 +1,41 @@
 """Request bodies (validated, strict, unknown fields refused) and documented responses.
 
-Size limits raise ``payload_too_large`` errors, which the app answers with 413; every
-other validation error is a 400.
+The field types and their checks (sizes, numbers, codec strings) are in
+:mod:`lambdas.api.fields`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from impetus.core.codec import RAW_MARK, digest
+from impetus.core.codec import digest
 from impetus.core.jobs import new_job_id
 from lambdas.api.config import (
     CLOUDPICKLE_PATTERN,
-    DIGEST_PATTERN,
-    JOB_ID_PATTERN,
     MAX_ACK_IDS,
     MAX_DELAY_SECONDS,
     MAX_JOBS_PER_BATCH,
-    MAX_JSON_DEPTH,
     MAX_NAME_CHARS,
-    MAX_NUMBER_DIGITS,
-    MAX_NUMBER_MAGNITUDE,
-    MAX_PAYLOAD_BYTES,
     MAX_PRIORITY,
-    MAX_PROPERTIES_BYTES,
     MAX_REF_CHARS,
     MAX_UPLOADS_PER_REQUEST,
-    MIN_NUMBER_MAGNITUDE,
     PYTHON_PATTERN,
-    STAGE_PATTERN,
-    STREAM_ID_PATTERN,
 )
-
-TOO_LARGE = "payload_too_large"
+from lambdas.api.fields import (
+    CodecString,
+    Digest,
+    JobId,
+    Properties,
+    Stage,
+    StoreValue,
+    StreamId,
+)
 
 # impetus.storage.joblist.LIST_STATUSES (a Literal spells the values; a test checks they agree)
 ListStatus = Literal["waiting", "delayed", "running", "ready", "error", "acked"]
-
-
-def json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-
-
-def json_depth(value: Any) -> int:
-    """Nesting depth of containers (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-        else:
-            deepest = max(deepest, depth)
-            continue
-        deepest = max(deepest, depth + 1)
-    return deepest
-
-
-def _fits_dynamodb(number: int | float) -> bool:
-    if isinstance(number, bool) or number == 0:
-        return True
-    if isinstance(number, int):
-        # boto3 refuses any int it would have to round, trailing zeros included.
-        return len(str(abs(number))) <= MAX_NUMBER_DIGITS
-    return MIN_NUMBER_MAGNITUDE <= abs(number) <= MAX_NUMBER_MAGNITUDE
-
-
-def _numbers(value: Any) -> Iterator[int | float]:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, (int, float)):
-            yield item
-
-
-def _dynamodb_numbers(value: Any) -> Any:
-    if not all(_fits_dynamodb(n) for n in _numbers(value)):
-        raise PydanticCustomError(
-            "number_range", "numbers must have at most 38 digits and |x| in [1e-130, 9.99e125]"
-        )
-    return value
-
-
-def _limited_json(max_bytes: int, what: str):
-    def check(value: Any) -> Any:
-        if json_depth(value) > MAX_JSON_DEPTH:
-            raise PydanticCustomError(
-                "json_too_deep", f"{what} nests deeper than {MAX_JSON_DEPTH} levels"
-            )
-        if json_size(value) > max_bytes:
-            raise PydanticCustomError(TOO_LARGE, f"{what} exceeds {max_bytes} bytes as JSON")
-        return value
-
-    return AfterValidator(check)
-
-
-def _codec_string(value: str) -> str:
-    if len(value) > MAX_PAYLOAD_BYTES:
-        raise PydanticCustomError(
-            TOO_LARGE,
-            f"payload exceeds {MAX_PAYLOAD_BYTES} bytes: send it through S3 "
-            "(POST /streams/{id}/payloads, then transport 's3')",
-        )
-    try:  # impetus.core.codec.encode_bytes: base64, marked when uncompressed
-        base64.b64decode(value.removeprefix(RAW_MARK), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise PydanticCustomError("codec_string", "not a base64 codec string") from exc
-    return value
-
-
-StreamId = Annotated[str, Field(pattern=STREAM_ID_PATTERN, min_length=1, max_length=100)]
-JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, min_length=1, max_length=200)]
-Stage = Annotated[str, Field(pattern=STAGE_PATTERN, min_length=1, max_length=100)]
-Digest = Annotated[str, Field(pattern=DIGEST_PATTERN)]
-CodecString = Annotated[str, Field(min_length=1), AfterValidator(_codec_string)]
-Properties = Annotated[
-    dict[str, Any],
-    _limited_json(MAX_PROPERTIES_BYTES, "properties"),
-    AfterValidator(_dynamodb_numbers),
-]
-StoreValue = Annotated[Any, _limited_json(MAX_PAYLOAD_BYTES, "value")]
 
 
 class Strict(BaseModel):
