@@ -46,9 +46,11 @@ workers for *every* stream it serves, so streams share nodes. Then:
    ``in_service * r + sum(r - r_k for the older booting nodes) >= W``. They never held a
    job. (A node kept this way serves the next batch; cancelling it as soon as the need
    formula dips, while the backlog still outlasts its boot, only moved the wait.)
-4. *Scale in* only nodes idle for at least ``max(boot_seconds, idle_floor)`` (60 s),
-   fresh heartbeat, not protected, and only after ``scale_in_ticks`` (3) consecutive
-   ticks agree that the group has a surplus; the longest-idle nodes are asked to drain.
+4. *Scale in* only nodes idle for at least ``idle_floor`` (default half the group's
+   ``boot_seconds``: about what a replacement takes to arrive) that have run for their
+   billing minimum (EC2: 60 s), with a fresh heartbeat, not protected, and only after
+   ``scale_in_ticks`` (3) consecutive ticks agree that the group has a surplus; the
+   longest-idle nodes are asked to drain (:func:`may_leave`).
 5. ``desired`` is always clamped to the group's ``[min, max]`` (AWS refuses values
    outside; moto does not), and scale-in never goes below ``min``.
 
@@ -74,7 +76,15 @@ from impetus.scaler.model import (
     StreamState,
 )
 
-IDLE_FLOOR = 60.0
+# None: a node may leave once idle for IDLE_BOOT_FRACTION of its group's boot estimate (about
+# what a replacement would take to arrive); a number overrides it (IMPETUS_DFS_IDLE_SECONDS).
+# Half a boot, not a whole one: the simulator bills less on every trace at the same p95
+# (docs/autoscaling.md, "The idle rule").
+IDLE_FLOOR: float | None = None
+IDLE_BOOT_FRACTION = 0.5
+# EC2 bills per second after a 60-second minimum
+# (https://aws.amazon.com/ec2/pricing/on-demand/): a node that ran less is billed 60 s.
+MIN_BILLED = 60.0
 SCALE_IN_TICKS = 3
 STALE_HEARTBEAT = 60.0  # a node silent this long is not trusted to be idle
 # An in-service instance without a first heartbeat this long after DFS first saw it did
@@ -87,7 +97,8 @@ FAILURE_WINDOW = 3600.0  # failed boots are counted over this window (the alarm'
 
 @dataclass(frozen=True)
 class PolicyParams:
-    idle_floor: float = IDLE_FLOOR  # seconds; a node must be idle max(boot, this)
+    idle_floor: float | None = IDLE_FLOOR  # seconds idle before a node may leave (None: boot/2)
+    min_billed: float = MIN_BILLED  # ... and it has run at least its billing minimum
     scale_in_ticks: int = SCALE_IN_TICKS  # consecutive ticks that must agree on a scale-in
     stale_heartbeat: float = STALE_HEARTBEAT
     cancel_booting: bool = True  # terminate surplus nodes still booting at once
@@ -136,7 +147,30 @@ def _clamp(value: int, group: GroupState) -> int:
 
 
 def idle_threshold(group: GroupState, params: PolicyParams) -> float:
-    return max(group.boot_seconds, params.idle_floor)
+    """Seconds a node must have been idle to leave (see :func:`may_leave`)."""
+    if params.idle_floor is not None:
+        return params.idle_floor
+    return IDLE_BOOT_FRACTION * group.boot_seconds
+
+
+def may_leave(node: NodeState, group: GroupState, now: float, params: PolicyParams) -> bool:
+    """The idle rule, on cost grounds: idle for the threshold and its billing minimum paid.
+
+    EC2 bills per second after a 60-second minimum. A node stopped before it has run 60 s
+    is billed 60 s anyway, so it leaves no earlier. An idle node costs its idle seconds;
+    stopping it and launching a replacement when work returns costs the replacement's
+    boot (billed, doing nothing). Keeping a node idle for about a boot time before
+    stopping it never pays more than about twice what knowing the future would (the
+    rent-or-buy argument); the default is half a boot (:data:`IDLE_BOOT_FRACTION`)."""
+    at = leave_at(node, group, params)
+    return at is not None and now >= at
+
+
+def leave_at(node: NodeState, group: GroupState, params: PolicyParams) -> float | None:
+    """When an idle node may leave (None: it is busy)."""
+    if node.idle_since is None:
+        return None
+    return max(node.idle_since + idle_threshold(group, params), node.started + params.min_billed)
 
 
 def scale_in_candidates(
@@ -144,15 +178,13 @@ def scale_in_candidates(
 ) -> list[NodeState]:
     """Nodes that may be drained: running, fresh, unprotected, idle long enough;
     longest idle first."""
-    threshold = idle_threshold(group, params)
     fit = [
         n
         for n in nodes
         if n.state == NODE_RUNNING
         and not n.busy
         and not n.protected
-        and n.idle_since is not None
-        and now - n.idle_since >= threshold
+        and may_leave(n, group, now, params)
         and now - n.heartbeat <= params.stale_heartbeat
     ]
     return sorted(fit, key=lambda n: (n.idle_since, n.id))
@@ -264,7 +296,8 @@ def decide_group(
             return replace(
                 base,
                 reason=f"need {needed} < {staying} staying for {memory.agree[key]} ticks, "
-                f"but no node idle >= {idle_threshold(group, params):g}s",
+                f"but no node idle >= {idle_threshold(group, params):g}s "
+                f"and up >= {params.min_billed:g}s",
             )
         memory.agree[key] = 0
         victims = tuple(n.id for n in candidates[:allowed])

@@ -153,17 +153,46 @@ def test_a_tick_with_work_resets_the_scale_in_agreement():
     assert not d.drain
 
 
-def test_scale_in_only_nodes_idle_for_max_of_boot_time_and_60_seconds():
+def test_scale_in_only_nodes_idle_for_half_their_boot_time_by_default():
     params = PolicyParams(scale_in_ticks=1)
     g = group(desired=1, in_service=1, boot_seconds=90)
-    d, _ = one([], [idle_node("i-1", idle_for=80)], [g], params=params)
-    assert not d.drain  # idle 80 s < boot 90 s
-    d, _ = one([], [idle_node("i-1", idle_for=95)], [g], params=params)
+    d, _ = one([], [idle_node("i-1", idle_for=40)], [g], params=params)
+    assert not d.drain  # idle 40 s < half of boot 90 s
+    d, _ = one([], [idle_node("i-1", idle_for=45)], [g], params=params)
     assert d.drain == ("i-1",)
-    d, _ = one(
-        [], [idle_node("i-1", idle_for=50)], [group(desired=1, boot_seconds=10)], params=params
-    )
-    assert not d.drain  # the 60 s floor
+    assert "idle >= 45s" in one([], [idle_node("i-1", 44)], [g], params=params)[0].reason
+
+
+def test_an_idle_floor_overrides_the_boot_estimate():
+    params = PolicyParams(scale_in_ticks=1, idle_floor=10)
+    g = group(desired=1, in_service=1, boot_seconds=90)
+    assert not one([], [idle_node("i-1", idle_for=9)], [g], params=params)[0].drain
+    assert one([], [idle_node("i-1", idle_for=10)], [g], params=params)[0].drain == ("i-1",)
+
+
+def test_a_node_leaves_only_once_its_60_second_billing_minimum_is_paid():
+    params = PolicyParams(scale_in_ticks=1, idle_floor=5)
+    g = group(desired=1, in_service=1, boot_seconds=10)
+    young = idle_node("i-1", idle_for=30, started=NOW - 59)  # idle, but up only 59 s
+    d, _ = one([], [young], [g], params=params)
+    assert not d.drain and "up >= 60s" in d.reason
+    d, _ = one([], [replace(young, started=NOW - 60)], [g], params=params)
+    assert d.drain == ("i-1",)
+    # with no billing minimum (the local stack) the idle floor alone decides
+    d, _ = one([], [young], [g], params=PolicyParams(scale_in_ticks=1, idle_floor=5, min_billed=0))
+    assert d.drain == ("i-1",)
+
+
+def test_the_idle_rule_still_waits_for_k_ticks_and_never_takes_a_busy_node():
+    params = PolicyParams(idle_floor=0, min_billed=0)  # the loosest rule: 3 ticks still
+    g = group(desired=2, in_service=2)
+    nodes = [idle_node("i-1", 0), idle_node("i-2", 0, busy=True, idle_since=None)]
+    memory = None
+    for tick in range(2):
+        d, memory = one([], nodes, [g], memory=memory, params=params, now=NOW + tick)
+        assert not d.drain, tick
+    d, _ = one([], nodes, [g], memory=memory, params=params, now=NOW + 2)
+    assert d.drain == ("i-1",)  # the idle one only; the busy one keeps its job
 
 
 def test_busy_or_protected_nodes_are_never_drained():
