@@ -20,7 +20,7 @@ from pathlib import Path
 from impetus.scaler.policy import PolicyParams
 from impetus.scaler.sim import policies as simpolicies
 from impetus.scaler.sim import traces
-from impetus.scaler.sim.fleet import Fleet
+from impetus.scaler.sim.fleet import Event, Failures, Fleet
 
 REVERSAL_WINDOW = 300.0
 TAIL = 1200.0  # seconds simulated after the last job started
@@ -38,8 +38,16 @@ class Result:
     reversals: int
     bursts: int
     interrupted: int
-    unfinished: int
+    unfinished: int  # jobs lost: not done when the run ended
     series: tuple[tuple[float, int, int, int], ...]
+    length: float = 0.0  # the trace's seconds of arrivals
+    events: tuple[Event, ...] = ()  # failures (Spot notices, failed boots)
+    failures: Failures = Failures()
+    seed: int = 7
+
+    @property
+    def reversals_per_burst(self) -> float:
+        return self.reversals / max(1, self.bursts)
 
     def row(self) -> dict[str, object]:
         return {
@@ -79,9 +87,17 @@ def run(
     seed: int = 7,
     target_latency: float = simpolicies.TARGET_LATENCY,
     make=None,
+    failures: Failures | None = None,
 ) -> Result:
     """``make(fleet)``: a policy not in simpolicies (impetus.scaler.sim.bound's)."""
-    fleet = Fleet(trace, seed=seed, target_latency=target_latency)
+    failures = failures or Failures()
+    fleet = Fleet(
+        trace,
+        seed=seed,
+        target_latency=target_latency,
+        failures=failures,
+        autoreplace=policy_name in simpolicies.IN_AUTO_SCALING_GROUP,
+    )
     policy = make(fleet) if make else simpolicies.make(policy_name, fleet, params)
     end = trace.length + TAIL
     while fleet.t <= end:
@@ -105,6 +121,10 @@ def run(
         interrupted=fleet.interrupted(),
         unfinished=sum(1 for j in fleet.jobs if j.done is None or j.done > fleet.t),
         series=tuple(fleet.series),
+        length=trace.length,
+        events=tuple(fleet.events),
+        failures=failures,
+        seed=seed,
     )
 
 
