@@ -14,7 +14,7 @@ stops: nodes still up are billed until then (a policy slow to scale in pays for 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from impetus.scaler.policy import PolicyParams
@@ -42,7 +42,7 @@ class Result:
     series: tuple[tuple[float, int, int, int], ...]
     length: float = 0.0  # the trace's seconds of arrivals
     events: tuple[Event, ...] = ()  # failures (Spot notices, failed boots)
-    failures: Failures = Failures()
+    failures: Failures = field(default_factory=Failures)
     seed: int = 7
 
     @property
