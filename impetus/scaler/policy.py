@@ -8,9 +8,11 @@ job duration ``d`` (EWMA, seconds), ``mpps`` worker slots per node and a
 ``target_latency`` ``T`` needs
 
     slots = R + min(B, ceil(B * d / T))          # keep the running, start the backlog within T
-    reach = in_service * mpps * boot / d         # due jobs the nodes in service start
-          + sum(mpps * min(boot, a_k) / d)       #   and those booting for a_k seconds (they
-                                                 #   arrive a_k before a node launched now)
+    reach = share * (                            # of the due jobs the nodes in service
+          in_service * mpps * boot / d           #   start before a new node boots, and
+          + sum(mpps * min(boot, a_k) / d))      #   those booting for a_k seconds, half
+                                                 #   (share 0.5) are left for the backlog:
+                                                 #   the rest serve jobs arriving meanwhile
     late  = B - reach                            # ... before a new node could have booted
     slots = min(slots, (in_service + pending) * mpps + min(late, ceil(late * d / T)))
     slots = min(slots, max(1, ceil(rate * d)))   # when the stream has a fleet-wide `rate`
@@ -82,6 +84,11 @@ from impetus.scaler.model import (
 # (docs/autoscaling.md, "The idle rule").
 IDLE_FLOOR: float | None = None
 IDLE_BOOT_FRACTION = 0.5
+# The nodes in service also start the jobs that arrive while a new node would boot: only
+# this share of what they could start in a boot counts toward the backlog (the rest is
+# left for arrivals). 1 assumed no arrivals and kept one node on a steady stream that
+# needed two (docs/autoscaling.md, "Tuning").
+REACH_SHARE = 0.5
 # EC2 bills per second after a 60-second minimum
 # (https://aws.amazon.com/ec2/pricing/on-demand/): a node that ran less is billed 60 s.
 MIN_BILLED = 60.0
@@ -103,14 +110,19 @@ class PolicyParams:
     stale_heartbeat: float = STALE_HEARTBEAT
     cancel_booting: bool = True  # terminate surplus nodes still booting at once
     boot_deadline: float = BOOT_DEADLINE  # seconds to a first heartbeat, else a failed boot
+    reach_share: float = REACH_SHARE  # share of the in-service reach left for the backlog
 
 
 def stream_need(
-    stream: StreamState, group: GroupState | None = None, booting_for: tuple[float, ...] = ()
+    stream: StreamState,
+    group: GroupState | None = None,
+    booting_for: tuple[float, ...] = (),
+    reach_share: float = REACH_SHARE,
 ) -> StreamNeed:
     """Nodes one stream needs, with the arithmetic as its reason. ``booting_for``: how
     long each node still booting has been booting (it starts work that much before a
-    node launched now would)."""
+    node launched now would); ``reach_share``: the share of that reach that counts
+    toward the backlog (the rest serves jobs that arrive meanwhile)."""
     b, r = max(0, stream.backlog), max(0, stream.running)
     d = max(stream.job_seconds, 1e-3)
     mpps = max(1, stream.mpps)
@@ -120,6 +132,7 @@ def stream_need(
         # Jobs the nodes in service start before a new node could boot need no new node.
         reach = group.in_service * mpps * group.boot_seconds / d
         reach += sum(mpps * min(group.boot_seconds, max(0.0, a)) / d for a in booting_for)
+        reach *= reach_share
         late = max(0, b - math.floor(reach))
         have = (group.in_service + group.pending) * mpps
         cap = have + min(late, math.ceil(late * d / stream.target_latency))
@@ -228,7 +241,7 @@ def decide_group(
     """One group's decision; updates ``memory`` (agree counter, drains in flight)."""
     key = group.node_class
     booting_for = tuple(now - n.started for n in nodes if n.state == NODE_BOOTING)
-    needs = tuple(stream_need(s, group, booting_for) for s in streams)
+    needs = tuple(stream_need(s, group, booting_for, params.reach_share) for s in streams)
     needed = max((n.nodes for n in needs), default=0)
     target = _clamp(needed, group)
     present = {n.id for n in nodes}

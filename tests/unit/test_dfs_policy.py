@@ -68,16 +68,29 @@ def test_pending_nodes_are_counted_so_repeated_ticks_do_not_launch_twice():
 
 
 def test_no_new_nodes_for_backlog_the_nodes_in_service_reach_before_a_boot():
-    # 4 nodes x 4 slots run 2 s jobs: in a 60 s boot they start 480 jobs; 400 due need none.
-    s = stream(backlog=400, running=16, job_seconds=2.0, mpps=4)
+    # 4 nodes x 4 slots run 2 s jobs: in a 60 s boot they start 480 jobs, half of them
+    # (reach_share 0.5) for the backlog: 200 due need no new node.
+    s = stream(backlog=200, running=16, job_seconds=2.0, mpps=4)
     d, _ = one([s], groups=[group(desired=4, in_service=4)])
     assert d.desired == 4 and "beyond the reach" in d.needs[0].reason
 
 
+def test_only_a_share_of_the_reach_counts_the_rest_serves_arrivals():
+    # 400 due: beyond half the reach (240) by 160 jobs, so new nodes; with the whole
+    # reach counted (share 1, no arrivals assumed) none.
+    s = stream(backlog=400, running=16, job_seconds=2.0, mpps=4)
+    g = group(desired=4, in_service=4)
+    d, _ = one([s], groups=[g])
+    assert d.action == "scale-out" and d.desired > 4
+    d, _ = one([s], groups=[g], params=PolicyParams(reach_share=1.0))
+    assert d.desired == 4 and d.action == "hold"
+
+
 def test_nodes_booting_for_a_while_count_toward_the_reach():
-    # 400 due 2 s jobs, nothing in service, 5 nodes launched 40 s ago: they start work
-    # 40 s before a node launched now could, 5 x 4 slots x 40 s / 2 s = 400 jobs: enough.
-    s = stream(backlog=400, job_seconds=2.0, mpps=4)
+    # 200 due 2 s jobs, nothing in service, 5 nodes launched 40 s ago: they start work
+    # 40 s before a node launched now could, 5 x 4 slots x 40 s / 2 s = 400 jobs, half
+    # of them for the backlog: enough, though a 5 s target alone would ask for 20 nodes.
+    s = stream(backlog=200, job_seconds=2.0, mpps=4, target_latency=5.0)
     g = group(desired=5, pending=5)
     booting = [
         NodeState(f"i-{i}", "default", 0.0, False, None, NOW - 40, state=NODE_BOOTING)
