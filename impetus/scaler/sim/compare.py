@@ -101,7 +101,12 @@ def _versus_no_failures(summary: Summary, summaries: list[Summary]) -> str:
     slower = statistics.median(
         r.p95_wait - b.p95_wait for r, b in zip(summary.results, base.results, strict=True)
     )
-    return f"{extra:+.0f} node-s, {slower:+.1f} s"
+    notices = sum(e.kind == "spot-notice" for r in summary.results for e in r.events)
+    failed = sum(e.kind == "failed-boot" for r in summary.results for e in r.events)
+    return (
+        f"{extra:+.0f} node-s, {slower:+.1f} s p95; over the seeds "
+        f"{notices} Spot notice(s), {failed} failed boot(s)"
+    )
 
 
 def table(summaries: list[Summary]) -> str:
