@@ -24,6 +24,7 @@ from impetus.core.exceptions import ImpetusError
 from impetus.scaler.config import parse_node_groups
 from impetus.scaler.sim import policies as simpolicies
 from impetus.scaler.sim import simulate, traces
+from impetus.scaler.sim.fleet import Failures
 
 
 class DfsCliError(ImpetusError):
@@ -70,7 +71,29 @@ def register(subparsers: Any) -> None:
     watch.set_defaults(func=cmd_watch)
 
     sim = commands.add_parser("simulate", help="replay an arrival trace through the policies")
-    sim.add_argument("--trace", choices=traces.TRACES, default="bursty")
+    sim.add_argument(
+        "--trace",
+        action="append",
+        choices=(*traces.TRACES, "all"),
+        help="trace to replay (repeatable; 'all': every trace; default bursty)",
+    )
+    sim.add_argument(
+        "--seeds",
+        help="comma-separated fleet seeds (boot times, dispatch, failures), e.g. 7,8,9: "
+        "prints medians and the worst seed per trace and which targets impetus meets",
+    )
+    sim.add_argument(
+        "--spot-rate",
+        type=float,
+        default=0.0,
+        help="Spot interruption notices per node-hour, e.g. 0.05 (default 0)",
+    )
+    sim.add_argument(
+        "--failed-boots",
+        type=float,
+        default=0.0,
+        help="probability that a launch never boots, e.g. 0.02 (default 0)",
+    )
     sim.add_argument(
         "--policy",
         action="append",
@@ -116,30 +139,99 @@ def register(subparsers: Any) -> None:
     bnd.set_defaults(func=cmd_bound)
 
 
+def _trace_names(args: argparse.Namespace) -> list[str]:
+    names = args.trace or ["bursty"]
+    return list(traces.TRACES) if "all" in names else list(dict.fromkeys(names))
+
+
+def _seeds(raw: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(x) for x in raw.split(",") if x.strip())
+    except ValueError as exc:
+        raise DfsCliError(f"--seeds must be comma-separated integers, got {raw!r}") from exc
+    if not seeds:
+        raise DfsCliError("--seeds needs at least one seed")
+    return seeds
+
+
+def _failures(args: argparse.Namespace) -> Failures:
+    if args.spot_rate < 0 or not 0 <= args.failed_boots < 1:
+        raise DfsCliError("--spot-rate must be >= 0 and --failed-boots in [0, 1)")
+    return Failures(spot_rate=args.spot_rate, failed_boot=args.failed_boots)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
-    trace = traces.make(args.trace, seed=args.seed)
     if args.target_latency <= 0:
         raise DfsCliError("--target-latency must be > 0")
-    results = [
-        simulate.run(trace, name, target_latency=args.target_latency)
-        for name in (args.policy or simpolicies.POLICIES)
-    ]
-    if args.json:
-        print(json.dumps([{"trace": trace.name, **r.row()} for r in results], indent=2))
-    else:
-        print(
-            f"trace {trace.name}: {len(trace.jobs)} jobs over {trace.length / 60:.0f} min, "
-            f"{trace.bursts} burst(s)"
-        )
-        print(simulate.table(results))
-    if not args.no_plot:
-        try:
-            path = simulate.plot(results, args.plot or Path(f"impetus-dfs-{trace.name}.png"))
-        except ImportError as exc:
-            raise DfsCliError(f"the plot needs matplotlib ({exc}); or pass --no-plot") from exc
-        if not args.json:
-            print(f"plot: {path}")
+    failures = _failures(args)
+    if args.seeds is not None:
+        return _simulate_seeds(args, _seeds(args.seeds), failures)
+    for name in _trace_names(args):
+        trace = traces.make(name, seed=args.seed)
+        results = [
+            simulate.run(trace, p, target_latency=args.target_latency, failures=failures)
+            for p in (args.policy or simpolicies.POLICIES)
+        ]
+        if args.json:
+            print(json.dumps([{"trace": trace.name, **r.row()} for r in results], indent=2))
+        else:
+            print(
+                f"trace {trace.name}: {len(trace.jobs)} jobs over {trace.length / 60:.0f} min, "
+                f"{trace.bursts} burst(s), {failures.label()}"
+            )
+            print(simulate.table(results))
+        _plot(args, results, Path(f"impetus-dfs-{trace.name}.png"))
     return 0
+
+
+def _simulate_seeds(args: argparse.Namespace, seeds: tuple[int, ...], failures: Failures) -> int:
+    from impetus.scaler.sim import compare
+
+    settings = (Failures(), failures) if failures else (Failures(),)
+    summaries = compare.run(
+        _trace_names(args),
+        args.policy or compare.COMPARED,
+        seeds,
+        settings,
+        args.target_latency,
+        args.seed,
+    )
+    if args.json:
+        rows = [
+            {
+                "trace": s.trace,
+                "failures": s.failures.label(),
+                "policy": s.policy,
+                **{m: [f(r) for r in s.results] for m, f in compare.METRICS.items()},
+                "seeds": list(seeds),
+            }
+            for s in summaries
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"fleet seeds {', '.join(map(str, seeds))}; each cell: median (worst @seed)")
+        print(compare.table(summaries))
+        for line in compare.targets(summaries):
+            print(line)
+    for name in _trace_names(args):  # the first seed, under the failures asked for
+        shown = [s.results[0] for s in summaries if s.trace == name and s.failures == failures]
+        _plot(args, shown, Path(f"impetus-dfs-{name}.png"))
+    return 0
+
+
+def _plot(args: argparse.Namespace, results: list, default: Path) -> None:
+    if args.no_plot or not results:
+        return
+    several = len(_trace_names(args)) > 1
+    path = args.plot or default
+    if several and args.plot:  # one PNG per trace: the trace's name goes in
+        path = args.plot.with_name(f"{args.plot.stem}-{results[0].trace}{args.plot.suffix}")
+    try:
+        path = simulate.plot(results, path)
+    except ImportError as exc:
+        raise DfsCliError(f"the plot needs matplotlib ({exc}); or pass --no-plot") from exc
+    if not args.json:
+        print(f"plot: {path}")
 
 
 def cmd_bound(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ ENV_ENDPOINT = "AWS_ENDPOINT_URL"
 ENV_BOOT_SECONDS = "IMPETUS_BOOT_SECONDS"
 ENV_DFS_IDLE_SECONDS = "IMPETUS_DFS_IDLE_SECONDS"
 ENV_DFS_SCALE_IN_TICKS = "IMPETUS_DFS_SCALE_IN_TICKS"
+ENV_DFS_MIN_BILLED = "IMPETUS_DFS_MIN_BILLED_SECONDS"
 ENV_DFS_BOOT_DEADLINE = "IMPETUS_DFS_BOOT_DEADLINE"
 ENV_DFS_STREAM_METRICS = "IMPETUS_DFS_STREAM_METRICS"
 ENV_INSTANCE_ID = "IMPETUS_INSTANCE_ID"
@@ -71,8 +72,12 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
         "from empty to non-empty (unset: no nudge)."
     ),
     ENV_DFS_IDLE_SECONDS: (
-        "DFS: floor of the idle time before a node may be scaled in (default 60; the "
-        "local stack shortens it)."
+        "DFS: seconds a node must be idle before it may be scaled in (default: half of "
+        "IMPETUS_BOOT_SECONDS; the local stack shortens it)."
+    ),
+    ENV_DFS_MIN_BILLED: (
+        "DFS: seconds a node must have run before it may be scaled in: EC2's billing "
+        "minimum (default 60; the local stack, which bills nothing, sets 0)."
     ),
     ENV_DFS_SCALE_IN_TICKS: "DFS: consecutive ticks that must agree on a scale-in (default 3).",
     ENV_DFS_BOOT_DEADLINE: (

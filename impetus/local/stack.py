@@ -36,6 +36,7 @@ from typing import Any
 from impetus.core.config import (
     ENV_BOOT_SECONDS,
     ENV_DFS_IDLE_SECONDS,
+    ENV_DFS_MIN_BILLED,
     ENV_NODE_GROUPS,
     AwsSettings,
     impetus_home,
@@ -165,6 +166,7 @@ class LocalStack:
             ENV_NODE_GROUPS: json.dumps(self.node_groups),
             ENV_BOOT_SECONDS: f"{LOCAL_BOOT_SECONDS:g}",
             ENV_DFS_IDLE_SECONDS: f"{self.options.idle_seconds:g}",
+            ENV_DFS_MIN_BILLED: "0",  # nothing is billed locally
         }
 
     def _make_fleet(self, env: dict[str, str], logdir: Path) -> NodeFleet | FleetReconciler:

@@ -10,13 +10,20 @@ from impetus.core.config import (
     ENV_BOOT_SECONDS,
     ENV_DFS_BOOT_DEADLINE,
     ENV_DFS_IDLE_SECONDS,
+    ENV_DFS_MIN_BILLED,
     ENV_DFS_SCALE_IN_TICKS,
     ENV_DFS_STREAM_METRICS,
     ENV_NODE_GROUPS,
     AwsSettings,
 )
 from impetus.core.exceptions import ConfigError
-from impetus.scaler.policy import BOOT_DEADLINE, IDLE_FLOOR, SCALE_IN_TICKS, PolicyParams
+from impetus.scaler.policy import (
+    BOOT_DEADLINE,
+    IDLE_FLOOR,
+    MIN_BILLED,
+    SCALE_IN_TICKS,
+    PolicyParams,
+)
 
 DEFAULT_BOOT_SECONDS = 60.0
 NAMESPACE = "Impetus"  # CloudWatch metric namespace
@@ -33,6 +40,10 @@ def _number(name: str, default: float, minimum: float) -> float:
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
     return value
+
+
+def _optional_number(name: str, default: float | None, minimum: float) -> float | None:
+    return _number(name, default, minimum) if os.environ.get(name) else default
 
 
 def _flag(name: str) -> bool:
@@ -63,7 +74,8 @@ class DfsSettings:
     aws: AwsSettings = field(default_factory=AwsSettings)
     node_groups: dict[str, str] = field(default_factory=dict)  # node class -> ASG name
     boot_seconds: float = DEFAULT_BOOT_SECONDS
-    idle_floor: float = IDLE_FLOOR
+    idle_floor: float | None = IDLE_FLOOR  # None: half the boot estimate
+    min_billed: float = MIN_BILLED  # a node runs this long before it may leave
     scale_in_ticks: int = SCALE_IN_TICKS
     boot_deadline: float = BOOT_DEADLINE  # no first heartbeat by then: a failed boot
     stream_metrics: bool = False  # Backlog/Running per stream: a custom metric per stream
@@ -74,7 +86,8 @@ class DfsSettings:
             aws=AwsSettings.from_env(),
             node_groups=parse_node_groups(os.environ.get(ENV_NODE_GROUPS)),
             boot_seconds=_number(ENV_BOOT_SECONDS, DEFAULT_BOOT_SECONDS, 0),
-            idle_floor=_number(ENV_DFS_IDLE_SECONDS, IDLE_FLOOR, 0),
+            idle_floor=_optional_number(ENV_DFS_IDLE_SECONDS, IDLE_FLOOR, 0),
+            min_billed=_number(ENV_DFS_MIN_BILLED, MIN_BILLED, 0),
             scale_in_ticks=int(_number(ENV_DFS_SCALE_IN_TICKS, SCALE_IN_TICKS, 1)),
             boot_deadline=_number(ENV_DFS_BOOT_DEADLINE, BOOT_DEADLINE, 1),
             stream_metrics=_flag(ENV_DFS_STREAM_METRICS),
@@ -84,6 +97,7 @@ class DfsSettings:
     def params(self) -> PolicyParams:
         return PolicyParams(
             idle_floor=self.idle_floor,
+            min_billed=self.min_billed,
             scale_in_ticks=self.scale_in_ticks,
             boot_deadline=self.boot_deadline,
         )

@@ -8,9 +8,11 @@ job duration ``d`` (EWMA, seconds), ``mpps`` worker slots per node and a
 ``target_latency`` ``T`` needs
 
     slots = R + min(B, ceil(B * d / T))          # keep the running, start the backlog within T
-    reach = in_service * mpps * boot / d         # due jobs the nodes in service start
-          + sum(mpps * min(boot, a_k) / d)       #   and those booting for a_k seconds (they
-                                                 #   arrive a_k before a node launched now)
+    reach = share * (                            # of the due jobs the nodes in service
+          in_service * mpps * boot / d           #   start before a new node boots, and
+          + sum(mpps * min(boot, a_k) / d))      #   those booting for a_k seconds, half
+                                                 #   (share 0.5) are left for the backlog:
+                                                 #   the rest serve jobs arriving meanwhile
     late  = B - reach                            # ... before a new node could have booted
     slots = min(slots, (in_service + pending) * mpps + min(late, ceil(late * d / T)))
     slots = min(slots, max(1, ceil(rate * d)))   # when the stream has a fleet-wide `rate`
@@ -46,9 +48,11 @@ workers for *every* stream it serves, so streams share nodes. Then:
    ``in_service * r + sum(r - r_k for the older booting nodes) >= W``. They never held a
    job. (A node kept this way serves the next batch; cancelling it as soon as the need
    formula dips, while the backlog still outlasts its boot, only moved the wait.)
-4. *Scale in* only nodes idle for at least ``max(boot_seconds, idle_floor)`` (60 s),
-   fresh heartbeat, not protected, and only after ``scale_in_ticks`` (3) consecutive
-   ticks agree that the group has a surplus; the longest-idle nodes are asked to drain.
+4. *Scale in* only nodes idle for at least ``idle_floor`` (default half the group's
+   ``boot_seconds``: about what a replacement takes to arrive) that have run for their
+   billing minimum (EC2: 60 s), with a fresh heartbeat, not protected, and only after
+   ``scale_in_ticks`` (3) consecutive ticks agree that the group has a surplus; the
+   longest-idle nodes are asked to drain (:func:`may_leave`).
 5. ``desired`` is always clamped to the group's ``[min, max]`` (AWS refuses values
    outside; moto does not), and scale-in never goes below ``min``.
 
@@ -74,7 +78,20 @@ from impetus.scaler.model import (
     StreamState,
 )
 
-IDLE_FLOOR = 60.0
+# None: a node may leave once idle for IDLE_BOOT_FRACTION of its group's boot estimate (about
+# what a replacement would take to arrive); a number overrides it (IMPETUS_DFS_IDLE_SECONDS).
+# Half a boot, not a whole one: the simulator bills less on every trace at the same p95
+# (docs/autoscaling.md, "The idle rule").
+IDLE_FLOOR: float | None = None
+IDLE_BOOT_FRACTION = 0.5
+# The nodes in service also start the jobs that arrive while a new node would boot: only
+# this share of what they could start in a boot counts toward the backlog (the rest is
+# left for arrivals). 1 assumed no arrivals and kept one node on a steady stream that
+# needed two (docs/autoscaling.md, "Tuning").
+REACH_SHARE = 0.5
+# EC2 bills per second after a 60-second minimum
+# (https://aws.amazon.com/ec2/pricing/on-demand/): a node that ran less is billed 60 s.
+MIN_BILLED = 60.0
 SCALE_IN_TICKS = 3
 STALE_HEARTBEAT = 60.0  # a node silent this long is not trusted to be idle
 # An in-service instance without a first heartbeat this long after DFS first saw it did
@@ -87,19 +104,25 @@ FAILURE_WINDOW = 3600.0  # failed boots are counted over this window (the alarm'
 
 @dataclass(frozen=True)
 class PolicyParams:
-    idle_floor: float = IDLE_FLOOR  # seconds; a node must be idle max(boot, this)
+    idle_floor: float | None = IDLE_FLOOR  # seconds idle before a node may leave (None: boot/2)
+    min_billed: float = MIN_BILLED  # ... and it has run at least its billing minimum
     scale_in_ticks: int = SCALE_IN_TICKS  # consecutive ticks that must agree on a scale-in
     stale_heartbeat: float = STALE_HEARTBEAT
     cancel_booting: bool = True  # terminate surplus nodes still booting at once
     boot_deadline: float = BOOT_DEADLINE  # seconds to a first heartbeat, else a failed boot
+    reach_share: float = REACH_SHARE  # share of the in-service reach left for the backlog
 
 
 def stream_need(
-    stream: StreamState, group: GroupState | None = None, booting_for: tuple[float, ...] = ()
+    stream: StreamState,
+    group: GroupState | None = None,
+    booting_for: tuple[float, ...] = (),
+    reach_share: float = REACH_SHARE,
 ) -> StreamNeed:
     """Nodes one stream needs, with the arithmetic as its reason. ``booting_for``: how
     long each node still booting has been booting (it starts work that much before a
-    node launched now would)."""
+    node launched now would); ``reach_share``: the share of that reach that counts
+    toward the backlog (the rest serves jobs that arrive meanwhile)."""
     b, r = max(0, stream.backlog), max(0, stream.running)
     d = max(stream.job_seconds, 1e-3)
     mpps = max(1, stream.mpps)
@@ -109,6 +132,7 @@ def stream_need(
         # Jobs the nodes in service start before a new node could boot need no new node.
         reach = group.in_service * mpps * group.boot_seconds / d
         reach += sum(mpps * min(group.boot_seconds, max(0.0, a)) / d for a in booting_for)
+        reach *= reach_share
         late = max(0, b - math.floor(reach))
         have = (group.in_service + group.pending) * mpps
         cap = have + min(late, math.ceil(late * d / stream.target_latency))
@@ -136,7 +160,30 @@ def _clamp(value: int, group: GroupState) -> int:
 
 
 def idle_threshold(group: GroupState, params: PolicyParams) -> float:
-    return max(group.boot_seconds, params.idle_floor)
+    """Seconds a node must have been idle to leave (see :func:`may_leave`)."""
+    if params.idle_floor is not None:
+        return params.idle_floor
+    return IDLE_BOOT_FRACTION * group.boot_seconds
+
+
+def may_leave(node: NodeState, group: GroupState, now: float, params: PolicyParams) -> bool:
+    """The idle rule, on cost grounds: idle for the threshold and its billing minimum paid.
+
+    EC2 bills per second after a 60-second minimum. A node stopped before it has run 60 s
+    is billed 60 s anyway, so it leaves no earlier. An idle node costs its idle seconds;
+    stopping it and launching a replacement when work returns costs the replacement's
+    boot (billed, doing nothing). Keeping a node idle for about a boot time before
+    stopping it never pays more than about twice what knowing the future would (the
+    rent-or-buy argument); the default is half a boot (:data:`IDLE_BOOT_FRACTION`)."""
+    at = leave_at(node, group, params)
+    return at is not None and now >= at
+
+
+def leave_at(node: NodeState, group: GroupState, params: PolicyParams) -> float | None:
+    """When an idle node may leave (None: it is busy)."""
+    if node.idle_since is None:
+        return None
+    return max(node.idle_since + idle_threshold(group, params), node.started + params.min_billed)
 
 
 def scale_in_candidates(
@@ -144,15 +191,13 @@ def scale_in_candidates(
 ) -> list[NodeState]:
     """Nodes that may be drained: running, fresh, unprotected, idle long enough;
     longest idle first."""
-    threshold = idle_threshold(group, params)
     fit = [
         n
         for n in nodes
         if n.state == NODE_RUNNING
         and not n.busy
         and not n.protected
-        and n.idle_since is not None
-        and now - n.idle_since >= threshold
+        and may_leave(n, group, now, params)
         and now - n.heartbeat <= params.stale_heartbeat
     ]
     return sorted(fit, key=lambda n: (n.idle_since, n.id))
@@ -196,7 +241,7 @@ def decide_group(
     """One group's decision; updates ``memory`` (agree counter, drains in flight)."""
     key = group.node_class
     booting_for = tuple(now - n.started for n in nodes if n.state == NODE_BOOTING)
-    needs = tuple(stream_need(s, group, booting_for) for s in streams)
+    needs = tuple(stream_need(s, group, booting_for, params.reach_share) for s in streams)
     needed = max((n.nodes for n in needs), default=0)
     target = _clamp(needed, group)
     present = {n.id for n in nodes}
@@ -264,7 +309,8 @@ def decide_group(
             return replace(
                 base,
                 reason=f"need {needed} < {staying} staying for {memory.agree[key]} ticks, "
-                f"but no node idle >= {idle_threshold(group, params):g}s",
+                f"but no node idle >= {idle_threshold(group, params):g}s "
+                f"and up >= {params.min_billed:g}s",
             )
         memory.agree[key] = 0
         victims = tuple(n.id for n in candidates[:allowed])

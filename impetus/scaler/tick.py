@@ -16,7 +16,7 @@ from impetus.core import aws
 from impetus.scaler import actuate, audit, collect, expire, metrics
 from impetus.scaler.config import DfsSettings
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
-from impetus.scaler.policy import PolicyParams, decide, idle_threshold
+from impetus.scaler.policy import PolicyParams, decide, leave_at
 from impetus.storage.decisions import DecisionLog
 from impetus.storage.queue import Queue
 from impetus.storage.streams import may_hold_claims
@@ -94,7 +94,6 @@ def follow_up(
         staying = chosen.desired - sum(1 for n in mine if n.id in draining)
         if staying <= max(group.min, chosen.needed):
             continue  # no surplus: nothing to scale in
-        threshold = idle_threshold(group, params)
         for node in mine:
             if (
                 node.state == NODE_RUNNING
@@ -103,7 +102,7 @@ def follow_up(
                 and node.id not in draining
             ):
                 active = True  # an idle node to scale in: follow it, not the schedule
-                crossing = node.idle_since + threshold - now
+                crossing = leave_at(node, group, params) - now
                 if crossing > 0:
                     wait = min(wait, max(MIN_FOLLOW_UP, crossing))
     return wait if active else None

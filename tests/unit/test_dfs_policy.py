@@ -68,16 +68,29 @@ def test_pending_nodes_are_counted_so_repeated_ticks_do_not_launch_twice():
 
 
 def test_no_new_nodes_for_backlog_the_nodes_in_service_reach_before_a_boot():
-    # 4 nodes x 4 slots run 2 s jobs: in a 60 s boot they start 480 jobs; 400 due need none.
-    s = stream(backlog=400, running=16, job_seconds=2.0, mpps=4)
+    # 4 nodes x 4 slots run 2 s jobs: in a 60 s boot they start 480 jobs, half of them
+    # (reach_share 0.5) for the backlog: 200 due need no new node.
+    s = stream(backlog=200, running=16, job_seconds=2.0, mpps=4)
     d, _ = one([s], groups=[group(desired=4, in_service=4)])
     assert d.desired == 4 and "beyond the reach" in d.needs[0].reason
 
 
+def test_only_a_share_of_the_reach_counts_the_rest_serves_arrivals():
+    # 400 due: beyond half the reach (240) by 160 jobs, so new nodes; with the whole
+    # reach counted (share 1, no arrivals assumed) none.
+    s = stream(backlog=400, running=16, job_seconds=2.0, mpps=4)
+    g = group(desired=4, in_service=4)
+    d, _ = one([s], groups=[g])
+    assert d.action == "scale-out" and d.desired > 4
+    d, _ = one([s], groups=[g], params=PolicyParams(reach_share=1.0))
+    assert d.desired == 4 and d.action == "hold"
+
+
 def test_nodes_booting_for_a_while_count_toward_the_reach():
-    # 400 due 2 s jobs, nothing in service, 5 nodes launched 40 s ago: they start work
-    # 40 s before a node launched now could, 5 x 4 slots x 40 s / 2 s = 400 jobs: enough.
-    s = stream(backlog=400, job_seconds=2.0, mpps=4)
+    # 200 due 2 s jobs, nothing in service, 5 nodes launched 40 s ago: they start work
+    # 40 s before a node launched now could, 5 x 4 slots x 40 s / 2 s = 400 jobs, half
+    # of them for the backlog: enough, though a 5 s target alone would ask for 20 nodes.
+    s = stream(backlog=200, job_seconds=2.0, mpps=4, target_latency=5.0)
     g = group(desired=5, pending=5)
     booting = [
         NodeState(f"i-{i}", "default", 0.0, False, None, NOW - 40, state=NODE_BOOTING)
@@ -153,17 +166,46 @@ def test_a_tick_with_work_resets_the_scale_in_agreement():
     assert not d.drain
 
 
-def test_scale_in_only_nodes_idle_for_max_of_boot_time_and_60_seconds():
+def test_scale_in_only_nodes_idle_for_half_their_boot_time_by_default():
     params = PolicyParams(scale_in_ticks=1)
     g = group(desired=1, in_service=1, boot_seconds=90)
-    d, _ = one([], [idle_node("i-1", idle_for=80)], [g], params=params)
-    assert not d.drain  # idle 80 s < boot 90 s
-    d, _ = one([], [idle_node("i-1", idle_for=95)], [g], params=params)
+    d, _ = one([], [idle_node("i-1", idle_for=40)], [g], params=params)
+    assert not d.drain  # idle 40 s < half of boot 90 s
+    d, _ = one([], [idle_node("i-1", idle_for=45)], [g], params=params)
     assert d.drain == ("i-1",)
-    d, _ = one(
-        [], [idle_node("i-1", idle_for=50)], [group(desired=1, boot_seconds=10)], params=params
-    )
-    assert not d.drain  # the 60 s floor
+    assert "idle >= 45s" in one([], [idle_node("i-1", 44)], [g], params=params)[0].reason
+
+
+def test_an_idle_floor_overrides_the_boot_estimate():
+    params = PolicyParams(scale_in_ticks=1, idle_floor=10)
+    g = group(desired=1, in_service=1, boot_seconds=90)
+    assert not one([], [idle_node("i-1", idle_for=9)], [g], params=params)[0].drain
+    assert one([], [idle_node("i-1", idle_for=10)], [g], params=params)[0].drain == ("i-1",)
+
+
+def test_a_node_leaves_only_once_its_60_second_billing_minimum_is_paid():
+    params = PolicyParams(scale_in_ticks=1, idle_floor=5)
+    g = group(desired=1, in_service=1, boot_seconds=10)
+    young = idle_node("i-1", idle_for=30, started=NOW - 59)  # idle, but up only 59 s
+    d, _ = one([], [young], [g], params=params)
+    assert not d.drain and "up >= 60s" in d.reason
+    d, _ = one([], [replace(young, started=NOW - 60)], [g], params=params)
+    assert d.drain == ("i-1",)
+    # with no billing minimum (the local stack) the idle floor alone decides
+    d, _ = one([], [young], [g], params=PolicyParams(scale_in_ticks=1, idle_floor=5, min_billed=0))
+    assert d.drain == ("i-1",)
+
+
+def test_the_idle_rule_still_waits_for_k_ticks_and_never_takes_a_busy_node():
+    params = PolicyParams(idle_floor=0, min_billed=0)  # the loosest rule: 3 ticks still
+    g = group(desired=2, in_service=2)
+    nodes = [idle_node("i-1", 0), idle_node("i-2", 0, busy=True, idle_since=None)]
+    memory = None
+    for tick in range(2):
+        d, memory = one([], nodes, [g], memory=memory, params=params, now=NOW + tick)
+        assert not d.drain, tick
+    d, _ = one([], nodes, [g], memory=memory, params=params, now=NOW + 2)
+    assert d.drain == ("i-1",)  # the idle one only; the busy one keeps its job
 
 
 def test_busy_or_protected_nodes_are_never_drained():

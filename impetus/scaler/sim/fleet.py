@@ -5,6 +5,21 @@ One-second steps. Nodes boot for a random 45-75 s (billed from launch, per secon
 policies (impetus.scaler.sim.policies) act on the fleet only through ``launch``,
 ``drain`` and ``terminate``; a terminated node's running jobs go back to the head of
 the queue and count as interrupted.
+
+Failures (:class:`Failures`, off by default), drawn from their own random stream:
+
+- *Spot interruptions*: each node in service gets a notice at ``spot_rate`` per
+  node-hour; it stops taking work at once (the node agent's IMDS watcher drains it,
+  whatever the scaling policy) and is terminated two minutes later
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html);
+  a job still running then is interrupted and goes back to the queue. A fleet in an
+  Auto Scaling group (``autoreplace``: impetus, target tracking) gets a replacement
+  launched by the group, as Auto Scaling keeps its desired capacity; Dask's workers
+  are not replaced but by Dask's own target.
+- *Failed boots*: a launch fails with probability ``failed_boot``: the instance goes
+  InService at its boot time but its agent never works (no heartbeat); it is billed
+  until a policy terminates it (impetus: ``boot_deadline``; Auto Scaling's EC2 health
+  check passes, so nothing else replaces it).
 """
 
 from __future__ import annotations
@@ -17,6 +32,28 @@ from impetus.scaler.sim.traces import Trace
 
 MIN_BILLED = 60.0
 BOOT_RANGE = (45.0, 75.0)
+NOTICE_SECONDS = 120.0  # a Spot interruption notice comes two minutes ahead
+
+
+@dataclass(frozen=True)
+class Failures:
+    spot_rate: float = 0.0  # Spot interruption notices per node-hour in service
+    failed_boot: float = 0.0  # probability that a launch never boots
+
+    def __bool__(self) -> bool:
+        return self.spot_rate > 0 or self.failed_boot > 0
+
+    def label(self) -> str:
+        if not self:
+            return "no failures"
+        return f"Spot {self.spot_rate:.0%}/node-h, failed boots {self.failed_boot:.0%}"
+
+
+@dataclass
+class Event:
+    t: float
+    kind: str  # spot-notice | failed-boot
+    node: str
 
 
 @dataclass
@@ -38,6 +75,9 @@ class SimNode:
     state: str = "running"  # running | draining | drained
     idle_since: float | None = None
     jobs_done: int = 0
+    in_service_at: float = 0.0  # Auto Scaling's InService (a failed boot too, never ready)
+    failed: bool = False
+    notice_at: float | None = None  # Spot interruption notice
 
     def ready(self, t: float) -> bool:
         return self.terminated is None and t >= self.ready_at
@@ -76,9 +116,13 @@ class Fleet:
     completed_seconds: float = 0.0
     nudged: bool = False  # a job arrived at an empty queue during this step
     series: list[tuple[float, int, int, int]] = field(default_factory=list)
+    failures: Failures = field(default_factory=Failures)
+    autoreplace: bool = False  # an Auto Scaling group replaces Spot-interrupted instances
+    events: list[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.fail_rng = random.Random(f"failures-{self.seed}")  # boot draws stay the same
         self.jobs = [SimJob(a, s) for a, s in self.trace.jobs]
         self._next_arrival = 0
 
@@ -96,25 +140,34 @@ class Fleet:
         return sum(j.interrupted for j in self.jobs)
 
     # --- actions (what a policy may do) ----------------------------------------------------
-    def launch(self, count: int) -> None:
+    def in_service(self) -> list[SimNode]:
+        """Instances Auto Scaling counts InService (failed boots too)."""
+        return [n for n in self.alive() if self.t >= n.in_service_at]
+
+    def launch(self, count: int, by_policy: bool = True) -> None:
         count = min(count, self.max_nodes - len(self.alive()))
         for _ in range(max(0, count)):
             boot = self.rng.uniform(*BOOT_RANGE)
+            failed = self.fail_rng.random() < self.failures.failed_boot
             node = SimNode(
                 id=f"i-{len(self.nodes):05d}",
                 launched=self.t,
-                ready_at=self.t + boot,
+                ready_at=float("inf") if failed else self.t + boot,
                 slots=[None] * self.mpps,
                 idle_since=self.t + boot,
+                in_service_at=self.t + boot,
+                failed=failed,
             )
             self.nodes.append(node)
-        if count > 0:
+            if failed:
+                self.events.append(Event(self.t, "failed-boot", node.id))
+        if count > 0 and by_policy:
             self.actions.append(Action(self.t, "up", count))
 
     def drain(self, node: SimNode) -> None:
         node.state = "draining"
 
-    def terminate(self, nodes: list[SimNode]) -> None:
+    def terminate(self, nodes: list[SimNode], by_policy: bool = True) -> None:
         for node in nodes:
             for i, index in enumerate(node.slots):
                 if index is not None:  # the job dies with the node: back to the queue
@@ -124,13 +177,28 @@ class Fleet:
                     self.queue.appendleft(index)
                     node.slots[i] = None
             node.terminated = self.t
-        if nodes:
+        if nodes and by_policy:
             self.actions.append(Action(self.t, "down", len(nodes)))
+
+    def _interruptions(self) -> None:
+        """Spot notices drawn for nodes in service; noticed nodes leave 2 minutes later."""
+        per_second = self.failures.spot_rate / 3600.0
+        for node in self.alive():
+            if node.notice_at is None:
+                if per_second and node.ready(self.t) and self.fail_rng.random() < per_second:
+                    node.notice_at = self.t
+                    node.state = "draining" if node.busy else "drained"  # the agent drains
+                    self.events.append(Event(self.t, "spot-notice", node.id))
+            elif self.t >= node.notice_at + NOTICE_SECONDS:
+                self.terminate([node], by_policy=False)
+                if self.autoreplace:
+                    self.launch(1, by_policy=False)
 
     # --- the clock ------------------------------------------------------------------------------
     def step(self) -> None:
         """Advance to ``t``: finish jobs, admit arrivals, hand out work."""
         t = self.t
+        self._interruptions()
         for node in self.alive():
             for i, index in enumerate(node.slots):
                 if index is not None and self.jobs[index].done <= t:

@@ -36,6 +36,7 @@ from impetus.scaler.policy import PolicyParams, decide
 from impetus.scaler.sim.fleet import Fleet, SimNode
 
 POLICIES = ("impetus", "target-tracking", "dask-adaptive", "static")
+IN_AUTO_SCALING_GROUP = ("impetus", "target-tracking", "static")  # Dask's workers are not
 TARGET_LATENCY = properties.PROPERTIES["target_latency"].default
 
 
@@ -109,7 +110,11 @@ class Impetus:
         nodes = tuple(
             collect.node_state(
                 "default",
-                {"InstanceId": n.id, "ProtectedFromScaleIn": n.busy},  # held while busy
+                {
+                    "InstanceId": n.id,
+                    "ProtectedFromScaleIn": n.busy,  # held while busy
+                    "LifecycleState": "InService" if t >= n.in_service_at else "Pending",
+                },
                 self._item(n, t) if n.ready(t) else None,
                 self.memory,
                 t,
@@ -126,8 +131,8 @@ class Impetus:
             min=0,
             max=fleet.max_nodes,
             desired=len(alive),
-            in_service=len(fleet.ready_nodes()),
-            pending=len(alive) - len(fleet.ready_nodes()),
+            in_service=len(fleet.in_service()),
+            pending=len(alive) - len(fleet.in_service()),
             boot_seconds=fleet.boot_seconds,
         )
         return PolicyInput(now=t, streams=(stream,), nodes=nodes, groups=(group,))
@@ -135,7 +140,7 @@ class Impetus:
     @staticmethod
     def apply(fleet: Fleet, decision) -> None:
         by_id = {n.id: n for n in fleet.alive()}
-        fleet.terminate([by_id[i] for i in decision.terminate])
+        fleet.terminate([by_id[i] for i in decision.terminate + decision.replace])
         for node_id in decision.drain:
             fleet.drain(by_id[node_id])
         fleet.launch(decision.desired - len(fleet.alive()))
@@ -241,7 +246,7 @@ class Static:
             self.started = True
             fleet.launch(self.size)
             for node in fleet.alive():  # up before the trace starts
-                node.ready_at = node.idle_since = fleet.t
+                node.ready_at = node.idle_since = node.in_service_at = fleet.t
 
 
 def _true_mean(fleet: Fleet) -> float:
