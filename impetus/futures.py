@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import threading
 import time
 import weakref
@@ -142,8 +143,8 @@ class JobOptions:
         }
 
     def merged(self, **changes: Any) -> JobOptions:
-        values = {k: getattr(self, k) for k in ("retries", "time_limit", "priority", "delay")}
-        return JobOptions(**{**values, **{k: v for k, v in changes.items() if v is not None}})
+        """These options with ``changes`` (those given, not None) applied."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 class ExecutorOptions:

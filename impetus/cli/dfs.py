@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from impetus.core.config import (
     ENV_TABLE_PREFIX,
     ENV_TABLES,
     AwsSettings,
+    read_deployed_settings,
     read_local_settings,
 )
 from impetus.core.exceptions import ImpetusError
@@ -32,12 +34,21 @@ class DfsCliError(ImpetusError):
 
 
 def _target() -> tuple[AwsSettings, dict[str, str]]:
-    """Where to look: the environment when it names a deployment, else the local stack."""
+    """Where to look, in the client's order: the environment when it names a deployment,
+    else the deployment ``impetus config from-stack`` saved (its generated table and
+    group names), else the local stack."""
     names = (ENV_ENDPOINT, ENV_TABLE_PREFIX, ENV_TABLES, ENV_NODE_GROUPS)
-    configured = any(os.environ.get(v) for v in names)
-    local = {} if configured else read_local_settings()
-    if not local:
+    if any(os.environ.get(v) for v in names):
         return AwsSettings.from_env(), parse_node_groups(os.environ.get(ENV_NODE_GROUPS))
+    deployed = read_deployed_settings()
+    if deployed.get("tables"):
+        settings = AwsSettings.from_env()
+        region = deployed.get("region") or settings.region
+        settings = dataclasses.replace(settings, region=region, tables=deployed["tables"])
+        return settings, dict(deployed.get("node_groups") or {})
+    local = read_local_settings()
+    if not local:
+        return AwsSettings.from_env(), {}
     from impetus.local import credentials
 
     credentials.use_in_this_process(credentials.ADMIN)  # the local moto enforces IAM

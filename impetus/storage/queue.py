@@ -187,13 +187,6 @@ class Queue:
         """Finished, unacknowledged jobs of one stage (job dicts, results encoded)."""
         return self.jobs.collector.results(stream_id, stage, limit)
 
-    def results_and_started(
-        self, stream_id: str, stage: str, limit: int = 1000
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        """:meth:`results`, and the ids of the stage's jobs a node marked started that
-        have not ended yet (from the same reads)."""
-        return self.jobs.collector.results_and_started(stream_id, stage, limit)
-
     def results_page(
         self,
         stream_id: str,
@@ -201,8 +194,9 @@ class Queue:
         limit: int = 1000,
         accept: Callable[[dict[str, Any]], bool] | None = None,
     ) -> ResultsPage:
-        """:meth:`results_and_started` as a page whose jobs ``accept`` takes (the API's
-        size budget), and whether finished jobs were left out (see Collector.results_page)."""
+        """:meth:`results` as a page whose jobs ``accept`` takes (the API's size budget),
+        whether finished jobs were left out, and the ids of the stage's jobs a node marked
+        started that have not ended yet (see Collector.results_page)."""
         return self.jobs.collector.results_page(stream_id, stage, limit, accept)
 
     def ack(self, stream_id: str, job_ids: list[str]) -> int:

@@ -629,12 +629,12 @@ def test_a_fast_job_is_not_held_back_by_a_slow_one_claimed_with_it(queue, start_
     assert list(found) == ["job1"], found
     assert codec.loads(found["job1"]["result"]) == 42
     assert waited < 1.5, f"mul waited {waited:.2f} s for its claim"
-    started = wait_for(lambda: queue.results_and_started("hol", "stage1")[1], 3, "a start")
+    started = wait_for(lambda: queue.results_page("hol", "stage1").started, 3, "a start")
     assert started == ["job0"]  # the sleep runs; mul ended (not shown as started)
     assert len(claims_of(queue, "hol")) == 1  # still held for the sleep
     found = results_when(queue, "hol", 2, timeout=20)
     assert codec.loads(found["job0"]["result"]) == 6
-    assert queue.results_and_started("hol", "stage1")[1] == []
+    assert queue.results_page("hol", "stage1").started == []
 
     def settled():  # the agent sends its counts every 0.5 s
         counts = queue.get_stream("hol")["counts"]

@@ -135,15 +135,19 @@ def test_started_jobs_show_until_they_end(queue):
     queue.create_stream("s")
     enqueue(queue, "s", [spec("a"), spec("b"), spec("c"), spec("x", stage="other")])
     claim = queue.claim("s", "n1", 4, lease=30)
-    assert queue.results_and_started("s", "stage1") == ([], [])
+    page = queue.results_page("s", "stage1")
+    assert (page.jobs, page.started) == ([], [])
     queue.report(claim, {}, started=["a", "b", "x"])
-    found, started = queue.results_and_started("s", "stage1")
+    page = queue.results_page("s", "stage1")
+    found, started = page.jobs, page.started
     assert found == [] and sorted(started) == ["a", "b"]  # x is of another stage
     queue.report(claim, {"a": ok(1)}, started=["c"], reported=[])
-    found, started = queue.results_and_started("s", "stage1")
+    page = queue.results_page("s", "stage1")
+    found, started = page.jobs, page.started
     assert [j["id"] for j in found] == ["a"] and sorted(started) == ["b", "c"]
     queue.complete(claim, {"b": ok(2), "c": ok(3), "x": ok(0)}, reported=["a"])
-    found, started = queue.results_and_started("s", "stage1")
+    page = queue.results_page("s", "stage1")
+    found, started = page.jobs, page.started
     assert sorted(j["id"] for j in found) == ["a", "b", "c"] and started == []
 
 

@@ -50,15 +50,7 @@ class Collector:
 
     # --- collect ----------------------------------------------------------------------------
     def results(self, stream_id: str, stage: str, limit: int = 1000) -> list[dict[str, Any]]:
-        return self.results_and_started(stream_id, stage, limit)[0]
-
-    def results_and_started(
-        self, stream_id: str, stage: str, limit: int = 1000
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        """A stage's finished jobs (up to ``limit``), and the ids of its jobs that a node
-        has marked started and that have not ended, read from the same chunks."""
-        page = self.results_page(stream_id, stage, limit)
-        return page.jobs, page.started
+        return self.results_page(stream_id, stage, limit).jobs
 
     def results_page(
         self,
@@ -67,9 +59,10 @@ class Collector:
         limit: int = 1000,
         accept: Callable[[dict[str, Any]], bool] | None = None,
     ) -> ResultsPage:
-        """:meth:`results_and_started` as a page: up to ``limit`` finished jobs, each
-        offered to ``accept`` (the API's size budget) in queue order until it says no;
-        ``more`` when finished jobs were left out. Jobs are read in slices, so a page cut
+        """A stage's finished jobs as a page: up to ``limit``, each offered to ``accept``
+        (the API's size budget) in queue order until it says no; ``more`` when finished
+        jobs were left out; ``started``: the ids of its jobs that a node has marked started
+        and that have not ended, read from the same chunks. Jobs are read in slices, so a page cut
         short does not read the records, results and output of the jobs it leaves out."""
         keys.check(keys.STAGE, stage, "stage")
         page = ResultsPage()
