@@ -17,7 +17,7 @@ from impetus.core.config import (
     AwsSettings,
 )
 from impetus.core.exceptions import ConfigError
-from impetus.scaler.policy import (
+from impetus.scaler.params import (
     BOOT_DEADLINE,
     IDLE_FLOOR,
     MIN_BILLED,

@@ -24,7 +24,7 @@ from typing import Any
 
 from impetus.scaler.config import NAMESPACE
 from impetus.scaler.model import Decision, PolicyInput
-from impetus.scaler.policy import FAILURE_WINDOW
+from impetus.scaler.params import FAILURE_WINDOW
 
 BATCH = 500  # PutMetricData takes up to 1000 metrics per call (we stay well below)
 # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html

@@ -62,12 +62,12 @@ Every group decision carries a one-line reason; every stream need carries its ow
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from impetus.scaler.idle import idle_threshold, scale_in_candidates
 from impetus.scaler.model import (
     NODE_BOOTING,
     NODE_DRAINED,
-    NODE_RUNNING,
     Decision,
     GroupDecision,
     GroupState,
@@ -77,40 +77,7 @@ from impetus.scaler.model import (
     StreamNeed,
     StreamState,
 )
-
-# None: a node may leave once idle for IDLE_BOOT_FRACTION of its group's boot estimate (about
-# what a replacement would take to arrive); a number overrides it (IMPETUS_DFS_IDLE_SECONDS).
-# Half a boot, not a whole one: the simulator bills less on every trace at the same p95
-# (docs/autoscaling.md, "The idle rule").
-IDLE_FLOOR: float | None = None
-IDLE_BOOT_FRACTION = 0.5
-# The nodes in service also start the jobs that arrive while a new node would boot: only
-# this share of what they could start in a boot counts toward the backlog (the rest is
-# left for arrivals). 1 assumed no arrivals and kept one node on a steady stream that
-# needed two (docs/autoscaling.md, "Tuning").
-REACH_SHARE = 0.5
-# EC2 bills per second after a 60-second minimum
-# (https://aws.amazon.com/ec2/pricing/on-demand/): a node that ran less is billed 60 s.
-MIN_BILLED = 60.0
-SCALE_IN_TICKS = 3
-STALE_HEARTBEAT = 60.0  # a node silent this long is not trusted to be idle
-# An in-service instance without a first heartbeat this long after DFS first saw it did
-# not boot (a failed download, a broken AMI, an agent that cannot start): it is
-# terminated instead of billed forever. AL2023 boots and installs the node package in 1-3
-# minutes; 10 leaves room for a slow dnf mirror (docs/autoscaling.md).
-BOOT_DEADLINE = 600.0
-FAILURE_WINDOW = 3600.0  # failed boots are counted over this window (the alarm's metric)
-
-
-@dataclass(frozen=True)
-class PolicyParams:
-    idle_floor: float | None = IDLE_FLOOR  # seconds idle before a node may leave (None: boot/2)
-    min_billed: float = MIN_BILLED  # ... and it has run at least its billing minimum
-    scale_in_ticks: int = SCALE_IN_TICKS  # consecutive ticks that must agree on a scale-in
-    stale_heartbeat: float = STALE_HEARTBEAT
-    cancel_booting: bool = True  # terminate surplus nodes still booting at once
-    boot_deadline: float = BOOT_DEADLINE  # seconds to a first heartbeat, else a failed boot
-    reach_share: float = REACH_SHARE  # share of the in-service reach left for the backlog
+from impetus.scaler.params import FAILURE_WINDOW, REACH_SHARE, PolicyParams
 
 
 def stream_need(
@@ -157,50 +124,6 @@ def stream_need(
 
 def _clamp(value: int, group: GroupState) -> int:
     return max(group.min, min(group.max, value))
-
-
-def idle_threshold(group: GroupState, params: PolicyParams) -> float:
-    """Seconds a node must have been idle to leave (see :func:`may_leave`)."""
-    if params.idle_floor is not None:
-        return params.idle_floor
-    return IDLE_BOOT_FRACTION * group.boot_seconds
-
-
-def may_leave(node: NodeState, group: GroupState, now: float, params: PolicyParams) -> bool:
-    """The idle rule, on cost grounds: idle for the threshold and its billing minimum paid.
-
-    EC2 bills per second after a 60-second minimum. A node stopped before it has run 60 s
-    is billed 60 s anyway, so it leaves no earlier. An idle node costs its idle seconds;
-    stopping it and launching a replacement when work returns costs the replacement's
-    boot (billed, doing nothing). Keeping a node idle for about a boot time before
-    stopping it never pays more than about twice what knowing the future would (the
-    rent-or-buy argument); the default is half a boot (:data:`IDLE_BOOT_FRACTION`)."""
-    at = leave_at(node, group, params)
-    return at is not None and now >= at
-
-
-def leave_at(node: NodeState, group: GroupState, params: PolicyParams) -> float | None:
-    """When an idle node may leave (None: it is busy)."""
-    if node.idle_since is None:
-        return None
-    return max(node.idle_since + idle_threshold(group, params), node.started + params.min_billed)
-
-
-def scale_in_candidates(
-    nodes: list[NodeState], group: GroupState, now: float, params: PolicyParams
-) -> list[NodeState]:
-    """Nodes that may be drained: running, fresh, unprotected, idle long enough;
-    longest idle first."""
-    fit = [
-        n
-        for n in nodes
-        if n.state == NODE_RUNNING
-        and not n.busy
-        and not n.protected
-        and may_leave(n, group, now, params)
-        and now - n.heartbeat <= params.stale_heartbeat
-    ]
-    return sorted(fit, key=lambda n: (n.idle_since, n.id))
 
 
 def _unneeded_booting(

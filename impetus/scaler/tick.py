@@ -15,8 +15,10 @@ from typing import Any
 from impetus.core import aws
 from impetus.scaler import actuate, audit, collect, expire, metrics
 from impetus.scaler.config import DfsSettings
+from impetus.scaler.idle import leave_at
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
-from impetus.scaler.policy import PolicyParams, decide, leave_at
+from impetus.scaler.params import PolicyParams
+from impetus.scaler.policy import decide
 from impetus.storage.decisions import DecisionLog
 from impetus.storage.queue import Queue
 from impetus.storage.streams import may_hold_claims

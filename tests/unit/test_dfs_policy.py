@@ -14,7 +14,8 @@ from impetus.scaler.model import (
     PolicyInput,
     StreamState,
 )
-from impetus.scaler.policy import PolicyParams, decide, stream_need
+from impetus.scaler.params import PolicyParams
+from impetus.scaler.policy import decide, stream_need
 
 NOW = 10_000.0
 

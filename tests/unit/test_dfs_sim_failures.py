@@ -61,7 +61,7 @@ def test_a_failed_boot_goes_in_service_but_never_works():
 
 
 def test_impetus_terminates_every_failed_boot_by_its_deadline():
-    from impetus.scaler.policy import BOOT_DEADLINE
+    from impetus.scaler.params import BOOT_DEADLINE
     from impetus.scaler.sim import policies
 
     fleet = Fleet(traces.make("steady"), seed=7, failures=Failures(failed_boot=1.0))

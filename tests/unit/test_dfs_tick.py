@@ -6,7 +6,8 @@ from test_dfs_policy import NOW, group, idle_node, stream
 
 from impetus.scaler import tick
 from impetus.scaler.model import Memory, NodeState, PolicyInput, StreamState
-from impetus.scaler.policy import PolicyParams, decide
+from impetus.scaler.params import PolicyParams
+from impetus.scaler.policy import decide
 
 
 def next_in(streams=(), nodes=(), groups=(), memory=None):

@@ -32,7 +32,8 @@ from collections import defaultdict
 from impetus.core import properties
 from impetus.scaler import collect, estimate, tick
 from impetus.scaler.model import GroupState, Memory, PolicyInput, StreamState
-from impetus.scaler.policy import PolicyParams, decide
+from impetus.scaler.params import PolicyParams
+from impetus.scaler.policy import decide
 from impetus.scaler.sim.fleet import Fleet, SimNode
 
 POLICIES = ("impetus", "target-tracking", "dask-adaptive", "static")

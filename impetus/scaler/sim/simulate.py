@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from impetus.scaler.policy import PolicyParams
+from impetus.scaler.params import PolicyParams
 from impetus.scaler.sim import policies as simpolicies
 from impetus.scaler.sim import traces
 from impetus.scaler.sim.fleet import Event, Failures, Fleet

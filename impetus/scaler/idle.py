@@ -1,0 +1,50 @@
+"""The idle rule: when a node may leave (docs/autoscaling.md, "The idle rule")."""
+
+from __future__ import annotations
+
+from impetus.scaler.model import NODE_RUNNING, GroupState, NodeState
+from impetus.scaler.params import IDLE_BOOT_FRACTION, PolicyParams
+
+
+def idle_threshold(group: GroupState, params: PolicyParams) -> float:
+    """Seconds a node must have been idle to leave (see :func:`may_leave`)."""
+    if params.idle_floor is not None:
+        return params.idle_floor
+    return IDLE_BOOT_FRACTION * group.boot_seconds
+
+
+def may_leave(node: NodeState, group: GroupState, now: float, params: PolicyParams) -> bool:
+    """The idle rule, on cost grounds: idle for the threshold and its billing minimum paid.
+
+    EC2 bills per second after a 60-second minimum. A node stopped before it has run 60 s
+    is billed 60 s anyway, so it leaves no earlier. An idle node costs its idle seconds;
+    stopping it and launching a replacement when work returns costs the replacement's
+    boot (billed, doing nothing). Keeping a node idle for about a boot time before
+    stopping it never pays more than about twice what knowing the future would (the
+    rent-or-buy argument); the default is half a boot (:data:`IDLE_BOOT_FRACTION`)."""
+    at = leave_at(node, group, params)
+    return at is not None and now >= at
+
+
+def leave_at(node: NodeState, group: GroupState, params: PolicyParams) -> float | None:
+    """When an idle node may leave (None: it is busy)."""
+    if node.idle_since is None:
+        return None
+    return max(node.idle_since + idle_threshold(group, params), node.started + params.min_billed)
+
+
+def scale_in_candidates(
+    nodes: list[NodeState], group: GroupState, now: float, params: PolicyParams
+) -> list[NodeState]:
+    """Nodes that may be drained: running, fresh, unprotected, idle long enough;
+    longest idle first."""
+    fit = [
+        n
+        for n in nodes
+        if n.state == NODE_RUNNING
+        and not n.busy
+        and not n.protected
+        and may_leave(n, group, now, params)
+        and now - n.heartbeat <= params.stale_heartbeat
+    ]
+    return sorted(fit, key=lambda n: (n.idle_since, n.id))
