@@ -40,10 +40,21 @@ def test_units_are_attributed_per_table_key_kind_and_partition_key(queue):
     assert sum(c.requests for c in usage.by_key.values()) >= usage.dynamodb_requests
 
 
-def test_a_small_measurement_gives_a_mix_the_model_reads(tmp_path):
-    from bench import capacity_mix
+def test_a_small_measurement_gives_a_mix_the_model_reads(monkeypatch):
+    import os
 
-    data = capacity_mix.measure(jobs=10, idle_seconds=1.0, streams=3, extra=2)
+    from bench import capacity_mix
+    from impetus.core import aws
+
+    # the rig points the environment and impetus.core.aws.client at its own moto server
+    # and meter (as bench/costs.py does): both are put back after this test
+    monkeypatch.setattr(aws, "client", aws.client)
+    saved = dict(os.environ)
+    try:
+        data = capacity_mix.measure(jobs=10, idle_seconds=1.0, streams=3, extra=2)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     mix = Mix(data, "smoke")
     assert {w["streams"] for w in data["idle"]} == {1, 3}
     assert ("streams", "scan") in mix.idle_per_node_second(3)  # today's listing: a Scan
