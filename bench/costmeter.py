@@ -12,38 +12,50 @@ the service's answer (moto's ``ConsumedCapacity`` is a constant):
   item costs the minimum); Query on the sum of the items it evaluated (before the filter);
 * transactions: twice the units of their items.
 
+Each request's units are also attributed to an *actor* (``api``, ``node``, ``dfs``: set
+with :meth:`CostMeter.acting`, ``node`` by default), a table and a key kind
+(:mod:`impetus.capacity.keys`), with the units of each partition key, so that the
+capacity model (bench/capacity_mix.py) sees which item or partition a workload heats.
+
 Item sizes the request does not show (the item before a write, the whole item behind a
 projection, the items a filtered Query evaluated) are read with an unhooked *probe*
 client, so measuring adds requests that are not counted. Nothing here is used in
-production paths: it is for ``bench/costs.py``.
+production paths: it is for ``bench/costs.py`` and ``bench/capacity_mix.py``.
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import re
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from impetus.capacity import keys as key_kinds
+from impetus.capacity.limits import (
+    LAMBDA_MEMORY_GB,
+    PRICE_API_GATEWAY_REQUEST,
+    PRICE_LAMBDA_GB_SECOND,
+    PRICE_LAMBDA_REQUEST,
+    PRICE_READ_UNIT,
+    PRICE_WRITE_UNIT,
+)
 from impetus.storage.tables import TABLES
 
 KB = 1024
 READ_UNIT_BYTES = 4 * KB
 WRITE_UNIT_BYTES = KB
 
-# On-demand prices, us-east-1 (USD).
-PRICE_WRITE_UNIT = 0.625e-6
-PRICE_READ_UNIT = 0.125e-6
-PRICE_LAMBDA_REQUEST = 0.20e-6
-PRICE_LAMBDA_GB_SECOND = 0.0000166667
-PRICE_API_GATEWAY_REQUEST = 1.00e-6  # HTTP API, first 300 M a month
+# On-demand prices, us-east-1 (USD): DynamoDB, Lambda and API Gateway's are the capacity
+# model's (impetus.capacity.limits, with their sources).
 PRICE_S3 = {"put": 0.005e-3, "get": 0.0004e-3}  # PUT/COPY/POST/LIST vs GET, per request
 PRICE_SQS_REQUEST = 0.40e-6
 SQS_REQUESTS_PER_JOB = 3  # send, receive, delete
-LAMBDA_MEMORY_GB = 0.5  # the API function's assumed size
 
 BILLED_ERRORS = ("ConditionalCheckFailedException", "TransactionCanceledException")
 _S3_PUT_CLASS = ("Put", "Copy", "Post", "List", "Create", "Complete", "Upload")
@@ -101,11 +113,22 @@ class OpCount:
     wcu: float = 0.0
 
 
+# (actor, logical table, key kind, operation)
+KeyRow = tuple[str, str, str, str]
+# (physical table, key or None for a Scan, RCU, WCU): one item's (or one Query's) share
+Part = tuple[str, "dict[str, Any] | None", float, float]
+
+
 @dataclass
 class Usage:
     """Totals of a measured window."""
 
     dynamodb: dict[str, OpCount] = field(default_factory=lambda: defaultdict(OpCount))
+    by_key: dict[KeyRow, OpCount] = field(default_factory=lambda: defaultdict(OpCount))
+    # (actor, table, kind) -> partition key value -> its units (the hottest is what binds)
+    per_key: dict[tuple[str, str, str], dict[str, OpCount]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(OpCount))
+    )
     s3: Counter = field(default_factory=Counter)
     lambda_invocations: int = 0
     lambda_seconds: float = 0.0
@@ -151,9 +174,24 @@ class CostMeter:
             t.physical_name(table_prefix): [a for a in (t.partition_key, t.sort_key) if a]
             for t in TABLES.values()
         }
+        self._logical = {t.physical_name(table_prefix): name for name, t in TABLES.items()}
         self._lock = threading.Lock()
         self._local = threading.local()
         self.usage = Usage()
+
+    def logical(self, physical: str) -> str:
+        """The table's logical name (``streams``...); a table of no prefix keeps its name."""
+        return self._logical.get(physical, physical)
+
+    @contextmanager
+    def acting(self, actor: str) -> Iterator[None]:
+        """Attribute this thread's requests to ``actor`` (``api``, ``dfs``) meanwhile."""
+        before = getattr(self._local, "actor", None)
+        self._local.actor = actor
+        try:
+            yield
+        finally:
+            self._local.actor = before
 
     def reset(self) -> Usage:
         """Start a new window; returns the one that ended."""
@@ -208,71 +246,116 @@ class CostMeter:
         error = (parsed or {}).get("Error", {}).get("Code")
         # Rejected requests (validation, throttling) are not billed; lost conditions are.
         billed = error is None or error in BILLED_ERRORS
-        rcu, wcu = self._units(op, params, before) if billed else (0.0, 0.0)
+        parts = self._parts(op, params, before) if billed else []
+        if not parts:  # rejected, or control plane: one request on its table
+            parts = [(params.get("TableName", ""), None, 0.0, 0.0)]
+        actor = getattr(self._local, "actor", None) or "node"
         with self._lock:
             count = self.usage.dynamodb[op]
             count.requests += 1
+            count.rcu += sum(p[2] for p in parts)
+            count.wcu += sum(p[3] for p in parts)
+            self._attribute(actor, op, parts)
+
+    def _attribute(self, actor: str, op: str, parts: list[Part]) -> None:
+        """Per (table, key kind) and per partition key: one request per kind it touched."""
+        seen: set[KeyRow] = set()
+        for physical, key, rcu, wcu in parts:
+            table = self.logical(physical)
+            kind, pk = key_kinds.classify(table, key)
+            row = (actor, table, kind, op)
+            count = self.usage.by_key[row]
+            count.requests += row not in seen
+            seen.add(row)
             count.rcu += rcu
             count.wcu += wcu
+            hot = self.usage.per_key[(actor, table, kind)][pk]
+            hot.requests += 1
+            hot.rcu += rcu
+            hot.wcu += wcu
 
     def _after_s3(self, model: Any, **_: Any) -> None:
         with self._lock:
             self.usage.s3[model.name] += 1
 
     # --- units ------------------------------------------------------------------------------
-    def _units(self, op: str, params: dict[str, Any], before: Any) -> tuple[float, float]:
+    def _parts(self, op: str, params: dict[str, Any], before: Any) -> list[Part]:
         table = params.get("TableName", "")
         consistent = bool(params.get("ConsistentRead"))
         if op == "PutItem":
-            return 0.0, write_units(before, item_size(params["Item"]))
+            return [(table, self._key(params), 0.0, write_units(before, item_size(params["Item"])))]
         if op == "UpdateItem":
-            return 0.0, write_units(before, self._size(table, params["Key"]))
+            key = params["Key"]
+            return [(table, key, 0.0, write_units(before, self._size(table, key)))]
         if op == "DeleteItem":
-            return 0.0, write_units(before, 0)
+            return [(table, params["Key"], 0.0, write_units(before, 0))]
         if op == "GetItem":
-            return read_units(self._size(table, params["Key"]), consistent), 0.0
+            key = params["Key"]
+            return [(table, key, read_units(self._size(table, key), consistent), 0.0)]
         if op == "BatchGetItem":
-            return self._batch_get_units(params), 0.0
+            return self._batch_get_parts(params)
         if op == "BatchWriteItem":
-            return 0.0, self._batch_write_units(params, before)
+            return self._batch_write_parts(params, before)
         if op in ("Query", "Scan"):
-            return self._query_units(op, params), 0.0
+            key = self._query_key(table, params) if op == "Query" else None
+            return [(table, key, self._query_units(op, params), 0.0)]
         if op == "TransactWriteItems":
-            return 0.0, self._transact_units(params, before)
+            return self._transact_parts(params, before)
         if op == "TransactGetItems":
-            return sum(
-                2 * read_units(self._size(e["Get"]["TableName"], e["Get"]["Key"]), True)
-                for e in params["TransactItems"]
-            ), 0.0
-        return 0.0, 0.0  # control plane (CreateTable, ...): not billed per request
+            return [
+                (
+                    g["TableName"],
+                    g["Key"],
+                    2 * read_units(self._size(g["TableName"], g["Key"]), True),
+                    0.0,
+                )
+                for g in (e["Get"] for e in params["TransactItems"])
+            ]
+        return []  # control plane (CreateTable, ...): not billed per request
 
-    def _batch_get_units(self, params: dict[str, Any]) -> float:
-        total = 0.0
+    def _query_key(self, table: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The partition key a Query reads (``#pk = :v`` in its key condition)."""
+        names = params.get("ExpressionAttributeNames") or {}
+        values = params.get("ExpressionAttributeValues") or {}
+        partition = (self._keys.get(table) or [""])[0]
+        for name, value in re.findall(
+            r"([#\w]+)\s*=\s*(:\w+)", params.get("KeyConditionExpression", "")
+        ):
+            if names.get(name, name) == partition and value in values:
+                return {partition: values[value]}
+        return {}
+
+    def _batch_get_parts(self, params: dict[str, Any]) -> list[Part]:
+        parts: list[Part] = []
         for table, spec in params["RequestItems"].items():
             consistent = bool(spec.get("ConsistentRead"))
-            total += sum(read_units(self._size(table, k), consistent) for k in spec["Keys"])
-        return total
+            parts += [
+                (table, k, read_units(self._size(table, k), consistent), 0.0) for k in spec["Keys"]
+            ]
+        return parts
 
-    def _batch_write_units(self, params: dict[str, Any], before: dict) -> float:
-        total = 0.0
+    def _batch_write_parts(self, params: dict[str, Any], before: dict) -> list[Part]:
+        parts: list[Part] = []
         for table, requests in params["RequestItems"].items():
             for i, request in enumerate(requests):
                 after = item_size(request["PutRequest"]["Item"]) if "PutRequest" in request else 0
-                total += write_units(before[(table, i)], after)
-        return total
+                key = self._request_key(table, request)
+                parts.append((table, key, 0.0, write_units(before[(table, i)], after)))
+        return parts
 
-    def _transact_units(self, params: dict[str, Any], before: list[int]) -> float:
-        total = 0.0
+    def _transact_parts(self, params: dict[str, Any], before: list[int]) -> list[Part]:
+        parts: list[Part] = []
         for entry, old in zip(params["TransactItems"], before, strict=True):
             kind, spec = next(iter(entry.items()))
+            key = spec.get("Key") or self._key(spec)
             if kind == "Put":
                 new = item_size(spec["Item"])
             elif kind == "Update":
                 new = self._size(spec["TableName"], spec["Key"])
             else:  # Delete, ConditionCheck
                 new = 0
-            total += 2 * write_units(old, new)
-        return total
+            parts.append((spec["TableName"], key, 0.0, 2 * write_units(old, new)))
+        return parts
 
     def _query_units(self, op: str, params: dict[str, Any]) -> float:
         """Units of the items the request evaluated: the same request without filter or

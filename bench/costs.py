@@ -67,7 +67,8 @@ class MeteredApi(ApiServer):
     def invoke(self, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         t0, probes = time.perf_counter(), self.meter.probe_seconds()
         try:
-            return super().invoke(event)
+            with self.meter.acting("api"):  # its requests are the API Lambda's
+                return super().invoke(event)
         finally:
             # the meter's own probe requests are not the function's time
             probed = self.meter.probe_seconds() - probes

@@ -1,0 +1,239 @@
+"""The request mix, measured from the real code paths, for the capacity model.
+
+    python bench/capacity_mix.py [--jobs 300] [--idle 5] [--streams 50] [--extra 50]
+                                 [--out docs/capacity-mix.json]
+
+One process, as bench/costs.py: a moto server (thread), the API handler behind the local
+API server (every HTTP request one Lambda invocation, its requests the ``api`` actor's),
+one node agent (thread, 2 workers) and the client, every AWS client metered by
+:class:`bench.costmeter.CostMeter`, which attributes requests and units per table, key
+kind and partition key. It measures:
+
+(a) idle: the agent polling with 1 and with ``--streams`` idle streams (per node-second);
+(b) busy: ``--jobs`` short jobs forked through the API (enqueue, claim, complete,
+    results, acknowledgement) on one stream (per job, and the hottest partition key's
+    share per job);
+(c) DFS: one tick (``impetus.scaler.tick.run``, actor ``dfs``) as it is, then with
+    ``--extra`` more node items, ``--extra`` more idle streams and ``--extra`` more
+    streams with a waiting job: per tick, per node, per stream and per busy stream.
+
+Writes the mix as JSON (the model, ``impetus capacity``, reads it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench import costmeter
+from bench.costs import Fork, Rig
+from impetus.core import codec
+from impetus.scaler import tick
+from impetus.scaler.config import DfsSettings
+from impetus.storage import dynamo
+from impetus.storage.nodes import NodeBeat, Nodes
+from impetus.storage.queue import Queue
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "docs" / "capacity-mix.json"
+SETTLE = 2.0  # seconds for the agent to notice new or deleted streams
+
+
+def rows(usage: costmeter.Usage, per: float) -> list[dict[str, Any]]:
+    """Requests and units per (actor, table, key kind, operation), divided by ``per``."""
+    return [
+        {
+            "actor": actor, "table": table, "kind": kind, "op": op,
+            "requests": c.requests / per, "rcu": c.rcu / per, "wcu": c.wcu / per,
+        }
+        for (actor, table, kind, op), c in sorted(usage.by_key.items())
+    ]  # fmt: skip
+
+
+def hot(usage: costmeter.Usage, per: float) -> list[dict[str, Any]]:
+    """Per (table, key kind): the hottest partition key (all actors together), per ``per``."""
+    merged: dict[tuple[str, str], dict[str, costmeter.OpCount]] = defaultdict(
+        lambda: defaultdict(costmeter.OpCount)
+    )
+    for (_, table, kind), keys in usage.per_key.items():
+        for pk, c in keys.items():
+            total = merged[(table, kind)][pk]
+            total.requests += c.requests
+            total.rcu += c.rcu
+            total.wcu += c.wcu
+    out = []
+    for (table, kind), keys in sorted(merged.items()):
+        top = max(keys.values(), key=lambda c: max(c.rcu / 3000, c.wcu / 1000, c.requests * 1e-9))
+        out.append(
+            {
+                "table": table, "kind": kind, "keys": len(keys),
+                "requests": top.requests / per, "rcu": top.rcu / per, "wcu": top.wcu / per,
+            }
+        )  # fmt: skip
+    return out
+
+
+def measure_idle(rig: Rig, seconds: float, streams: int) -> dict[str, Any]:
+    queue = Queue(rig.settings, client=rig.meter._probe)  # unmetered: setup is not the mix
+    ids = [queue.create_stream(f"idle-{streams}-{i}")[0]["id"] for i in range(streams)]
+    time.sleep(SETTLE)
+    rig.meter.reset()
+    time.sleep(seconds)
+    usage = rig.meter.reset()
+    for sid in ids:
+        queue.delete_stream(sid)
+    time.sleep(SETTLE)
+    return {"streams": streams, "seconds": seconds, "per_node_second": rows(usage, seconds),
+            "hot_per_node_second": hot(usage, seconds)}  # fmt: skip
+
+
+def measure_busy(rig: Rig, jobs: int) -> dict[str, Any]:
+    usage, wall = rig.run(Fork, jobs)
+    return {
+        "jobs": jobs,
+        "seconds": wall,
+        "per_job": rows(usage, jobs),
+        "hot_per_job": hot(usage, jobs),
+        "lambda_invocations_per_job": usage.lambda_invocations / jobs,
+        "lambda_ms": 1000 * usage.lambda_seconds / max(1, usage.lambda_invocations),
+        "s3_requests_per_job": sum(usage.s3.values()) / jobs,
+    }
+
+
+def _beat(nodes: Nodes, node_id: str) -> None:
+    now = time.time()
+    nodes.heartbeat(NodeBeat(node_id, "host", 1, now, now, 5.0, {}, 2))
+
+
+def _tick(rig: Rig, settings: DfsSettings) -> tuple[costmeter.Usage, float]:
+    tick._reaped_at.clear()  # every tick reaps as a first one would (worst case)
+    rig.meter.reset()
+    t0, probes = time.perf_counter(), rig.meter.probe_seconds()
+    with rig.meter.acting("dfs"):
+        tick.run(settings)
+    seconds = time.perf_counter() - t0 - (rig.meter.probe_seconds() - probes)
+    return rig.meter.reset(), seconds
+
+
+def _difference(a: costmeter.Usage, b: costmeter.Usage, per: int) -> list[dict[str, Any]]:
+    """Rows of ``b - a`` per unit (what ``per`` more items cost a tick)."""
+    out = {**{k: {**r, "requests": -r["requests"], "rcu": -r["rcu"], "wcu": -r["wcu"]}
+              for k, r in ((_row_key(r), r) for r in rows(a, per))}}  # fmt: skip
+    for r in rows(b, per):
+        k = _row_key(r)
+        base = out.get(k, {**r, "requests": 0.0, "rcu": 0.0, "wcu": 0.0})
+        out[k] = {**r, **{f: base[f] + r[f] for f in ("requests", "rcu", "wcu")}}
+    return [r for r in out.values() if any(abs(r[f]) > 1e-9 for f in ("requests", "rcu", "wcu"))]
+
+
+def _row_key(r: dict[str, Any]) -> tuple[str, ...]:
+    return (r["actor"], r["table"], r["kind"], r["op"])
+
+
+def _fork_one(queue: Queue, stream: str) -> None:
+    code = codec.dump_function(abs)
+    spec = {"name": "abs", "code": codec.digest(code), "args": codec.dumps(-1), "stage": "s"}
+    queue.enqueue(stream, [spec], {codec.digest(code): code}, codec.PYTHON_VERSION)
+
+
+def measure_dfs(rig: Rig, extra: int) -> dict[str, Any]:
+    """DFS's own requests (the agent is stopped first: its claims are not the tick's)."""
+    rig.agent.request_stop()
+    rig.thread.join(30)
+    settings = DfsSettings(aws=rig.settings)
+    probe = rig.meter._probe
+    queue = Queue(rig.settings, client=probe)
+    nodes = Nodes.for_settings(probe, rig.settings)
+    base, base_s = _tick(rig, settings)
+    for i in range(extra):
+        _beat(nodes, f"capacity-node-{i}")
+    more_nodes, nodes_s = _tick(rig, settings)
+    idle_ids = [queue.create_stream(f"dfs-idle-{i}")[0]["id"] for i in range(extra)]
+    more_streams, streams_s = _tick(rig, settings)
+    busy_ids = [queue.create_stream(f"dfs-busy-{i}")[0]["id"] for i in range(extra)]
+    for sid in busy_ids:
+        _fork_one(queue, sid)
+    more_busy, busy_s = _tick(rig, settings)
+    sizes = {
+        "stream": _mean_size(probe, queue.streams.table),
+        "node": _mean_size(probe, nodes.table),
+    }
+    for sid in idle_ids + busy_ids:
+        queue.delete_stream(sid)
+    for i in range(extra):
+        nodes.remove(f"capacity-node-{i}")
+    return {
+        "extra": extra,
+        "per_tick": rows(base, 1),
+        "per_node": _difference(base, more_nodes, extra),
+        "per_stream": _difference(more_nodes, more_streams, extra),
+        "per_busy_stream": _difference(more_streams, more_busy, extra),
+        "seconds": {"base": base_s, "nodes": nodes_s, "streams": streams_s, "busy": busy_s},
+        "item_bytes": sizes,
+    }
+
+
+def _mean_size(client: Any, table: str) -> float:
+    items = dynamo.scan(client, TableName=table)
+    raw = [dynamo.serialize(i) for i in items]
+    return sum(costmeter.item_size(i) for i in raw) / max(1, len(raw))
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def measure(jobs: int, idle_seconds: float, streams: int, extra: int) -> dict[str, Any]:
+    rig = Rig()
+    try:
+        idle = [measure_idle(rig, idle_seconds, n) for n in sorted({1, streams})]
+        busy = measure_busy(rig, jobs)
+        dfs = measure_dfs(rig, extra)
+    finally:
+        rig.close()
+    return {
+        "schema": 1,
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": _commit(),
+        "params": {
+            "jobs": jobs,
+            "idle_seconds": idle_seconds,
+            "streams": streams,
+            "extra": extra,
+            "node_poll_interval": rig.agent.settings.poll_interval,
+        },
+        "idle": idle,
+        "busy": busy,
+        "dfs": dfs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds per idle window")
+    parser.add_argument("--streams", type=int, default=50, help="idle streams (besides 1)")
+    parser.add_argument("--extra", type=int, default=50, help="items added per DFS tick")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="where the mix is written")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("IMPETUS_LOG_LEVEL", "WARNING")
+    mix = measure(args.jobs, args.idle, args.streams, args.extra)
+    Path(args.out).write_text(json.dumps(mix, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The capacity model's arithmetic on a hand-made mix, its limits' sources, its CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from impetus.capacity import limits
+from impetus.capacity.mix import Mix, scan_units
+from impetus.capacity.model import (
+    Scenario,
+    checks,
+    cost_per_hour,
+    first_limit,
+    launch_minutes,
+    max_rate,
+    ramp_minutes,
+)
+from impetus.cli.main import main
+
+
+def row(table, kind, requests=0.0, rcu=0.0, wcu=0.0, actor="api", op="UpdateItem"):
+    return {"actor": actor, "table": table, "kind": kind, "op": op,
+            "requests": requests, "rcu": rcu, "wcu": wcu}  # fmt: skip
+
+
+def hot(table, kind, requests=0.0, rcu=0.0, wcu=0.0, keys=1):
+    return {"table": table, "kind": kind, "keys": keys,
+            "requests": requests, "rcu": rcu, "wcu": wcu}  # fmt: skip
+
+
+def mix_data(stream_wcu=0.1, heartbeat_wcu=0.2):
+    """Per job: 0.1 WCU on the stream item (10,000 jobs/s fill its 1,000 WCU/s), 1 WCU
+    spread over job records; idle: a heartbeat and a Scan per node-second."""
+    idle = [
+        row("nodes", "node item", 0.2, 0, heartbeat_wcu, "node", "PutItem"),
+        row("streams", "scan", 1.0, 1.0, 0, "node", "Scan"),
+    ]
+    return {
+        "schema": 1,
+        "busy": {
+            "per_job": [
+                row("streams", "stream item", 0.1, 0, stream_wcu),
+                row("jobs", "job record", 1, 0, 1.0),
+            ],
+            "hot_per_job": [
+                hot("streams", "stream item", 0.1, 0, stream_wcu),
+                hot("jobs", "job record", 1, 0, 1.0),
+            ],
+            "lambda_invocations_per_job": 0.01,
+            "lambda_ms": 20.0,
+        },
+        "idle": [
+            {"streams": 1, "per_node_second": idle, "hot_per_node_second": []},
+            {"streams": 10, "per_node_second": idle, "hot_per_node_second": []},
+        ],
+        "dfs": {
+            "extra": 10,
+            "per_tick": [row("decisions", "memory item", 2, 1, 1, "dfs")],
+            "per_node": [],
+            "per_stream": [row("streams", "stream item", 1, 1, 0, "dfs", "GetItem")],
+            "per_busy_stream": [],
+            "seconds": {"base": 0.1},
+            "item_bytes": {"stream": 400.0, "node": 200.0},
+        },
+    }
+
+
+@pytest.fixture
+def mix():
+    return Mix(mix_data(), "hand-made")
+
+
+def test_the_limit_that_binds_first_is_reported_with_its_place(mix):
+    found = checks(mix, Scenario(nodes=4, streams=1, rate=20000))
+    worst = first_limit(found)
+    assert worst.limit == "partition_wcu" and worst.where == "streams: hottest stream item"
+    assert worst.load == pytest.approx(2000) and worst.use == pytest.approx(2.0)
+    rate, binding = max_rate(mix, Scenario(nodes=4, streams=1, rate=1))
+    assert rate == pytest.approx(10000, rel=1e-3) and binding.limit == "partition_wcu"
+
+
+def test_spreading_the_rate_over_streams_relieves_the_stream_item(mix):
+    one = first_limit(checks(mix, Scenario(4, 10, 20000, busy_streams=1)))
+    ten = [c for c in checks(mix, Scenario(4, 10, 20000, busy_streams=10))
+           if c.where == "streams: hottest stream item" and c.limit == "partition_wcu"]  # fmt: skip
+    assert one.use == pytest.approx(2.0) and ten[0].use == pytest.approx(0.2)
+
+
+def test_headroom_falls_as_nodes_grow(mix):
+    def nodes_table(n):
+        return next(c for c in checks(mix, Scenario(n, 1, 0)) if c.where == "nodes table"
+                    and c.limit == "table_wru")  # fmt: skip
+
+    small, large = nodes_table(100), nodes_table(100000)
+    assert small.load == pytest.approx(20) and large.load == pytest.approx(20000)
+    assert large.headroom < small.headroom
+    # 400,000 nodes: each one's Scan (1 RCU/s) passes the table's 40,000 before the
+    # heartbeats (0.2 WCU/s each) do
+    worst = first_limit(checks(mix, Scenario(400000, 1, 0)))
+    assert (worst.where, worst.limit) == ("streams table", "table_rru")
+
+
+def test_scans_are_recomputed_from_the_table_size(mix):
+    assert scan_units(10, 400) == scan_units(1, 1)  # 4 KB: one page, one unit
+    big = scan_units(10000, 400)  # 4,000,000 bytes: 4 pages, 977 units
+    assert big.requests == 4 and big.rcu == math.ceil(10000 * 400 / 4096)
+    loads = {c.where: c.load for c in checks(mix, Scenario(10, 10000, 0)) if c.limit == "table_rru"}
+    # 10 nodes' Scans a second, and DFS's tick a minute: its Scan and a GetItem per stream
+    nodes, dfs = 10 * big.rcu, (big.rcu + 10000 * 1.0) / 60
+    assert loads["streams table"] == pytest.approx(nodes + dfs, rel=1e-6)
+
+
+def test_costs_add_up_from_units_and_prices(mix):
+    cost = cost_per_hour(mix, Scenario(nodes=1000, streams=1, rate=0))
+    heartbeats = 1000 * 0.2 * limits.PRICE_WRITE_UNIT * 3600
+    scans = 1000 * 1.0 * limits.PRICE_READ_UNIT * 3600
+    assert cost["dynamodb"] == pytest.approx(heartbeats + scans, rel=0.01)
+    assert cost["api_gateway"] == 0
+    assert cost["total"] == pytest.approx(sum(v for k, v in cost.items() if k != "total"))
+
+
+def test_growth_of_tables_and_fleets():
+    assert ramp_minutes(4000, 4000) == 0 and ramp_minutes(16000, 4000) == 60
+    assert launch_minutes(1000) == 0 and launch_minutes(1120) == pytest.approx(1.0)
+
+
+def test_every_limit_carries_a_source():
+    assert len(limits.LIMITS) >= 15
+    for lim in limits.LIMITS.values():
+        assert lim.source.startswith("https://"), lim.key
+        assert lim.name and lim.unit and lim.scope
+
+
+def test_a_bad_mix_is_one_clear_error(tmp_path):
+    from impetus.core.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="schema"):
+        Mix({"schema": 99})
+    with pytest.raises(ConfigError, match="malformed"):
+        Mix({"schema": 1, "busy": {}})
+
+
+def test_cli_prints_the_tables_and_exits_0(tmp_path, capsys):
+    path = tmp_path / "mix.json"
+    path.write_text(json.dumps(mix_data()))
+    plot = tmp_path / "capacity.png"
+    assert main(["capacity", "--mix", str(path), "--nodes", "100", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "| limit | where | load | limit value | use |" in out
+    assert "## Issue 19's targets" in out and "first limit reached" in out
+    assert plot.stat().st_size > 10000
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--nodes", "0"], ["--rate", "-1"], ["--rate", "inf"], ["--shards", "x"]],
+)
+def test_bad_arguments_give_one_line_and_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["capacity", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error" in err
+
+
+def test_a_missing_mix_or_impossible_scenario_is_one_line_exit_1(tmp_path, capsys):
+    assert main(["capacity", "--mix", str(tmp_path / "none.json")]) == 1
+    assert main(["capacity", "--mix", str(tmp_path / "none.json")]) == 1
+    path = tmp_path / "mix.json"
+    path.write_text(json.dumps(mix_data()))
+    assert main(["capacity", "--mix", str(path), "--streams", "1", "--busy-streams", "2"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("impetus: error:") for line in lines)
