@@ -108,7 +108,8 @@ class Queue:
 
     def active_view(self, node_id: str) -> ActiveView:
         """A node's cached view of the active-streams record (its own replica)."""
-        return ActiveView(self.streams.active, replica_of(node_id))
+        active = self.streams.active
+        return ActiveView(active, replica_of(node_id, active.replicas))
 
     def list_active_streams(self, view: ActiveView) -> list[dict[str, Any]]:
         """The streams that have or may have work (impetus.storage.activestreams): an
