@@ -63,6 +63,7 @@ class Agent:
         self._force = threading.Event()
         self._next_poll = 0.0
         self._listing = Backoff(self.settings.poll_interval)
+        self._view: Any = None  # the active-streams record, as this node last read it
         self.reaper = Reaper(self.queue)
         self.gate = JobGate(KeyLoader(self.settings.aws).signer)
         self.claims = Claims(self.queue)
@@ -224,8 +225,13 @@ class Agent:
 
     # --- streams ----------------------------------------------------------------------------
     def _refresh_streams(self, now: float) -> None:
+        """Learn which streams have work from the active-streams record (one small read
+        while nothing is marked, however many streams exist; impetus.storage.activestreams)
+        and read only the marked streams' items."""
         try:
-            listing = self.queue.list_streams()
+            if self._view is None:
+                self._view = self.queue.active_view(self.node_id)
+            listing = self.queue.list_active_streams(self._view)
         except Exception:
             log.exception("listing streams failed")
             return

@@ -77,9 +77,14 @@ class Auditor:
                 del table[stream_id]
 
 
-def audit(queue: Queue, listing: list[dict[str, Any]], now: float, auditor: Auditor) -> int:
-    """Audit the streams that are due; returns how many were corrected."""
-    auditor.forget({s["id"] for s in listing})
+def audit(
+    queue: Queue, listing: list[dict[str, Any]], now: float, auditor: Auditor, full: bool = True
+) -> int:
+    """Audit the streams that are due; returns how many were corrected. ``full``: the
+    listing holds every stream (what it lacks is gone and forgotten); DFS's ticks between
+    sweeps list the active streams and the suspects only (impetus.scaler.activity)."""
+    if full:
+        auditor.forget({s["id"] for s in listing})
     corrected = 0
     for stream in listing:
         sid = stream["id"]

@@ -1,9 +1,10 @@
 """What DFS sees: streams (counters, properties), nodes (heartbeats) and Auto Scaling
 groups, turned into the policy's typed inputs.
 
-Reads are cheap and bounded: one Scan of the streams table (one item per stream), one
-Query per stream with delayed jobs (those already due count as backlog), one Scan of
-the nodes table (one item per node) and one DescribeAutoScalingGroups per 50 groups.
+Reads are cheap and bounded: the streams the active-streams record marks (a Scan of
+the streams table once a minute, impetus.scaler.activity), one Query per stream with
+delayed jobs (those already due count as backlog), one Scan of the nodes table (one item
+per node) and one DescribeAutoScalingGroups per 50 groups.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ IN_SERVICE = "InService"
 
 
 def stream_states(
-    listing: list[dict[str, Any]], memory: Memory, now: float, due: dict[str, int]
+    listing: list[dict[str, Any]],
+    memory: Memory,
+    now: float,
+    due: dict[str, int],
+    full: bool = True,
 ) -> list[StreamState]:
-    """StreamStates from Queue.list_streams(); updates the duration samples in memory."""
+    """StreamStates from a listing; updates the duration samples in memory. Samples of
+    unlisted streams are dropped only when ``full`` (every stream was listed): a tick
+    that lists the active streams keeps those of idle ones for when work returns."""
     out = []
     for stream in listing:
         sid, props, counts = stream["id"], stream.get("properties") or {}, stream["counts"]
@@ -55,8 +62,9 @@ def stream_states(
                 rate=properties.get(props, "rate"),
             )
         )
-    for sid in [s for s in memory.jobs if s not in {x["id"] for x in listing}]:
-        del memory.jobs[sid]
+    if full:
+        for sid in [s for s in memory.jobs if s not in {x["id"] for x in listing}]:
+            del memory.jobs[sid]
     return out
 
 

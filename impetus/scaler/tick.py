@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from impetus.core import aws
-from impetus.scaler import actuate, audit, collect, expire, metrics
+from impetus.scaler import activity, actuate, audit, collect, expire, metrics
 from impetus.scaler.config import DfsSettings
 from impetus.scaler.idle import leave_at
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
@@ -115,6 +115,7 @@ _reaped_at: dict[str, float] = {}  # per process: warm Lambda containers, the lo
 _errors_seen: dict[str, int] = {}  # stream -> its errors counter at the previous tick
 _auditor = audit.Auditor()  # per process, like the two above
 _metrics = metrics.MinuteBuffer()  # per process: published once a minute at most
+_activity = activity.Activity()  # per process: the last sweep, streams seen idle
 
 
 def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
@@ -165,15 +166,21 @@ def run(
     tables = table_names_for(settings.aws)
     queue = Queue(settings.aws, client=clients.ddb)
     result = TickResult()
-    listing = queue.list_streams()
+    # The marked streams (impetus.scaler.activity); every stream once a minute.
+    # Idle streams are audited at sweeps; a suspect's confirmation comes at a later tick.
+    listing, full = _activity.listing(queue, now, extra=_auditor.suspects)
     result.reaped = reap(queue, listing, now)
+    # Idle streams expire at sweeps (their ttl is hours), active ones at any tick.
     result.expired = _expire(settings, clients, listing, now)
     listing = [s for s in listing if s["id"] not in result.expired]
-    result.corrected = audit.audit(queue, listing, now, _auditor)
+    result.corrected = audit.audit(queue, listing, now, _auditor, full)
+    if result.corrected:  # a stream whose work the counters hid wants its mark now
+        marks = queue.streams.active.every_replica()
+        activity.Activity.repair(queue, marks, queue.list_streams())
     decisions = DecisionLog(clients.ddb, tables[DECISIONS])
     memory = decisions.load_memory()
     due = {s["id"]: queue.due_delayed(s["id"], now) for s in listing if s["counts"].get("delayed")}
-    streams = collect.stream_states(listing, memory, now, due)
+    streams = collect.stream_states(listing, memory, now, due, full)
     described = collect.describe_groups(clients.asg, settings.node_groups)
     items = collect.node_items(clients.ddb, tables[NODES])
     inputs = collect.policy_input(

@@ -20,6 +20,7 @@ from impetus.core.exceptions import InvalidRequest
 from impetus.core.jobs import Outcome
 from impetus.core.signing import KeyLoader, SigningKey
 from impetus.storage import payloads
+from impetus.storage.activestreams import ActiveView, replica_of
 from impetus.storage.counters import FLUSH_EVERY, BufferedCounters
 from impetus.storage.joblist import JobLister
 from impetus.storage.jobqueue import JobQueue
@@ -102,7 +103,18 @@ class Queue:
         return self.streams.get(stream_id)
 
     def list_streams(self) -> list[dict[str, Any]]:
+        """Every stream (a Scan: the API's listing, DFS's sweep)."""
         return self.streams.list()
+
+    def active_view(self, node_id: str) -> ActiveView:
+        """A node's cached view of the active-streams record (its own replica)."""
+        active = self.streams.active
+        return ActiveView(active, replica_of(node_id, active.replicas))
+
+    def list_active_streams(self, view: ActiveView) -> list[dict[str, Any]]:
+        """The streams that have or may have work (impetus.storage.activestreams): an
+        idle deployment costs one small read, however many streams it has."""
+        return self.streams.list_marked(view.snapshot())
 
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge properties (a None value removes a key); returns the description."""

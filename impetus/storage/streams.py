@@ -29,6 +29,7 @@ from impetus.core.exceptions import (
 )
 from impetus.core.keys import STREAM_ID, check
 from impetus.storage import dynamo
+from impetus.storage.activestreams import ActiveStreams, Snapshot, is_record_key
 
 ACTIVE = "active"
 DELETING = "deleting"
@@ -64,6 +65,18 @@ def _describe(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _listing(items: Any) -> list[dict[str, Any]]:
+    """Descriptions of stream items (not the active-streams record's), oldest first."""
+    return sorted(
+        (
+            _describe(i)
+            for i in items
+            if not is_record_key(i["stream"]) and i.get("status") != DELETING
+        ),
+        key=lambda s: s["created"] or 0,
+    )
+
+
 def _json_properties(props: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(props, dict):
         raise InvalidRequest("properties must be a JSON object")
@@ -94,6 +107,8 @@ class Streams:
         self.client = client
         self.table = table
         self._keys = keys
+        # Which streams have work: its items live in this table (activestreams.py).
+        self.active = ActiveStreams(client, table)
 
     def create(
         self, stream_id: str | None, props: dict[str, Any] | None
@@ -151,12 +166,23 @@ class Streams:
     def get(self, stream_id: str) -> dict[str, Any]:
         return _describe(self.get_item(stream_id))
 
-    def list(self) -> list[dict[str, Any]]:
-        items = dynamo.scan(self.client, TableName=self.table, ConsistentRead=True)
-        return sorted(
-            (_describe(i) for i in items if i.get("status") != DELETING),
-            key=lambda s: s["created"] or 0,
-        )
+    def list(self, consistent: bool = True) -> list[dict[str, Any]]:
+        """Every stream: a Scan of the table (the API's listing, DFS's sweep; node agents
+        and DFS's ticks read :meth:`list_marked` instead)."""
+        items = dynamo.scan(self.client, TableName=self.table, ConsistentRead=consistent)
+        return _listing(items)
+
+    def describe_many(self, stream_ids: list[str]) -> list[dict[str, Any]]:
+        """The given streams that exist, read consistently (BatchGetItem, 100 a request)."""
+        keys = [{"stream": sid} for sid in stream_ids]
+        return _listing(dynamo.batch_get(self.client, self.table, keys))
+
+    def list_marked(self, snapshot: Snapshot) -> list[dict[str, Any]]:
+        """The streams an active-streams snapshot marks; every stream while the record
+        overflows (a mark could not be written)."""
+        if snapshot.overflow:
+            return self.list()
+        return self.describe_many(sorted(snapshot.marks))
 
     def _check_shards_unchanged(self, stream_id: str, changes: dict[str, Any]) -> None:
         """A stream's jobs live in ``shards`` partitions: a new count would strand those in

@@ -47,6 +47,11 @@ class Enqueuer:
             for d in {s["code"] for s in new}
             if d in functions
         ]
+        idle_before = is_idle(stream)
+        if idle_before and new:
+            # Marked before any job is visible: nodes and DFS find the stream through the
+            # active-streams record (impetus.storage.activestreams), not by a Scan.
+            self.items.streams.active.mark(stream_id)
         # Records before chunks: a claimer never finds a job id without its record.
         dynamo.batch_write(self.items.client, self.items.jobs_table, puts=code_items + records)
         dynamo.batch_write(self.items.client, self.items.queue_table, puts=chunks)
@@ -59,7 +64,7 @@ class Enqueuer:
             "existing": existing,
             "acked": acked,
             # read with the stream item anyway: the API nudges DFS when this is True
-            "idle_before": is_idle(stream),
+            "idle_before": idle_before,
         }
 
     @staticmethod
