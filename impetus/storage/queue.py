@@ -266,9 +266,10 @@ class Queue:
         """Return jobs of expired leases to the queue. Returns how many."""
         return self.jobs.settler.reap(stream_id)
 
-    def recount(self, stream_id: str) -> dict[str, int]:
-        """The stream's waiting, running and delayed jobs, counted in the queue itself."""
-        return self.jobs.recounter.recount(stream_id)
+    def recount(self, stream_id: str, shards: int | None = None) -> dict[str, int]:
+        """The stream's waiting, running and delayed jobs, counted in the queue itself
+        (over ``shards`` ready shards: by default those its item has now)."""
+        return self.jobs.recounter.recount(stream_id, shards)
 
     def due_delayed(self, stream_id: str, now: float) -> int:
         """Delayed jobs of a stream already due but not yet promoted (DFS counts them)."""
