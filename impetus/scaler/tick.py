@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from impetus.core import aws
-from impetus.scaler import actuate, audit, collect, expire, metrics
+from impetus.scaler import actuate, audit, collect, expire, growth, metrics
 from impetus.scaler.config import DfsSettings
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
 from impetus.scaler.policy import PolicyParams, decide, leave_at
@@ -112,6 +112,7 @@ REAP_EVERY = 10.0  # seconds between reaps of one stream (leases last a minute)
 _reaped_at: dict[str, float] = {}  # per process: warm Lambda containers, the local ticker
 _errors_seen: dict[str, int] = {}  # stream -> its errors counter at the previous tick
 _auditor = audit.Auditor()  # per process, like the two above
+_arrivals = growth.Arrivals()  # per process: each stream's arrival-rate window
 _metrics = metrics.MinuteBuffer()  # per process: published once a minute at most
 
 
@@ -168,6 +169,7 @@ def run(
     result.expired = _expire(settings, clients, listing, now)
     listing = [s for s in listing if s["id"] not in result.expired]
     result.corrected = audit.audit(queue, listing, now, _auditor)
+    growth.grow(queue, listing, now, _arrivals)
     decisions = DecisionLog(clients.ddb, tables[DECISIONS])
     memory = decisions.load_memory()
     due = {s["id"]: queue.due_delayed(s["id"], now) for s in listing if s["counts"].get("delayed")}

@@ -246,3 +246,38 @@ def shards_condition(item: dict[str, Any]) -> str:
         if shards_value(item) is not None
         else ("attribute_not_exists(#p.#shards)")
     )
+
+
+def growth(table: str, item: dict[str, Any], wanted: int, active: str) -> list[dict[str, Any]]:
+    """The transaction that gives the stream of ``item`` (read consistently) ``wanted``
+    queue shards and counter items: the missing counter items, then the stream item's
+    shards and K, conditioned on the stream being ``active`` with the shards and K of
+    ``item`` (a concurrent growth or delete cancels it)."""
+    have = counter_shards(item)
+    had_k = COUNTER_SHARDS in item
+    shards = shards_value(item)
+    update = {
+        "TableName": table,
+        "Key": dynamo.serialize({"stream": item["stream"]}),
+        "UpdateExpression": "SET #p.#shards = :wanted, #cs = :wanted",
+        "ConditionExpression": "#s = :active AND "
+        + ("#cs = :k" if had_k else "attribute_not_exists(#cs)")
+        + f" AND {shards_condition(item)}",
+        "ExpressionAttributeNames": {
+            "#p": "properties",
+            "#shards": "shards",
+            "#cs": COUNTER_SHARDS,
+            "#s": "status",
+        },
+        "ExpressionAttributeValues": dynamo.values(
+            wanted=wanted,
+            active=active,
+            **({"k": have} if had_k else {}),
+            **({"shards": shards} if shards is not None else {}),
+        ),
+    }
+    puts = counter_items(item["stream"], have, wanted)
+    return [
+        *({"Put": {"TableName": table, "Item": dynamo.serialize(c)}} for c in puts),
+        {"Update": update},
+    ]

@@ -208,44 +208,14 @@ class Streams:
         one reports False). With ``wanted`` its current count, it gives an old stream
         (counters on its item) its counter items."""
         item = self.get_item(stream_id)
-        have = streamcounters.counter_shards(item)
         current = properties.get(item.get("properties", {}), "shards")
-        if wanted < current or (wanted == current and have >= wanted):
+        if wanted < current or wanted <= streamcounters.counter_shards(item):
             return False
         if wanted > properties.MAX_SHARDS:
             raise InvalidRequest(f"shards: at most {properties.MAX_SHARDS}")
-        puts = streamcounters.counter_items(stream_id, have, wanted)
-        had_k = streamcounters.COUNTER_SHARDS in item
-        update = {
-            "TableName": self.table,
-            "Key": dynamo.serialize({"stream": stream_id}),
-            "UpdateExpression": "SET #p.#shards = :wanted, #cs = :wanted",
-            "ConditionExpression": "#s = :active AND "
-            + ("#cs = :k" if had_k else "attribute_not_exists(#cs)")
-            + " AND "
-            + streamcounters.shards_condition(item),
-            "ExpressionAttributeNames": {
-                "#p": "properties",
-                "#shards": "shards",
-                "#cs": streamcounters.COUNTER_SHARDS,
-                "#s": "status",
-            },
-            "ExpressionAttributeValues": dynamo.values(
-                wanted=wanted,
-                active=ACTIVE,
-                **({"k": have} if had_k else {}),
-                **({"shards": current} if streamcounters.shards_value(item) is not None else {}),
-            ),
-        }
         try:
             self.client.transact_write_items(
-                TransactItems=[
-                    *(
-                        {"Put": {"TableName": self.table, "Item": dynamo.serialize(c)}}
-                        for c in puts
-                    ),
-                    {"Update": update},
-                ]
+                TransactItems=streamcounters.growth(self.table, item, wanted, ACTIVE)
             )
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
