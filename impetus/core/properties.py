@@ -65,8 +65,9 @@ PROPERTIES: dict[str, Property] = {
             1,
             1,
             MAX_SHARDS,
-            "Queue partitions of the stream (hot-key relief); only grows, and DFS grows it "
-            "from the stream's arrival rate (docs/architecture.md, queue shards).",
+            "Queue partitions of the stream (hot-key relief); only grows. Default: from "
+            "`rate` if given, else 1; DFS grows it from the stream's arrival rate "
+            "(docs/architecture.md, queue shards).",
         ),
         Property("lease", float, 60.0, 5, _DAY, "Seconds a claim lasts without heartbeat."),
         Property(

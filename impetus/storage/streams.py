@@ -30,6 +30,7 @@ from impetus.core.exceptions import (
 )
 from impetus.core.keys import STREAM_ID, check
 from impetus.storage import dynamo, streamcounters
+from impetus.storage.jobqueue.layout import shards_for
 from impetus.storage.streamcounters import COUNTERS, CounterShards, Reading
 
 ACTIVE = "active"
@@ -106,6 +107,9 @@ class Streams:
         """(description, created?, the new stream's key: None when the id existed)."""
         stream_id = check(STREAM_ID, stream_id or uuid.uuid4().hex, "stream id")
         props = properties.validate(props or {})
+        if "shards" not in props and props.get("rate") is not None:
+            # a declared run rate bounds the claims and completions: shards for it at once
+            props["shards"] = shards_for(props["rate"], properties.MAX_SHARDS)
         nonce = streamauth.new_nonce()
         version, key = streamauth.derive_stream_key(self._keys(), stream_id, nonce, None)
         shards = properties.get(props, "shards")

@@ -164,3 +164,15 @@ def test_dfs_grows_a_stream_from_its_arrival_rate(queue):
     # the rate fell: no shrink, no growth
     assert grow(queue, queue.list_streams(), 120.0, arrivals) == {}
     assert properties.get(queue.get_stream("busy")["properties"], "shards") == 4
+
+
+def test_a_declared_rate_chooses_the_shards_at_creation(queue):
+    created, _ = queue.create_stream("fast", {"rate": 10_000.0})
+    assert created["properties"]["shards"] == 13  # ceil(10,000 / 789)
+    assert queue.streams.raw_counts("fast", ("waiting",)) == {"waiting": 0}
+    item = queue.streams.get_item("fast")
+    assert streamcounters.counter_shards(item) == 13
+    given, _ = queue.create_stream("given", {"rate": 10_000.0, "shards": 2})
+    assert given["properties"]["shards"] == 2  # an explicit count wins
+    plain, _ = queue.create_stream("plain")
+    assert "shards" not in plain["properties"]
