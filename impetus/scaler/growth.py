@@ -3,7 +3,7 @@
 The arrival rate is the stream's ``forked`` counter (every enqueued job adds 1, nothing
 takes away) over at least ``RATE_WINDOW`` seconds, from the listing DFS reads anyway: no
 extra read. When that rate needs more shards than the stream has
-(:func:`impetus.storage.jobqueue.layout.shards_for`: each shard at most half of one
+(:func:`impetus.storage.shardrule.shards_for`: each shard at most half of one
 partition's writes and reads), DFS grows them (:meth:`impetus.storage.streams.Streams.grow_shards`).
 
 Nothing is stranded by a growth: shards only grow, every reader of the queue (claims,
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from impetus.core import properties
-from impetus.storage.jobqueue.layout import shards_for
 from impetus.storage.queue import Queue
+from impetus.storage.shardrule import shards_for
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from impetus.core.exceptions import (
 )
 from impetus.core.keys import STREAM_ID, check
 from impetus.storage import dynamo, streamcounters
-from impetus.storage.jobqueue.layout import shards_for
+from impetus.storage.shardrule import shards_for
 from impetus.storage.streamcounters import COUNTERS, CounterShards, Reading
 
 ACTIVE = "active"

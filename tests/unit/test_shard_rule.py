@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from impetus.core import properties
 from impetus.scaler.growth import Arrivals
-from impetus.storage.jobqueue import layout
+from impetus.storage import shardrule as layout
 from impetus.storage.streamcounters import fold
 
 
