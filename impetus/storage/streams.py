@@ -1,4 +1,5 @@
-"""Streams: properties, status, owner and backlog counters, one item per stream.
+"""Streams: properties, status, owner and backlog counters, an item per stream (and
+its counter items).
 
 The owner: a random nonce and the signing key version the stream key was drawn under
 (see impetus.core.streamauth). Nothing secret is stored; whoever holds the signing key
