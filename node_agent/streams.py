@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from impetus.core.properties import PROPERTIES
+from impetus.storage.streams import MARKED
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,11 @@ def matches(node_filter: dict[str, str], properties: dict[str, Any]) -> bool:
 
 
 def has_work(description: dict[str, Any]) -> bool:
-    """Waiting jobs, or delayed ones (claiming is what makes them due on this Queue)."""
+    """Waiting jobs, or delayed ones (claiming is what makes them due on this Queue); a
+    stream marked active (an uncounted listing, impetus.storage.streams.MARKED) may have
+    some, and a claim finds out."""
+    if description.get(MARKED):
+        return True
     counts = description.get("counts") or {}
     return int(counts.get("waiting") or 0) > 0 or int(counts.get("delayed") or 0) > 0
 

@@ -28,7 +28,7 @@ class InvalidRequest(ImpetusError):
 
 
 class Conflict(ImpetusError):
-    """The request contradicts the resource's state (a stream's shards, fixed at creation)."""
+    """The request contradicts the resource's state (a stream's shards, which only grow)."""
 
 
 class CollectorBusy(Conflict):

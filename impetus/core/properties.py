@@ -39,6 +39,9 @@ class Property:
 
 
 _DAY = 86400.0
+# Queue shards of one stream: claims try them in random order and collection and reaping
+# visit each, so a result page costs one Query per shard (see docs/architecture.md).
+MAX_SHARDS = 64
 
 PROPERTIES: dict[str, Property] = {
     p.name: p
@@ -56,7 +59,16 @@ PROPERTIES: dict[str, Property] = {
             "killed and the job ends as error `timeout: ...`, run again like a crash "
             "while `max_attempts` last (none: no limit).",
         ),
-        Property("shards", int, 1, 1, 64, "Queue partitions of the stream (hot-key relief)."),
+        Property(
+            "shards",
+            int,
+            1,
+            1,
+            MAX_SHARDS,
+            "Queue partitions of the stream (hot-key relief); only grows. Default: from "
+            "`rate` if given, else 1; DFS grows it from the stream's arrival rate "
+            "(docs/architecture.md, queue shards).",
+        ),
         Property("lease", float, 60.0, 5, _DAY, "Seconds a claim lasts without heartbeat."),
         Property(
             "max_attempts", int, 3, 1, 100, "Runs lost to a dead worker or node before a job fails."

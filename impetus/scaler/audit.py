@@ -14,10 +14,20 @@ difference is corrected only when the *same* difference is seen again at least
 write that applies only if the counters have not moved since they were read
 (``Streams.correct``): a delta still on its way is not counted twice (unless one write
 hangs in retries past the confirmation window, up to its SDK retry budget; the next audit
-corrects that too). A busy stream
-whose counters never hold still is corrected at its next quiet moment; the streams drift
-hurts, stranded and phantom ones, are quiet. Worst case, stranded work gets its node
-``AUDIT_EVERY + CONFIRM_AFTER`` (6 minutes) after the drift.
+corrects that too).
+
+The counters are spread over K counter items (:mod:`impetus.storage.streamcounters`).
+The audit reads the stream item and all K in one consistent pass, recounts the queue
+over the shards that item names, and writes the correction on the stream item in one
+transaction that checks every counter item still holds what was read, and the stream
+item its counters, K and shards: a writer only ever writes to a counter item below the
+K it saw, and K only grows, so any delta landing after the read is on an item the
+transaction checks (or it changed K), and cancels it. Streams from before the counter
+items are given theirs here first (their counts stay on the stream item, still summed).
+
+A busy stream whose counters never hold still is corrected at its next quiet moment;
+the streams drift hurts, stranded and phantom ones, are quiet. Worst case, stranded work
+gets its node ``AUDIT_EVERY + CONFIRM_AFTER`` (6 minutes) after the drift.
 """
 
 from __future__ import annotations
@@ -26,9 +36,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from impetus.core import properties
 from impetus.storage.counters import MAX_DELTA_AGE
 from impetus.storage.jobqueue.recount import RECOUNTED
 from impetus.storage.queue import Queue
+from impetus.storage.streamcounters import counter_shards
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +103,26 @@ def audit(
         if not auditor.due(sid, now):
             continue
         try:
-            seen = queue.streams.raw_counts(sid, RECOUNTED)
-            truth = queue.recount(sid)
+            corrected += _audit_one(queue, sid, now, auditor)
         except Exception:
             log.exception("auditing stream %s failed", sid)
-            continue
-        difference = {k: truth[k] - seen[k] for k in RECOUNTED}
-        if not auditor.judge(sid, now, difference):
-            continue
-        if queue.streams.correct(sid, seen, truth):
-            log.warning("stream %s: counters %s corrected to the queue's %s", sid, seen, truth)
-            corrected += 1
-        else:  # the counters moved meanwhile: look again soon
-            auditor.suspects[sid] = Suspect(now, difference)
     return corrected
+
+
+def _audit_one(queue: Queue, sid: str, now: float, auditor: Auditor) -> int:
+    reading = queue.streams.read_counts(sid)
+    shards = properties.get(reading.item.get("properties", {}), "shards")
+    if counter_shards(reading.item) < shards:  # a stream from before the counter items
+        queue.streams.grow_shards(sid, shards)
+        log.info("stream %s: counters spread over %d counter items", sid, shards)
+        return 0  # the next audit reads them
+    seen = reading.totals(RECOUNTED)
+    truth = queue.recount(sid, shards)  # the shards the correction is conditioned on
+    difference = {k: truth[k] - seen[k] for k in RECOUNTED}
+    if not auditor.judge(sid, now, difference):
+        return 0
+    if queue.streams.correct(reading, truth):
+        log.warning("stream %s: counters %s corrected to the queue's %s", sid, seen, truth)
+        return 1
+    auditor.suspects[sid] = Suspect(now, difference)  # they moved meanwhile: look again soon
+    return 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from impetus.core import aws
-from impetus.scaler import activity, actuate, audit, collect, expire, metrics
+from impetus.scaler import activity, actuate, audit, collect, expire, growth, metrics
 from impetus.scaler.config import DfsSettings
 from impetus.scaler.idle import leave_at
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
@@ -114,6 +114,7 @@ REAP_EVERY = 10.0  # seconds between reaps of one stream (leases last a minute)
 _reaped_at: dict[str, float] = {}  # per process: warm Lambda containers, the local ticker
 _errors_seen: dict[str, int] = {}  # stream -> its errors counter at the previous tick
 _auditor = audit.Auditor()  # per process, like the two above
+_arrivals = growth.Arrivals()  # per process: each stream's arrival-rate window
 _metrics = metrics.MinuteBuffer()  # per process: published once a minute at most
 _activity = activity.Activity()  # per process: the last sweep, streams seen idle
 
@@ -177,6 +178,7 @@ def run(
     if result.corrected:  # a stream whose work the counters hid wants its mark now
         marks = queue.streams.active.every_replica()
         activity.Activity.repair(queue, marks, queue.list_streams())
+    growth.grow(queue, listing, now, _arrivals)
     decisions = DecisionLog(clients.ddb, tables[DECISIONS])
     memory = decisions.load_memory()
     due = {s["id"]: queue.due_delayed(s["id"], now) for s in listing if s["counts"].get("delayed")}

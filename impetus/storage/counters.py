@@ -3,7 +3,9 @@
 Every claim and every completion changes a stream's backlog counters (waiting, running,
 finished, errors): written one by one, that is two of the ~6 requests of a claim cycle.
 A node agent instead adds the deltas up here and writes them once per ``interval``, one
-UpdateItem per stream.
+UpdateItem per stream, on one of its counter items picked at random
+(:mod:`impetus.storage.streamcounters`), so 10,000 agents on one stream spread their
+writes over its K counter items instead of one item's 1,000 writes per second.
 
 The price, stated where it is paid: counters lag by up to ``interval`` seconds, and a
 node killed between two flushes loses its unwritten deltas, so the counters drift a

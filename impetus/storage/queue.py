@@ -114,7 +114,9 @@ class Queue:
     def list_active_streams(self, view: ActiveView) -> list[dict[str, Any]]:
         """The streams that have or may have work (impetus.storage.activestreams): an
         idle deployment costs one small read, however many streams it has."""
-        return self.streams.list_marked(view.snapshot())
+        # Uncounted: the mark says "may have work" and claims find out; reading every
+        # marked stream's K counter items on each poll of each node would cost more.
+        return self.streams.list_marked(view.snapshot(), counted=False)
 
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge properties (a None value removes a key); returns the description."""
@@ -278,9 +280,10 @@ class Queue:
         """Return jobs of expired leases to the queue. Returns how many."""
         return self.jobs.settler.reap(stream_id)
 
-    def recount(self, stream_id: str) -> dict[str, int]:
-        """The stream's waiting, running and delayed jobs, counted in the queue itself."""
-        return self.jobs.recounter.recount(stream_id)
+    def recount(self, stream_id: str, shards: int | None = None) -> dict[str, int]:
+        """The stream's waiting, running and delayed jobs, counted in the queue itself
+        (over ``shards`` ready shards: by default those its item has now)."""
+        return self.jobs.recounter.recount(stream_id, shards)
 
     def due_delayed(self, stream_id: str, now: float) -> int:
         """Delayed jobs of a stream already due but not yet promoted (DFS counts them)."""

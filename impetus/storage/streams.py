@@ -1,11 +1,13 @@
-"""Streams: properties, status, owner and backlog counters, one item per stream.
+"""Streams: properties, status, owner and backlog counters, an item per stream (and
+its counter items).
 
 The owner: a random nonce and the signing key version the stream key was drawn under
 (see impetus.core.streamauth). Nothing secret is stored; whoever holds the signing key
 recomputes the stream key from them (:meth:`Streams.stream_key`).
 
 Counters are kept with atomic ADDs by whoever changes the backlog (enqueue, claim,
-complete, ack), so DFS and ``impetus watch`` read a backlog without scanning anything.
+complete, ack), so DFS and ``impetus watch`` read a backlog without scanning the queue;
+they live on counter items beside the stream item (:mod:`impetus.storage.streamcounters`).
 """
 
 from __future__ import annotations
@@ -28,16 +30,22 @@ from impetus.core.exceptions import (
     StreamNotFound,
 )
 from impetus.core.keys import STREAM_ID, check
-from impetus.storage import dynamo
+from impetus.storage import dynamo, streamcounters
 from impetus.storage.activestreams import ActiveStreams, Snapshot, is_record_key
+from impetus.storage.shardrule import shards_for
+from impetus.storage.streamcounters import COUNTERS, CounterShards, Reading
 
 ACTIVE = "active"
 DELETING = "deleting"
-COUNTERS = ("waiting", "delayed", "running", "finished", "errors", "acked", "forked")
 # Counters are updated after the write they count, so a process killed in between leaves
 # them off by a few: a stuck claim may count as "waiting" rather than "running". Reapers
 # therefore visit every stream any of these says is not idle.
 BUSY_COUNTERS = ("waiting", "running", "delayed")
+
+
+# On an uncounted description (Streams.list_marked): the stream is marked active, so it
+# may have work, and its "counts" are only the stream item's own (not its counter items').
+MARKED = "marked"
 
 
 def is_idle(counts: dict[str, Any]) -> bool:
@@ -47,19 +55,23 @@ def is_idle(counts: dict[str, Any]) -> bool:
 
 
 def may_hold_claims(stream: dict[str, Any]) -> bool:
-    """Whether a stream description (``list_streams``) may hold live or expired leases."""
+    """Whether a stream description (``list_streams``, ``list_marked``) may hold live or
+    expired leases."""
     counts = stream.get("counts") or {}
-    return any(counts.get(name) for name in BUSY_COUNTERS)
+    return bool(stream.get(MARKED)) or any(counts.get(name) for name in BUSY_COUNTERS)
 
 
 MAX_PROPERTIES_BYTES = 64 * 1024
 
 
-def _describe(item: dict[str, Any]) -> dict[str, Any]:
+def _describe(item: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """A stream's description; ``counts`` summed over its counter items (default: the
+    item's own, as :func:`impetus.storage.streamcounters.fold` leaves them)."""
+    counts = counts if counts is not None else {c: int(item.get(c, 0)) for c in COUNTERS}
     return {
         "id": item["stream"],
         "properties": item.get("properties", {}),
-        "counts": {c: max(0, int(item.get(c, 0))) for c in COUNTERS},
+        "counts": {c: max(0, counts[c]) for c in COUNTERS},
         "created": item.get("created"),
         "status": item.get("status", ACTIVE),
     }
@@ -109,6 +121,7 @@ class Streams:
         self._keys = keys
         # Which streams have work: its items live in this table (activestreams.py).
         self.active = ActiveStreams(client, table)
+        self.counters = CounterShards(client, table, self.get_item)
 
     def create(
         self, stream_id: str | None, props: dict[str, Any] | None
@@ -116,22 +129,40 @@ class Streams:
         """(description, created?, the new stream's key: None when the id existed)."""
         stream_id = check(STREAM_ID, stream_id or uuid.uuid4().hex, "stream id")
         props = properties.validate(props or {})
+        if "shards" not in props and props.get("rate") is not None:
+            # a declared run rate bounds the claims and completions: shards for it at once
+            props["shards"] = shards_for(props["rate"], properties.MAX_SHARDS)
         nonce = streamauth.new_nonce()
         version, key = streamauth.derive_stream_key(self._keys(), stream_id, nonce, None)
+        shards = properties.get(props, "shards")
         item = {
             "stream": stream_id,
             "properties": _json_properties(props),
             "created": time.time(),
             "status": ACTIVE,
             "owner": {"nonce": nonce, "version": version},
+            streamcounters.COUNTER_SHARDS: shards,
             **dict.fromkeys(COUNTERS, 0),
         }
+        # The counter items come with the stream item, in one transaction: a counter
+        # write finds them (or no stream). Leftovers of a deleted stream are zeroed.
+        counter_items = streamcounters.counter_items(stream_id, 0, shards)
         try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=dynamo.serialize(item),
-                ConditionExpression="attribute_not_exists(#stream)",
-                ExpressionAttributeNames={"#stream": "stream"},
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": dynamo.serialize(item),
+                            "ConditionExpression": "attribute_not_exists(#stream)",
+                            "ExpressionAttributeNames": {"#stream": "stream"},
+                        }
+                    },
+                    *(
+                        {"Put": {"TableName": self.table, "Item": dynamo.serialize(c)}}
+                        for c in counter_items
+                    ),
+                ]
             )
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):
@@ -161,51 +192,99 @@ class Streams:
         item = dynamo.deserialize(item)
         if item.get("status") == DELETING:
             raise StreamNotFound(f"stream {stream_id!r} is being deleted")
+        self.counters.note(item)
         return item
 
     def get(self, stream_id: str) -> dict[str, Any]:
-        return _describe(self.get_item(stream_id))
+        return _describe(*self._counted(self.get_item(stream_id)))
+
+    def _counted(self, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+        return item, self.counters.read(item).totals()
 
     def list(self, consistent: bool = True) -> list[dict[str, Any]]:
-        """Every stream: a Scan of the table (the API's listing, DFS's sweep; node agents
-        and DFS's ticks read :meth:`list_marked` instead)."""
+        """Every stream, its counter items summed in: a Scan of the table (the API's
+        listing, DFS's sweep; node agents and DFS's ticks read :meth:`list_marked`)."""
         items = dynamo.scan(self.client, TableName=self.table, ConsistentRead=consistent)
+        return _listing(streamcounters.fold(items))
+
+    def describe_many(self, stream_ids: list[str], counted: bool = True) -> list[dict[str, Any]]:
+        """The given streams that exist, read consistently (BatchGetItem, 100 keys a
+        request). ``counted``: their counter items too (a second BatchGetItem, K keys a
+        stream), else the counts are the stream items' own (old streams, corrections)."""
+        keys = [{"stream": sid} for sid in stream_ids]
+        items = [i for i in dynamo.batch_get(self.client, self.table, keys) if "stream" in i]
+        for item in items:
+            if not is_record_key(item["stream"]):
+                self.counters.note(item)
+        if counted:
+            counter_keys = [
+                {"stream": streamcounters.shard_key(i["stream"], k)}
+                for i in items
+                for k in range(streamcounters.counter_shards(i))
+            ]
+            if counter_keys:
+                items += dynamo.batch_get(self.client, self.table, counter_keys)
+            items = streamcounters.fold(items)
         return _listing(items)
 
-    def describe_many(self, stream_ids: list[str]) -> list[dict[str, Any]]:
-        """The given streams that exist, read consistently (BatchGetItem, 100 a request)."""
-        keys = [{"stream": sid} for sid in stream_ids]
-        return _listing(dynamo.batch_get(self.client, self.table, keys))
-
-    def list_marked(self, snapshot: Snapshot) -> list[dict[str, Any]]:
-        """The streams an active-streams snapshot marks; every stream while the record
-        overflows (a mark could not be written)."""
+    def list_marked(self, snapshot: Snapshot, counted: bool = True) -> list[dict[str, Any]]:
+        """The streams an active-streams snapshot marks; every stream, counted, while the
+        record overflows (a mark could not be written). Uncounted (``counted=False``,
+        node agents): the stream items only, each flagged :data:`MARKED`, so a reader
+        takes the mark for "may have work" and lets claims find out, at one item read a
+        stream whatever its K."""
         if snapshot.overflow:
             return self.list()
-        return self.describe_many(sorted(snapshot.marks))
+        listing = self.describe_many(sorted(snapshot.marks), counted)
+        return listing if counted else [{**s, MARKED: True} for s in listing]
 
-    def _check_shards_unchanged(self, stream_id: str, changes: dict[str, Any]) -> None:
-        """A stream's jobs live in ``shards`` partitions: a new count would strand those in
-        the others (claims, collection and deletion read only the partitions it names), so
-        the count is fixed at creation. Setting it to the value it has is no change."""
+    def _grow_if_asked(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply a change of ``shards`` (growth only) and return the other changes.
+
+        Shards only grow: claims, collection, reaping, recounts and deletion visit every
+        shard below the current count, so a job on any shard that ever existed is still
+        visited, while fewer shards would strand the jobs on the ones dropped."""
         if "shards" not in changes:
-            return
+            return changes
+        wanted = changes["shards"] if changes["shards"] is not None else 1
         current = properties.get(self.get_item(stream_id).get("properties", {}), "shards")
-        wanted = (
-            changes["shards"] if changes["shards"] is not None else properties.get({}, "shards")
-        )
-        if wanted != current:
+        if wanted < current:
             raise Conflict(
-                f"stream {stream_id!r} has {current} shards, fixed at creation (its jobs live"
-                " in that many partitions); create a new stream for another count"
+                f"stream {stream_id!r} has {current} shards and shards only grow (its jobs "
+                "live in that many partitions); create a new stream for fewer"
             )
+        if wanted > current:
+            self.grow_shards(stream_id, wanted)
+        return {k: v for k, v in changes.items() if k != "shards"}
+
+    def grow_shards(self, stream_id: str, wanted: int) -> bool:
+        """Give a stream ``wanted`` queue shards and as many counter items, in one
+        transaction conditioned on the shards and K read (a concurrent growth wins, this
+        one reports False). With ``wanted`` its current count, it gives an old stream
+        (counters on its item) its counter items."""
+        item = self.get_item(stream_id)
+        current = properties.get(item.get("properties", {}), "shards")
+        if wanted < current or wanted <= streamcounters.counter_shards(item):
+            return False
+        if wanted > properties.MAX_SHARDS:
+            raise InvalidRequest(f"shards: at most {properties.MAX_SHARDS}")
+        try:
+            self.client.transact_write_items(
+                TransactItems=streamcounters.growth(self.table, item, wanted, ACTIVE)
+            )
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         check(STREAM_ID, stream_id, "stream id")
         if not isinstance(changes, dict) or not changes:
             raise InvalidRequest("properties must be a non-empty JSON object")
-        changes = properties.validate(changes)
-        self._check_shards_unchanged(stream_id, changes)
+        changes = self._grow_if_asked(stream_id, properties.validate(changes))
+        if not changes:
+            return self.get(stream_id)
         names = {"#p": "properties", "#s": "status", "#stream": "stream"}
         sets, removes, vals = [], [], {}
         for i, (name, value) in enumerate(changes.items()):
@@ -297,71 +376,45 @@ class Streams:
 
     def mark_deleting(self, stream_id: str) -> dict[str, Any]:
         """First step of a delete: nodes and clients stop seeing the stream at once."""
-        item = self.get_item(stream_id)
-        self.client.update_item(
+        self.get_item(stream_id)  # StreamNotFound
+        answer = self.client.update_item(
             TableName=self.table,
             Key=dynamo.serialize({"stream": stream_id}),
             UpdateExpression="SET #s = :deleting",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=dynamo.values(deleting=DELETING),
+            ReturnValues="ALL_NEW",
         )
-        return item
+        # As marked: no growth comes after (it needs an active stream), so its shards
+        # are every shard the stream ever had.
+        return dynamo.deserialize(answer["Attributes"])
 
     def remove(self, stream_id: str) -> None:
-        self.client.delete_item(TableName=self.table, Key=dynamo.serialize({"stream": stream_id}))
+        """Delete the counter items, then the stream item (a remove that stops between
+        leaves a hidden stream; the next delete or a re-creation takes care of them)."""
+        key = dynamo.serialize({"stream": stream_id})
+        answer = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        item = dynamo.deserialize(answer.get("Item") or {"stream": stream_id})
+        self.counters.delete_items(stream_id, streamcounters.counter_shards(item))
+        self.client.delete_item(TableName=self.table, Key=key)
 
+    # --- counters (impetus.storage.streamcounters) ------------------------------------------
     def count(self, stream_id: str, **deltas: int) -> None:
         """Atomically add to backlog counters (only if the stream still exists)."""
         deltas = {k: v for k, v in deltas.items() if v}
         if deltas:
-            self._add(stream_id, deltas, "attribute_exists(#stream)", {"#stream": "stream"}, {})
+            self.counters.count(stream_id, deltas)
+
+    def read_counts(self, stream_id: str) -> Reading:
+        """The counters item by item, read consistently (for :meth:`correct`)."""
+        return self.counters.read(self.get_item(stream_id))
 
     def raw_counts(self, stream_id: str, names: tuple[str, ...]) -> dict[str, int]:
-        """Counters as stored (unclamped: drift can take one below zero)."""
-        item = self.get_item(stream_id)
-        return {n: int(item.get(n, 0)) for n in names}
+        """Counters as stored, summed (unclamped: drift can take one below zero)."""
+        return self.read_counts(stream_id).totals(names)
 
-    def correct(self, stream_id: str, seen: dict[str, int], truth: dict[str, int]) -> bool:
-        """Set counters from ``seen`` to ``truth``, only if they still hold ``seen``.
-
-        An ADD of the difference, conditional on every counter being what was read: a
-        count that lands in between (a claim, a flush) makes this a no-op, never a lost
-        update. Returns whether it applied.
-        """
-        deltas = {k: truth[k] - seen[k] for k in seen if truth[k] != seen[k]}
-        if not deltas:
-            return False
-        return self._add(
-            stream_id,
-            deltas,
-            " AND ".join(f"#{k} = :s_{k}" for k in seen),
-            {f"#{k}": k for k in seen},
-            {f"s_{k}": v for k, v in seen.items()},
-        )
-
-    def _add(
-        self,
-        stream_id: str,
-        deltas: dict[str, int],
-        condition: str,
-        names: dict[str, str],
-        values: dict[str, int],
-    ) -> bool:
-        """ADD ``deltas`` to counters if ``condition`` holds; False when it did not."""
-        assert set(deltas) <= set(COUNTERS), deltas
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=dynamo.serialize({"stream": stream_id}),
-                UpdateExpression="ADD " + ", ".join(f"#{k} :d_{k}" for k in deltas),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={**names, **{f"#{k}": k for k in deltas}},
-                ExpressionAttributeValues=dynamo.values(
-                    **{f"d_{k}": v for k, v in deltas.items()}, **values
-                ),
-            )
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                return False
-            raise
-        return True
+    def correct(self, reading: Reading, truth: dict[str, int]) -> bool:
+        """Set the counters in ``truth`` from what ``reading`` saw to ``truth``, only if
+        no counter moved since (see :meth:`CounterShards.correct`). Returns whether it
+        applied."""
+        return self.counters.correct(reading, truth)

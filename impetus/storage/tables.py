@@ -5,8 +5,9 @@ and the deployed schemas cannot drift.
 
 Key design (see impetus/storage/queue.py for how the items are used):
 
-- ``streams``  pk ``stream``: properties, counters (waiting, delayed, running, finished,
-  errors, acked, forked) and the chunk sequence. Backlog counts without scanning.
+- ``streams``  pk ``stream``: properties, status, owner, and the stream's K counter
+  items ``<stream>#c<k>`` (waiting, delayed, running, finished, errors, acked, forked;
+  see impetus/storage/streamcounters.py). Backlog counts without scanning the queue.
 - ``queue``    pk ``pk`` = ``<stream>#<shard>`` (ready chunks) or ``<stream>#delayed``,
   sk ``sk`` = ``<priority>#<due ms>#<seq>``: *chunks* of job ids with a claim cursor,
   their live claims (leases) and their results until acknowledged. Only live work lives

@@ -275,11 +275,16 @@ def test_payloads_just_under_the_limits_are_accepted(seeded):
     assert api.get("/streams/s1/store/big").body["value"] == "v" * (349 * KB)
 
 
-def test_changing_shards_is_409(seeded):
+def test_fewer_shards_is_409(seeded):
     api, _ = seeded
-    cases = [("PATCH", "/streams/s1", {"properties": {"shards": 4}}, {})]
+    grown = api.call("PATCH", "/streams/s1", {"properties": {"shards": 4}})
+    assert grown.status == 200 and grown.body["properties"]["shards"] == 4  # shards grow
+    cases = [
+        ("PATCH", "/streams/s1", {"properties": {"shards": 2}}, {}),
+        ("PATCH", "/streams/s1", {"properties": {"shards": None}}, {}),  # the default, 1
+    ]
     refuse(seeded, cases, 409, "conflict")
-    same = api.call("PATCH", "/streams/s1", {"properties": {"shards": 1}})
+    same = api.call("PATCH", "/streams/s1", {"properties": {"shards": 4}})
     assert same.status == 200  # the count it has: no change
 
 

@@ -76,7 +76,7 @@ def test_counters_that_move_between_two_audits_are_left_alone(queue):
 def test_a_correction_never_overwrites_a_count_that_lands_after_the_read(queue):
     queue.create_stream("c")
     fork(queue, "c", 2)
-    seen = queue.streams.raw_counts("c", ("waiting", "running", "delayed"))
+    seen = queue.streams.read_counts("c")
     queue.streams.count("c", waiting=1)  # lands between the audit's read and its write
-    assert not queue.streams.correct("c", seen, {"waiting": 9, "running": 0, "delayed": 0})
+    assert not queue.streams.correct(seen, {"waiting": 9, "running": 0, "delayed": 0})
     assert counts(queue, "c")["waiting"] == 3

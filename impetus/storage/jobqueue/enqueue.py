@@ -35,6 +35,8 @@ class Enqueuer:
         client_cloudpickle: str = CLOUDPICKLE_VERSION,
     ) -> dict[str, Any]:
         stream = self.items.streams.get_item(stream_id)
+        # The counters before this fork: one BatchGetItem of the stream's K counter items.
+        idle_before = is_idle(self.items.streams.counters.read(stream).totals())
         specs = [self._check_spec(s) for s in specs]
         self._check_functions(stream_id, specs, functions)
         new, existing, acked = self._split_existing(stream_id, specs)
@@ -47,7 +49,6 @@ class Enqueuer:
             for d in {s["code"] for s in new}
             if d in functions
         ]
-        idle_before = is_idle(stream)
         if idle_before and new:
             # Marked before any job is visible: nodes and DFS find the stream through the
             # active-streams record (impetus.storage.activestreams), not by a Scan.
@@ -63,8 +64,7 @@ class Enqueuer:
             "accepted": [s["id"] for s in new],
             "existing": existing,
             "acked": acked,
-            # read with the stream item anyway: the API nudges DFS when this is True
-            "idle_before": idle_before,
+            "idle_before": idle_before,  # the API nudges DFS when this is True
         }
 
     @staticmethod

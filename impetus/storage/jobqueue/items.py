@@ -27,7 +27,7 @@ class QueueItems:
         self.jobs_table = tables["jobs"]
         self.queue_table = tables["queue"]
         self.streams = streams
-        # Where backlog counter deltas go: the stream items at once, or a node agent's
+        # Where backlog counter deltas go: the streams' counter items at once, or a node agent's
         # impetus.storage.counters.BufferedCounters (see Queue.buffer_counters).
         self.counters: Any = streams
         self._props_cache: dict[str, tuple[float, dict[str, Any]]] = {}

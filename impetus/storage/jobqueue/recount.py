@@ -58,8 +58,13 @@ class Recounter:
             due += int(chunk.get("n", 0)) - int(chunk.get("cursor", 0))
         return due
 
-    def recount(self, stream_id: str) -> dict[str, int]:
-        shards = properties.get(self.items.properties(stream_id), "shards")
+    def recount(self, stream_id: str, shards: int | None = None) -> dict[str, int]:
+        """Over ``shards`` ready shards: the audit passes those of the stream item it read
+        (and conditions its correction on them); by default those of the item now (read
+        afresh: a cached count could miss a shard grown a moment ago)."""
+        if shards is None:
+            item = self.items.streams.get_item(stream_id)
+            shards = properties.get(item.get("properties", {}), "shards")
         totals = dict.fromkeys(RECOUNTED, 0)
         for pk in self.items.partitions(stream_id, shards):
             delayed = pk == layout.delayed_pk(stream_id)
