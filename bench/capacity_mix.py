@@ -13,7 +13,8 @@ kind and partition key. It measures:
 (b) busy: ``--jobs`` short jobs forked through the API (enqueue, claim, complete,
     results, acknowledgement) on one stream (per job, and the hottest partition key's
     share per job);
-(c) DFS: one tick (``impetus.scaler.tick.run``, actor ``dfs``) as it is, then with
+(c) DFS: a sweep and a plain tick (``impetus.scaler.tick.run``, actor ``dfs``; a sweep
+    lists every stream, once a minute, a plain tick the marked ones) as it is, then with
     ``--extra`` more node items, ``--extra`` more idle streams and ``--extra`` more
     streams with a waiting job: per tick, per node, per stream and per busy stream.
 
@@ -38,8 +39,10 @@ from impetus.core import codec
 from impetus.scaler import tick
 from impetus.scaler.config import DfsSettings
 from impetus.storage import dynamo
+from impetus.storage.activestreams import is_record_key
 from impetus.storage.nodes import NodeBeat, Nodes
 from impetus.storage.queue import Queue
+from impetus.storage.streamcounters import COUNTER_OF
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "capacity-mix.json"
@@ -112,8 +115,11 @@ def _beat(nodes: Nodes, node_id: str) -> None:
     nodes.heartbeat(NodeBeat(node_id, "host", 1, now, now, 5.0, {}, 2))
 
 
-def _tick(rig: Rig, settings: DfsSettings) -> tuple[costmeter.Usage, float]:
+def _tick(rig: Rig, settings: DfsSettings, sweep: bool) -> tuple[costmeter.Usage, float]:
+    """One tick, metered; ``sweep``: the once-a-minute full listing (Scan, repairs,
+    idle streams' audit and expiry), else a tick over the marked streams."""
     tick._reaped_at.clear()  # every tick reaps as a first one would (worst case)
+    tick._activity.swept_at = float("-inf") if sweep else time.time()
     rig.meter.reset()
     t0, probes = time.perf_counter(), rig.meter.probe_seconds()
     with rig.meter.acting("dfs"):
@@ -143,26 +149,46 @@ def _fork_one(queue: Queue, stream: str) -> None:
     queue.enqueue(stream, [spec], {codec.digest(code): code}, codec.PYTHON_VERSION)
 
 
+def _ticks(rig: Rig, settings: DfsSettings) -> dict[bool, tuple[costmeter.Usage, float]]:
+    """A sweep, then a tick over the marked streams (what the sweep audited is not due
+    again: the plain tick shows what every tick costs)."""
+    return {sweep: _tick(rig, settings, sweep) for sweep in (True, False)}
+
+
+def _per_item(stages: list[dict[bool, tuple[costmeter.Usage, float]]], sweep: bool, extra: int):
+    """Per tick, per node, per stream and per busy stream, of sweeps or plain ticks."""
+    base, nodes, streams, busy = (stage[sweep][0] for stage in stages)
+    return {
+        "per_tick": rows(base, 1),
+        "per_node": _difference(base, nodes, extra),
+        "per_stream": _difference(nodes, streams, extra),
+        "per_busy_stream": _difference(streams, busy, extra),
+        "seconds": dict(zip(("base", "nodes", "streams", "busy"),
+                            (stage[sweep][1] for stage in stages), strict=True)),
+    }  # fmt: skip
+
+
 def measure_dfs(rig: Rig, extra: int) -> dict[str, Any]:
-    """DFS's own requests (the agent is stopped first: its claims are not the tick's)."""
+    """DFS's own requests (the agent is stopped first: its claims are not the tick's),
+    of plain ticks (the marked streams) and of sweeps (every stream, once a minute)."""
     rig.agent.request_stop()
     rig.thread.join(30)
     settings = DfsSettings(aws=rig.settings)
     probe = rig.meter._probe
     queue = Queue(rig.settings, client=probe)
     nodes = Nodes.for_settings(probe, rig.settings)
-    base, base_s = _tick(rig, settings)
+    stages = [_ticks(rig, settings)]
     for i in range(extra):
         _beat(nodes, f"capacity-node-{i}")
-    more_nodes, nodes_s = _tick(rig, settings)
+    stages.append(_ticks(rig, settings))
     idle_ids = [queue.create_stream(f"dfs-idle-{i}")[0]["id"] for i in range(extra)]
-    more_streams, streams_s = _tick(rig, settings)
+    stages.append(_ticks(rig, settings))
     busy_ids = [queue.create_stream(f"dfs-busy-{i}")[0]["id"] for i in range(extra)]
     for sid in busy_ids:
         _fork_one(queue, sid)
-    more_busy, busy_s = _tick(rig, settings)
+    stages.append(_ticks(rig, settings))
     sizes = {
-        "stream": _mean_size(probe, queue.streams.table),
+        "stream": _bytes_per_stream(probe, queue.streams.table),
         "node": _mean_size(probe, nodes.table),
     }
     for sid in idle_ids + busy_ids:
@@ -171,13 +197,19 @@ def measure_dfs(rig: Rig, extra: int) -> dict[str, Any]:
         nodes.remove(f"capacity-node-{i}")
     return {
         "extra": extra,
-        "per_tick": rows(base, 1),
-        "per_node": _difference(base, more_nodes, extra),
-        "per_stream": _difference(more_nodes, more_streams, extra),
-        "per_busy_stream": _difference(more_streams, more_busy, extra),
-        "seconds": {"base": base_s, "nodes": nodes_s, "streams": streams_s, "busy": busy_s},
+        **_per_item(stages, False, extra),
+        "sweep": _per_item(stages, True, extra),
         "item_bytes": sizes,
     }
+
+
+def _bytes_per_stream(client: Any, table: str) -> float:
+    """What a Scan reads per stream: its item and its counter items (the active-streams
+    record's few items are left out)."""
+    raw = [dynamo.serialize(i) for i in dynamo.scan(client, TableName=table)]
+    raw = [i for i in raw if not is_record_key(i["stream"]["S"])]
+    streams = sum(1 for i in raw if COUNTER_OF not in i)
+    return sum(costmeter.item_size(i) for i in raw) / max(1, streams)
 
 
 def _mean_size(client: Any, table: str) -> float:
@@ -204,7 +236,7 @@ def measure(jobs: int, idle_seconds: float, streams: int, extra: int) -> dict[st
     finally:
         rig.close()
     return {
-        "schema": 1,
+        "schema": 2,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": _commit(),
         "params": {

@@ -14,7 +14,13 @@ A kind's ``spread``:
   only the table limits bind. The queue's partitions are *not* ``split``: their sort keys
   grow (priority, due time, sequence), the pattern split-for-heat cannot relieve;
 * ``"table"``: a Scan reads every partition: only the table limits bind;
-* ``"fleet"``: one key the whole fleet shares (DFS's memory item).
+* ``"fleet"``: one key the whole fleet shares (DFS's memory item);
+* ``"counter"``: one of a stream's K counter items (K = its queue shards): a stream's
+  counter writes spread over K keys, a random one per write
+  (:mod:`impetus.storage.streamcounters`);
+* ``"replica"``: one of the active-streams record's replicas
+  (:mod:`impetus.storage.activestreams`): each node reads one replica's head and shards,
+  so a key takes 1/``REPLICAS`` of the fleet's reads.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from impetus.storage.activestreams import RECORD_PREFIX
 from impetus.storage.jobqueue.layout import CODE_PREFIX, DELAYED
+from impetus.storage.streamcounters import shard_key
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,10 @@ class KeyKind:
 KINDS: dict[tuple[str, str], KeyKind] = {
     (k.table, k.kind): k
     for k in (
-        KeyKind("streams", "stream item", "stream", "a stream's properties and counters"),
+        KeyKind("streams", "stream item", "stream", "a stream's properties (and owner)"),
+        KeyKind("streams", "counter item", "counter", "one of a stream's K counter items"),
+        KeyKind("streams", "active head", "replica", "a replica's head (shard versions)"),
+        KeyKind("streams", "active shard", "replica", "a replica's shard of marks"),
         KeyKind("streams", "scan", "table", "a Scan of every stream item"),
         KeyKind("queue", "shard partition", "stream", "a stream's ready chunks, one per shard"),
         KeyKind("queue", "delayed partition", "stream", "a stream's delayed chunks"),
@@ -69,7 +80,7 @@ def classify(table: str, key: dict[str, Any] | None) -> tuple[str, str]:
         return "scan", "*"
     values = {name: _text(v) for name, v in key.items()}
     if table == "streams":
-        return "stream item", values.get("stream", "")
+        return _streams_kind(values.get("stream", ""))
     if table == "queue":
         pk = values.get("pk", "")
         return ("delayed partition" if pk.endswith(f"#{DELAYED}") else "shard partition"), pk
@@ -88,6 +99,19 @@ def classify(table: str, key: dict[str, Any] | None) -> tuple[str, str]:
             "memory item" if group.startswith("#") or at.startswith("#") else "decision log"
         ), group
     return UNKNOWN, ""
+
+
+_COUNTER_MARK = shard_key("", 0)[:-1]  # "#c": <stream>#c<k>
+
+
+def _streams_kind(key: str) -> tuple[str, str]:
+    """A streams-table key: the active-streams record's, a counter item or a stream."""
+    if key.startswith(RECORD_PREFIX):
+        return ("active head" if key.endswith("#head") else "active shard"), key
+    stream, mark, k = key.rpartition(_COUNTER_MARK)
+    if mark and stream and k.isdigit():
+        return "counter item", key
+    return "stream item", key
 
 
 def spread(table: str, kind: str) -> str:

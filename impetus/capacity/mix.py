@@ -8,7 +8,13 @@ Units per (table, key kind), all actors together:
   interpolated linearly, beyond them the larger window's figure holds, except for Scans,
   recomputed from the scanned bytes (a Scan reads every item: ``S x item bytes``,
   strongly consistent, 1 MB per request);
-* DFS: per tick, plus per node, per stream and per busy stream.
+* busy nodes' polls: what a node reads of the streams table while work flows (the
+  active-streams record's head and shards, the marked streams' items, a claim's
+  properties) goes with its polling pace, not with the jobs: taken out of the per-job
+  figures and given per node-second (:meth:`Mix.busy_node_reads`), from the busy run;
+* DFS: per tick, plus per node, per stream and per busy stream, for plain ticks (the
+  marked streams) and for sweeps (every stream, once a minute: the Scan, repairs, idle
+  streams' audit and expiry).
 """
 
 from __future__ import annotations
@@ -21,7 +27,12 @@ from typing import Any
 
 from impetus.core.exceptions import ConfigError
 
-SCHEMA = 1
+SCHEMA = 2
+NODE = "node"  # the node agent's actor in the mix
+# Reads of the streams table a node makes at its polling pace (its listing, a claim's
+# cached properties), by key kind: units per node-second, not per job.
+POLLED = ("stream item", "active head", "active shard")
+POLL_OPS = ("GetItem", "BatchGetItem")
 Key = tuple[str, str]  # (table, key kind)
 READ_UNIT = 4096
 PAGE = 1024 * 1024
@@ -48,12 +59,25 @@ def _sum(rows: list[dict[str, Any]]) -> dict[Key, Units]:
     return out
 
 
+def _is_poll(r: dict[str, Any]) -> bool:
+    return (
+        r.get("actor") == NODE
+        and r["table"] == "streams"
+        and r["kind"] in POLLED
+        and r.get("op") in POLL_OPS
+    )
+
+
 def _merge(*parts: dict[Key, Units]) -> dict[Key, Units]:
     out: dict[Key, Units] = {}
     for part in parts:
         for key, units in part.items():
             out[key] = out.get(key, Units()) + units
     return out
+
+
+def _clamp(u: Units) -> Units:
+    return Units(max(0.0, u.requests), max(0.0, u.rcu), max(0.0, u.wcu))
 
 
 def scan_units(items: float, item_bytes: float) -> Units:
@@ -71,8 +95,16 @@ class Mix:
         try:
             self.data = data
             self.source = source
-            self.busy = _sum(data["busy"]["per_job"])
-            self.busy_hot = _sum(data["busy"]["hot_per_job"])
+            per_job = data["busy"]["per_job"]
+            polls = _sum([r for r in per_job if _is_poll(r)])
+            self.busy = _sum([r for r in per_job if not _is_poll(r)])
+            # the hottest key of a polled kind, less the polls (the busy stream's item)
+            self.busy_hot = {
+                k: _clamp(u + polls.get(k, Units()) * -1)
+                for k, u in _sum(data["busy"]["hot_per_job"]).items()
+            }
+            jobs_per_second = data["busy"]["jobs"] / data["busy"]["seconds"]
+            self.busy_polls = {k: u * jobs_per_second for k, u in polls.items()}
             self.hot_keys = {
                 (r["table"], r["kind"]): r["keys"] for r in data["busy"]["hot_per_job"]
             }
@@ -130,28 +162,43 @@ class Mix:
         """The hottest key of each kind, per node-second (the larger window's)."""
         return _sum(self._idle_hi["hot_per_node_second"])
 
-    # --- DFS: per tick ------------------------------------------------------------------
-    def _dfs_rows(self, name: str) -> dict[Key, Units]:
-        return _sum([r for r in self.data["dfs"][name] if r["actor"] == "dfs"])
+    # --- busy nodes' polls: per node-second ----------------------------------------------
+    def busy_node_reads(self) -> dict[Key, Units]:
+        """A busy node's reads of the streams table per second (its listing: the record's
+        head and shards, the marked stream's item; its claims' properties)."""
+        return dict(self.busy_polls)
 
-    def dfs_tick(self, nodes: float, streams: float, busy_streams: float) -> dict[Key, Units]:
-        """One tick's units; its Scans recomputed for the table sizes."""
+    # --- DFS: per tick ------------------------------------------------------------------
+    def _dfs_rows(self, name: str, sweep: bool) -> dict[Key, Units]:
+        part = self.data["dfs"]["sweep"] if sweep else self.data["dfs"]
+        return _sum([r for r in part[name] if r["actor"] == "dfs"])
+
+    def dfs_tick(
+        self, nodes: float, streams: float, busy_streams: float, sweep: bool = False
+    ) -> dict[Key, Units]:
+        """One tick's units (``sweep``: the once-a-minute one that lists every stream);
+        its Scans recomputed for the table sizes: the nodes table every tick, the
+        streams table (every stream item and its counter items) at sweeps only."""
 
         def no_scan(rows: dict[Key, Units]) -> dict[Key, Units]:
             return {k: v for k, v in rows.items() if k[1] != "scan"}
 
+        scans = {("nodes", "scan"): scan_units(nodes, self.item_bytes["node"])}
+        if sweep:
+            scans[("streams", "scan")] = scan_units(streams, self.item_bytes["stream"])
         parts = [
-            no_scan(self._dfs_rows("per_tick")),
-            {k: v * nodes for k, v in no_scan(self._dfs_rows("per_node")).items()},
-            {k: v * streams for k, v in no_scan(self._dfs_rows("per_stream")).items()},
-            {k: v * busy_streams for k, v in no_scan(self._dfs_rows("per_busy_stream")).items()},
-            {("streams", "scan"): scan_units(streams, self.item_bytes["stream"]),
-             ("nodes", "scan"): scan_units(nodes, self.item_bytes["node"])},
+            no_scan(self._dfs_rows("per_tick", sweep)),
+            {k: v * nodes for k, v in no_scan(self._dfs_rows("per_node", sweep)).items()},
+            {k: v * streams for k, v in no_scan(self._dfs_rows("per_stream", sweep)).items()},
+            {k: v * busy_streams
+             for k, v in no_scan(self._dfs_rows("per_busy_stream", sweep)).items()},
+            scans,
         ]  # fmt: skip
         return _merge(*parts)
 
-    def dfs_moto_seconds(self) -> dict[str, float]:
-        return dict(self.data["dfs"]["seconds"])
+    def dfs_moto_seconds(self, sweep: bool = False) -> dict[str, float]:
+        part = self.data["dfs"]["sweep"] if sweep else self.data["dfs"]
+        return dict(part["seconds"])
 
     @property
     def extra(self) -> int:

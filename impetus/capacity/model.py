@@ -4,15 +4,24 @@ streams and R jobs/s, checked against the published limits (:mod:`impetus.capaci
 Assumptions, stated where they are made:
 
 * jobs arrive at ``rate`` jobs/s spread evenly over ``busy_streams`` streams, each with
-  ``shards`` queue partitions; the other streams are idle;
-* every node polls as the measured idle agent did; the busy run's per-job units already
-  include what busy agents add per job (their polls while work flows);
+  ``shards`` queue partitions: by default what the shard rule gives that rate
+  (:func:`impetus.storage.shardrule.shards_for`, at most ``MAX_SHARDS``: DFS grows a
+  stream's shards to it from the arrival rate), and as many counter items; the other
+  streams are idle;
+* every node polls as the measured idle agent did (the active-streams record's head
+  only, whatever S); while work flows, every node polls as the measured busy agent did
+  (the head, the marked stream's item, a claim's properties: per node-second), and the
+  busy run's other per-job units include what a busy agent adds per job (claims,
+  completions, counter writes);
 * a key kind spread per stream (the stream item, a shard partition, a code item) takes
-  all of that stream's load on one partition key (a shard partition: 1/``shards``); a
-  kind shared by the fleet (spread ``stream`` or ``fleet`` in the idle mix) is read by
-  every node; a node's own item only by it; job records and the store spread by
-  split-for-heat (random sort keys), so only their table's limits bind;
+  all of that stream's load on one partition key (a shard partition and a counter item:
+  1/``shards``); a kind shared by the fleet (``fleet``, or ``stream`` in the idle mix)
+  is read by every node, a replica of the active-streams record (``replica``) by
+  1/``REPLICAS`` of them; a node's own item only by it; job records and the store
+  spread by split-for-heat (random sort keys), so only their table's limits bind;
 * DFS ticks every ``DFS_ACTIVE_TICK`` seconds while work flows, once a minute otherwise;
+  one tick a minute is a sweep (``SWEEP_EVERY``: every stream, a Scan), the others read
+  the marked streams;
 * the API Lambda's duration is the one measured against moto (see the mix).
 """
 
@@ -22,7 +31,11 @@ import math
 from dataclasses import dataclass, replace
 
 from impetus.capacity import keys, limits
-from impetus.capacity.mix import Key, Mix, Units
+from impetus.capacity.mix import POLLED, Key, Mix, Units
+from impetus.core.properties import MAX_SHARDS
+from impetus.scaler.activity import SWEEP_EVERY
+from impetus.storage.activestreams import REPLICAS
+from impetus.storage.shardrule import shards_for
 
 DFS_ACTIVE_TICK = 10.0  # impetus.scaler.tick.FOLLOW_UP
 DFS_IDLE_TICK = 60.0  # the schedule (infra/functions.py DFS_RATE)
@@ -34,14 +47,23 @@ class Scenario:
     nodes: int
     streams: int
     rate: float  # jobs/s
-    shards: int = 1
+    shards: int | None = None  # per busy stream; None: the shard rule's for its rate
     busy_streams: int = 1
 
     def __post_init__(self) -> None:
-        if self.nodes < 0 or self.streams < 1 or self.rate < 0 or self.shards < 1:
-            raise ValueError("nodes >= 0, streams >= 1, rate >= 0, shards >= 1")
+        if self.nodes < 0 or self.streams < 1 or self.rate < 0:
+            raise ValueError("nodes >= 0, streams >= 1, rate >= 0")
+        if self.shards is not None and self.shards < 1:
+            raise ValueError("shards >= 1")
         if not 1 <= self.busy_streams <= self.streams:
             raise ValueError("busy streams must be between 1 and the number of streams")
+
+    @property
+    def queue_shards(self) -> int:
+        """A busy stream's queue shards (and counter items)."""
+        if self.shards is not None:
+            return self.shards
+        return shards_for(self.rate / self.busy_streams, MAX_SHARDS)
 
 
 @dataclass(frozen=True)
@@ -71,18 +93,45 @@ def _dfs_tick_rate(s: Scenario) -> float:
     return 1 / (DFS_ACTIVE_TICK if s.rate > 0 else DFS_IDLE_TICK)
 
 
-def table_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
-    """Units per second per (table, key kind), the whole fleet."""
-    busy = {k: v * s.rate for k, v in mix.busy.items()}
-    idle = {k: v * s.nodes for k, v in mix.idle_per_node_second(s.streams, s.nodes).items()}
-    busy_streams = s.busy_streams if s.rate > 0 else 0
-    dfs = mix.dfs_tick(s.nodes, s.streams, busy_streams)
-    tick = {k: v * _dfs_tick_rate(s) for k, v in dfs.items()}
+def _dfs_rates(s: Scenario) -> tuple[float, float]:
+    """(plain ticks, sweeps) per second: a sweep at most every SWEEP_EVERY seconds."""
+    ticks = _dfs_tick_rate(s)
+    sweeps = min(ticks, 1 / SWEEP_EVERY)
+    return ticks - sweeps, sweeps
+
+
+def _node_polls(mix: Mix, s: Scenario) -> dict[Key, Units]:
+    """A node's units per second: idle, or (work flowing) its busy polls instead of the
+    idle ones on the streams table."""
+    idle = mix.idle_per_node_second(s.streams, s.nodes)
+    if s.rate <= 0:
+        return idle
+    kept = {k: v for k, v in idle.items() if not (k[0] == "streams" and k[1] in POLLED)}
+    return _add(kept, mix.busy_node_reads())
+
+
+def _add(*parts: dict[Key, Units]) -> dict[Key, Units]:
     out: dict[Key, Units] = {}
-    for part in (busy, idle, tick):
+    for part in parts:
         for key, units in part.items():
             out[key] = out.get(key, Units()) + units
     return out
+
+
+def dfs_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
+    """DFS's units per second: plain ticks and sweeps."""
+    busy_streams = s.busy_streams if s.rate > 0 else 0
+    plain, sweeps = _dfs_rates(s)
+    tick = mix.dfs_tick(s.nodes, s.streams, busy_streams)
+    sweep = mix.dfs_tick(s.nodes, s.streams, busy_streams, sweep=True)
+    return _add({k: v * plain for k, v in tick.items()}, {k: v * sweeps for k, v in sweep.items()})
+
+
+def table_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
+    """Units per second per (table, key kind), the whole fleet."""
+    busy = {k: v * s.rate for k, v in mix.busy.items()}
+    nodes = {k: v * s.nodes for k, v in _node_polls(mix, s).items()}
+    return _add(busy, nodes, dfs_loads(mix, s))
 
 
 def hot_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
@@ -92,18 +141,26 @@ def hot_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
     for key, units in mix.busy_hot.items():
         spread = keys.spread(*key)
         if spread == "stream":
-            share = per_stream / (s.shards if key[1] == "shard partition" else 1)
+            share = per_stream / (s.queue_shards if key[1] == "shard partition" else 1)
+        elif spread == "counter":
+            share = per_stream / s.queue_shards
         elif spread == "fleet":
             share = s.rate
         elif spread == "node":
             share = s.rate / max(1, s.nodes)
-        else:
+        else:  # split, table; replica: marks come with a stream's idle -> busy, not jobs
             continue
         out[key] = out.get(key, Units()) + units * share
-    for key, units in mix.idle_hot_per_node_second().items():
+    polled = mix.idle_hot_per_node_second()
+    if s.rate > 0:  # while work flows, the busy polls instead (the marked stream's item)
+        polled = {k: v for k, v in polled.items() if k[1] not in POLLED}
+        polled = _add(polled, mix.busy_node_reads())
+    for key, units in polled.items():
         spread = keys.spread(*key)
         if spread in ("stream", "fleet"):  # one key every node reads (a shared record)
             out[key] = out.get(key, Units()) + units * s.nodes
+        elif spread == "replica":  # each node reads one of REPLICAS copies
+            out[key] = out.get(key, Units()) + units * math.ceil(s.nodes / REPLICAS)
         elif spread == "node":
             out[key] = out.get(key, Units()) + units
     return out
@@ -118,9 +175,12 @@ def lambda_concurrency(mix: Mix, s: Scenario) -> float:
     return api_rps(mix, s) * mix.lambda_seconds + 1
 
 
-def dfs_tick_seconds(mix: Mix, nodes: int, streams: int, busy_streams: int) -> float:
-    """Requests of one tick x ``limits.DDB_REQUEST_SECONDS`` (made one after another)."""
-    tick = mix.dfs_tick(nodes, streams, busy_streams)
+def dfs_tick_seconds(
+    mix: Mix, nodes: int, streams: int, busy_streams: int, sweep: bool = True
+) -> float:
+    """Requests of one tick x ``limits.DDB_REQUEST_SECONDS`` (made one after another);
+    by default a sweep's, the longest tick."""
+    tick = mix.dfs_tick(nodes, streams, busy_streams, sweep)
     return sum(u.requests for u in tick.values()) * limits.DDB_REQUEST_SECONDS
 
 
@@ -178,7 +238,10 @@ def cost_per_hour(mix: Mix, s: Scenario) -> dict[str, float]:
     wcu = sum(u.wcu for u in loads.values())
     rps = api_rps(mix, s)
     busy = s.busy_streams if s.rate > 0 else 0
-    dfs_seconds = dfs_tick_seconds(mix, s.nodes, s.streams, busy) * _dfs_tick_rate(s)
+    plain, sweeps = _dfs_rates(s)
+    dfs_seconds = plain * dfs_tick_seconds(
+        mix, s.nodes, s.streams, busy, sweep=False
+    ) + sweeps * dfs_tick_seconds(mix, s.nodes, s.streams, busy)
     per_second = {
         "dynamodb": rcu * limits.PRICE_READ_UNIT + wcu * limits.PRICE_WRITE_UNIT,
         "api_gateway": rps * limits.PRICE_API_GATEWAY_REQUEST,

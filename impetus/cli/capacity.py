@@ -48,7 +48,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--streams", type=_positive_int, default=100, help="S streams (default 100)")
     p.add_argument("--rate", type=_rate, default=1000.0, help="R jobs/s (default 1000)")
     p.add_argument("--busy-streams", type=_positive_int, default=1, help="streams R is spread on")
-    p.add_argument("--shards", type=_positive_int, default=1, help="queue shards per stream")
+    p.add_argument(
+        "--shards",
+        type=_positive_int,
+        default=None,
+        help="queue shards per busy stream (default: the shard rule's for its rate)",
+    )
     p.add_argument("--plot", help="write the headroom plot (PNG) here")
     p.set_defaults(func=cmd_capacity)
 
@@ -62,7 +67,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     print(f"# Capacity model ({mix.source}, measured {mix.data.get('date_utc', '?')})\n")
     print(
         f"## N {base.nodes:,} nodes, S {base.streams:,} streams, R {base.rate:,.0f} jobs/s "
-        f"on {base.busy_streams} stream(s) of {base.shards} shard(s)\n"
+        f"on {base.busy_streams} stream(s) of {base.queue_shards} shard(s)\n"
     )
     print(report.render_checks(checks(mix, base)))
     print("\n" + report.render_growth(mix, base))

@@ -57,9 +57,14 @@ def test_a_small_measurement_gives_a_mix_the_model_reads(monkeypatch):
         os.environ.update(saved)
     mix = Mix(data, "smoke")
     assert {w["streams"] for w in data["idle"]} == {1, 3}
-    assert ("streams", "scan") in mix.idle_per_node_second(3)  # today's listing: a Scan
+    idle = mix.idle_per_node_second(3)
+    assert ("streams", "active head") in idle  # the listing: the record's head,
+    assert ("streams", "scan") not in idle  # no Scan of the streams
     assert mix.busy[("queue", "shard partition")].wcu > 0
-    assert mix.busy_hot[("streams", "stream item")].requests > 0
+    assert mix.busy[("streams", "counter item")].wcu > 0  # counts on the counter items
+    assert mix.busy_node_reads()[("streams", "stream item")].rcu > 0  # the marked stream
     assert mix.lambda_per_job > 0
     tick = mix.dfs_tick(nodes=10, streams=10, busy_streams=1)
-    assert tick[("streams", "scan")].requests == 1 and tick[("nodes", "scan")].requests == 1
+    assert ("streams", "scan") not in tick and tick[("nodes", "scan")].requests == 1
+    sweep = mix.dfs_tick(nodes=10, streams=10, busy_streams=1, sweep=True)
+    assert sweep[("streams", "scan")].requests == 1

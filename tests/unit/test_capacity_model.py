@@ -19,6 +19,8 @@ from impetus.capacity.model import (
     ramp_minutes,
 )
 from impetus.cli.main import main
+from impetus.core.properties import MAX_SHARDS
+from impetus.storage.activestreams import REPLICAS
 
 
 def row(table, kind, requests=0.0, rcu=0.0, wcu=0.0, actor="api", op="UpdateItem"):
@@ -38,9 +40,18 @@ def mix_data(stream_wcu=0.1, heartbeat_wcu=0.2):
         row("nodes", "node item", 0.2, 0, heartbeat_wcu, "node", "PutItem"),
         row("streams", "scan", 1.0, 1.0, 0, "node", "Scan"),
     ]
+    dfs = {
+        "per_tick": [row("decisions", "memory item", 2, 1, 1, "dfs")],
+        "per_node": [],
+        "per_stream": [row("streams", "stream item", 1, 1, 0, "dfs", "GetItem")],
+        "per_busy_stream": [],
+        "seconds": {"base": 0.1},
+    }
     return {
-        "schema": 1,
+        "schema": 2,
         "busy": {
+            "jobs": 100,
+            "seconds": 10.0,
             "per_job": [
                 row("streams", "stream item", 0.1, 0, stream_wcu),
                 row("jobs", "job record", 1, 0, 1.0),
@@ -58,11 +69,8 @@ def mix_data(stream_wcu=0.1, heartbeat_wcu=0.2):
         ],
         "dfs": {
             "extra": 10,
-            "per_tick": [row("decisions", "memory item", 2, 1, 1, "dfs")],
-            "per_node": [],
-            "per_stream": [row("streams", "stream item", 1, 1, 0, "dfs", "GetItem")],
-            "per_busy_stream": [],
-            "seconds": {"base": 0.1},
+            **dfs,
+            "sweep": dict(dfs),
             "item_bytes": {"stream": 400.0, "node": 200.0},
         },
     }
@@ -74,11 +82,11 @@ def mix():
 
 
 def test_the_limit_that_binds_first_is_reported_with_its_place(mix):
-    found = checks(mix, Scenario(nodes=4, streams=1, rate=20000))
+    found = checks(mix, Scenario(nodes=4, streams=1, rate=20000, shards=1))
     worst = first_limit(found)
     assert worst.limit == "partition_wcu" and worst.where == "streams: hottest stream item"
     assert worst.load == pytest.approx(2000) and worst.use == pytest.approx(2.0)
-    rate, binding = max_rate(mix, Scenario(nodes=4, streams=1, rate=1))
+    rate, binding = max_rate(mix, Scenario(nodes=4, streams=1, rate=1, shards=1))
     assert rate == pytest.approx(10000, rel=1e-3) and binding.limit == "partition_wcu"
 
 
@@ -140,7 +148,7 @@ def test_a_bad_mix_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="schema"):
         Mix({"schema": 99})
     with pytest.raises(ConfigError, match="malformed"):
-        Mix({"schema": 1, "busy": {}})
+        Mix({"schema": 2, "busy": {}})
 
 
 def test_cli_prints_the_tables_and_exits_0(tmp_path, capsys):
@@ -174,3 +182,98 @@ def test_a_missing_mix_or_impossible_scenario_is_one_line_exit_1(tmp_path, capsy
     assert main(["capacity", "--mix", str(path), "--streams", "1", "--busy-streams", "2"]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("impetus: error:") for line in lines)
+
+
+# --- the redesign: counter items, the shard rule, the active-streams record, sweeps -------
+
+
+def redesigned_data():
+    """A busy run of 100 jobs in 10 s on one node: a counter write per job (0.5 WCU) and
+    the node's listing (the head and the marked stream's item, 1 GetItem each a second);
+    idle: the head a second."""
+    data = mix_data()
+    polls = [
+        row("streams", "active head", 10, 5, 0, "node", "GetItem"),
+        row("streams", "stream item", 10, 10, 0, "node", "BatchGetItem"),
+    ]
+    data["busy"]["per_job"] = [
+        row("streams", "counter item", 1, 0, 0.5, "node"),
+        *[{**r, "requests": r["requests"] / 100, "rcu": r["rcu"] / 100} for r in polls],
+    ]
+    data["busy"]["hot_per_job"] = [
+        hot("streams", "counter item", 1, 0, 0.5),
+        hot("streams", "stream item", 0.1, 0.1, 0),
+    ]
+    idle = [row("streams", "active head", 1, 0.5, 0, "node", "GetItem")]
+    heads = [hot("streams", "active head", 1, 0.5, 0)]
+    for window in data["idle"]:
+        window["per_node_second"], window["hot_per_node_second"] = idle, heads
+    return data
+
+
+def hottest(found, where, limit):
+    return next(c for c in found if c.where == where and c.limit == limit)
+
+
+def test_keys_of_the_streams_table_are_told_apart():
+    from impetus.capacity.keys import classify, spread
+
+    assert classify("streams", {"stream": {"S": "s1"}}) == ("stream item", "s1")
+    assert classify("streams", {"stream": "s1#c3"}) == ("counter item", "s1#c3")
+    assert classify("streams", {"stream": "~active#2#head"})[0] == "active head"
+    assert classify("streams", {"stream": "~active#2#5"})[0] == "active shard"
+    assert spread("streams", "counter item") == "counter"
+    assert spread("streams", "active head") == "replica"
+
+
+def test_shards_come_from_the_shard_rule_for_the_rate():
+    assert Scenario(10, 1, 0).queue_shards == 1
+    assert Scenario(10, 1, 1000).queue_shards == 2  # ~790 jobs/s a shard
+    assert Scenario(10, 1, 100000).queue_shards == min(MAX_SHARDS, 127)
+    assert Scenario(10, 4, 100000, busy_streams=4).queue_shards == 32
+    assert Scenario(10, 1, 100000, shards=3).queue_shards == 3
+
+
+def test_counter_writes_spread_over_the_streams_counter_items():
+    mix = Mix(redesigned_data(), "hand-made")
+    one = hottest(checks(mix, Scenario(4, 1, 1000, shards=1)), "streams: hottest counter item",
+                  "partition_wcu")  # fmt: skip
+    eight = hottest(checks(mix, Scenario(4, 1, 1000, shards=8)), "streams: hottest counter item",
+                    "partition_wcu")  # fmt: skip
+    assert one.load == pytest.approx(500) and eight.load == pytest.approx(500 / 8)
+
+
+def test_idle_nodes_read_one_replica_head_whatever_the_streams():
+    mix = Mix(redesigned_data(), "hand-made")
+    few, many = (checks(mix, Scenario(10000, s, 0)) for s in (1, 10000))
+    head = hottest(few, "streams: hottest active head", "partition_rcu")
+    assert head.load == pytest.approx(0.5 * math.ceil(10000 / REPLICAS))
+    assert hottest(many, "streams: hottest active head", "partition_rcu").load == head.load
+    table = {s: hottest(c, "streams table", "table_rru").load for s, c in ((1, few), (10000, many))}
+    # what grows with S is DFS's sweep a minute (its Scan and a GetItem per stream)
+    sweep = (scan_units(10000, 400).rcu + 10000 * 1.0 - scan_units(1, 400).rcu - 1.0) / 60
+    assert table[10000] - table[1] == pytest.approx(sweep)
+
+
+def test_busy_nodes_polls_go_with_the_nodes_not_the_jobs():
+    mix = Mix(redesigned_data(), "hand-made")
+    # 100 jobs in 10 s: the node's 10 head and 10 item reads a job are 1 a second each
+    assert mix.busy_node_reads()[("streams", "stream item")].rcu == pytest.approx(1.0)
+    assert ("streams", "stream item") not in mix.busy
+    item = [hottest(checks(mix, Scenario(n, 1, 10, shards=1)), "streams: hottest stream item",
+                    "partition_rcu").load for n in (1000, 2000)]  # fmt: skip
+    # every node reads the marked stream's item a second; its other reads go with the jobs
+    assert item[1] - item[0] == pytest.approx(1000 * 1.0)
+
+
+def test_dfs_scans_the_streams_only_at_its_sweep_once_a_minute():
+    mix = Mix(mix_data(), "hand-made")
+    plain = mix.dfs_tick(10, 10000, 1)
+    sweep = mix.dfs_tick(10, 10000, 1, sweep=True)
+    assert ("streams", "scan") not in plain and sweep[("streams", "scan")].rcu > 0
+    from impetus.capacity.model import dfs_loads
+
+    # busy: a tick every 10 s, one in six a sweep
+    busy = dfs_loads(mix, Scenario(10, 10000, 100, shards=1))
+    scan = busy[("streams", "scan")].rcu
+    assert scan == pytest.approx(scan_units(10000, 400).rcu / 60)
