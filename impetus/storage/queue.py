@@ -133,11 +133,11 @@ class Queue:
         self.streams.remove(stream_id)
 
     def take_collector(self, stream_id: str, holder: str, ttl: float) -> float:
-        """Take or renew the stream's collector lease (see Streams.take_collector)."""
-        return self.streams.take_collector(stream_id, holder, ttl)
+        """Take or renew the stream's collector lease (see impetus.storage.collectorlease)."""
+        return self.streams.collector.take(stream_id, holder, ttl)
 
     def release_collector(self, stream_id: str, holder: str) -> bool:
-        return self.streams.release_collector(stream_id, holder)
+        return self.streams.collector.release(stream_id, holder)
 
     # --- store ----------------------------------------------------------------------------
     def store_get(self, stream_id: str, key: str) -> Any:

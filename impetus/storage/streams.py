@@ -23,7 +23,6 @@ from botocore.exceptions import ClientError
 
 from impetus.core import properties, streamauth
 from impetus.core.exceptions import (
-    CollectorBusy,
     ConfigError,
     Conflict,
     InvalidRequest,
@@ -32,6 +31,7 @@ from impetus.core.exceptions import (
 from impetus.core.keys import STREAM_ID, check
 from impetus.storage import dynamo, streamcounters
 from impetus.storage.activestreams import ActiveStreams, Snapshot, is_record_key
+from impetus.storage.collectorlease import CollectorLease
 from impetus.storage.shardrule import shards_for
 from impetus.storage.streamcounters import COUNTERS, CounterShards, Reading
 
@@ -122,6 +122,7 @@ class Streams:
         # Which streams have work: its items live in this table (activestreams.py).
         self.active = ActiveStreams(client, table)
         self.counters = CounterShards(client, table, self.get_item)
+        self.collector = CollectorLease(client, table, ACTIVE, self.get_item)
 
     def create(
         self, stream_id: str | None, props: dict[str, Any] | None
@@ -319,67 +320,6 @@ class Streams:
                 raise StreamNotFound(f"no stream {stream_id!r}") from exc
             raise
         return self.get(stream_id)
-
-    # --- the collector lease ------------------------------------------------------------
-    # One client collects a stream at a time: two programs on one stream id each took the
-    # other's results (525 task-file lines for 400 jobs) and both hung. The holder renews
-    # its lease; a client that died leaves it to expire, and a restart takes it over.
-    def take_collector(
-        self, stream_id: str, holder: str, ttl: float, now: float | None = None
-    ) -> float:
-        """Take or renew the lease for ``holder``; returns its expiry (epoch seconds).
-        CollectorBusy while another holder's lease runs."""
-        now = time.time() if now is None else now
-        expires = now + ttl
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=dynamo.serialize({"stream": stream_id}),
-                UpdateExpression="SET #c = :lease",
-                ConditionExpression="attribute_exists(#stream) AND #s = :active AND ("
-                "attribute_not_exists(#c) OR #c.#holder = :holder OR #c.#expires < :now)",
-                ExpressionAttributeNames={
-                    "#c": "collector",
-                    "#stream": "stream",
-                    "#s": "status",
-                    "#holder": "holder",
-                    "#expires": "expires",
-                },
-                ExpressionAttributeValues=dynamo.values(
-                    lease={"holder": holder, "expires": Decimal(str(expires))},
-                    holder=holder,
-                    now=Decimal(str(now)),
-                    active=ACTIVE,
-                ),
-            )
-        except ClientError as exc:
-            if not dynamo.is_condition_failure(exc):
-                raise
-            lease = self.get_item(stream_id).get("collector") or {}  # StreamNotFound if gone
-            left = max(0.0, float(lease.get("expires", now)) - now)
-            raise CollectorBusy(
-                f"stream {stream_id!r} is being collected by another client (its lease "
-                f"expires in {left:.0f} s unless renewed): one client collects a stream",
-                retry_after=left,
-            ) from None
-        return expires
-
-    def release_collector(self, stream_id: str, holder: str) -> bool:
-        """Give the lease up (a clean exit); False when ``holder`` did not hold it."""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=dynamo.serialize({"stream": stream_id}),
-                UpdateExpression="REMOVE #c",
-                ConditionExpression="#c.#holder = :holder",
-                ExpressionAttributeNames={"#c": "collector", "#holder": "holder"},
-                ExpressionAttributeValues=dynamo.values(holder=holder),
-            )
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                return False
-            raise
-        return True
 
     def mark_deleting(self, stream_id: str) -> dict[str, Any]:
         """First step of a delete: nodes and clients stop seeing the stream at once."""

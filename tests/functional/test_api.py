@@ -481,13 +481,13 @@ def test_an_expired_collector_lease_is_taken_over(api_aws):
     """A client that died leaves its lease to expire; a restart takes it over then."""
     queue = Queue(AwsSettings.from_env())
     queue.create_stream("restarted")
-    queue.streams.take_collector("restarted", HOLDER_A, ttl=30, now=1000.0)
+    queue.streams.collector.take("restarted", HOLDER_A, ttl=30, now=1000.0)
     with pytest.raises(CollectorBusy) as busy:
-        queue.streams.take_collector("restarted", HOLDER_B, ttl=30, now=1010.0)
+        queue.streams.collector.take("restarted", HOLDER_B, ttl=30, now=1010.0)
     assert busy.value.retry_after == pytest.approx(20.0)
-    assert queue.streams.take_collector("restarted", HOLDER_B, ttl=30, now=1031.0) == 1061.0
+    assert queue.streams.collector.take("restarted", HOLDER_B, ttl=30, now=1031.0) == 1061.0
     with pytest.raises(CollectorBusy):  # and now the old holder is the one refused
-        queue.streams.take_collector("restarted", HOLDER_A, ttl=30, now=1032.0)
+        queue.streams.collector.take("restarted", HOLDER_A, ttl=30, now=1032.0)
 
 
 def test_cancel_jobs_and_stream(api: Api):

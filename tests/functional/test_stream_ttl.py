@@ -52,7 +52,7 @@ def test_a_renewed_lease_keeps_the_stream(queue):
     queue.create_stream("alive", {"ttl": 60})
     created = queue.get_stream("alive")["created"]
     # the client renews: its lease expires later than the stream's age would suggest
-    queue.streams.take_collector("alive", "client", 30, now=created + 500)
+    queue.streams.collector.take("alive", "client", 30, now=created + 500)
     assert _run_tick(created + 560).expired == []
     assert _exists(queue, "alive")
     # an idle stream is seen at DFS's sweep, once a minute (impetus.scaler.activity)
