@@ -171,7 +171,10 @@ class Mix:
     # --- DFS: per tick ------------------------------------------------------------------
     def _dfs_rows(self, name: str, sweep: bool) -> dict[Key, Units]:
         part = self.data["dfs"]["sweep"] if sweep else self.data["dfs"]
-        return _sum([r for r in part[name] if r["actor"] == "dfs"])
+        rows = _sum([r for r in part[name] if r["actor"] == "dfs"])
+        # a difference of two ticks can dip below zero where a one-off write (the unmark
+        # of a stream deleted before) fell in the first: no item costs less than nothing
+        return {k: _clamp(u) for k, u in rows.items()}
 
     def dfs_tick(
         self, nodes: float, streams: float, busy_streams: float, sweep: bool = False

@@ -12,7 +12,8 @@ Assumptions, stated where they are made:
   only, whatever S); while work flows, every node polls as the measured busy agent did
   (the head, the marked stream's item, a claim's properties: per node-second), and the
   busy run's other per-job units include what a busy agent adds per job (claims,
-  completions, counter writes);
+  completions, counter writes); a node reads every marked stream's item each poll
+  (measured with one: scaled by ``busy_streams``);
 * a key kind spread per stream (the stream item, a shard partition, a code item) takes
   all of that stream's load on one partition key (a shard partition and a counter item:
   1/``shards``); a kind shared by the fleet (``fleet``, or ``stream`` in the idle mix)
@@ -107,7 +108,12 @@ def _node_polls(mix: Mix, s: Scenario) -> dict[Key, Units]:
     if s.rate <= 0:
         return idle
     kept = {k: v for k, v in idle.items() if not (k[0] == "streams" and k[1] in POLLED)}
-    return _add(kept, mix.busy_node_reads())
+    # measured with one marked stream: a node's listing reads every marked stream's item
+    polls = {
+        k: v * (s.busy_streams if k == ("streams", "stream item") else 1)
+        for k, v in mix.busy_node_reads().items()
+    }
+    return _add(kept, polls)
 
 
 def _add(*parts: dict[Key, Units]) -> dict[Key, Units]:

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from impetus.capacity import limits
-from impetus.capacity.mix import Mix, scan_units
+from impetus.capacity.mix import Mix, Units, scan_units
 from impetus.capacity.model import (
     Scenario,
     checks,
@@ -264,6 +264,19 @@ def test_busy_nodes_polls_go_with_the_nodes_not_the_jobs():
                     "partition_rcu").load for n in (1000, 2000)]  # fmt: skip
     # every node reads the marked stream's item a second; its other reads go with the jobs
     assert item[1] - item[0] == pytest.approx(1000 * 1.0)
+    from impetus.capacity.model import table_loads
+
+    # ... and every marked stream's item: ten busy streams, ten items a node-second
+    one, ten = (table_loads(mix, Scenario(1000, 10, 10, 1, b))[("streams", "stream item")].rcu
+                for b in (1, 10))  # fmt: skip
+    assert ten - one == pytest.approx(9 * 1000 * 1.0)
+
+
+def test_a_tick_difference_below_zero_costs_nothing():
+    data = mix_data()
+    data["dfs"]["sweep"]["per_node"] = [row("streams", "active shard", -0.2, 0, -0.2, "dfs")]
+    tick = Mix(data, "hand-made").dfs_tick(1000, 1, 0, sweep=True)
+    assert tick[("streams", "active shard")] == Units()
 
 
 def test_dfs_scans_the_streams_only_at_its_sweep_once_a_minute():
