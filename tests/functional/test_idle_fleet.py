@@ -20,12 +20,16 @@ import boto3
 from bench.costmeter import CostMeter, Usage
 from impetus.scaler import collect, fleetsize
 from impetus.scaler.model import NODE_RUNNING
-from impetus.storage.activestreams import IDLE_READS_PER_SECOND, idle_interval
+from impetus.storage.activestreams import IDLE_READS_PER_SECOND, idle_interval, replica_of
 from impetus.storage.nodes import NodeBeat, Nodes
 from impetus.storage.queue import Queue
+from lambdas.dfs.handler import handler
 from node_agent.agent import Agent
 from node_agent.config import NodeSettings
+from tests.functional import test_dfs_handler as dfs
 from tests.functional.test_idle_poll_scaling import fork
+
+env = dfs.env  # the DFS handler's fixture: tables, an Auto Scaling group, DFS's environment
 
 POLL = 0.2
 FLEET = 2000  # published: each idle node reads the head every FLEET / 1,000 = 2 s
@@ -158,12 +162,29 @@ def test_a_busy_node_beats_at_once_and_often_and_keeps_its_lease(queue):
                 beats.append(float(item["heartbeat"]))
             time.sleep(0.1)
         assert agent.jobs_done == 1
+        finished = time.time()
+        idle = _wait_idle_item(queue)
+    since = float(idle["idle_since"])
+    # Idle since the first beat after the job (busy cadence 0.5 s), not its last beat:
+    # DFS's idle clock starts when the work ended.
+    assert beats[-1] < since <= finished + 1.0
+    assert float(idle["due"]) - float(idle["heartbeat"]) == 30.0  # quiet again
     counts = queue.get_stream("s")["counts"]
     print(f"beats while busy: {len(beats)}, counts {counts}")
     assert len(beats) >= 5  # every 0.5 s over ~4 s, not once in 30 s
     # One run, its outcome kept: the claim was never lost (a lost lease drops the
     # outcome and the job runs again).
     assert counts["finished"] == 1 and not counts.get("errors")
+
+
+def _wait_idle_item(queue: Queue) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    while True:
+        item = _items(queue)["idle-node"]
+        if item.get("idle_since") is not None and not item.get("claims"):
+            return item
+        assert time.monotonic() < deadline, item
+        time.sleep(0.1)
 
 
 def _sleep(seconds):
@@ -216,3 +237,20 @@ def test_live_count_uses_each_nodes_own_due_time():
     ]
     items = [b.item() for b in beats]
     assert fleetsize.live_count(items, now) == 2
+
+
+def test_a_dfs_tick_publishes_the_fleet_and_signals_its_drains(env):
+    queue, asg, ddb = env["queue"], env["asg"], env["ddb"]
+    queue.create_stream("s", {"mpps": 2})
+    asg.set_desired_capacity(AutoScalingGroupName="impetus-default", DesiredCapacity=2)
+    nodes = dfs.in_service(asg)
+    for node in nodes:
+        dfs.heartbeat(ddb, node)
+    active = queue.streams.active
+    handler({}, None)  # tick 1: two live nodes; agrees on a surplus
+    assert [active.head(r, consistent=True).fleet for r in range(active.replicas)] == [2] * 8
+    handler({}, None)  # tick 2: drains the idle nodes (nothing to do)
+    drained = [n for n in nodes if dfs.node_item(ddb, n).get("drain")]
+    assert drained
+    for node in drained:  # each one's replica carries the signal its idle agent polls
+        assert active.head(replica_of(node, active.replicas), consistent=True).drains >= 1
