@@ -54,7 +54,11 @@ MARK = "m:"  # attribute name prefix: m:<stream id> = token
 COUNT = "n"
 OVERFLOW = "overflow"
 OVERFLOW_HOLD = 120.0  # seconds readers list everything after a mark failed for room
-REFRESH_EVERY = 60.0  # seconds between full re-reads of a reader's shards (drops unmarks)
+REFRESH_EVERY = 60.0  # seconds between re-reads of the shards a reader holds marks from
+# Seconds between re-reads of every shard (the safety net for a version bump that never
+# came: a marker that died between its shard write and its head bump). Rare: at 10,000
+# idle nodes, 8 small consistent reads each every 10 minutes are 133 read units/s.
+FULL_REFRESH_EVERY = 600.0
 FLEET = "fleet"
 DRAINS = "drains"
 # Head reads per second the whole idle fleet may make: each idle node polls every
@@ -290,27 +294,35 @@ def overflowing(head: Head, now: float | None = None) -> bool:
 @dataclass
 class ActiveView:
     """A node's cached view of its replica: one head read per call, a shard re-read
-    only when its version moved (or every ``refresh`` seconds, to drop unmarks)."""
+    only when its version moved. An unmark bumps no version, so every ``refresh``
+    seconds the shards it holds marks from are re-read (to drop unmarks): an idle view,
+    holding none, reads only its head (at 10,000 nodes a full re-read of 8 shards per
+    node a minute would cost more than all their head reads). Every ``full_refresh``
+    seconds it re-reads every shard."""
 
     active: ActiveStreams
     replica: int
     refresh: float = REFRESH_EVERY
+    full_refresh: float = FULL_REFRESH_EVERY
     _versions: dict[int, int] = field(default_factory=dict)
     _marks: dict[int, dict[str, str]] = field(default_factory=dict)
     _fetched: float = float("-inf")
+    _fetched_all: float = float("-inf")
     last: Head | None = None  # the head read by the latest snapshot
 
     def snapshot(self, now: float | None = None) -> Snapshot:
         now = time.monotonic() if now is None else now
         head = self.last = self.active.head(self.replica)
-        if now - self._fetched >= self.refresh:
-            stale = list(range(self.active.shards))
+        stale = {k for k, v in head.versions.items() if self._versions.get(k) != v}
+        if now - self._fetched_all >= self.full_refresh:
+            stale |= set(range(self.active.shards))
+            self._fetched = self._fetched_all = now
+        elif now - self._fetched >= self.refresh:
+            stale |= {k for k, marks in self._marks.items() if marks}
             self._fetched = now
-        else:
-            stale = [k for k, v in head.versions.items() if self._versions.get(k) != v]
         if stale:
             # Consistent: the shard write came before the version bump this head shows.
-            read = self.active.shards_of((self.replica, k) for k in stale)
+            read = self.active.shards_of((self.replica, k) for k in sorted(stale))
             for (_, shard), marks in read.items():
                 self._marks[shard] = marks
             for shard in stale:

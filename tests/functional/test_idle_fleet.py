@@ -20,7 +20,13 @@ import boto3
 from bench.costmeter import CostMeter, Usage
 from impetus.scaler import collect, fleetsize
 from impetus.scaler.model import NODE_RUNNING
-from impetus.storage.activestreams import IDLE_READS_PER_SECOND, idle_interval, replica_of
+from impetus.storage.activestreams import (
+    IDLE_READS_PER_SECOND,
+    ActiveStreams,
+    ActiveView,
+    idle_interval,
+    replica_of,
+)
 from impetus.storage.nodes import NodeBeat, Nodes
 from impetus.storage.queue import Queue
 from lambdas.dfs.handler import handler
@@ -254,3 +260,24 @@ def test_a_dfs_tick_publishes_the_fleet_and_signals_its_drains(env):
     assert drained
     for node in drained:  # each one's replica carries the signal its idle agent polls
         assert active.head(replica_of(node, active.replicas), consistent=True).drains >= 1
+
+
+def test_an_idle_view_rereads_only_the_shards_it_holds_marks_from(queue):
+    meter = CostMeter(boto3.client("dynamodb"), queue.settings.table_prefix)
+    writer = queue.streams.active
+    reader = ActiveStreams(meter.instrument(boto3.client("dynamodb")), writer.table)
+    view = ActiveView(reader, replica=0)
+    view.snapshot(now=0.0)  # the first snapshot reads every shard
+    meter.reset()
+    for minute in range(1, 9):  # eight minutes idle: only the head, no shard re-read
+        assert view.snapshot(now=60.0 * minute + 1).marks == {}
+    idle = meter.reset()
+    assert dict(idle.dynamodb).keys() == {"GetItem"}
+    token = writer.mark("s")
+    assert set(view.snapshot(now=500.0).marks) == {"s"}  # its version moved: read
+    writer.unmark("s", token)
+    meter.reset()
+    assert view.snapshot(now=561.0).marks == {}  # the held shard is re-read: unmark seen
+    assert meter.reset().dynamodb["BatchGetItem"].requests == 1
+    assert view.snapshot(now=601.0).marks == {}  # the full safety-net re-read
+    assert meter.reset().dynamodb["BatchGetItem"].requests == 1
