@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from typing import Any
 
 from impetus.core import aws
 from impetus.core.signing import KeyLoader
+from impetus.storage.activestreams import idle_interval
 from impetus.storage.nodes import Nodes, NodeStats
 from impetus.storage.payloads import Payloads
 from impetus.storage.queue import Queue
@@ -64,6 +66,7 @@ class Agent:
         self._next_poll = 0.0
         self._listing = Backoff(self.settings.poll_interval)
         self._view: Any = None  # the active-streams record, as this node last read it
+        self._drains_seen: int | None = None  # the head's drain signal at the last listing
         self.reaper = Reaper(self.queue)
         self.gate = JobGate(KeyLoader(self.settings.aws).signer)
         self.claims = Claims(self.queue)
@@ -215,12 +218,14 @@ class Agent:
 
     def _update_stats(self) -> None:
         workers = self.pool.workers()
-        self.heartbeat.stats = NodeStats(
-            streams=sorted(self.pool.runs),
-            workers_total=len(workers),
-            workers_busy=sum(1 for w in workers if w.busy),
-            jobs_done=self.pool.jobs_done,
-            claims=len(self.claims),
+        self.heartbeat.update(
+            NodeStats(
+                streams=sorted(self.pool.runs),
+                workers_total=len(workers),
+                workers_busy=sum(1 for w in workers if w.busy),
+                jobs_done=self.pool.jobs_done,
+                claims=len(self.claims),
+            )
         )
 
     # --- streams ----------------------------------------------------------------------------
@@ -235,6 +240,7 @@ class Agent:
         except Exception:
             log.exception("listing streams failed")
             return
+        self._check_drain_signal()
         self.reaper.maybe_reap(listing, now)
         added, dropped = self.tracker.refresh(listing, now, self._holds_jobs)
         for sid in dropped:
@@ -244,16 +250,40 @@ class Agent:
             log.info("tracking stream %s", sid)
         self.pool.follow(self.tracker.streams, added)
 
+    def _check_drain_signal(self) -> None:
+        """DFS bumped the drain signal of this node's replica: if the request is for this
+        node, beat now (the beat finds the mark and starts the drain) instead of at the
+        next idle beat, up to a minute away. Nodes that beat often need no check."""
+        head = self._view.last
+        seen, self._drains_seen = self._drains_seen, head.drains if head else None
+        if seen is None or head is None or head.drains == seen or self.scaling.draining:
+            return
+        if self.heartbeat.interval() <= self.settings.heartbeat_interval:
+            return
+        try:
+            if self.nodes.drain_requested(self.node_id):
+                self.heartbeat.wake()
+        except Exception:
+            log.exception("checking for a drain request failed")
+
     def _listing_wait(self, now: float) -> float:
         """List again soon while a stream that just had work shows none (a sequential
-        client is about to send more), at ``poll_interval`` otherwise."""
+        client is about to send more), at ``poll_interval`` while streams are tracked,
+        and while idle at the fleet's share of the head-read budget (with jitter, so
+        the fleet's reads spread evenly: impetus.storage.activestreams.idle_interval)."""
         if any(
             not r.stream.waiting and now - r.stream.last_active < HOT_SECONDS
             for r in self.pool.runs.values()
         ):
             return self._listing.next_wait()
         self._listing.active()
-        return self.settings.poll_interval
+        if self.pool.runs or len(self.claims):
+            return self.settings.poll_interval
+        head = self._view.last if self._view is not None else None
+        interval = idle_interval(head.fleet if head else 0, self.settings.poll_interval)
+        if interval <= self.settings.poll_interval:
+            return interval
+        return interval * random.uniform(0.5, 1.5)
 
     def _holds_jobs(self, stream_id: str) -> bool:
         """Whether a stream must stay tracked: this node still runs or holds its jobs."""

@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grace", type=float, help="seconds running jobs get on stop (default 30)")
     parser.add_argument("--poll-interval", type=float, help="seconds between stream listings")
     parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats")
+    parser.add_argument(
+        "--idle-heartbeat-interval",
+        type=float,
+        help="seconds between heartbeats while holding no job (default 55)",
+    )
     parser.add_argument("--lease", type=float, help="default job lease in seconds")
     parser.add_argument("--worker-user", help="OS user workers run as (needs root)")
     parser.add_argument(
@@ -57,6 +62,7 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
         properties=parse_properties(args.properties) if args.properties is not None else None,
         poll_interval=args.poll_interval,
         heartbeat_interval=args.heartbeat_interval,
+        idle_heartbeat_interval=args.idle_heartbeat_interval,
         lease=args.lease,
         grace=args.grace,
         logdir=args.logdir,

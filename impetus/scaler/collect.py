@@ -133,6 +133,7 @@ def node_state(
         protected=bool(instance.get("ProtectedFromScaleIn")),
         state=state,
         in_service=instance.get("LifecycleState") == IN_SERVICE,
+        fresh_until=float(item.get("expires", 0.0)),
     )
 
 

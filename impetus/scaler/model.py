@@ -43,6 +43,9 @@ class NodeState:
     protected: bool = False  # scale-in protection as Auto Scaling reports it
     state: str = "running"  # running | draining | drained (impetus.scaler.model NODE_*)
     in_service: bool = True  # Auto Scaling's lifecycle state is InService (not Pending)
+    # Epoch s until which its last beat vouches for it: its next beat's due time plus a
+    # grace (the item's ``expires``; 0: never seen). Idle nodes beat about once a minute.
+    fresh_until: float = 0.0
 
 
 NODE_RUNNING = "running"

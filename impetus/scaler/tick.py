@@ -13,7 +13,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from impetus.core import aws
-from impetus.scaler import activity, actuate, audit, collect, expire, growth, metrics
+from impetus.scaler import (
+    activity,
+    actuate,
+    audit,
+    collect,
+    expire,
+    fleetsize,
+    growth,
+    metrics,
+)
 from impetus.scaler.config import DfsSettings
 from impetus.scaler.idle import leave_at
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
@@ -117,6 +126,7 @@ _auditor = audit.Auditor()  # per process, like the two above
 _arrivals = growth.Arrivals()  # per process: each stream's arrival-rate window
 _metrics = metrics.MinuteBuffer()  # per process: published once a minute at most
 _activity = activity.Activity()  # per process: the last sweep, streams seen idle
+_fleet = fleetsize.FleetNotice()  # per process: the fleet size last told the nodes
 
 
 def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
@@ -146,6 +156,14 @@ def _expire(
     except Exception:
         log.exception("expiring streams failed")
         return []
+
+
+def _tell_fleet(queue: Queue, items: dict[str, dict[str, Any]], now: float) -> None:
+    """Publish the live node count for idle nodes' poll (impetus.scaler.fleetsize)."""
+    try:
+        _fleet.publish(queue.streams.active, fleetsize.live_count(items.values(), now), now)
+    except Exception:
+        log.exception("publishing the fleet size failed")
 
 
 def _new_errors(listing: list[dict[str, Any]]) -> int:
@@ -185,6 +203,7 @@ def run(
     streams = collect.stream_states(listing, memory, now, due, full)
     described = collect.describe_groups(clients.asg, settings.node_groups)
     items = collect.node_items(clients.ddb, tables[NODES])
+    _tell_fleet(queue, items, now)
     inputs = collect.policy_input(
         now, streams, described, settings.node_groups, items, memory, settings.boot_seconds
     )
@@ -199,6 +218,7 @@ def run(
             done = ["failed"]
         if done:
             log.info("%s: %s (%s)", group.name, "; ".join(done), group_decision.reason)
+        fleetsize.signal_drains(queue.streams.active, group_decision.drain)
         decisions.record(group_decision, inputs)
         result.groups.append({**group_decision.to_json(), "done": done})
     decisions.save_memory(decision.memory)

@@ -14,8 +14,11 @@ its id):
 
 - ``~active#<r>#<k>``: one attribute ``m:<stream id>`` = the mark's token per marked
   stream, and ``n``, how many there are (kept by the conditional writes below);
-- ``~active#<r>#head``: ``v<k>``, a version per shard bumped by every mark, and
-  ``overflow``, when a mark last failed for a full shard.
+- ``~active#<r>#head``: ``v<k>``, a version per shard bumped by every mark,
+  ``overflow``, when a mark last failed for a full shard, and two attributes DFS writes:
+  ``fleet``, how many node agents there are (readers stretch their idle poll with it,
+  :func:`idle_interval`), and ``drains``, a version bumped when DFS asks a node reading
+  this replica to drain (an idle node, which beats rarely, then reads its item at once).
 
 Why so: an agent polls one head (one eventually consistent GetItem of a tiny item,
 0.5 read units) and reads a shard only when its version moved, so an idle node's
@@ -51,7 +54,20 @@ MARK = "m:"  # attribute name prefix: m:<stream id> = token
 COUNT = "n"
 OVERFLOW = "overflow"
 OVERFLOW_HOLD = 120.0  # seconds readers list everything after a mark failed for room
-REFRESH_EVERY = 60.0  # seconds between full re-reads of a reader's shards (drops unmarks)
+REFRESH_EVERY = 60.0  # seconds between re-reads of the shards a reader holds marks from
+# Seconds between re-reads of every shard (the safety net for a version bump that never
+# came: a marker that died between its shard write and its head bump). Rare: at 10,000
+# idle nodes, 8 small consistent reads each every 10 minutes are 133 read units/s.
+FULL_REFRESH_EVERY = 600.0
+FLEET = "fleet"
+DRAINS = "drains"
+# Head reads per second the whole idle fleet may make: each idle node polls every
+# fleet / IDLE_READS_PER_SECOND seconds (at least its poll_interval). 1,000 eventually
+# consistent reads of a small item are 500 read units/s, $0.225 an hour at $0.125 per
+# million (https://aws.amazon.com/dynamodb/pricing/on-demand/), whatever the fleet size;
+# work on an idle stream is still seen by some node within ~1 ms at 10,000 nodes polling
+# at random phases (docs/architecture.md, "What an idle fleet costs").
+IDLE_READS_PER_SECOND = 1000.0
 
 
 def is_record_key(key: str) -> bool:
@@ -80,6 +96,8 @@ def shard_key(replica: int, shard: int) -> str:
 class Head:
     versions: dict[int, int]  # shard -> version
     overflow_at: float  # epoch seconds of the last mark that found its shard full (0: never)
+    fleet: int = 0  # node agents DFS last counted (0: not published yet)
+    drains: int = 0  # bumped by DFS's drain requests to nodes of this replica
 
 
 @dataclass(frozen=True)
@@ -206,7 +224,28 @@ class ActiveStreams:
             for name, value in item.items()
             if name.startswith("v") and name[1:].isdigit()
         }
-        return Head(versions, float(item.get(OVERFLOW) or 0.0))
+        return Head(
+            versions,
+            float(item.get(OVERFLOW) or 0.0),
+            int(item.get(FLEET) or 0),
+            int(item.get(DRAINS) or 0),
+        )
+
+    # --- DFS's fields -------------------------------------------------------------------
+    def publish_fleet(self, fleet: int) -> None:
+        """Write the fleet size into every replica's head (DFS, when it changed)."""
+        for replica in range(self.replicas):
+            self._update(head_key(replica), "SET #f = :f", None, {"#f": FLEET}, {
+                ":f": dynamo.serialize_value(int(fleet))
+            })  # fmt: skip
+
+    def signal_drains(self, node_ids: Iterable[str]) -> None:
+        """Bump ``drains`` in the heads the given nodes read (after their drain marks are
+        written): an idle node sees it at its next head read and reads its own item."""
+        for replica in sorted({replica_of(n, self.replicas) for n in node_ids}):
+            self._update(
+                head_key(replica), "ADD #d :one", None, {"#d": DRAINS}, dynamo.values(one=1)
+            )
 
     def shards_of(
         self, replica_shards: Iterable[tuple[int, int]], consistent: bool = True
@@ -242,6 +281,11 @@ def marks_of(item: dict[str, Any]) -> dict[str, str]:
     return {name[len(MARK) :]: str(v) for name, v in item.items() if name.startswith(MARK)}
 
 
+def idle_interval(fleet: int, poll_interval: float, budget: float = IDLE_READS_PER_SECOND) -> float:
+    """Seconds between an idle node's head reads: the fleet shares ``budget`` reads/s."""
+    return max(poll_interval, fleet / budget)
+
+
 def overflowing(head: Head, now: float | None = None) -> bool:
     now = time.time() if now is None else now
     return now - head.overflow_at < OVERFLOW_HOLD
@@ -250,26 +294,35 @@ def overflowing(head: Head, now: float | None = None) -> bool:
 @dataclass
 class ActiveView:
     """A node's cached view of its replica: one head read per call, a shard re-read
-    only when its version moved (or every ``refresh`` seconds, to drop unmarks)."""
+    only when its version moved. An unmark bumps no version, so every ``refresh``
+    seconds the shards it holds marks from are re-read (to drop unmarks): an idle view,
+    holding none, reads only its head (at 10,000 nodes a full re-read of 8 shards per
+    node a minute would cost more than all their head reads). Every ``full_refresh``
+    seconds it re-reads every shard."""
 
     active: ActiveStreams
     replica: int
     refresh: float = REFRESH_EVERY
+    full_refresh: float = FULL_REFRESH_EVERY
     _versions: dict[int, int] = field(default_factory=dict)
     _marks: dict[int, dict[str, str]] = field(default_factory=dict)
     _fetched: float = float("-inf")
+    _fetched_all: float = float("-inf")
+    last: Head | None = None  # the head read by the latest snapshot
 
     def snapshot(self, now: float | None = None) -> Snapshot:
         now = time.monotonic() if now is None else now
-        head = self.active.head(self.replica)
-        if now - self._fetched >= self.refresh:
-            stale = list(range(self.active.shards))
+        head = self.last = self.active.head(self.replica)
+        stale = {k for k, v in head.versions.items() if self._versions.get(k) != v}
+        if now - self._fetched_all >= self.full_refresh:
+            stale |= set(range(self.active.shards))
+            self._fetched = self._fetched_all = now
+        elif now - self._fetched >= self.refresh:
+            stale |= {k for k, marks in self._marks.items() if marks}
             self._fetched = now
-        else:
-            stale = [k for k, v in head.versions.items() if self._versions.get(k) != v]
         if stale:
             # Consistent: the shard write came before the version bump this head shows.
-            read = self.active.shards_of((self.replica, k) for k in stale)
+            read = self.active.shards_of((self.replica, k) for k in sorted(stale))
             for (_, shard), marks in read.items():
                 self._marks[shard] = marks
             for shard in stale:

@@ -1,7 +1,11 @@
 """The nodes table's owner: every read and write of node items, and their layout.
 
 One item per node agent, keyed by ``node``. The agent rewrites it on every heartbeat with
-``expires`` (the table's TTL attribute) three beats ahead and deletes it when it stops.
+``due``, when its next beat is due (its cadence depends on its state: a few seconds
+while it holds leases, about a minute while idle, node_agent/heartbeat.py), and
+``expires`` (the table's TTL attribute) a grace after that; it deletes the item when it
+stops. Liveness is judged by the node's own schedule: a node is gone once ``expires``
+passes, whatever its cadence.
 DFS asks a node to drain by setting ``drain`` on its item; a heartbeat never erases that
 mark (its put is conditional on the mark being absent), so the request cannot be lost.
 
@@ -32,7 +36,7 @@ RUNNING, DRAINING, DRAINED = "running", "draining", "drained"
 
 KEY = "node"  # the partition key: the node id
 DRAIN = "drain"  # set by DFS: stop claiming (see the module docstring)
-BEATS_TO_EXPIRE = 3  # missed heartbeats after which a node counts as gone
+BEATS_TO_EXPIRE = 3  # default grace: the beat due and two more missed, as before cadences
 
 NODE_FIELDS = (
     "node", "host", "pid", "started", "heartbeat", "state", "mpps", "properties",
@@ -65,12 +69,22 @@ class NodeBeat:
     pid: int
     started: float  # epoch s
     at: float  # epoch s of this beat
-    interval: float  # seconds between beats: the item expires a few beats later
+    interval: float  # seconds until the next beat is due (the node's cadence now)
     properties: Mapping[str, str]
     mpps: int
     stats: NodeStats = field(default_factory=NodeStats)
     state: str = RUNNING
     idle_since: float | None = None  # epoch s of the first beat that saw the node idle
+    grace: float | None = None  # seconds late past ``due`` before it counts as gone
+
+    @property
+    def due(self) -> float:
+        return self.at + self.interval
+
+    @property
+    def expires(self) -> float:
+        grace = (BEATS_TO_EXPIRE - 1) * self.interval if self.grace is None else self.grace
+        return self.due + grace
 
     def item(self) -> dict[str, Any]:
         """The item (without the drain mark, which only :class:`Nodes` writes)."""
@@ -80,7 +94,8 @@ class NodeBeat:
             "pid": self.pid,
             "started": round(self.started, 3),
             "heartbeat": round(self.at, 3),
-            "expires": int(self.at + BEATS_TO_EXPIRE * self.interval),
+            "due": round(self.due, 3),
+            "expires": int(self.expires),
             "properties": dict(self.properties),
             "mpps": self.mpps,
             "streams": list(self.stats.streams),
@@ -144,6 +159,18 @@ class Nodes:
     def remove(self, node_id: str) -> None:
         """Delete a stopping node's item (it would otherwise linger until it expires)."""
         self._client.delete_item(TableName=self.table, Key=dynamo.serialize({KEY: node_id}))
+
+    def drain_requested(self, node_id: str) -> bool:
+        """Whether DFS asked this node to drain (one small consistent read: an idle node
+        checks when DFS signals drains in its replica, between its rare beats)."""
+        answer = self._client.get_item(
+            TableName=self.table,
+            Key=dynamo.serialize({KEY: node_id}),
+            ProjectionExpression="#drain",
+            ExpressionAttributeNames={"#drain": DRAIN},
+            ConsistentRead=True,
+        )
+        return bool((answer.get("Item") or {}).get(DRAIN))
 
     # --- DFS --------------------------------------------------------------------------------
     def request_drain(self, node_id: str) -> bool:
