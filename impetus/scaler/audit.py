@@ -40,7 +40,7 @@ from impetus.core import properties
 from impetus.storage.counters import MAX_DELTA_AGE
 from impetus.storage.jobqueue.recount import RECOUNTED
 from impetus.storage.queue import Queue
-from impetus.storage.streamcounters import counter_shards
+from impetus.storage.streamcounters import counter_shards, counters_for
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def audit(queue: Queue, listing: list[dict[str, Any]], now: float, auditor: Audi
 def _audit_one(queue: Queue, sid: str, now: float, auditor: Auditor) -> int:
     reading = queue.streams.read_counts(sid)
     shards = properties.get(reading.item.get("properties", {}), "shards")
-    if counter_shards(reading.item) < shards:  # a stream from before the counter items
+    if counter_shards(reading.item) < counters_for(shards):  # from before the counter items
         queue.streams.grow_shards(sid, shards)
         log.info("stream %s: counters spread over %d counter items", sid, shards)
         return 0  # the next audit reads them
