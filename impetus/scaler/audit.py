@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 AUDIT_EVERY = 300.0  # seconds between audits of one stream
 CONFIRM_AFTER = 2 * MAX_DELTA_AGE  # a difference must hold this long to be corrected
+# Queue partitions the audit recounts per DFS tick at most: ~1 consistent Query each, a
+# few ms; streams of 1 shard: 1,000 a tick (each is due every 300 s).
+AUDIT_PARTITIONS = 2000
 
 
 @dataclass
@@ -90,13 +93,20 @@ class Auditor:
 
 
 def audit(queue: Queue, listing: list[dict[str, Any]], now: float, auditor: Auditor) -> int:
-    """Audit the streams that are due; returns how many were corrected."""
+    """Audit the streams that are due, recounting at most AUDIT_PARTITIONS queue partitions
+    a tick (a recount Queries each of a stream's shards: up to 257); the due streams past
+    that budget stay due for the next tick. Returns how many were corrected."""
     auditor.forget({s["id"] for s in listing})
     corrected = 0
+    budget = AUDIT_PARTITIONS
     for stream in listing:
         sid = stream["id"]
         if not auditor.due(sid, now):
             continue
+        partitions = properties.get(stream.get("properties", {}), "shards") + 1
+        if partitions > budget and budget < AUDIT_PARTITIONS:
+            break  # the tick's share is spent (one stream alone may exceed it)
+        budget -= partitions
         try:
             corrected += _audit_one(queue, sid, now, auditor)
         except Exception:
