@@ -19,8 +19,8 @@ from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import (
     CANDIDATE_FIELDS,
     CLAIM_PAGE,
-    CLAIMED_FIELDS,
     CLAIM_PROBES,
+    CLAIMED_FIELDS,
     OLDEST_SAMPLE,
     PROMOTE_EVERY,
     TOP_K,
