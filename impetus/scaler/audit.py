@@ -40,12 +40,15 @@ from impetus.core import properties
 from impetus.storage.counters import MAX_DELTA_AGE
 from impetus.storage.jobqueue.recount import RECOUNTED
 from impetus.storage.queue import Queue
-from impetus.storage.streamcounters import counter_shards
+from impetus.storage.streamcounters import counter_shards, counters_for
 
 log = logging.getLogger(__name__)
 
 AUDIT_EVERY = 300.0  # seconds between audits of one stream
 CONFIRM_AFTER = 2 * MAX_DELTA_AGE  # a difference must hold this long to be corrected
+# Queue partitions the audit recounts per DFS tick at most: ~1 consistent Query each, a
+# few ms; streams of 1 shard: 1,000 a tick (each is due every 300 s).
+AUDIT_PARTITIONS = 2000
 
 
 @dataclass
@@ -92,16 +95,23 @@ class Auditor:
 def audit(
     queue: Queue, listing: list[dict[str, Any]], now: float, auditor: Auditor, full: bool = True
 ) -> int:
-    """Audit the streams that are due; returns how many were corrected. ``full``: the
+    """Audit the streams that are due, recounting at most AUDIT_PARTITIONS queue partitions
+    a tick (a recount Queries each of a stream's shards: up to 257); the due streams past
+    that budget stay due for the next tick. Returns how many were corrected. ``full``: the
     listing holds every stream (what it lacks is gone and forgotten); DFS's ticks between
     sweeps list the active streams and the suspects only (impetus.scaler.activity)."""
     if full:
         auditor.forget({s["id"] for s in listing})
     corrected = 0
+    budget = AUDIT_PARTITIONS
     for stream in listing:
         sid = stream["id"]
         if not auditor.due(sid, now):
             continue
+        partitions = properties.get(stream.get("properties", {}), "shards") + 1
+        if partitions > budget and budget < AUDIT_PARTITIONS:
+            break  # the tick's share is spent (one stream alone may exceed it)
+        budget -= partitions
         try:
             corrected += _audit_one(queue, sid, now, auditor)
         except Exception:
@@ -112,7 +122,7 @@ def audit(
 def _audit_one(queue: Queue, sid: str, now: float, auditor: Auditor) -> int:
     reading = queue.streams.read_counts(sid)
     shards = properties.get(reading.item.get("properties", {}), "shards")
-    if counter_shards(reading.item) < shards:  # a stream from before the counter items
+    if counter_shards(reading.item) < counters_for(shards):  # from before the counter items
         queue.streams.grow_shards(sid, shards)
         log.info("stream %s: counters spread over %d counter items", sid, shards)
         return 0  # the next audit reads them

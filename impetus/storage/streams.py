@@ -142,12 +142,14 @@ class Streams:
             "created": time.time(),
             "status": ACTIVE,
             "owner": {"nonce": nonce, "version": version},
-            streamcounters.COUNTER_SHARDS: shards,
+            streamcounters.COUNTER_SHARDS: streamcounters.counters_for(shards),
             **dict.fromkeys(COUNTERS, 0),
         }
         # The counter items come with the stream item, in one transaction: a counter
         # write finds them (or no stream). Leftovers of a deleted stream are zeroed.
-        counter_items = streamcounters.counter_items(stream_id, 0, shards)
+        counter_items = streamcounters.counter_items(
+            stream_id, 0, streamcounters.counters_for(shards)
+        )
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -266,13 +268,17 @@ class Streams:
         return {k: v for k, v in changes.items() if k != "shards"}
 
     def grow_shards(self, stream_id: str, wanted: int) -> bool:
-        """Give a stream ``wanted`` queue shards and as many counter items, in one
+        """Give a stream ``wanted`` queue shards and as many counter items (at most
+        streamcounters.MAX_COUNTER_SHARDS), in one
         transaction conditioned on the shards and K read (a concurrent growth wins, this
         one reports False). With ``wanted`` its current count, it gives an old stream
         (counters on its item) its counter items."""
         item = self.get_item(stream_id)
         current = properties.get(item.get("properties", {}), "shards")
-        if wanted < current or wanted <= streamcounters.counter_shards(item):
+        have_k = streamcounters.counter_shards(item)
+        if wanted < current or (
+            wanted == current and have_k >= streamcounters.counters_for(wanted)
+        ):
             return False
         if wanted > properties.MAX_SHARDS:
             raise InvalidRequest(f"shards: at most {properties.MAX_SHARDS}")

@@ -6,7 +6,12 @@ from __future__ import annotations
 from impetus.core import properties
 from impetus.scaler.growth import Arrivals
 from impetus.storage import shardrule as layout
-from impetus.storage.streamcounters import fold
+from impetus.storage.streamcounters import MAX_COUNTER_SHARDS, counters_for, fold
+
+# Counter writes per job at most, unbuffered (docs/architecture.md, "Queue shards"): the
+# fork's one per request, a claim's, a completion's and an ack's, each per chunk of 20 at
+# worst one per 5 jobs; node agents merge theirs into one flush per stream and second.
+COUNTER_WRITES_PER_JOB = 0.2
 
 
 def test_a_shard_carries_half_a_partition_of_the_measured_per_job_units():
@@ -19,12 +24,24 @@ def test_a_shard_carries_half_a_partition_of_the_measured_per_job_units():
     assert layout.shards_for(per_shard, 64) == 1
     assert layout.shards_for(per_shard + 1, 64) == 2
     assert layout.shards_for(10_000, 64) == 13
-    assert layout.shards_for(100_000, properties.MAX_SHARDS) == properties.MAX_SHARDS
+    assert layout.shards_for(1_000_000, properties.MAX_SHARDS) == properties.MAX_SHARDS
     # at the load the rule allows, no shard's partition passes half its limits
-    for rate in (500, 5_000, 40_000):
-        shards = layout.shards_for(rate, 64)
+    for rate in (500, 5_000, 40_000, 100_000):
+        shards = layout.shards_for(rate, properties.MAX_SHARDS)
         assert rate / shards * layout.QUEUE_WCU_PER_JOB <= 0.5 * layout.PARTITION_WCU
         assert rate / shards * layout.QUEUE_RCU_PER_JOB <= 0.5 * layout.PARTITION_RCU
+
+
+def test_one_stream_at_100000_jobs_per_second_fits_the_maximum_at_half_the_limits():
+    shards = layout.shards_for(100_000, properties.MAX_SHARDS)
+    assert shards == 127 < properties.MAX_SHARDS  # room: ~200,000 jobs/s at 256
+    assert 100_000 / shards * layout.QUEUE_RCU_PER_JOB <= 0.5 * layout.PARTITION_RCU
+    assert 100_000 / shards * layout.QUEUE_WCU_PER_JOB <= 0.5 * layout.PARTITION_WCU
+    # the counter items: K capped below the transaction limit, each under half its writes
+    k = counters_for(shards)
+    assert k == MAX_COUNTER_SHARDS < 100
+    assert 100_000 * COUNTER_WRITES_PER_JOB / k <= 0.5 * layout.PARTITION_WCU
+    assert counters_for(3) == 3
 
 
 def test_the_arrival_rate_is_measured_over_a_whole_window():

@@ -19,7 +19,9 @@ from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import (
     CANDIDATE_FIELDS,
     CLAIM_PAGE,
+    CLAIM_PROBES,
     CLAIMED_FIELDS,
+    OLDEST_SAMPLE,
     PROMOTE_EVERY,
     TOP_K,
 )
@@ -32,30 +34,43 @@ class Claimer:
         self.items = items
         self._code_cache: dict[str, str] = {}  # code digest -> encoded code
         self._promoted_at: dict[str, float] = {}  # stream -> last promotion check
+        self._sweep: dict[str, int] = {}  # stream -> the shard its next claim Queries first
 
     # --- claim ----------------------------------------------------------------------------
     def claim(self, stream_id: str, node: str, max_jobs: int, lease: float) -> Claim | None:
+        """Query at most CLAIM_PROBES shards, whatever their number: a claim costs the same
+        with 256 shards as with 1. This claimer sweeps the shards in a ring from a random
+        start: a dry claim moves on past the shards it Queried, a fruitful one stays on
+        the shard it found work in. So every shard is Queried within
+        ceil(shards / CLAIM_PROBES) dry claims of each claimer: no job is stranded."""
         if max_jobs < 1:
             return None
         self._promote_due(stream_id)
-        props = self.items.properties(stream_id)
-        shards = list(range(properties.get(props, "shards")))
-        random.shuffle(shards)
-        for shard in shards:
+        shards = properties.get(self.items.properties(stream_id), "shards")
+        for shard in self.probes(stream_id, shards):
             claim = self._claim_in(
                 stream_id, layout.ready_pk(stream_id, shard), node, max_jobs, lease
             )
             if claim:
+                self._sweep[stream_id] = shard
                 return claim
         return None
 
+    def probes(self, stream_id: str, shards: int) -> list[int]:
+        """The shards a claim Queries, in order; moves the sweep past them (a claim that
+        finds work puts it back on its shard)."""
+        return layout.ring_window(self._sweep, stream_id, shards, CLAIM_PROBES)
+
     def oldest_due(self, stream_id: str) -> int | None:
         """Due time (epoch ms) of the job that waited longest among those at the head of
-        the stream's shards (the next ones a claim takes), or None when none is due."""
+        up to OLDEST_SAMPLE random shards of the stream (the next ones a claim takes), or
+        None when none is due there. A sample: enqueue spreads chunks evenly over the
+        shards, and DFS asks every tick, so its cost must not grow with the shards."""
         shards = properties.get(self.items.properties(stream_id), "shards")
+        sample = random.sample(range(shards), min(shards, OLDEST_SAMPLE))
         heads = [
             chunk["due"]
-            for shard in range(shards)
+            for shard in sample
             for chunk in self.claimable(layout.ready_pk(stream_id, shard))
         ]
         return min(heads, default=None)

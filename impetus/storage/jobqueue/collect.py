@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -102,7 +103,10 @@ class Collector:
         shards = properties.get(
             self.items.streams.get_item(stream_id).get("properties", {}), "shards"
         )
-        for shard in range(shards):
+        # From a random shard round the ring: each page stops once it has ``limit`` + 1
+        # jobs, so pages that all began at shard 0 would all read shard 0's chunks.
+        first = random.randrange(shards)
+        for shard in (*range(first, shards), *range(first)):
             for chunk in dynamo.query(
                 self.items.client,
                 TableName=self.items.queue_table,

@@ -3,6 +3,7 @@ chunk item, shared by its parts (and by nothing outside impetus.storage)."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from impetus.core.keys import PRIORITY_MIN
@@ -14,6 +15,11 @@ TOP_K = 8  # claim candidates considered after a lost race
 # pages of TOP_K took many round trips per claim under load; one larger page usually
 # reaches the claimable ones (billed by the bytes evaluated either way).
 CLAIM_PAGE = 48
+# Shards a claim Queries at most (see Claimer.claim): under load the first one has work;
+# on a sparse queue a claimer's dry claims sweep all shards, this many at a time.
+CLAIM_PROBES = 8
+REAP_SHARDS = 8  # shards one reap reads at most (every node agent reaps busy streams)
+OLDEST_SAMPLE = 8  # shards DFS's oldest-wait estimate reads per stream and tick
 INLINE_RESULT_LIMIT = 8 * 1024  # larger results are stored as their own item
 PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
 PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
@@ -31,6 +37,16 @@ def holds(claim: dict[str, Any], index: int) -> bool:
     """Whether a claim entry still holds the chunk's job at ``index``: in its range and
     not yet reported (a partial report lists the indices it wrote or moved in ``done``)."""
     return claim["start"] <= index < claim["end"] and index not in claim.get("done", [])
+
+
+def ring_window(cursor: dict[str, int], stream_id: str, shards: int, count: int) -> list[int]:
+    """The next ``count`` shards (at most all) of a ring over a stream's ``shards``, from
+    ``cursor[stream_id]`` (a random start the first time); moves the cursor past them.
+    Successive calls visit every shard within ceil(shards / count) calls."""
+    start = cursor.get(stream_id, random.randrange(shards)) % shards
+    count = min(shards, count)
+    cursor[stream_id] = (start + count) % shards
+    return [(start + i) % shards for i in range(count)]
 
 
 def shard_of(suffix: str, shards: int) -> int:

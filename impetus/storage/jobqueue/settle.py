@@ -17,7 +17,7 @@ from impetus.core.jobs import Outcome
 from impetus.storage import dynamo
 from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
-from impetus.storage.jobqueue.layout import INLINE_RESULT_LIMIT, new_chunk, shard_of
+from impetus.storage.jobqueue.layout import INLINE_RESULT_LIMIT, REAP_SHARDS, new_chunk, shard_of
 from impetus.storage.jobqueue.seal import Sealer
 
 
@@ -37,6 +37,7 @@ class Settler:
     def __init__(self, items: QueueItems, payload: Callable[[str], str] | None = None) -> None:
         self.items = items
         self.sealer = Sealer(items, payload)
+        self._reap_next: dict[str, int] = {}  # stream -> the shard its next reap starts at
 
     # --- leases -----------------------------------------------------------------------------
     # Every write on a claim is conditional on the claim being there, active, held by the
@@ -299,12 +300,17 @@ class Settler:
 
     def reap(self, stream_id: str) -> int:
         """Return the jobs of expired leases to the queue (attempt + 1), or fail them as
-        lost once they used up ``max_attempts``. Reads only the stream's live chunks."""
+        lost once they used up ``max_attempts``. Reads only the stream's live chunks, on
+        at most REAP_SHARDS shards a call."""
         props = self.items.properties(stream_id)
         max_attempts = properties.get(props, "max_attempts")
         now = time.time()
         released = 0
-        for shard in range(properties.get(props, "shards")):
+        # Node agents and DFS reap each busy stream every few seconds: a reap's reads must
+        # not grow with the shards. Each reaper sweeps a ring of them, REAP_SHARDS a call,
+        # so every shard is reaped within ceil(shards / REAP_SHARDS) reaps of each reaper.
+        shards = properties.get(props, "shards")
+        for shard in layout.ring_window(self._reap_next, stream_id, shards, REAP_SHARDS):
             for chunk in dynamo.query(
                 self.items.client,
                 TableName=self.items.queue_table,
