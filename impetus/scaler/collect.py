@@ -53,6 +53,7 @@ def stream_states(
                 max_nodes=properties.get(props, "max_nodes"),
                 node_class=properties.get(props, "node_class") or DEFAULT_CLASS,
                 rate=properties.get(props, "rate"),
+                throughput=estimate.throughput(memory.jobs[sid]),
             )
         )
     for sid in [s for s in memory.jobs if s not in {x["id"] for x in listing}]:
@@ -98,7 +99,8 @@ def node_state(
     node_id = instance["InstanceId"]
     item = item or {}
     memory.seen.setdefault(node_id, now)  # DFS launched it at most a tick before
-    busy = int(item.get("claims", 0)) > 0 or int(item.get("workers_busy", 0)) > 0
+    held = max(int(item.get("claims", 0)), int(item.get("workers_busy", 0)))
+    busy = held > 0
     done = float(item.get("jobs_done", 0))
     idle_since: float | None = None
     if item and not busy:
@@ -125,6 +127,7 @@ def node_state(
         protected=bool(instance.get("ProtectedFromScaleIn")),
         state=state,
         in_service=instance.get("LifecycleState") == IN_SERVICE,
+        jobs=held,
     )
 
 

@@ -48,3 +48,26 @@ def scale_in_candidates(
         and now - n.heartbeat <= params.stale_heartbeat
     ]
     return sorted(fit, key=lambda n: (n.idle_since, n.id))
+
+
+def consolidation_candidate(
+    nodes: list[NodeState], group: GroupState, now: float, params: PolicyParams
+) -> NodeState | None:
+    """The node to drain when a group's capacity has stayed idle but no node is idle.
+
+    Agents claim independently, so work spreads over every node: a fleet a node too large
+    for its load keeps all its nodes a little busy and none idle for the threshold. The
+    idle rule is then applied to capacity instead of to a node: once the group has had a
+    node's worth of surplus for :func:`idle_threshold` seconds, the node holding the
+    fewest jobs is asked to drain. It stops claiming and finishes what it holds, so no job
+    is interrupted; its billing minimum must be paid, as for an idle node. A node protected
+    while idle was protected by someone else (agents hold protection only while busy)."""
+    fit = [
+        n
+        for n in nodes
+        if n.state == NODE_RUNNING
+        and not (n.protected and not n.busy)
+        and now - n.started >= params.min_billed
+        and now - n.heartbeat <= params.stale_heartbeat
+    ]
+    return min(fit, key=lambda n: (n.jobs, n.started, n.id), default=None)
