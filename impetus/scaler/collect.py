@@ -60,6 +60,7 @@ def stream_states(
                 max_nodes=properties.get(props, "max_nodes"),
                 node_class=properties.get(props, "node_class") or DEFAULT_CLASS,
                 rate=properties.get(props, "rate"),
+                throughput=estimate.throughput(memory.jobs[sid]),
             )
         )
     if full:
@@ -106,7 +107,8 @@ def node_state(
     node_id = instance["InstanceId"]
     item = item or {}
     memory.seen.setdefault(node_id, now)  # DFS launched it at most a tick before
-    busy = int(item.get("claims", 0)) > 0 or int(item.get("workers_busy", 0)) > 0
+    held = max(int(item.get("claims", 0)), int(item.get("workers_busy", 0)))
+    busy = held > 0
     done = float(item.get("jobs_done", 0))
     idle_since: float | None = None
     if item and not busy:
@@ -134,6 +136,7 @@ def node_state(
         state=state,
         in_service=instance.get("LifecycleState") == IN_SERVICE,
         fresh_until=float(item.get("expires", 0.0)),
+        jobs=held,
     )
 
 

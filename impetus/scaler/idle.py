@@ -6,6 +6,15 @@ from impetus.scaler.model import NODE_RUNNING, GroupState, NodeState
 from impetus.scaler.params import IDLE_BOOT_FRACTION, PolicyParams
 
 
+def is_fresh(node: NodeState, now: float, params: PolicyParams) -> bool:
+    """Whether the node's last beat still vouches for it: until its item's ``expires``
+    (its next beat's due time plus a grace: idle nodes beat about once a minute, busy ones
+    every few seconds), or, for items that carry none, ``stale_heartbeat`` seconds."""
+    if node.fresh_until > 0:
+        return now <= node.fresh_until
+    return now - node.heartbeat <= params.stale_heartbeat
+
+
 def idle_threshold(group: GroupState, params: PolicyParams) -> float:
     """Seconds a node must have been idle to leave (see :func:`may_leave`)."""
     if params.idle_floor is not None:
@@ -45,6 +54,29 @@ def scale_in_candidates(
         and not n.busy
         and not n.protected
         and may_leave(n, group, now, params)
-        and now - n.heartbeat <= params.stale_heartbeat
+        and is_fresh(n, now, params)
     ]
     return sorted(fit, key=lambda n: (n.idle_since, n.id))
+
+
+def consolidation_candidate(
+    nodes: list[NodeState], group: GroupState, now: float, params: PolicyParams
+) -> NodeState | None:
+    """The node to drain when a group's capacity has stayed idle but no node is idle.
+
+    Agents claim independently, so work spreads over every node: a fleet a node too large
+    for its load keeps all its nodes a little busy and none idle for the threshold. The
+    idle rule is then applied to capacity instead of to a node: once the group has had a
+    node's worth of surplus for :func:`idle_threshold` seconds, the node holding the
+    fewest jobs is asked to drain. It stops claiming and finishes what it holds, so no job
+    is interrupted; its billing minimum must be paid, as for an idle node. A node protected
+    while idle was protected by someone else (agents hold protection only while busy)."""
+    fit = [
+        n
+        for n in nodes
+        if n.state == NODE_RUNNING
+        and not (n.protected and not n.busy)
+        and now - n.started >= params.min_billed
+        and is_fresh(n, now, params)
+    ]
+    return min(fit, key=lambda n: (n.jobs, n.started, n.id), default=None)

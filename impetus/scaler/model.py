@@ -28,6 +28,7 @@ class StreamState:
     max_nodes: int | None = None
     node_class: str = DEFAULT_CLASS
     rate: float | None = None  # fleet-wide jobs/s cap
+    throughput: float = 0.0  # jobs/s completed while it had work (0: not measured yet)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class NodeState:
     # Epoch s until which its last beat vouches for it: its next beat's due time plus a
     # grace (the item's ``expires``; 0: never seen). Idle nodes beat about once a minute.
     fresh_until: float = 0.0
+    jobs: int = 0  # jobs it holds now (claimed, running or about to)
 
 
 NODE_RUNNING = "running"
@@ -81,6 +83,8 @@ class Memory:
     idle: dict[str, list[float]] = field(default_factory=dict)
     seen: dict[str, float] = field(default_factory=dict)  # node -> first tick that saw it
     failed: dict[str, list[float]] = field(default_factory=dict)  # group -> failed boots' times
+    # group -> since when its capacity has stayed above what its streams need and keep busy
+    surplus: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +99,7 @@ class Memory:
             idle={k: [float(x) for x in v] for k, v in (data.get("idle") or {}).items()},
             seen={k: float(v) for k, v in (data.get("seen") or {}).items()},
             failed={k: [float(x) for x in v] for k, v in (data.get("failed") or {}).items()},
+            surplus={k: float(v) for k, v in (data.get("surplus") or {}).items()},
         )
 
 
@@ -124,6 +129,7 @@ class GroupDecision:
     previous: int  # desired capacity before this tick
     desired: int  # desired capacity to set (always within [min, max])
     needed: int  # nodes the streams need (before clamping to the group's limits)
+    floor: int = 0  # nodes the streams keep busy at their measured throughput (no scale-in below)
     drain: tuple[str, ...] = ()  # nodes to ask to drain now
     terminate: tuple[str, ...] = ()  # nodes to terminate with decrement (drained, failed boots)
     replace: tuple[str, ...] = ()  # failed boots to terminate without decrement (at min)

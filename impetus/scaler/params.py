@@ -18,11 +18,17 @@ IDLE_BOOT_FRACTION = 0.5
 # left for arrivals). 1 assumed no arrivals and kept one node on a steady stream that
 # needed two (docs/autoscaling.md, "Tuning").
 REACH_SHARE = 0.5
+# A stream that has work keeps ``throughput * d`` worker slots busy on average (Little's law
+# on its measured throughput and job time). Scale-in keeps enough nodes that those slots are
+# at most this share of the fleet's: with random arrivals a fleet run hotter than ~80 % makes
+# queues that outlast the target latency (docs/autoscaling.md, "Idle capacity").
+BUSY_SHARE = 0.75
 # EC2 bills per second after a 60-second minimum
 # (https://aws.amazon.com/ec2/pricing/on-demand/): a node that ran less is billed 60 s.
 MIN_BILLED = 60.0
 SCALE_IN_TICKS = 3
-STALE_HEARTBEAT = 60.0  # a node silent this long is not trusted to be idle
+# A node silent this long is not trusted to be idle (only for items without `expires`).
+STALE_HEARTBEAT = 60.0
 # An in-service instance without a first heartbeat this long after DFS first saw it did
 # not boot (a failed download, a broken AMI, an agent that cannot start): it is
 # terminated instead of billed forever. AL2023 boots and installs the node package in 1-3
@@ -40,3 +46,5 @@ class PolicyParams:
     cancel_booting: bool = True  # terminate surplus nodes still booting at once
     boot_deadline: float = BOOT_DEADLINE  # seconds to a first heartbeat, else a failed boot
     reach_share: float = REACH_SHARE  # share of the in-service reach left for the backlog
+    busy_share: float = BUSY_SHARE  # scale-in keeps the measured busy slots at most this share
+    consolidate: bool = True  # drain the least-busy node when capacity stays idle (see idle.py)

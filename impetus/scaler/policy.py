@@ -64,7 +64,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from impetus.scaler.idle import idle_threshold, scale_in_candidates
+from impetus.scaler.idle import consolidation_candidate, idle_threshold, scale_in_candidates
 from impetus.scaler.model import (
     NODE_BOOTING,
     NODE_DRAINED,
@@ -77,7 +77,7 @@ from impetus.scaler.model import (
     StreamNeed,
     StreamState,
 )
-from impetus.scaler.params import FAILURE_WINDOW, REACH_SHARE, PolicyParams
+from impetus.scaler.params import BUSY_SHARE, FAILURE_WINDOW, REACH_SHARE, PolicyParams
 
 
 def stream_need(
@@ -103,6 +103,11 @@ def stream_need(
         late = max(0, b - math.floor(reach))
         have = (group.in_service + group.pending) * mpps
         cap = have + min(late, math.ceil(late * d / stream.target_latency))
+        if late and not have and group.boot_seconds > stream.target_latency - d:
+            # Cold start: every job waits a boot, and that alone passes the target. A slot
+            # each: queueing behind each other only adds to a wait already over it.
+            slots = cap = max(slots, late)
+            why = f"{why}, cold start: a boot ({group.boot_seconds:g}s) passes the target"
         if slots > cap:
             slots = cap
             why = (
@@ -120,6 +125,20 @@ def stream_need(
     if nodes < stream.min_nodes:
         nodes, why = stream.min_nodes, f"{why}, min_nodes {stream.min_nodes}"
     return StreamNeed(stream.id, nodes, why)
+
+
+def stream_floor(stream: StreamState, busy_share: float = BUSY_SHARE) -> int:
+    """Nodes scale-in keeps for a stream that has work: its measured throughput times its
+    job time is the worker slots it keeps busy (Little's law), at most ``busy_share`` of
+    the slots kept. Never a reason to launch: a fleet that falls behind completes only
+    what it can, so its throughput never asks for more than it has."""
+    if stream.backlog <= 0 and stream.running <= 0:
+        return 0
+    busy = stream.throughput * max(stream.job_seconds, 1e-3)
+    nodes = math.ceil(math.ceil(busy / busy_share - 1e-9) / max(1, stream.mpps))
+    if stream.max_nodes is not None:
+        nodes = min(nodes, stream.max_nodes)
+    return nodes
 
 
 def _clamp(value: int, group: GroupState) -> int:
@@ -164,8 +183,12 @@ def decide_group(
     """One group's decision; updates ``memory`` (agree counter, drains in flight)."""
     key = group.node_class
     booting_for = tuple(now - n.started for n in nodes if n.state == NODE_BOOTING)
-    needs = tuple(stream_need(s, group, booting_for, params.reach_share) for s in streams)
+    # Nodes asked to drain start no more jobs: the reach is the nodes that stay.
+    draining = sum(1 for n in nodes if n.id in memory.draining and n.in_service)
+    serving = replace(group, in_service=max(0, group.in_service - draining))
+    needs = tuple(stream_need(s, serving, booting_for, params.reach_share) for s in streams)
     needed = max((n.nodes for n in needs), default=0)
+    floor = max((stream_floor(s, params.busy_share) for s in streams), default=0)
     target = _clamp(needed, group)
     present = {n.id for n in nodes}
     for node_id in [n for n in memory.draining if n not in present]:
@@ -186,11 +209,13 @@ def decide_group(
         previous=group.desired,
         desired=_clamp(desired, group),
         needed=needed,
+        floor=floor,
         terminate=terminate,
         needs=needs,
     )
     if target > staying:  # 2. scale out at once
         memory.agree[key] = 0
+        memory.surplus.pop(key, None)
         new = _clamp(target + leaving, group)
         if new <= desired:
             return replace(base, reason=f"need {needed}, at max {group.max}")
@@ -216,41 +241,68 @@ def decide_group(
                 action="scale-in",
                 reason=f"need {needed} < {staying} staying: cancel {len(victims)} booting",
             )
-    if target < staying:  # 3. scale in, carefully
-        candidates = scale_in_candidates(
-            [n for n in nodes if n.id not in memory.draining], group, now, params
-        )
-        allowed = min(staying - target, desired - leaving - group.min)
-        memory.agree[key] = memory.agree.get(key, 0) + 1
-        if memory.agree[key] < params.scale_in_ticks:
-            return replace(
-                base,
-                reason=f"need {needed} < {staying} staying: scale-in agreed "
-                f"{memory.agree[key]}/{params.scale_in_ticks} ticks",
-            )
-        if not candidates or allowed <= 0:
-            return replace(
-                base,
-                reason=f"need {needed} < {staying} staying for {memory.agree[key]} ticks, "
-                f"but no node idle >= {idle_threshold(group, params):g}s "
-                f"and up >= {params.min_billed:g}s",
-            )
-        memory.agree[key] = 0
-        victims = tuple(n.id for n in candidates[:allowed])
-        for node_id in victims:
-            memory.draining[node_id] = now
-        return replace(
-            base,
-            drain=victims,
-            action="scale-in",
-            reason=f"need {needed} < {staying} staying for {params.scale_in_ticks} ticks: "
-            f"drain {len(victims)} idle node(s), terminate once drained",
-        )
+    keep = max(target, _clamp(floor, group))
+    if keep < staying:  # 3. scale in, carefully
+        if any(s.backlog > 0 for s in streams):
+            memory.surplus.pop(key, None)  # capacity is not idle while jobs wait
+        return _scale_in(base, group, nodes, memory, now, params, staying - keep)
     memory.agree[key] = 0
-    why = f"need {needed} = {staying} staying"
+    memory.surplus.pop(key, None)
+    why = f"need {needed}, floor {floor}: {staying} staying"
     if terminate:
         why += f"; terminate {len(terminate)} drained node(s)"
     return replace(base, reason=why)
+
+
+def _scale_in(
+    base: GroupDecision,
+    group: GroupState,
+    nodes: list[NodeState],
+    memory: Memory,
+    now: float,
+    params: PolicyParams,
+    surplus: int,
+) -> GroupDecision:
+    """Step 4: drain idle nodes once ticks agree on a surplus; failing those, the least-busy
+    node once the surplus has lasted the idle threshold (idle capacity, not an idle node)."""
+    key, needed = group.node_class, base.needed
+    leaving = sum(1 for n in nodes if n.id in memory.draining)
+    staying = base.desired - leaving
+    keeps = f"need {needed}, floor {base.floor} < {staying} staying"
+    since = memory.surplus.setdefault(key, now)
+    stay = [n for n in nodes if n.id not in memory.draining]
+    candidates = scale_in_candidates(stay, group, now, params)
+    allowed = min(surplus, base.desired - leaving - group.min)
+    memory.agree[key] = memory.agree.get(key, 0) + 1
+    if memory.agree[key] < params.scale_in_ticks:
+        return replace(
+            base,
+            reason=f"{keeps}: scale-in agreed {memory.agree[key]}/{params.scale_in_ticks} ticks",
+        )
+    threshold = idle_threshold(group, params)
+    what = "idle node(s)"
+    if not candidates and params.consolidate and now - since >= threshold:
+        least = consolidation_candidate(stay, group, now, params)
+        candidates = [least] if least else []
+        what, allowed = f"least-busy node (surplus for {now - since:.0f}s)", min(allowed, 1)
+    if not candidates or allowed <= 0:
+        return replace(
+            base,
+            reason=f"{keeps} for {memory.agree[key]} ticks, but no node idle >= "
+            f"{threshold:g}s and up >= {params.min_billed:g}s",
+        )
+    memory.agree[key] = 0
+    memory.surplus.pop(key, None)
+    victims = tuple(n.id for n in candidates[:allowed])
+    for node_id in victims:
+        memory.draining[node_id] = now
+    return replace(
+        base,
+        drain=victims,
+        action="scale-in",
+        reason=f"{keeps} for {params.scale_in_ticks} ticks: drain {len(victims)} {what}, "
+        "terminate once drained",
+    )
 
 
 def failed_boots(nodes: list[NodeState], now: float, params: PolicyParams) -> list[NodeState]:

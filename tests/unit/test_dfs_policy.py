@@ -53,12 +53,28 @@ def test_scales_from_zero_on_the_first_due_job():
 
 
 def test_scale_out_is_sized_to_drain_the_backlog_within_target_latency():
-    # 300 due jobs of 2 s within 30 s need 20 slots; mpps 4 -> 5 nodes.
-    d, _ = one([stream(backlog=300, job_seconds=2.0, mpps=4)], groups=[group()])
+    # 300 due jobs of 2 s within 30 s need 20 slots; mpps 4 -> 5 nodes (a 20 s boot
+    # leaves time within the target: not a cold start past it).
+    quick = group(boot_seconds=20.0)
+    d, _ = one([stream(backlog=300, job_seconds=2.0, mpps=4)], groups=[quick])
     assert d.desired == 5
     # A tighter target asks for more.
-    d, _ = one([stream(backlog=300, job_seconds=2.0, mpps=4, target_latency=10)], groups=[group()])
-    assert d.desired == 15
+    d, _ = one([stream(backlog=300, job_seconds=2.0, mpps=4, target_latency=5)], groups=[quick])
+    assert d.desired == 20
+
+
+def test_a_cold_start_whose_boot_passes_the_target_gives_each_job_a_slot():
+    # Nothing in service or booting, a 60 s boot against a 30 s target: every job waits a
+    # boot already, so 300 jobs ask for 300 slots (75 nodes of 4), up to the group's max.
+    s = stream(backlog=300, job_seconds=2.0, mpps=4)
+    d, _ = one([s], groups=[group(max=100, boot_seconds=60.0)])
+    assert d.desired == 75
+    d, _ = one([s], groups=[group(max=20, boot_seconds=60.0)])
+    assert d.desired == 20
+    # With a node in service it is no cold start: the target-latency sizing applies.
+    warm = group(max=100, boot_seconds=60.0, desired=1, in_service=1)
+    d, _ = one([replace(s, backlog=600)], [idle_node("i-1", 0)], [warm])
+    assert 1 < d.desired < 75
 
 
 def test_pending_nodes_are_counted_so_repeated_ticks_do_not_launch_twice():
@@ -247,6 +263,8 @@ def test_scale_in_never_goes_below_the_group_minimum():
 
 def test_every_decision_has_a_reason():
     d, _ = one([stream(backlog=3)], groups=[group()])
+    assert "need 2" in d.reason and "cold start" in d.needs[0].reason
+    d, _ = one([stream(backlog=3)], groups=[group(boot_seconds=20.0)])
     assert "need 1" in d.reason and "3 due" in stream_need(stream(backlog=3)).reason
 
 
@@ -304,3 +322,101 @@ def test_at_the_groups_min_a_failed_boot_is_replaced_without_decrement():
     g = group(min=1, desired=1, in_service=1)
     d, _ = one([], [booting("stuck", 700)], [g], params=params)
     assert d.replace == ("stuck",) and d.terminate == () and d.desired == 1
+
+
+def busy_node(node_id: str, jobs: int, **kw) -> NodeState:
+    base = dict(
+        id=node_id,
+        node_class="default",
+        heartbeat=NOW,
+        busy=True,
+        idle_since=None,
+        started=NOW - 1000,
+        protected=True,  # agents hold protection while busy
+        jobs=jobs,
+    )
+    return NodeState(**{**base, **kw})
+
+
+def test_the_floor_keeps_the_slots_a_stream_keeps_busy_and_never_launches():
+    # 6 jobs/s of 2 s keep 12 slots busy; at most 75 % of the slots kept: 16 slots, 4 nodes.
+    s = stream(running=2, mpps=4, job_seconds=2.0, throughput=6.0)
+    nodes = [idle_node(f"i-{k}", 500.0) for k in range(6)]
+    d, _ = one([s], nodes, [group(desired=6, in_service=6)], params=PolicyParams(scale_in_ticks=1))
+    assert (d.floor, d.action, len(d.drain)) == (4, "scale-in", 2)
+    # The floor is no reason to launch: an empty group gets what the need formula says.
+    d, _ = one([replace(s, running=0, backlog=1)], groups=[group()])
+    assert (d.floor, d.desired) == (4, 1)
+    # A stream with nothing due or running keeps nothing, whatever it did before.
+    d, _ = one([replace(s, running=0)], nodes, [group(desired=6, in_service=6)])
+    assert d.floor == 0
+
+
+def consolidation_ticks(nodes, s, g, params, ticks):
+    """Decisions of ``ticks`` ticks a second apart, memory carried."""
+    memory, out = None, []
+    for k in range(ticks):
+        d, memory = one([s], nodes, [g], memory=memory, params=params, now=NOW + k)
+        out.append(d)
+    return out
+
+
+def test_capacity_idle_for_the_threshold_drains_the_least_busy_node():
+    # Three nodes, each a little busy (agents spread work): none is idle, but the stream
+    # needs one node and keeps one busy. Once that surplus has lasted the idle threshold
+    # (10 s here), the node holding the fewest jobs drains: it finishes them first.
+    s = stream(running=4, mpps=4, job_seconds=2.0, throughput=1.0)
+    nodes = [busy_node("i-a", 2), busy_node("i-b", 1), busy_node("i-c", 1, started=NOW - 30)]
+    params = PolicyParams(idle_floor=10.0)
+    decisions = consolidation_ticks(nodes, s, group(desired=3, in_service=3), params, 12)
+    drains = [(k, d.drain) for k, d in enumerate(decisions) if d.drain]
+    # i-c holds as few jobs but has not paid its billing minimum (60 s): i-b goes, once.
+    assert drains == [(10, ("i-b",))]
+    assert "least-busy" in decisions[10].reason
+
+
+def test_waiting_jobs_restart_the_surplus_clock_and_consolidation_can_be_off():
+    nodes = [busy_node("i-a", 2), busy_node("i-b", 1), busy_node("i-c", 1)]
+    g = group(desired=3, in_service=3)
+    params = PolicyParams(idle_floor=10.0)
+    waiting = stream(backlog=1, running=4, mpps=4, job_seconds=2.0, throughput=1.0)
+    assert not any(d.drain for d in consolidation_ticks(nodes, waiting, g, params, 15))
+    calm = replace(waiting, backlog=0)
+    off = replace(params, consolidate=False)
+    assert not any(d.drain for d in consolidation_ticks(nodes, calm, g, off, 15))
+
+
+def test_a_node_protected_while_idle_is_never_consolidated():
+    # Agents drop protection once idle: an idle node still protected was protected by
+    # someone else, and stays.
+    s = stream(running=1, mpps=4, job_seconds=2.0, throughput=0.5)
+    nodes = [busy_node("i-a", 1), idle_node("i-b", 0.0, protected=True)]
+    params = PolicyParams(idle_floor=5.0)
+    decisions = consolidation_ticks(nodes, s, group(desired=2, in_service=2), params, 10)
+    assert [d.drain for d in decisions if d.drain] == [("i-a",)]
+
+
+def test_nodes_asked_to_drain_do_not_count_toward_the_reach():
+    # Two nodes in service, one of them draining: the reach (jobs started before a new
+    # node boots) is one node's, so a backlog beyond it asks for a node.
+    s = stream(backlog=100, running=8, mpps=4, job_seconds=2.0)
+    nodes = [busy_node("i-a", 4), busy_node("i-b", 4, state=NODE_DRAINING)]
+    g = group(desired=2, in_service=2)
+    memory = Memory(draining={"i-b": NOW - 5})
+    d, _ = one([s], nodes, [g], memory=memory)
+    assert d.action == "scale-out"
+    d, _ = one([s], [nodes[0], replace(nodes[1], state="running")], [g])
+    assert d.action != "scale-out"
+
+
+def test_a_node_is_trusted_until_its_own_expiry_not_a_fixed_staleness():
+    # Idle agents beat about once a minute and write when their next beat is due (plus a
+    # grace) as `expires`: a 64 s old beat that promised one by now + 1 still counts.
+    params = PolicyParams(scale_in_ticks=1)
+    g = group(desired=2, in_service=2)
+    quiet = idle_node("i-quiet", 500.0, heartbeat=NOW - 64, fresh_until=NOW + 1)
+    d, _ = one([], [quiet], [g], params=params)
+    assert d.drain == ("i-quiet",)
+    late = replace(quiet, fresh_until=NOW - 1)
+    d, _ = one([], [late], [g], params=params)
+    assert d.drain == ()

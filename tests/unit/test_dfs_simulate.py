@@ -57,6 +57,22 @@ def test_duration_estimate_follows_littles_law():
     assert estimate.job_seconds(sample) == pytest.approx(2.0, rel=0.05)
 
 
+def test_throughput_estimate_measures_jobs_per_second_while_there_is_work():
+    sample = estimate.update(None, 0.0, completed=0, running=4)
+    for t in range(1, 200):
+        sample = estimate.update(sample, float(t), completed=3 * t, running=4)
+    assert estimate.throughput(sample) == pytest.approx(3.0, rel=0.05)
+    # Idle time does not dilute it: the window closes when the stream runs dry (its last
+    # window, cut at a tick, reads a little low) and restarts when work comes back.
+    for t in range(200, 400):
+        sample = estimate.update(sample, float(t), completed=597, running=0)
+    assert estimate.throughput(sample) == pytest.approx(3.0, rel=0.1)
+    for t in range(400, 600):
+        sample = estimate.update(sample, float(t), completed=597 + 3 * (t - 400), running=4)
+    assert estimate.throughput(sample) == pytest.approx(3.0, rel=0.05)
+    assert estimate.throughput(None) == 0.0
+
+
 def test_duration_estimate_waits_for_enough_completions_then_replaces_the_default():
     sample = estimate.update(None, 0.0, completed=0, running=0)
     sample = estimate.update(sample, 10.0, completed=0, running=8)  # nodes just came up

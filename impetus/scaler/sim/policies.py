@@ -79,6 +79,7 @@ class Impetus:
             last -= self.HEARTBEAT
         idle_since = None if node.busy else self._beat(node, t, node.idle_since)
         busy = node.busy or idle_since > last  # no beat has seen it idle yet
+        held = max(int(busy), sum(1 for j in node.slots if j is not None))
         state = node.state
         asked = self.drain_asked.get(node.id)
         if asked is not None and state == "drained" and self._beat(node, t, asked) > last:
@@ -87,8 +88,8 @@ class Impetus:
             "node": node.id,
             "heartbeat": last,
             "started": node.launched,
-            "claims": int(busy),
-            "workers_busy": int(busy),
+            "claims": held,
+            "workers_busy": held,
             "jobs_done": node.jobs_done,
             "state": state,
         }
@@ -104,6 +105,7 @@ class Impetus:
             running=fleet.running_jobs(),
             mpps=fleet.mpps,
             job_seconds=estimate.job_seconds(self.sample),
+            throughput=estimate.throughput(self.sample),
             target_latency=fleet.target_latency,
         )
         # Nodes as the Lambda sees them: through their heartbeat items and the same
