@@ -46,6 +46,7 @@ except ImportError:
 
 DFS_ACTIVE_TICK = 10.0  # impetus.scaler.tick.FOLLOW_UP
 DFS_IDLE_TICK = 60.0  # the schedule (infra/functions.py DFS_RATE)
+FLOWING = 1e-6  # jobs/s: work flows (nodes poll at their busy pace), next to no jobs
 TARGET_USE = 0.5  # issue 19: no item or partition above 50 % of its limit at the target
 
 
@@ -235,19 +236,34 @@ def first_limit(found: list[Check]) -> Check:
     return max(found, key=lambda c: c.use)
 
 
-def max_rate(mix: Mix, s: Scenario, use: float = 1.0) -> tuple[float, Check]:
+def is_quota(c: Check) -> bool:
+    """A raisable account or table quota (table throughput, Lambda concurrency, the API
+    Gateway throttle): a value to request, not a wall like an item's or a partition's."""
+    return limits.limit(c.limit).raisable
+
+
+def hard_checks(mix: Mix, s: Scenario) -> list[Check]:
+    return [c for c in checks(mix, s) if not is_quota(c)]
+
+
+def max_rate(mix: Mix, s: Scenario, use: float = 1.0, quotas: bool = True) -> tuple[float, Check]:
     """The highest rate at which every check stays at or below ``use``, and the check that
-    binds there (loads grow linearly with the rate: bisection on a log scale)."""
+    binds there (loads grow linearly with the rate: bisection on a log scale);
+    ``quotas`` False: the hard limits only (raisable quotas are requested, not walls).
+    A rate of 0 when a check is past ``use`` as soon as work flows, before any job counts
+    (a per-node term: every node polls at its busy pace)."""
+    found = checks if quotas else hard_checks
     lo, hi = 0.0, 1e9
-    if first_limit(checks(mix, replace(s, rate=0.0))).use > use:
-        return 0.0, first_limit(checks(mix, replace(s, rate=0.0)))
+    flowing = first_limit(found(mix, replace(s, rate=FLOWING)))
+    if flowing.use > use:
+        return 0.0, flowing
     for _ in range(80):
         mid = math.sqrt(max(lo, 1e-3) * hi)
-        if first_limit(checks(mix, replace(s, rate=mid))).use <= use:
+        if first_limit(found(mix, replace(s, rate=mid))).use <= use:
             lo = mid
         else:
             hi = mid
-    return lo, first_limit(checks(mix, replace(s, rate=hi)))
+    return lo, first_limit(found(mix, replace(s, rate=hi)))
 
 
 def cost_per_hour(mix: Mix, s: Scenario) -> dict[str, float]:

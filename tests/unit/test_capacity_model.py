@@ -384,3 +384,46 @@ def test_dfs_tick_time_divides_by_the_requests_in_flight(mix):
     assert dfs_tick_seconds(mix, 100, 1000, 10, concurrency=8) == pytest.approx(one / 8)
     requests = sum(u.requests for u in mix.dfs_tick(100, 1000, 10, sweep=True).values())
     assert one == pytest.approx(requests * limits.DDB_REQUEST_SECONDS)
+
+
+def verdict(found, start):
+    return next(v for v in found if v.target.startswith(start))
+
+
+def test_a_raisable_quota_is_a_value_to_request_not_the_wall_that_binds():
+    from impetus.capacity.report import verdicts
+
+    # 1 WCU per job on job records: the jobs table's 40,000 WRU/s quota binds at 40,000
+    # jobs/s; the stream item's 0.001 WCU a job (a hard limit) at 1,000,000 jobs/s
+    mix = Mix(mix_data(stream_wcu=0.001), "hand-made")
+    with_quotas, _ = max_rate(mix, Scenario(4, 1, 1, shards=1))
+    hard, binding = max_rate(mix, Scenario(4, 1, 1, shards=1), quotas=False)
+    assert with_quotas == pytest.approx(40000, rel=1e-3)
+    assert hard == pytest.approx(1e6, rel=1e-3) and binding.limit == "partition_wcu"
+    one = verdict(verdicts(mix, shards=1), "one stream")
+    assert one.holds and "1,000,000 jobs/s" in one.value
+    (jobs,) = [q for q in one.quotas if q.where == "jobs table"]
+    # 100,000 jobs/s write 100,000 WRU/s: request twice that (50 % use), the default 40,000
+    assert jobs.load == pytest.approx(100000) and jobs.needed == 200000
+    assert jobs.default == 40000 and jobs.source == limits.DDB_QUOTAS
+    # the target "no item or partition above 50 %" is about items and partitions only
+    load = verdict(verdicts(mix, shards=1), "no item or partition")
+    assert load.holds and "partition" in load.value
+    assert any(q.where == "jobs table" for q in load.quotas)
+
+
+def test_one_stream_reports_a_per_node_term_over_its_limit_before_any_job():
+    from impetus.capacity.report import render_verdicts, verdicts
+
+    # every busy node reads the marked stream's item a second (1 RCU): 10,000 nodes are
+    # 10,000 RCU/s on one item, over its partition's 3,000 before any job
+    mix = Mix(redesigned_data(), "hand-made")
+    rate, binding = max_rate(mix, Scenario(10000, 1, 1), quotas=False)
+    assert rate == 0 and binding.where == "streams: hottest stream item"
+    one = verdict(verdicts(mix), "one stream")
+    assert not one.holds
+    assert one.value.startswith("none: ") and "at 10,000 nodes before any job" in one.value
+    assert "0 jobs/s" not in one.value and "(1 shards)" not in one.value
+    # the scenario's shards are the shard rule's for the target rate, not for no rate
+    assert f"{Scenario(10, 1, 100000).queue_shards} at that rate" in one.target
+    assert "none: " in render_verdicts([one])
