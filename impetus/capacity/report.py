@@ -228,10 +228,19 @@ def plot(mix: Mix, base: Scenario, path: str | Path) -> None:
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("use of the limit, % (100: throttled)")
     axes[1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"Capacity: use of each limit, S {base.streams:,} streams ({mix.source})")
+    fig.suptitle(f"Capacity: use of each limit, S {base.streams:,} streams ({_shown(mix.source)})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _shown(source: str) -> str:
+    """The mix's path relative to the working directory when under it (no checkout's
+    absolute path in a committed plot)."""
+    try:
+        return str(Path(source).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return source
 
 
 def _grid(values: tuple[int, ...]) -> list[float]:
