@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from impetus.core.exceptions import ConfigError
+from impetus.scaler.audit import AUDIT_PARTITIONS
+from impetus.storage.jobqueue.layout import REAP_SHARDS
 
 SCHEMA = 2
 NODE = "node"  # the node agent's actor in the mix
@@ -36,6 +38,16 @@ POLL_OPS = ("GetItem", "BatchGetItem")
 Key = tuple[str, str]  # (table, key kind)
 READ_UNIT = 4096
 PAGE = 1024 * 1024
+# What DFS's audit reads per stream it audits (a stream's counts and its partitions'
+# recount); an idle stream of 1 shard has 2 partitions (the shard and the delayed one).
+AUDIT_KEYS = (
+    ("streams", "stream item"),
+    ("streams", "counter item"),
+    ("queue", "shard partition"),
+    ("queue", "delayed partition"),
+)
+IDLE_PARTITIONS = 2
+REAP_KEY = ("queue", "shard partition")  # a busy stream's reaping Queries, one per shard
 
 
 @dataclass(frozen=True)
@@ -177,11 +189,22 @@ class Mix:
         return {k: _clamp(u) for k, u in rows.items()}
 
     def dfs_tick(
-        self, nodes: float, streams: float, busy_streams: float, sweep: bool = False
+        self,
+        nodes: float,
+        streams: float,
+        busy_streams: float,
+        sweep: bool = False,
+        shards: int = 1,
     ) -> dict[Key, Units]:
         """One tick's units (``sweep``: the once-a-minute one that lists every stream);
         its Scans recomputed for the table sizes: the nodes table every tick, the
-        streams table (every stream item and its counter items) at sweeps only."""
+        streams table (every stream item and its counter items) at sweeps only.
+
+        Measured with 1 shard a stream; ``shards``: a busy stream's. A reap Queries at
+        most ``REAP_SHARDS`` of them (:mod:`impetus.storage.jobqueue.settle`); an audit
+        recounts at most ``AUDIT_PARTITIONS`` queue partitions a tick
+        (:mod:`impetus.scaler.audit`): an idle stream's shard and delayed partition, so
+        a sweep audits at most ``AUDIT_PARTITIONS / 2`` idle streams, the others wait."""
 
         def no_scan(rows: dict[Key, Units]) -> dict[Key, Units]:
             return {k: v for k, v in rows.items() if k[1] != "scan"}
@@ -189,11 +212,14 @@ class Mix:
         scans = {("nodes", "scan"): scan_units(nodes, self.item_bytes["node"])}
         if sweep:
             scans[("streams", "scan")] = scan_units(streams, self.item_bytes["stream"])
+        audited = min(streams, AUDIT_PARTITIONS / IDLE_PARTITIONS)
+        per_stream = no_scan(self._dfs_rows("per_stream", sweep))
+        reaps = min(shards, REAP_SHARDS)
         parts = [
             no_scan(self._dfs_rows("per_tick", sweep)),
             {k: v * nodes for k, v in no_scan(self._dfs_rows("per_node", sweep)).items()},
-            {k: v * streams for k, v in no_scan(self._dfs_rows("per_stream", sweep)).items()},
-            {k: v * busy_streams
+            {k: v * (audited if k in AUDIT_KEYS else streams) for k, v in per_stream.items()},
+            {k: v * busy_streams * (reaps if k == REAP_KEY else 1)
              for k, v in no_scan(self._dfs_rows("per_busy_stream", sweep)).items()},
             scans,
         ]  # fmt: skip

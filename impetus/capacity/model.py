@@ -31,15 +31,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from impetus.capacity import keys, limits
+from impetus.capacity import fleet, keys, limits
 from impetus.capacity.mix import POLLED, Key, Mix, Units
 from impetus.core.properties import MAX_SHARDS
 from impetus.scaler.activity import SWEEP_EVERY
 from impetus.storage.activestreams import REPLICAS
 from impetus.storage.shardrule import shards_for
+from impetus.storage.streamcounters import counters_for
+
+try:  # the DFS tick's requests in flight at once (a later change); before it, one by one
+    from impetus.scaler.budget import REQUEST_CONCURRENCY
+except ImportError:
+    REQUEST_CONCURRENCY = 1
 
 DFS_ACTIVE_TICK = 10.0  # impetus.scaler.tick.FOLLOW_UP
 DFS_IDLE_TICK = 60.0  # the schedule (infra/functions.py DFS_RATE)
+FLOWING = 1e-6  # jobs/s: work flows (nodes poll at their busy pace), next to no jobs
 TARGET_USE = 0.5  # issue 19: no item or partition above 50 % of its limit at the target
 
 
@@ -104,7 +111,7 @@ def _dfs_rates(s: Scenario) -> tuple[float, float]:
 def _node_polls(mix: Mix, s: Scenario) -> dict[Key, Units]:
     """A node's units per second: idle, or (work flowing) its busy polls instead of the
     idle ones on the streams table."""
-    idle = mix.idle_per_node_second(s.streams, s.nodes)
+    idle = fleet.pace(mix, mix.idle_per_node_second(s.streams, s.nodes), s.nodes, s.rate > 0)
     if s.rate <= 0:
         return idle
     kept = {k: v for k, v in idle.items() if not (k[0] == "streams" and k[1] in POLLED)}
@@ -128,8 +135,8 @@ def dfs_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
     """DFS's units per second: plain ticks and sweeps."""
     busy_streams = s.busy_streams if s.rate > 0 else 0
     plain, sweeps = _dfs_rates(s)
-    tick = mix.dfs_tick(s.nodes, s.streams, busy_streams)
-    sweep = mix.dfs_tick(s.nodes, s.streams, busy_streams, sweep=True)
+    tick = mix.dfs_tick(s.nodes, s.streams, busy_streams, shards=s.queue_shards)
+    sweep = mix.dfs_tick(s.nodes, s.streams, busy_streams, sweep=True, shards=s.queue_shards)
     return _add({k: v * plain for k, v in tick.items()}, {k: v * sweeps for k, v in sweep.items()})
 
 
@@ -149,7 +156,7 @@ def hot_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
         if spread == "stream":
             share = per_stream / (s.queue_shards if key[1] == "shard partition" else 1)
         elif spread == "counter":
-            share = per_stream / s.queue_shards
+            share = per_stream / counters_for(s.queue_shards)
         elif spread == "fleet":
             share = s.rate
         elif spread == "node":
@@ -157,7 +164,7 @@ def hot_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
         else:  # split, table; replica: marks come with a stream's idle -> busy, not jobs
             continue
         out[key] = out.get(key, Units()) + units * share
-    polled = mix.idle_hot_per_node_second()
+    polled = fleet.pace(mix, mix.idle_hot_per_node_second(), s.nodes, s.rate > 0, one_key=True)
     if s.rate > 0:  # while work flows, the busy polls instead (the marked stream's item)
         polled = {k: v for k, v in polled.items() if k[1] not in POLLED}
         polled = _add(polled, mix.busy_node_reads())
@@ -182,12 +189,19 @@ def lambda_concurrency(mix: Mix, s: Scenario) -> float:
 
 
 def dfs_tick_seconds(
-    mix: Mix, nodes: int, streams: int, busy_streams: int, sweep: bool = True
+    mix: Mix,
+    nodes: int,
+    streams: int,
+    busy_streams: int,
+    sweep: bool = True,
+    shards: int = 1,
+    concurrency: int = REQUEST_CONCURRENCY,
 ) -> float:
-    """Requests of one tick x ``limits.DDB_REQUEST_SECONDS`` (made one after another);
-    by default a sweep's, the longest tick."""
-    tick = mix.dfs_tick(nodes, streams, busy_streams, sweep)
-    return sum(u.requests for u in tick.values()) * limits.DDB_REQUEST_SECONDS
+    """Requests of one tick x ``limits.DDB_REQUEST_SECONDS`` / ``concurrency`` (the
+    requests DFS has in flight at once); by default a sweep's, the longest tick."""
+    tick = mix.dfs_tick(nodes, streams, busy_streams, sweep, shards)
+    requests = sum(u.requests for u in tick.values())
+    return requests * limits.DDB_REQUEST_SECONDS / max(1, concurrency)
 
 
 def checks(mix: Mix, s: Scenario) -> list[Check]:
@@ -212,7 +226,7 @@ def checks(mix: Mix, s: Scenario) -> list[Check]:
         )
     )
     busy = s.busy_streams if s.rate > 0 else 0
-    seconds = dfs_tick_seconds(mix, s.nodes, s.streams, busy)
+    seconds = dfs_tick_seconds(mix, s.nodes, s.streams, busy, shards=s.queue_shards)
     out.append(Check("dfs_timeout", "DFS tick", seconds, limits.limit("dfs_timeout").value))
     return out
 
@@ -222,19 +236,34 @@ def first_limit(found: list[Check]) -> Check:
     return max(found, key=lambda c: c.use)
 
 
-def max_rate(mix: Mix, s: Scenario, use: float = 1.0) -> tuple[float, Check]:
+def is_quota(c: Check) -> bool:
+    """A raisable account or table quota (table throughput, Lambda concurrency, the API
+    Gateway throttle): a value to request, not a wall like an item's or a partition's."""
+    return limits.limit(c.limit).raisable
+
+
+def hard_checks(mix: Mix, s: Scenario) -> list[Check]:
+    return [c for c in checks(mix, s) if not is_quota(c)]
+
+
+def max_rate(mix: Mix, s: Scenario, use: float = 1.0, quotas: bool = True) -> tuple[float, Check]:
     """The highest rate at which every check stays at or below ``use``, and the check that
-    binds there (loads grow linearly with the rate: bisection on a log scale)."""
+    binds there (loads grow linearly with the rate: bisection on a log scale);
+    ``quotas`` False: the hard limits only (raisable quotas are requested, not walls).
+    A rate of 0 when a check is past ``use`` as soon as work flows, before any job counts
+    (a per-node term: every node polls at its busy pace)."""
+    found = checks if quotas else hard_checks
     lo, hi = 0.0, 1e9
-    if first_limit(checks(mix, replace(s, rate=0.0))).use > use:
-        return 0.0, first_limit(checks(mix, replace(s, rate=0.0)))
+    flowing = first_limit(found(mix, replace(s, rate=FLOWING)))
+    if flowing.use > use:
+        return 0.0, flowing
     for _ in range(80):
         mid = math.sqrt(max(lo, 1e-3) * hi)
-        if first_limit(checks(mix, replace(s, rate=mid))).use <= use:
+        if first_limit(found(mix, replace(s, rate=mid))).use <= use:
             lo = mid
         else:
             hi = mid
-    return lo, first_limit(checks(mix, replace(s, rate=hi)))
+    return lo, first_limit(found(mix, replace(s, rate=hi)))
 
 
 def cost_per_hour(mix: Mix, s: Scenario) -> dict[str, float]:
@@ -245,9 +274,10 @@ def cost_per_hour(mix: Mix, s: Scenario) -> dict[str, float]:
     rps = api_rps(mix, s)
     busy = s.busy_streams if s.rate > 0 else 0
     plain, sweeps = _dfs_rates(s)
+    k = s.queue_shards
     dfs_seconds = plain * dfs_tick_seconds(
-        mix, s.nodes, s.streams, busy, sweep=False
-    ) + sweeps * dfs_tick_seconds(mix, s.nodes, s.streams, busy)
+        mix, s.nodes, s.streams, busy, sweep=False, shards=k
+    ) + sweeps * dfs_tick_seconds(mix, s.nodes, s.streams, busy, shards=k)
     per_second = {
         "dynamodb": rcu * limits.PRICE_READ_UNIT + wcu * limits.PRICE_WRITE_UNIT,
         "api_gateway": rps * limits.PRICE_API_GATEWAY_REQUEST,

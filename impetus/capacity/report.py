@@ -11,6 +11,7 @@ from pathlib import Path
 from impetus.capacity import limits
 from impetus.capacity.mix import Mix
 from impetus.capacity.model import (
+    REQUEST_CONCURRENCY,
     TARGET_USE,
     Check,
     Scenario,
@@ -18,6 +19,7 @@ from impetus.capacity.model import (
     cost_per_hour,
     dfs_tick_seconds,
     first_limit,
+    is_quota,
     launch_minutes,
     max_rate,
     ramp_minutes,
@@ -64,35 +66,77 @@ def render_sweep(mix: Mix, base: Scenario, axis: str) -> str:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """A raisable quota the load needs raised: to ``needed`` (the load at
+    ``TARGET_USE``), through Service Quotas (``source``)."""
+
+    name: str
+    where: str
+    load: float
+    needed: float
+    default: float
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
 class Verdict:
     target: str
     value: str
     holds: bool
+    quotas: tuple[Quota, ...] = ()
 
 
 def _shards(shards: int | None) -> str:
     return "from the shard rule" if shards is None else str(shards)
 
 
+def quotas_needed(found: list[Check]) -> tuple[Quota, ...]:
+    """The raisable quotas the load takes above ``TARGET_USE``: to request (at least the
+    load / TARGET_USE, the same headroom asked of items and partitions)."""
+    out = []
+    for c in sorted(found, key=lambda c: -c.use):
+        lim = limits.limit(c.limit)
+        if is_quota(c) and c.use > TARGET_USE:
+            needed = math.ceil(c.load / TARGET_USE)
+            out.append(Quota(lim.name, c.where, c.load, needed, lim.value, lim.unit, lim.source))
+    return tuple(out)
+
+
+def _one_stream(mix: Mix, shards: int | None) -> Verdict:
+    """The rate one stream sustains under the hard limits (items, partitions, the DFS
+    tick), at N 10,000; the quotas its target rate needs, apart."""
+    one = Scenario(nodes=TARGET.nodes, streams=1, rate=TARGET_RATE, shards=shards)
+    rate, binding = max_rate(mix, replace(one, rate=1.0), quotas=False)
+    name = limits.limit(binding.limit).name
+    if rate <= 0:
+        value = (
+            f"none: {name} at {binding.where} is over its limit ({_pct(binding.use)}) at "
+            f"{one.nodes:,} nodes before any job (every node's busy polls)"
+        )
+    else:
+        at = replace(one, rate=rate).queue_shards
+        value = f"{rate:,.0f} jobs/s ({at} shards); then {name} at {binding.where}"
+    return Verdict(
+        f"one stream sustains >= {TARGET_RATE:,.0f} jobs/s (shards {_shards(shards)}: "
+        f"{one.queue_shards} at that rate, N 10,000), hard limits",
+        value,
+        rate >= TARGET_RATE,
+        quotas_needed(checks(mix, one)),
+    )
+
+
 def verdicts(mix: Mix, shards: int | None = None) -> list[Verdict]:
     """Issue 19's point-2 targets, with this mix (``shards``: None, the shard rule's)."""
-    one = Scenario(nodes=TARGET.nodes, streams=1, rate=1.0, shards=shards)
-    rate, binding = max_rate(mix, one)
     idle = cost_per_hour(mix, Scenario(nodes=10000, streams=1, rate=0.0))
     target = replace(TARGET, shards=shards)
-    hot = [c for c in checks(mix, target) if c.limit in ("partition_rcu", "partition_wcu")]
+    at_target = checks(mix, target)
+    hot = [c for c in at_target if c.limit in ("partition_rcu", "partition_wcu")]
     hottest = first_limit(hot)
     tick = dfs_tick_seconds(mix, 10000, 10000, 10000)
     timeout = limits.limit("dfs_timeout").value
-    at_rate = replace(one, rate=rate).queue_shards
     return [
-        Verdict(
-            f"one stream sustains >= {TARGET_RATE:,.0f} jobs/s (shards {_shards(shards)}, "
-            "N 10,000)",
-            f"{rate:,.0f} jobs/s ({at_rate} shards); then {limits.limit(binding.limit).name} "
-            f"at {binding.where}",
-            rate >= TARGET_RATE,
-        ),
+        _one_stream(mix, shards),
         Verdict(
             f"10,000 idle nodes cost <= ${TARGET_IDLE_USD:.2f}/h (DynamoDB, API, Lambda)",
             f"${idle['total']:,.2f}/h (DynamoDB ${idle['dynamodb']:,.2f})",
@@ -104,11 +148,13 @@ def verdicts(mix: Mix, shards: int | None = None) -> list[Verdict]:
             f"{target.queue_shards})",
             f"{_pct(hottest.use)}: {limits.limit(hottest.limit).name} at {hottest.where}",
             hottest.use <= TARGET_USE,
+            quotas_needed(at_target),
         ),
         Verdict(
             "a DFS tick (a sweep, the longest) over 10,000 nodes and 10,000 busy streams "
             f"within half its {timeout:.0f} s timeout",
-            f"{tick:,.1f} s ({limits.DDB_REQUEST_SECONDS * 1000:.0f} ms per request)",
+            f"{tick:,.1f} s ({limits.DDB_REQUEST_SECONDS * 1000:.0f} ms per request, "
+            f"{REQUEST_CONCURRENCY} in flight)",
             tick <= TARGET_USE * timeout,
         ),
     ]
@@ -117,6 +163,21 @@ def verdicts(mix: Mix, shards: int | None = None) -> list[Verdict]:
 def render_verdicts(found: list[Verdict]) -> str:
     rows = ["| target | model | holds |", "|---|---|---|"]
     rows += [f"| {v.target} | {v.value} | {'yes' if v.holds else 'NO'} |" for v in found]
+    asked = {(q.name, q.where): q for v in found for q in v.quotas}
+    if asked:
+        rows += [
+            "",
+            "Quotas to request (raisable, not walls: the targets above hold or not without "
+            f"them; needed = the load at {100 * TARGET_USE:.0f} % use):",
+            "",
+            "| quota | where | load | needed | default | source |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for q in sorted(asked.values(), key=lambda q: -q.load / q.default):
+            rows.append(
+                f"| {q.name} | {q.where} | {q.load:,.0f} | {q.needed:,.0f} {q.unit} "
+                f"| {q.default:,.0f} | {q.source} |"
+            )
     return "\n".join(rows)
 
 
@@ -167,10 +228,19 @@ def plot(mix: Mix, base: Scenario, path: str | Path) -> None:
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("use of the limit, % (100: throttled)")
     axes[1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"Capacity: use of each limit, S {base.streams:,} streams ({mix.source})")
+    fig.suptitle(f"Capacity: use of each limit, S {base.streams:,} streams ({_shown(mix.source)})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _shown(source: str) -> str:
+    """The mix's path relative to the working directory when under it (no checkout's
+    absolute path in a committed plot)."""
+    try:
+        return str(Path(source).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return source
 
 
 def _grid(values: tuple[int, ...]) -> list[float]:

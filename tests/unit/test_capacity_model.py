@@ -20,7 +20,14 @@ from impetus.capacity.model import (
 )
 from impetus.cli.main import main
 from impetus.core.properties import MAX_SHARDS
-from impetus.storage.activestreams import REPLICAS
+from impetus.scaler.audit import AUDIT_PARTITIONS
+from impetus.storage.activestreams import (
+    FULL_REFRESH_EVERY,
+    IDLE_READS_PER_SECOND,
+    REPLICAS,
+    SHARDS,
+)
+from node_agent.config import DEFAULT_IDLE_HEARTBEAT_INTERVAL
 
 
 def row(table, kind, requests=0.0, rcu=0.0, wcu=0.0, actor="api", op="UpdateItem"):
@@ -103,10 +110,13 @@ def test_headroom_falls_as_nodes_grow(mix):
                     and c.limit == "table_wru")  # fmt: skip
 
     small, large = nodes_table(100), nodes_table(100000)
-    assert small.load == pytest.approx(20) and large.load == pytest.approx(20000)
+    # an idle node beats every idle_heartbeat_interval (its 200-byte item: 1 WCU), not
+    # at the rate a few seconds' window caught
+    beat = 1 / DEFAULT_IDLE_HEARTBEAT_INTERVAL
+    assert small.load == pytest.approx(100 * beat) and large.load == pytest.approx(100000 * beat)
     assert large.headroom < small.headroom
     # 400,000 nodes: each one's Scan (1 RCU/s) passes the table's 40,000 before the
-    # heartbeats (0.2 WCU/s each) do
+    # heartbeats do
     worst = first_limit(checks(mix, Scenario(400000, 1, 0)))
     assert (worst.where, worst.limit) == ("streams table", "table_rru")
 
@@ -116,16 +126,20 @@ def test_scans_are_recomputed_from_the_table_size(mix):
     big = scan_units(10000, 400)  # 4,000,000 bytes: 4 pages, 977 units
     assert big.requests == 4 and big.rcu == math.ceil(10000 * 400 / 4096)
     loads = {c.where: c.load for c in checks(mix, Scenario(10, 10000, 0)) if c.limit == "table_rru"}
-    # 10 nodes' Scans a second, and DFS's tick a minute: its Scan and a GetItem per stream
-    nodes, dfs = 10 * big.rcu, (big.rcu + 10000 * 1.0) / 60
+    # 10 nodes' Scans a second (and their shards' re-read every 10 min), and DFS's tick a
+    # minute: its Scan and, its audit's, a GetItem per stream of at most AUDIT_PARTITIONS
+    # / 2 (an idle stream's 2 partitions)
+    nodes = 10 * (big.rcu + SHARDS / FULL_REFRESH_EVERY)
+    dfs = (big.rcu + AUDIT_PARTITIONS / 2 * 1.0) / 60
     assert loads["streams table"] == pytest.approx(nodes + dfs, rel=1e-6)
 
 
 def test_costs_add_up_from_units_and_prices(mix):
     cost = cost_per_hour(mix, Scenario(nodes=1000, streams=1, rate=0))
-    heartbeats = 1000 * 0.2 * limits.PRICE_WRITE_UNIT * 3600
-    scans = 1000 * 1.0 * limits.PRICE_READ_UNIT * 3600
-    assert cost["dynamodb"] == pytest.approx(heartbeats + scans, rel=0.01)
+    heartbeats = 1000 / DEFAULT_IDLE_HEARTBEAT_INTERVAL * limits.PRICE_WRITE_UNIT * 3600
+    # the Scan a node-second of the hand-made mix, and the shards' re-read every 10 min
+    reads = 1000 * (1.0 + SHARDS / FULL_REFRESH_EVERY) * limits.PRICE_READ_UNIT * 3600
+    assert cost["dynamodb"] == pytest.approx(heartbeats + reads, rel=0.01)
     assert cost["api_gateway"] == 0
     assert cost["total"] == pytest.approx(sum(v for k, v in cost.items() if k != "total"))
 
@@ -247,11 +261,15 @@ def test_idle_nodes_read_one_replica_head_whatever_the_streams():
     mix = Mix(redesigned_data(), "hand-made")
     few, many = (checks(mix, Scenario(10000, s, 0)) for s in (1, 10000))
     head = hottest(few, "streams: hottest active head", "partition_rcu")
-    assert head.load == pytest.approx(0.5 * math.ceil(10000 / REPLICAS))
+    # 10,000 idle nodes share 1,000 head reads/s: each reads every 10 s
+    share = IDLE_READS_PER_SECOND / 10000
+    assert head.load == pytest.approx(0.5 * share * math.ceil(10000 / REPLICAS))
     assert hottest(many, "streams: hottest active head", "partition_rcu").load == head.load
     table = {s: hottest(c, "streams table", "table_rru").load for s, c in ((1, few), (10000, many))}
-    # what grows with S is DFS's sweep a minute (its Scan and a GetItem per stream)
-    sweep = (scan_units(10000, 400).rcu + 10000 * 1.0 - scan_units(1, 400).rcu - 1.0) / 60
+    # what grows with S is DFS's sweep a minute (its Scan and its audit's GetItem per
+    # stream, of at most AUDIT_PARTITIONS / 2 streams)
+    audited = AUDIT_PARTITIONS / 2
+    sweep = (scan_units(10000, 400).rcu + audited * 1.0 - scan_units(1, 400).rcu - 1.0) / 60
     assert table[10000] - table[1] == pytest.approx(sweep)
 
 
@@ -290,3 +308,122 @@ def test_dfs_scans_the_streams_only_at_its_sweep_once_a_minute():
     busy = dfs_loads(mix, Scenario(10, 10000, 100, shards=1))
     scan = busy[("streams", "scan")].rcu
     assert scan == pytest.approx(scan_units(10000, 400).rcu / 60)
+
+
+# --- wave 2: the idle fleet's budget, shards past 64, DFS's bounded reads ----------------
+
+
+def test_idle_head_reads_are_the_fleets_budget_not_n_times_one_agent():
+    from impetus.capacity.model import table_loads
+
+    mix = Mix(redesigned_data(), "hand-made")  # one agent: a head read (0.5 RCU) a second
+
+    def heads(n):
+        return table_loads(mix, Scenario(n, 1, 0))[("streams", "active head")]
+
+    # up to IDLE_READS_PER_SECOND nodes each polls every poll_interval (1 s) ...
+    assert heads(500).requests == pytest.approx(500)
+    # ... past it the fleet shares the budget: min(N / poll_interval, budget)
+    for n in (1000, 10000, 100000):
+        assert heads(n).requests == pytest.approx(min(n, IDLE_READS_PER_SECOND))
+        assert heads(n).rcu == pytest.approx(0.5 * min(n, IDLE_READS_PER_SECOND))
+
+
+def test_idle_heartbeats_at_the_idle_cadence_busy_ones_at_the_lease_cadence():
+    from impetus.capacity.model import table_loads
+    from node_agent.config import DEFAULT_HEARTBEAT_INTERVAL
+
+    mix = Mix(redesigned_data(), "hand-made")
+    idle = table_loads(mix, Scenario(10000, 1, 0))[("nodes", "node item")]
+    busy = table_loads(mix, Scenario(10000, 1, 10, shards=1))[("nodes", "node item")]
+    assert idle.wcu == pytest.approx(10000 / DEFAULT_IDLE_HEARTBEAT_INTERVAL)  # 182 WCU/s
+    assert busy.wcu == pytest.approx(10000 / DEFAULT_HEARTBEAT_INTERVAL)
+
+
+def test_the_measured_idle_fleet_costs_under_a_dollar_an_hour():
+    """The committed mix: 10,000 idle nodes, head reads ~500 RCU/s, beats ~182 WCU/s,
+    shard re-reads ~133 RCU/s (the idle branch's arithmetic: ~$0.7/h)."""
+    from pathlib import Path
+
+    mix = Mix.load(Path(__file__).resolve().parents[2] / "docs" / "capacity-mix.json")
+    cost = cost_per_hour(mix, Scenario(10000, 1, 0))
+    assert 0.5 < cost["total"] <= 1.0
+
+
+def test_counter_items_stop_at_64_while_shards_grow_to_256():
+    from impetus.storage.streamcounters import MAX_COUNTER_SHARDS
+
+    mix = Mix(redesigned_data(), "hand-made")
+
+    def counter(shards):
+        found = checks(mix, Scenario(4, 1, 1000, shards=shards))
+        return hottest(found, "streams: hottest counter item", "partition_wcu").load
+
+    assert counter(64) == pytest.approx(500 / 64)
+    assert counter(MAX_SHARDS) == pytest.approx(500 / MAX_COUNTER_SHARDS) == counter(64)
+
+
+def test_dfs_reaps_at_most_reap_shards_and_audits_at_most_its_partitions():
+    from impetus.storage.jobqueue.layout import REAP_SHARDS
+
+    data = mix_data()
+    data["dfs"]["per_busy_stream"] = [row("queue", "shard partition", 2, 2, 0, "dfs", "Query")]
+    data["dfs"]["sweep"]["per_stream"] = [row("queue", "shard partition", 1, 1, 0, "dfs", "Query")]
+    mix = Mix(data, "hand-made")
+    reaps = {k: mix.dfs_tick(1, 1, 1, shards=k)[("queue", "shard partition")].requests
+             for k in (1, 4, 256)}  # fmt: skip
+    assert reaps == {1: 2, 4: 8, 256: 2 * REAP_SHARDS}
+    audits = mix.dfs_tick(1, 100000, 0, sweep=True)[("queue", "shard partition")].requests
+    assert audits == AUDIT_PARTITIONS / 2
+
+
+def test_dfs_tick_time_divides_by_the_requests_in_flight(mix):
+    from impetus.capacity.model import dfs_tick_seconds
+
+    one = dfs_tick_seconds(mix, 100, 1000, 10, concurrency=1)
+    assert dfs_tick_seconds(mix, 100, 1000, 10, concurrency=8) == pytest.approx(one / 8)
+    requests = sum(u.requests for u in mix.dfs_tick(100, 1000, 10, sweep=True).values())
+    assert one == pytest.approx(requests * limits.DDB_REQUEST_SECONDS)
+
+
+def verdict(found, start):
+    return next(v for v in found if v.target.startswith(start))
+
+
+def test_a_raisable_quota_is_a_value_to_request_not_the_wall_that_binds():
+    from impetus.capacity.report import verdicts
+
+    # 1 WCU per job on job records: the jobs table's 40,000 WRU/s quota binds at 40,000
+    # jobs/s; the stream item's 0.001 WCU a job (a hard limit) at 1,000,000 jobs/s
+    mix = Mix(mix_data(stream_wcu=0.001), "hand-made")
+    with_quotas, _ = max_rate(mix, Scenario(4, 1, 1, shards=1))
+    hard, binding = max_rate(mix, Scenario(4, 1, 1, shards=1), quotas=False)
+    assert with_quotas == pytest.approx(40000, rel=1e-3)
+    assert hard == pytest.approx(1e6, rel=1e-3) and binding.limit == "partition_wcu"
+    one = verdict(verdicts(mix, shards=1), "one stream")
+    assert one.holds and "1,000,000 jobs/s" in one.value
+    (jobs,) = [q for q in one.quotas if q.where == "jobs table"]
+    # 100,000 jobs/s write 100,000 WRU/s: request twice that (50 % use), the default 40,000
+    assert jobs.load == pytest.approx(100000) and jobs.needed == 200000
+    assert jobs.default == 40000 and jobs.source == limits.DDB_QUOTAS
+    # the target "no item or partition above 50 %" is about items and partitions only
+    load = verdict(verdicts(mix, shards=1), "no item or partition")
+    assert load.holds and "partition" in load.value
+    assert any(q.where == "jobs table" for q in load.quotas)
+
+
+def test_one_stream_reports_a_per_node_term_over_its_limit_before_any_job():
+    from impetus.capacity.report import render_verdicts, verdicts
+
+    # every busy node reads the marked stream's item a second (1 RCU): 10,000 nodes are
+    # 10,000 RCU/s on one item, over its partition's 3,000 before any job
+    mix = Mix(redesigned_data(), "hand-made")
+    rate, binding = max_rate(mix, Scenario(10000, 1, 1), quotas=False)
+    assert rate == 0 and binding.where == "streams: hottest stream item"
+    one = verdict(verdicts(mix), "one stream")
+    assert not one.holds
+    assert one.value.startswith("none: ") and "at 10,000 nodes before any job" in one.value
+    assert "0 jobs/s" not in one.value and "(1 shards)" not in one.value
+    # the scenario's shards are the shard rule's for the target rate, not for no rate
+    assert f"{Scenario(10, 1, 100000).queue_shards} at that rate" in one.target
+    assert "none: " in render_verdicts([one])
