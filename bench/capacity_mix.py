@@ -11,8 +11,11 @@ kind and partition key. It measures:
 
 (a) idle: the agent polling with 1 and with ``--streams`` idle streams (per node-second);
 (b) busy: ``--jobs`` short jobs forked through the API (enqueue, claim, complete,
-    results, acknowledgement) on one stream (per job, and the hottest partition key's
-    share per job);
+    results, acknowledgement) on one stream, then twice as many on another, split
+    (:func:`impetus.capacity.mix.split_runs`) into per job (what grows with the jobs) and
+    per run (what a run costs once: the stream's creation, its counter items, the code
+    item, the collector's lease, the delete), and the hottest partition key's share of
+    each;
 (c) DFS: a sweep and a plain tick (``impetus.scaler.tick.run``, actor ``dfs``; a sweep
     lists every stream, once a minute, a plain tick the marked ones) as it is, then with
     ``--extra`` more node items, ``--extra`` more idle streams and ``--extra`` more
@@ -35,6 +38,7 @@ from typing import Any
 
 from bench import costmeter
 from bench.costs import Fork, Rig
+from impetus.capacity.mix import SCHEMA, split_count, split_runs
 from impetus.core import codec
 from impetus.scaler import tick
 from impetus.scaler.config import DfsSettings
@@ -98,15 +102,31 @@ def measure_idle(rig: Rig, seconds: float, streams: int) -> dict[str, Any]:
 
 
 def measure_busy(rig: Rig, jobs: int) -> dict[str, Any]:
-    usage, wall = rig.run(Fork, jobs)
+    """Runs of ``jobs`` and ``2 x jobs`` jobs (each its own stream), split per job and per
+    run; ``jobs`` and ``seconds``: the larger run's (a node's polls go with its pace)."""
+    sizes = (jobs, 2 * jobs)
+    runs = [rig.run(Fork, n) for n in sizes]
+    (small, _), (large, wall) = runs
+    per_job, per_run = split_runs(
+        rows(small, 1), rows(large, 1), sizes, ("actor", "table", "kind", "op")
+    )
+    hot_per_job, hot_per_run = split_runs(hot(small, 1), hot(large, 1), sizes, ("table", "kind"))
+    invocations = split_count(small.lambda_invocations, large.lambda_invocations, sizes)
+    s3 = split_count(sum(small.s3.values()), sum(large.s3.values()), sizes)
+    calls = small.lambda_invocations + large.lambda_invocations
     return {
-        "jobs": jobs,
+        "runs": [{"jobs": n, "seconds": w} for n, (_, w) in zip(sizes, runs, strict=True)],
+        "jobs": sizes[-1],
         "seconds": wall,
-        "per_job": rows(usage, jobs),
-        "hot_per_job": hot(usage, jobs),
-        "lambda_invocations_per_job": usage.lambda_invocations / jobs,
-        "lambda_ms": 1000 * usage.lambda_seconds / max(1, usage.lambda_invocations),
-        "s3_requests_per_job": sum(usage.s3.values()) / jobs,
+        "per_job": per_job,
+        "per_run": per_run,
+        "hot_per_job": hot_per_job,
+        "hot_per_run": hot_per_run,
+        "lambda_invocations_per_job": invocations[0],
+        "lambda_invocations_per_run": invocations[1],
+        "lambda_ms": 1000 * (small.lambda_seconds + large.lambda_seconds) / max(1, calls),
+        "s3_requests_per_job": s3[0],
+        "s3_requests_per_run": s3[1],
     }
 
 
@@ -236,7 +256,7 @@ def measure(jobs: int, idle_seconds: float, streams: int, extra: int) -> dict[st
     finally:
         rig.close()
     return {
-        "schema": 2,
+        "schema": SCHEMA,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": _commit(),
         "params": {

@@ -2,8 +2,12 @@
 
 Units per (table, key kind), all actors together:
 
-* busy: per job (``busy.per_job``) and the hottest partition key's share per job
-  (``busy.hot_per_job``), from one stream's run;
+* busy: from one stream's runs at two sizes (n and 2n jobs), split (:func:`split_runs`)
+  into what grows with the jobs, per job (``busy.per_job``, the hottest partition key's
+  share: ``busy.hot_per_job``), and what a run costs once whatever its size, per run
+  (``busy.per_run``, ``busy.hot_per_run``: creating the stream and its counter items,
+  putting the code item, the collector's lease, the delete); schema 2 mixes (before the
+  split) charge everything per job;
 * idle: per node-second, measured with 1 and with S idle streams: S in between is
   interpolated linearly, beyond them the larger window's figure holds, except for Scans,
   recomputed from the scanned bytes (a Scan reads every item: ``S x item bytes``,
@@ -29,7 +33,9 @@ from impetus.core.exceptions import ConfigError
 from impetus.scaler.audit import AUDIT_PARTITIONS
 from impetus.storage.jobqueue.layout import REAP_SHARDS
 
-SCHEMA = 2
+SCHEMA = 3
+READABLE = (2, 3)  # 2: one busy run, no per-run part (every unit charged per job)
+UNITS = ("requests", "rcu", "wcu")
 NODE = "node"  # the node agent's actor in the mix
 # Reads of the streams table a node makes at its polling pace (its listing, a claim's
 # cached properties), by key kind: units per node-second, not per job.
@@ -92,6 +98,50 @@ def _clamp(u: Units) -> Units:
     return Units(max(0.0, u.requests), max(0.0, u.rcu), max(0.0, u.wcu))
 
 
+def _busy(
+    rows: list[dict[str, Any]], hot_rows: list[dict[str, Any]]
+) -> tuple[dict[Key, Units], dict[Key, Units], dict[Key, Units]]:
+    """Busy rows (per job or per run): (units less the nodes' polls, the hottest keys
+    less the polls of a polled kind (the busy stream's item), the polls)."""
+    polls = _sum([r for r in rows if _is_poll(r)])
+    hot = {k: _clamp(u + polls.get(k, Units()) * -1) for k, u in _sum(hot_rows).items()}
+    return _sum([r for r in rows if not _is_poll(r)]), hot, polls
+
+
+def split_count(small: float, large: float, jobs: tuple[int, int]) -> tuple[float, float]:
+    """A count of two runs (``small`` of ``jobs[0]`` jobs, ``large`` of ``jobs[1]``) split
+    into (per job, per run): the slope ``(large - small) / (jobs[1] - jobs[0])`` and the
+    intercept ``small - jobs[0] x per job``, each clamped at 0 (a measurement's noise, a
+    batch more or less, costs no less than nothing)."""
+    n, m = jobs
+    if not 0 < n < m:
+        raise ValueError("two runs of 0 < n < m jobs")
+    per_job = max(0.0, (large - small) / (m - n))
+    return per_job, max(0.0, small - n * per_job)
+
+
+def split_runs(
+    small: list[dict[str, Any]],
+    large: list[dict[str, Any]],
+    jobs: tuple[int, int],
+    key: tuple[str, ...],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows of two runs' totals, matched on the fields ``key``, split (:func:`split_count`)
+    into (per job rows, per run rows); rows all zero are left out."""
+    a = {tuple(r[f] for f in key): r for r in small}
+    b = {tuple(r[f] for f in key): r for r in large}
+    per_job: list[dict[str, Any]] = []
+    per_run: list[dict[str, Any]] = []
+    for k in sorted(set(a) | set(b)):
+        ra, rb = a.get(k, {}), b.get(k, {})
+        parts = {f: split_count(ra.get(f, 0.0), rb.get(f, 0.0), jobs) for f in UNITS}
+        for i, out in enumerate((per_job, per_run)):
+            units = {f: part[i] for f, part in parts.items()}
+            if any(v > 1e-12 for v in units.values()):
+                out.append({**ra, **rb, **units})
+    return per_job, per_run
+
+
 def scan_units(items: float, item_bytes: float) -> Units:
     """One strongly consistent Scan of ``items`` items: its requests (pages) and RCU."""
     size = items * item_bytes
@@ -102,21 +152,27 @@ class Mix:
     """A measured mix (the JSON of bench/capacity_mix.py)."""
 
     def __init__(self, data: dict[str, Any], source: str = "") -> None:
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise ConfigError(f"{source or 'the mix'}: not a capacity mix of schema {SCHEMA}")
+        if not isinstance(data, dict) or data.get("schema") not in READABLE:
+            raise ConfigError(
+                f"{source or 'the mix'}: not a capacity mix of schema {SCHEMA} (nor 2): "
+                "re-measure it with bench/capacity_mix.py"
+            )
         try:
             self.data = data
             self.source = source
-            per_job = data["busy"]["per_job"]
-            polls = _sum([r for r in per_job if _is_poll(r)])
-            self.busy = _sum([r for r in per_job if not _is_poll(r)])
-            # the hottest key of a polled kind, less the polls (the busy stream's item)
-            self.busy_hot = {
-                k: _clamp(u + polls.get(k, Units()) * -1)
-                for k, u in _sum(data["busy"]["hot_per_job"]).items()
+            busy = data["busy"]
+            split = data["schema"] >= 3  # schema 2: no per-run part
+            self.busy, self.busy_hot, polls = _busy(busy["per_job"], busy["hot_per_job"])
+            self.busy_per_run, self.busy_hot_per_run, run_polls = _busy(
+                busy["per_run"] if split else [], busy["hot_per_run"] if split else []
+            )
+            # a node's polls go with its pace: the (larger) run's, per second of it
+            self.busy_polls = {
+                k: (polls.get(k, Units()) * busy["jobs"] + run_polls.get(k, Units()))
+                * (1 / busy["seconds"])
+                for k in set(polls) | set(run_polls)
             }
-            jobs_per_second = data["busy"]["jobs"] / data["busy"]["seconds"]
-            self.busy_polls = {k: u * jobs_per_second for k, u in polls.items()}
+            self.lambda_per_run = float(busy["lambda_invocations_per_run"] if split else 0)
             self.hot_keys = {
                 (r["table"], r["kind"]): r["keys"] for r in data["busy"]["hot_per_job"]
             }

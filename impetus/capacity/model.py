@@ -3,6 +3,13 @@ streams and R jobs/s, checked against the published limits (:mod:`impetus.capaci
 
 Assumptions, stated where they are made:
 
+* jobs come in runs (a stream created, its jobs, the stream deleted) of ``jobs_per_run``
+  jobs (``DEFAULT_JOBS_PER_RUN``, 100,000, unless said otherwise: ``impetus capacity
+  --jobs-per-run``): the busy mix's per-job units x ``rate``, its per-run units (the
+  stream's creation and counter items, the code item, the collector's lease, the
+  delete: measured as what a run costs whatever its size) x ``rate / jobs_per_run``
+  runs/s, and a busy stream's hottest keys take its share of both (a conservative
+  figure: consecutive runs are new streams, their items other keys);
 * jobs arrive at ``rate`` jobs/s spread evenly over ``busy_streams`` streams, each with
   ``shards`` queue partitions: by default what the shard rule gives that rate
   (:func:`impetus.storage.shardrule.shards_for`, at most ``MAX_SHARDS``: DFS grows a
@@ -47,6 +54,7 @@ except ImportError:
 DFS_ACTIVE_TICK = 10.0  # impetus.scaler.tick.FOLLOW_UP
 DFS_IDLE_TICK = 60.0  # the schedule (infra/functions.py DFS_RATE)
 FLOWING = 1e-6  # jobs/s: work flows (nodes poll at their busy pace), next to no jobs
+DEFAULT_JOBS_PER_RUN = 100_000.0  # a run (one stream's life) of 100,000 jobs
 TARGET_USE = 0.5  # issue 19: no item or partition above 50 % of its limit at the target
 
 
@@ -57,10 +65,13 @@ class Scenario:
     rate: float  # jobs/s
     shards: int | None = None  # per busy stream; None: the shard rule's for its rate
     busy_streams: int = 1
+    jobs_per_run: float = DEFAULT_JOBS_PER_RUN  # jobs of one run (a stream's life)
 
     def __post_init__(self) -> None:
         if self.nodes < 0 or self.streams < 1 or self.rate < 0:
             raise ValueError("nodes >= 0, streams >= 1, rate >= 0")
+        if not 1 <= self.jobs_per_run < math.inf:
+            raise ValueError("jobs per run >= 1")
         if self.shards is not None and self.shards < 1:
             raise ValueError("shards >= 1")
         if not 1 <= self.busy_streams <= self.streams:
@@ -72,6 +83,11 @@ class Scenario:
         if self.shards is not None:
             return self.shards
         return shards_for(self.rate / self.busy_streams, MAX_SHARDS)
+
+    @property
+    def runs_per_second(self) -> float:
+        """Runs started (and ended) per second, all busy streams together."""
+        return self.rate / self.jobs_per_run
 
 
 @dataclass(frozen=True)
@@ -91,10 +107,6 @@ class Check:
     def headroom(self) -> float:
         """How many times the load fits: capacity / load."""
         return self.capacity / self.load if self.load else math.inf
-
-
-def _per_stream_rate(s: Scenario) -> float:
-    return s.rate / s.busy_streams
 
 
 def _dfs_tick_rate(s: Scenario) -> float:
@@ -142,28 +154,38 @@ def dfs_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
 
 def table_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
     """Units per second per (table, key kind), the whole fleet."""
-    busy = {k: v * s.rate for k, v in mix.busy.items()}
+    busy = _add(
+        {k: v * s.rate for k, v in mix.busy.items()},
+        {k: v * s.runs_per_second for k, v in mix.busy_per_run.items()},
+    )
     nodes = {k: v * s.nodes for k, v in _node_polls(mix, s).items()}
     return _add(busy, nodes, dfs_loads(mix, s))
+
+
+def _hot_share(key: Key, s: Scenario, rate: float) -> float | None:
+    """What one key of ``key``'s kind takes of ``rate`` (jobs/s or runs/s, the busy
+    streams together); None: a kind no one key bounds."""
+    spread = keys.spread(*key)
+    per_stream = rate / s.busy_streams
+    if spread == "stream":
+        return per_stream / (s.queue_shards if key[1] == "shard partition" else 1)
+    if spread == "counter":
+        return per_stream / counters_for(s.queue_shards)
+    if spread == "fleet":
+        return rate
+    if spread == "node":
+        return rate / max(1, s.nodes)
+    return None  # split, table; replica: marks come with a stream's idle -> busy, not jobs
 
 
 def hot_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
     """Units per second on the hottest partition key of each kind that one key bounds."""
     out: dict[Key, Units] = {}
-    per_stream = _per_stream_rate(s)
-    for key, units in mix.busy_hot.items():
-        spread = keys.spread(*key)
-        if spread == "stream":
-            share = per_stream / (s.queue_shards if key[1] == "shard partition" else 1)
-        elif spread == "counter":
-            share = per_stream / counters_for(s.queue_shards)
-        elif spread == "fleet":
-            share = s.rate
-        elif spread == "node":
-            share = s.rate / max(1, s.nodes)
-        else:  # split, table; replica: marks come with a stream's idle -> busy, not jobs
-            continue
-        out[key] = out.get(key, Units()) + units * share
+    for units_per, rate in ((mix.busy_hot, s.rate), (mix.busy_hot_per_run, s.runs_per_second)):
+        for key, units in units_per.items():
+            share = _hot_share(key, s, rate)
+            if share is not None:
+                out[key] = out.get(key, Units()) + units * share
     polled = fleet.pace(mix, mix.idle_hot_per_node_second(), s.nodes, s.rate > 0, one_key=True)
     if s.rate > 0:  # while work flows, the busy polls instead (the marked stream's item)
         polled = {k: v for k, v in polled.items() if k[1] not in POLLED}
@@ -180,7 +202,7 @@ def hot_loads(mix: Mix, s: Scenario) -> dict[Key, Units]:
 
 
 def api_rps(mix: Mix, s: Scenario) -> float:
-    return s.rate * mix.lambda_per_job
+    return s.rate * mix.lambda_per_job + s.runs_per_second * mix.lambda_per_run
 
 
 def lambda_concurrency(mix: Mix, s: Scenario) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 
 from impetus.capacity import report
 from impetus.capacity.mix import Mix
-from impetus.capacity.model import Scenario, checks
+from impetus.capacity.model import DEFAULT_JOBS_PER_RUN, Scenario, checks
 from impetus.core.exceptions import ConfigError
 
 # The mix bench/capacity_mix.py measured, checked in (a source checkout's docs/).
@@ -54,6 +54,14 @@ def register(subparsers: Any) -> None:
         default=None,
         help="queue shards per busy stream (default: the shard rule's for its rate)",
     )
+    p.add_argument(
+        "--jobs-per-run",
+        type=_positive_int,
+        default=int(DEFAULT_JOBS_PER_RUN),
+        help="jobs of one run (a stream created, its jobs, the stream deleted): what a run "
+        f"costs once is charged per run, not per job (default {int(DEFAULT_JOBS_PER_RUN):,}; "
+        "issue 19's targets use the default)",
+    )
     p.add_argument("--plot", help="write the headroom plot (PNG) here")
     p.set_defaults(func=cmd_capacity)
 
@@ -61,13 +69,21 @@ def register(subparsers: Any) -> None:
 def cmd_capacity(args: argparse.Namespace) -> int:
     mix = Mix.load(args.mix)
     try:
-        base = Scenario(args.nodes, args.streams, args.rate, args.shards, args.busy_streams)
+        base = Scenario(
+            args.nodes,
+            args.streams,
+            args.rate,
+            args.shards,
+            args.busy_streams,
+            args.jobs_per_run,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     print(f"# Capacity model ({mix.source}, measured {mix.data.get('date_utc', '?')})\n")
     print(
         f"## N {base.nodes:,} nodes, S {base.streams:,} streams, R {base.rate:,.0f} jobs/s "
-        f"on {base.busy_streams} stream(s) of {base.queue_shards} shard(s)\n"
+        f"on {base.busy_streams} stream(s) of {base.queue_shards} shard(s), "
+        f"runs of {base.jobs_per_run:,.0f} jobs\n"
     )
     print(report.render_checks(checks(mix, base)))
     print("\n" + report.render_growth(mix, base))
