@@ -1,6 +1,6 @@
 """The request mix, measured from the real code paths, for the capacity model.
 
-    python bench/capacity_mix.py [--jobs 300] [--idle 5] [--streams 50] [--extra 50]
+    python bench/capacity_mix.py [--jobs 1000] [--idle 5] [--streams 50] [--extra 50]
                                  [--out docs/capacity-mix.json]
 
 One process, as bench/costs.py: a moto server (thread), the API handler behind the local
@@ -115,7 +115,10 @@ def measure_busy(rig: Rig, jobs: int) -> dict[str, Any]:
     s3 = split_count(sum(small.s3.values()), sum(large.s3.values()), sizes)
     calls = small.lambda_invocations + large.lambda_invocations
     return {
-        "runs": [{"jobs": n, "seconds": w} for n, (_, w) in zip(sizes, runs, strict=True)],
+        "runs": [
+            {"jobs": n, "seconds": w, "lambda_invocations": u.lambda_invocations}
+            for n, (u, w) in zip(sizes, runs, strict=True)
+        ],
         "jobs": sizes[-1],
         "seconds": wall,
         "per_job": per_job,
@@ -274,7 +277,9 @@ def measure(jobs: int, idle_seconds: float, streams: int, extra: int) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=300)
+    # runs of 1,000 and 2,000 jobs: each spans several of the client's batches of forks
+    # (impetus.forks.FLUSH_JOBS, 500), so the API calls that grow with the jobs show
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs of the smaller run")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds per idle window")
     parser.add_argument("--streams", type=int, default=50, help="idle streams (besides 1)")
     parser.add_argument("--extra", type=int, default=50, help="items added per DFS tick")
