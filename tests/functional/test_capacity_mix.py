@@ -4,7 +4,7 @@ in-process), and a small measurement of the mix runs end to end (seconds)."""
 from __future__ import annotations
 
 from bench import costmeter
-from impetus.capacity.mix import Mix
+from impetus.capacity.mix import Mix, Units
 from impetus.core import codec
 
 
@@ -60,10 +60,17 @@ def test_a_small_measurement_gives_a_mix_the_model_reads(monkeypatch):
     idle = mix.idle_per_node_second(3)
     assert ("streams", "active head") in idle  # the listing: the record's head,
     assert ("streams", "scan") not in idle  # no Scan of the streams
-    assert mix.busy[("queue", "shard partition")].wcu > 0
-    assert mix.busy[("streams", "counter item")].wcu > 0  # counts on the counter items
+    assert [r["jobs"] for r in data["busy"]["runs"]] == [10, 20]
+
+    def run_of_10(key):  # the split's two parts give back the smaller run
+        return mix.busy.get(key, Units()) * 10 + mix.busy_per_run.get(key, Units())
+
+    assert run_of_10(("queue", "shard partition")).wcu > 0
+    assert run_of_10(("streams", "counter item")).wcu > 0  # counts on the counter items
+    # created, leased and deleted once a run, whatever its size
+    assert mix.busy_per_run[("streams", "stream item")].wcu > 0
     assert mix.busy_node_reads()[("streams", "stream item")].rcu > 0  # the marked stream
-    assert mix.lambda_per_job > 0
+    assert mix.lambda_per_job * 10 + mix.lambda_per_run > 0
     tick = mix.dfs_tick(nodes=10, streams=10, busy_streams=1)
     assert ("streams", "scan") not in tick and tick[("nodes", "scan")].requests == 1
     sweep = mix.dfs_tick(nodes=10, streams=10, busy_streams=1, sweep=True)
