@@ -187,6 +187,8 @@ class Streams:
             if not dynamo.is_condition_failure(exc):
                 raise
             return self.get(stream_id), False, None
+        if properties.get(props, "min_nodes"):
+            self.active.mark(stream_id)  # it wants nodes before any job: DFS lists it now
         return _describe(dynamo.deserialize(dynamo.serialize(item))), True, key
 
     def stream_key(self, item: dict[str, Any]) -> str | None:
@@ -360,6 +362,8 @@ class Streams:
             if dynamo.is_condition_failure(exc):
                 raise StreamNotFound(f"no stream {stream_id!r}") from exc
             raise
+        if changes.get("min_nodes"):
+            self.active.mark(stream_id)  # nodes to keep from now on: DFS lists it now
         return self.get(stream_id)
 
     def mark_deleting(self, stream_id: str) -> dict[str, Any]:

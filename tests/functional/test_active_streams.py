@@ -168,3 +168,14 @@ def test_expired_leases_of_a_marked_stream_are_still_reaped(queue, reaper):
         listing, _ = Activity().listing(queue, time.time())
         assert tick.reap(queue, listing, time.time() + 1e6) == 1
     assert queue.claim("s", "other-node", max_jobs=1, lease=30).jobs  # back in the queue
+
+
+def test_a_stream_that_keeps_nodes_is_marked_at_creation_and_when_it_asks_for_them(queue):
+    """min_nodes wants nodes before any job: DFS's ticks between sweeps list only marked
+    streams, so a stream created (or changed) to keep nodes is marked at once."""
+    marked = lambda: set(queue.streams.active.snapshot().marks)  # noqa: E731
+    queue.create_stream("keeps", {"min_nodes": 1})
+    queue.create_stream("plain", {})
+    assert "keeps" in marked() and "plain" not in marked()
+    queue.update_properties("plain", {"min_nodes": 2})
+    assert "plain" in marked()
