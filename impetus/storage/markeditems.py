@@ -15,7 +15,10 @@ work"), and those change rarely. So a copy is read again only when
   such as DFS growing the shards): eventually consistent, half a unit.
 
 Each listing hands the copies to the claimer's cache (``QueueItems.remember``), which
-trusts them as long: a busy node reads a stream's item about once per ITEM_TTL.
+trusts them as long, and their counter-item count K to the counter writer (it re-read
+the item every 30 s otherwise; K only grows, so an older one is safe, and DFS's growth
+of K reaches a node's counter writes within ITEM_TTL): a busy node reads a stream's
+item about once per ITEM_TTL.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class MarkedItems:
         for sid, copy in self.copies.items():
             if copy.item is not None:  # still marked with the same token: still good
                 self.items.remember(sid, copy.item, now)
+                # and its K for counter writes (K only grows: an older one is safe)
+                self.streams.counters.note(copy.item)
         live = [c.item for c in self.copies.values() if c.item is not None]
         return [{**s, MARKED: True} for s in describe_items(live)]
 
@@ -86,5 +91,4 @@ class MarkedItems:
                 self.copies[sid] = Copy(marks[sid], now, None)
                 self.items.forget(sid)
                 continue
-            self.streams.counters.note(item)
             self.copies[sid] = Copy(marks[sid], now, item)

@@ -129,11 +129,9 @@ class Queue:
 
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge properties (a None value removes a key); returns the description.
-        Then marks the stream again: node agents re-read its item at their next listing
+        The stream is marked again: node agents re-read its item at their next listing
         (impetus.storage.markeditems)."""
-        description = self.streams.update_properties(stream_id, changes)
-        self.streams.active.mark(stream_id)
-        return description
+        return self.streams.update_properties(stream_id, changes)
 
     def delete_stream(self, stream_id: str) -> None:
         """Hide the stream at once, then remove its chunks, job records, code and store."""

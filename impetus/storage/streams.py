@@ -334,7 +334,8 @@ class Streams:
         if not isinstance(changes, dict) or not changes:
             raise InvalidRequest("properties must be a non-empty JSON object")
         changes = self._grow_if_asked(stream_id, properties.validate(changes))
-        if not changes:
+        if not changes:  # only shards: nodes learn of new ones at their next listing
+            self.active.mark(stream_id)
             return self.get(stream_id)
         names = {"#p": "properties", "#s": "status", "#stream": "stream"}
         sets, removes, vals = [], [], {}
@@ -362,8 +363,10 @@ class Streams:
             if dynamo.is_condition_failure(exc):
                 raise StreamNotFound(f"no stream {stream_id!r}") from exc
             raise
-        if changes.get("min_nodes"):
-            self.active.mark(stream_id)  # nodes to keep from now on: DFS lists it now
+        # Marked again after every change: node agents re-read the item at their next
+        # listing (impetus.storage.markeditems), and a stream given min_nodes is listed
+        # by DFS's next tick.
+        self.active.mark(stream_id)
         return self.get(stream_id)
 
     def mark_deleting(self, stream_id: str) -> dict[str, Any]:
