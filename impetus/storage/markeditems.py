@@ -8,7 +8,7 @@ A node needs a stream's properties and state, not its counts (the mark says "may
 work"), and those change rarely. So a copy is read again only when
 
 - the stream's mark token changed: writers of the properties and state mark the stream
-  again (:meth:`impetus.storage.queue.Queue.update_properties`, ``delete_stream``,
+  again (:meth:`impetus.storage.streams.Streams.update_properties`, ``Queue.delete_stream``,
   ``QueueItems.note_delayed``), which bumps the head every node polls; such a re-read is
   strongly consistent (the mark was written after the item);
 - or the copy is older than :data:`ITEM_TTL` (a change that came without a new mark,
