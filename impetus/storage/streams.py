@@ -32,6 +32,7 @@ from impetus.core.keys import STREAM_ID, check
 from impetus.storage import dynamo, streamcounters
 from impetus.storage.activestreams import ActiveStreams, Snapshot, is_record_key
 from impetus.storage.collectorlease import CollectorLease
+from impetus.storage.itemcopies import ItemCopies
 from impetus.storage.shardrule import shards_for
 from impetus.storage.streamcounters import COUNTERS, CounterShards, Reading
 
@@ -62,6 +63,11 @@ def may_hold_claims(stream: dict[str, Any]) -> bool:
 
 
 MAX_PROPERTIES_BYTES = 64 * 1024
+# Epoch ms no delayed chunk of the stream is due after (0: none was ever written), raised
+# before each delayed chunk is written (impetus.storage.jobqueue.items.QueueItems
+# .note_delayed): claimers skip the delayed partition's Query once it held nothing due
+# past this. Absent on streams from before it: their claimers always look.
+DELAYED_UNTIL = "delayed_until"
 
 
 def _describe(item: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any]:
@@ -75,6 +81,12 @@ def _describe(item: dict[str, Any], counts: dict[str, int] | None = None) -> dic
         "created": item.get("created"),
         "status": item.get("status", ACTIVE),
     }
+
+
+def describe_items(items: Any) -> list[dict[str, Any]]:
+    """Descriptions of stream items as read (their own counts), oldest first; deleting
+    streams and the active-streams record's items left out."""
+    return _listing(items)
 
 
 def _listing(items: Any) -> list[dict[str, Any]]:
@@ -122,7 +134,10 @@ class Streams:
         # Which streams have work: its items live in this table (activestreams.py).
         self.active = ActiveStreams(client, table)
         self.counters = CounterShards(client, table, self.get_item)
-        self.collector = CollectorLease(client, table, ACTIVE, self.get_item)
+        # The lease lives on the stream item and changes by the minute: read it fresh.
+        self.collector = CollectorLease(client, table, ACTIVE, self.fresh_item)
+        # An API container's copies of stream items (impetus.storage.itemcopies).
+        self.copies = ItemCopies(self._read_item)
 
     def create(
         self, stream_id: str | None, props: dict[str, Any] | None
@@ -142,6 +157,7 @@ class Streams:
             "created": time.time(),
             "status": ACTIVE,
             "owner": {"nonce": nonce, "version": version},
+            DELAYED_UNTIL: 0,
             streamcounters.COUNTER_SHARDS: streamcounters.counters_for(shards),
             **dict.fromkeys(COUNTERS, 0),
         }
@@ -188,20 +204,38 @@ class Streams:
 
     def get_item(self, stream_id: str) -> dict[str, Any]:
         check(STREAM_ID, stream_id, "stream id")
-        answer = self.client.get_item(
-            TableName=self.table, Key=dynamo.serialize({"stream": stream_id}), ConsistentRead=True
-        )
-        item = answer.get("Item")
+        item = self.copies.get(stream_id)
+        return self.checked(stream_id, item)
+
+    def fresh_item(self, stream_id: str) -> dict[str, Any]:
+        """:meth:`get_item`, read consistently even in a scope of copies."""
+        check(STREAM_ID, stream_id, "stream id")
+        return self.checked(stream_id, self._read_item(stream_id, consistent=True))
+
+    def _read_item(self, stream_id: str, consistent: bool) -> dict[str, Any] | None:
+        """The raw item (None: none). Eventually consistent: a miss is read again
+        consistently (a stream created a moment ago)."""
+        key = dynamo.serialize({"stream": stream_id})
+        answer = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=consistent)
+        if "Item" not in answer and not consistent:
+            answer = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        return dynamo.deserialize(answer["Item"]) if "Item" in answer else None
+
+    def checked(self, stream_id: str, item: dict[str, Any] | None) -> dict[str, Any]:
+        """The stream item as read, or StreamNotFound (none, or being deleted)."""
         if not item:
             raise StreamNotFound(f"no stream {stream_id!r}")
-        item = dynamo.deserialize(item)
         if item.get("status") == DELETING:
             raise StreamNotFound(f"stream {stream_id!r} is being deleted")
         self.counters.note(item)
         return item
 
     def get(self, stream_id: str) -> dict[str, Any]:
-        return _describe(*self._counted(self.get_item(stream_id)))
+        return self.describe(self.get_item(stream_id))
+
+    def describe(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A stream item's description, its counter items read and summed in."""
+        return _describe(*self._counted(item))
 
     def _counted(self, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
         return item, self.counters.read(item).totals()
@@ -296,10 +330,12 @@ class Streams:
 
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         check(STREAM_ID, stream_id, "stream id")
+        self.copies.changed(stream_id)  # growth's condition and the answer need it as it is
         if not isinstance(changes, dict) or not changes:
             raise InvalidRequest("properties must be a non-empty JSON object")
         changes = self._grow_if_asked(stream_id, properties.validate(changes))
-        if not changes:
+        if not changes:  # only shards: nodes learn of new ones at their next listing
+            self.active.mark(stream_id)
             return self.get(stream_id)
         names = {"#p": "properties", "#s": "status", "#stream": "stream"}
         sets, removes, vals = [], [], {}
@@ -327,12 +363,15 @@ class Streams:
             if dynamo.is_condition_failure(exc):
                 raise StreamNotFound(f"no stream {stream_id!r}") from exc
             raise
-        if changes.get("min_nodes"):
-            self.active.mark(stream_id)  # nodes to keep from now on: DFS lists it now
+        # Marked again after every change: node agents re-read the item at their next
+        # listing (impetus.storage.markeditems), and a stream given min_nodes is listed
+        # by DFS's next tick.
+        self.active.mark(stream_id)
         return self.get(stream_id)
 
     def mark_deleting(self, stream_id: str) -> dict[str, Any]:
         """First step of a delete: nodes and clients stop seeing the stream at once."""
+        self.copies.changed(stream_id)
         self.get_item(stream_id)  # StreamNotFound
         answer = self.client.update_item(
             TableName=self.table,
