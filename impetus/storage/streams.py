@@ -326,6 +326,7 @@ class Streams:
             if dynamo.is_condition_failure(exc):
                 return False
             raise
+        self.active.mark(stream_id)  # nodes re-read the item: claims reach the new shards now
         return True
 
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
