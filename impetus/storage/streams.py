@@ -12,11 +12,9 @@ they live on counter items beside the stream item (:mod:`impetus.storage.streamc
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -35,83 +33,34 @@ from impetus.storage.collectorlease import CollectorLease
 from impetus.storage.itemcopies import ItemCopies
 from impetus.storage.shardrule import shards_for
 from impetus.storage.streamcounters import COUNTERS, CounterShards, Reading
+from impetus.storage.streamitem import (
+    ACTIVE,
+    BUSY_COUNTERS,
+    DELAYED_UNTIL,
+    DELETING,
+    MARKED,
+    MAX_PROPERTIES_BYTES,
+    describe_item,
+    describe_items,
+    is_idle,
+    json_properties,
+    listing,
+    may_hold_claims,
+)
 
-ACTIVE = "active"
-DELETING = "deleting"
-# Counters are updated after the write they count, so a process killed in between leaves
-# them off by a few: a stuck claim may count as "waiting" rather than "running". Reapers
-# therefore visit every stream any of these says is not idle.
-BUSY_COUNTERS = ("waiting", "running", "delayed")
-
-
-# On an uncounted description (Streams.list_marked): the stream is marked active, so it
-# may have work, and its "counts" are only the stream item's own (not its counter items').
-MARKED = "marked"
-
-
-def is_idle(counts: dict[str, Any]) -> bool:
-    """No job waiting, delayed or running by these counters (as stored: a counter that
-    drifted below zero counts as none)."""
-    return not any(int(counts.get(name) or 0) > 0 for name in BUSY_COUNTERS)
-
-
-def may_hold_claims(stream: dict[str, Any]) -> bool:
-    """Whether a stream description (``list_streams``, ``list_marked``) may hold live or
-    expired leases."""
-    counts = stream.get("counts") or {}
-    return bool(stream.get(MARKED)) or any(counts.get(name) for name in BUSY_COUNTERS)
-
-
-MAX_PROPERTIES_BYTES = 64 * 1024
-# Epoch ms no delayed chunk of the stream is due after (0: none was ever written), raised
-# before each delayed chunk is written (impetus.storage.jobqueue.items.QueueItems
-# .note_delayed): claimers skip the delayed partition's Query once it held nothing due
-# past this. Absent on streams from before it: their claimers always look.
-DELAYED_UNTIL = "delayed_until"
-
-
-def _describe(item: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """A stream's description; ``counts`` summed over its counter items (default: the
-    item's own, as :func:`impetus.storage.streamcounters.fold` leaves them)."""
-    counts = counts if counts is not None else {c: int(item.get(c, 0)) for c in COUNTERS}
-    return {
-        "id": item["stream"],
-        "properties": item.get("properties", {}),
-        "counts": {c: max(0, counts[c]) for c in COUNTERS},
-        "created": item.get("created"),
-        "status": item.get("status", ACTIVE),
-    }
-
-
-def describe_items(items: Any) -> list[dict[str, Any]]:
-    """Descriptions of stream items as read (their own counts), oldest first; deleting
-    streams and the active-streams record's items left out."""
-    return _listing(items)
-
-
-def _listing(items: Any) -> list[dict[str, Any]]:
-    """Descriptions of stream items (not the active-streams record's), oldest first."""
-    return sorted(
-        (
-            _describe(i)
-            for i in items
-            if not is_record_key(i["stream"]) and i.get("status") != DELETING
-        ),
-        key=lambda s: s["created"] or 0,
-    )
-
-
-def _json_properties(props: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(props, dict):
-        raise InvalidRequest("properties must be a JSON object")
-    try:
-        text = json.dumps(props)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"properties must be JSON: {exc}") from exc
-    if len(text) > MAX_PROPERTIES_BYTES:
-        raise InvalidRequest("properties are larger than 64 KB")
-    # DynamoDB has no floats: round-trip through Decimal keeps the exact JSON value.
-    return json.loads(text, parse_float=Decimal)
+# The stream item's vocabulary, re-exported: callers import it with Streams from here.
+__all__ = [
+    "ACTIVE",
+    "BUSY_COUNTERS",
+    "DELAYED_UNTIL",
+    "DELETING",
+    "MARKED",
+    "MAX_PROPERTIES_BYTES",
+    "Streams",
+    "describe_items",
+    "is_idle",
+    "may_hold_claims",
+]
 
 
 def _no_keys() -> streamauth.KeyDeriver:
@@ -153,7 +102,7 @@ class Streams:
         shards = properties.get(props, "shards")
         item = {
             "stream": stream_id,
-            "properties": _json_properties(props),
+            "properties": json_properties(props),
             "created": time.time(),
             "status": ACTIVE,
             "owner": {"nonce": nonce, "version": version},
@@ -189,7 +138,7 @@ class Streams:
             return self.get(stream_id), False, None
         if properties.get(props, "min_nodes"):
             self.active.mark(stream_id)  # it wants nodes before any job: DFS lists it now
-        return _describe(dynamo.deserialize(dynamo.serialize(item))), True, key
+        return describe_item(dynamo.deserialize(dynamo.serialize(item))), True, key
 
     def stream_key(self, item: dict[str, Any]) -> str | None:
         """The key of a stream item (``get_item``); None for a stream created before
@@ -235,7 +184,7 @@ class Streams:
 
     def describe(self, item: dict[str, Any]) -> dict[str, Any]:
         """A stream item's description, its counter items read and summed in."""
-        return _describe(*self._counted(item))
+        return describe_item(*self._counted(item))
 
     def _counted(self, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
         return item, self.counters.read(item).totals()
@@ -244,7 +193,7 @@ class Streams:
         """Every stream, its counter items summed in: a Scan of the table (the API's
         listing, DFS's sweep; node agents and DFS's ticks read :meth:`list_marked`)."""
         items = dynamo.scan(self.client, TableName=self.table, ConsistentRead=consistent)
-        return _listing(streamcounters.fold(items))
+        return listing(streamcounters.fold(items))
 
     def describe_many(
         self, stream_ids: list[str], counted: bool = True, consistent: bool = True
@@ -267,7 +216,7 @@ class Streams:
             if counter_keys:
                 items += dynamo.batch_get(self.client, self.table, counter_keys)
             items = streamcounters.fold(items)
-        return _listing(items)
+        return listing(items)
 
     def list_marked(self, snapshot: Snapshot, counted: bool = True) -> list[dict[str, Any]]:
         """The streams an active-streams snapshot marks; every stream, counted, while the
@@ -346,7 +295,7 @@ class Streams:
                 removes.append(f"#p.#k{i}")
             else:
                 sets.append(f"#p.#k{i} = :v{i}")
-                vals[f":v{i}"] = dynamo.serialize_value(_json_properties({"v": value})["v"])
+                vals[f":v{i}"] = dynamo.serialize_value(json_properties({"v": value})["v"])
         expression = (f"SET {', '.join(sets)} " if sets else "") + (
             f"REMOVE {', '.join(removes)}" if removes else ""
         )
