@@ -7,36 +7,39 @@ sample) is bounded per tick and rotates over the streams, and runs on a pool of
 https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html#multithreading-or-multiprocessing-with-clients),
 so a tick's wall time is about requests x latency / concurrency, not requests x latency.
 
-Arithmetic at 10,000 nodes and 10,000 busy streams (1 shard each), 10 ms a request
-(``impetus.capacity.limits.DDB_REQUEST_SECONDS``), against the DFS Lambda's 50 s timeout:
+Arithmetic at 10,000 nodes and 10,000 busy streams, 10 ms a request
+(``impetus.capacity.limits.DDB_REQUEST_SECONDS``), against the DFS Lambda's 50 s timeout.
+Pooled (per stream, 16 at once):
 
-* a reap is 3 requests (the stream item's properties, a Query of its ready shard, one of
-  the next shard on its ring... at 1 shard: a GetItem and one Query; counted as 3 for
-  safety and for streams of 2+ shards). A plain tick reaps a rotating slice of
-  :data:`REAP_STREAMS_PER_TICK` = 500 busy streams (1,500 requests) plus the streams of
-  nodes found dead, at most :data:`DEAD_NODE_REAPS_PER_TICK` = 1,000 (3,000 requests),
-  the rare case. Every busy stream is reaped within ceil(10,000 / 500) = 20 ticks:
-  200 s while work flows (a tick every 10 s), 20 minutes on the once-a-minute schedule.
-* the listing: 2 reads of the active-streams record + 10,000 / 100 = 100 BatchGetItems;
-  the nodes: a Scan of ~10,000 items of ~0.5 KB, 5 MB = 5 pages of 1 MB
-  (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html#Scan.Pagination).
-* delayed-job counts: one Query per stream with delayed jobs, at most
-  :data:`DELAYED_STREAMS_PER_TICK` = 500 a tick (the others count 0 due this tick: their
-  promotion by the claimers makes them backlog anyway).
-* the oldest-wait metric: up to 8 Queries (``OLDEST_SAMPLE``) + 1 GetItem for each of the
-  :data:`OLDEST_STREAMS_PER_TICK` = 20 streams with the largest backlog: 180 requests.
-* the audit: :data:`AUDIT_STREAMS_PER_TICK` = 250 due streams a tick at most (and
-  ``audit.AUDIT_PARTITIONS`` partitions), ~3 requests each (a consistent BatchGet of the
-  stream's counter items, a Query per partition: ready shard and delayed): 750.
-* the ttl check: a GetItem per stream past its ttl by creation, once per ttl per stream
+* reaps: a GetItem of the stream's properties and a Query per shard on its ring (2 at
+  1 shard, up to 9; counted 3). A rotating slice of :data:`REAP_STREAMS_PER_TICK` = 500
+  busy streams a tick: 1,500; plus the streams of nodes found dead, at most
+  :data:`DEAD_NODE_REAPS_PER_TICK` = 1,000 a tick (3,000), the rare case. Every busy
+  stream is reaped within ceil(10,000 / 500) = 20 ticks: 200 s while work flows (a tick
+  every 10 s), 20 minutes on the once-a-minute schedule.
+* audits: at most :data:`AUDIT_STREAMS_PER_TICK` = 250 due streams (and
+  ``audit.AUDIT_PARTITIONS`` partitions), 4 requests each at 1 shard (the stream item, a
+  consistent BatchGet of its counter items, a Query of the ready shard and one of the
+  delayed partition): 1,000. At 10,000 busy streams one is audited every 400 s, not 300.
+* due delayed jobs: a Query per stream holding delayed jobs, at most
+  :data:`DELAYED_STREAMS_PER_TICK` = 500 a tick, rotating (the others count 0 due for
+  that tick): 500.
+* the oldest-wait metric: a GetItem and up to 8 Queries (``OLDEST_SAMPLE``) for each of
+  the :data:`OLDEST_STREAMS_PER_TICK` = 20 streams with the largest backlog: 180.
+* ttl checks: a GetItem per stream past its ttl by creation, once per ttl per stream
   (remembered), at most :data:`EXPIRE_CHECKS_PER_TICK` = 200 a tick.
 
-A plain tick: 1,500 (reaps) + 102 + 5 + 500 + 180 + 750 + a few (decisions, Auto
-Scaling) ~ 3,050 requests, 4,550 with dead nodes' reaps; a sweep adds a Scan of the
-streams table (10,000 items of ~1 KB with their counter items: ~20 pages) and 200 ttl
-GetItems: ~3,300 (4,800). At 10 ms a request and 16 in flight: ~1.9 s (2.9 s) a plain
-tick, ~2.1 s (3.0 s) a sweep, well within half the 50 s timeout (run one after another
-they would take 30-48 s: the budget alone is not enough, the pool is).
+Sequential: the listing (2 reads of the active-streams record and 10,000 / 100 = 100
+BatchGetItems; a sweep Scans the streams table instead, ~10 MB with the counter items:
+~10-20 pages of 1 MB, https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html#Scan.Pagination),
+the nodes Scan (10,000 items of ~0.5 KB: 5 pages), ~10 fixed (decisions, Auto Scaling,
+the fleet size).
+
+A plain tick: 3,380 pooled + 117 sequential ~ 3,500 requests: 3,380 x 10 ms / 16 +
+117 x 10 ms = 2.1 + 1.2 = 3.3 s; with 1,000 dead nodes' streams: 6,500, 5.2 s.
+A sweep: 3,380 pooled + ~35 sequential ~ 3,400 requests: 2.1 + 0.4 = 2.5 s; 6,400 and
+4.4 s with the dead nodes' streams. All well within half the 50 s timeout; one after
+another the same requests would take 35-65 s (before the budget: 304 s and 784 s).
 """
 
 from __future__ import annotations
