@@ -141,7 +141,7 @@ def _beat(nodes: Nodes, node_id: str) -> None:
 def _tick(rig: Rig, settings: DfsSettings, sweep: bool) -> tuple[costmeter.Usage, float]:
     """One tick, metered; ``sweep``: the once-a-minute full listing (Scan, repairs,
     idle streams' audit and expiry), else a tick over the marked streams."""
-    tick._reaped_at.clear()  # every tick reaps as a first one would (worst case)
+    tick._reaping.reaped_at.clear()  # every busy stream is in the slice (worst case)
     tick._activity.swept_at = float("-inf") if sweep else time.time()
     rig.meter.reset()
     t0, probes = time.perf_counter(), rig.meter.probe_seconds()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -20,10 +21,23 @@ for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "IMPETUS_API_URL", "IMPETUS_AUTHK
 
 
 @pytest.fixture
-def aws():
-    """moto in-process, for the duration of one test."""
+def aws(monkeypatch):
+    """moto in-process, for the duration of one test; one request at a time, as the
+    local stack's moto server serves them (impetus.local.motoserver.SerialApp): moto's
+    backends are not thread-safe (a TransactWriteItems deep-copies the whole table while
+    other threads write to it), and DFS's tick and node agents make requests from
+    several threads."""
     from moto import mock_aws
+    from moto.core.botocore_stubber import BotocoreStubber
 
+    lock = threading.RLock()
+    unlocked = BotocoreStubber.process_request
+
+    def one_at_a_time(self, request):
+        with lock:
+            return unlocked(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", one_at_a_time)
     with mock_aws():
         yield
 

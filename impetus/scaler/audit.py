@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from impetus.core import properties
+from impetus.scaler import budget
 from impetus.storage.counters import MAX_DELTA_AGE
 from impetus.storage.jobqueue.recount import RECOUNTED
 from impetus.storage.queue import Queue
@@ -64,6 +65,7 @@ class Auditor:
 
     every: float = AUDIT_EVERY
     confirm_after: float = CONFIRM_AFTER
+    per_tick: int = budget.AUDIT_STREAMS_PER_TICK
 
     def __post_init__(self) -> None:
         self.audited_at: dict[str, float] = {}
@@ -95,28 +97,40 @@ class Auditor:
 def audit(
     queue: Queue, listing: list[dict[str, Any]], now: float, auditor: Auditor, full: bool = True
 ) -> int:
-    """Audit the streams that are due, recounting at most AUDIT_PARTITIONS queue partitions
-    a tick (a recount Queries each of a stream's shards: up to 257); the due streams past
-    that budget stay due for the next tick. Returns how many were corrected. ``full``: the
-    listing holds every stream (what it lacks is gone and forgotten); DFS's ticks between
-    sweeps list the active streams and the suspects only (impetus.scaler.activity)."""
+    """Audit the streams that are due, at most ``budget.AUDIT_STREAMS_PER_TICK`` streams
+    and AUDIT_PARTITIONS queue partitions a tick (a recount Queries each of a stream's
+    shards: up to 257), on the tick's request pool; the due streams past that budget stay
+    due for the next tick (those audited longest ago go first). Returns how many were
+    corrected. ``full``: the listing holds every stream (what it lacks is gone and
+    forgotten); DFS's ticks between sweeps list the active streams and the suspects only
+    (impetus.scaler.activity)."""
     if full:
         auditor.forget({s["id"] for s in listing})
-    corrected = 0
-    budget = AUDIT_PARTITIONS
-    for stream in listing:
-        sid = stream["id"]
-        if not auditor.due(sid, now):
-            continue
-        partitions = properties.get(stream.get("properties", {}), "shards") + 1
-        if partitions > budget and budget < AUDIT_PARTITIONS:
-            break  # the tick's share is spent (one stream alone may exceed it)
-        budget -= partitions
+    chosen = choose(listing, now, auditor)
+
+    def one(sid: str) -> int:
         try:
-            corrected += _audit_one(queue, sid, now, auditor)
+            return _audit_one(queue, sid, now, auditor)
         except Exception:
             log.exception("auditing stream %s failed", sid)
-    return corrected
+            return 0
+
+    return sum(budget.fan_out(one, chosen))
+
+
+def choose(listing: list[dict[str, Any]], now: float, auditor: Auditor) -> list[str]:
+    """This tick's audits: the due streams, longest unaudited first, within the budget."""
+    due = [s for s in listing if auditor.due(s["id"], now)]
+    due.sort(key=lambda s: (auditor.audited_at.get(s["id"], float("-inf")), s["id"]))
+    chosen: list[str] = []
+    budget_left = AUDIT_PARTITIONS
+    for stream in due[: auditor.per_tick]:
+        partitions = properties.get(stream.get("properties", {}), "shards") + 1
+        if partitions > budget_left and budget_left < AUDIT_PARTITIONS:
+            break  # the tick's share is spent (one stream alone may exceed it)
+        budget_left -= partitions
+        chosen.append(stream["id"])
+    return chosen
 
 
 def _audit_one(queue: Queue, sid: str, now: float, auditor: Auditor) -> int:

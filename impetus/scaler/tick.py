@@ -17,20 +17,21 @@ from impetus.scaler import (
     activity,
     actuate,
     audit,
+    budget,
     collect,
     expire,
     fleetsize,
     growth,
     metrics,
+    reaping,
 )
 from impetus.scaler.config import DfsSettings
 from impetus.scaler.idle import leave_at
-from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput
+from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput, StreamState
 from impetus.scaler.params import PolicyParams
 from impetus.scaler.policy import decide
 from impetus.storage.decisions import DecisionLog
 from impetus.storage.queue import Queue
-from impetus.storage.streams import may_hold_claims
 from impetus.storage.tables import DECISIONS, NODES, table_names_for
 
 log = logging.getLogger(__name__)
@@ -119,40 +120,42 @@ def follow_up(
     return wait if active else None
 
 
-REAP_EVERY = 10.0  # seconds between reaps of one stream (leases last a minute)
-_reaped_at: dict[str, float] = {}  # per process: warm Lambda containers, the local ticker
 _errors_seen: dict[str, int] = {}  # stream -> its errors counter at the previous tick
-_auditor = audit.Auditor()  # per process, like the two above
+_reaping = reaping.Reaping()  # per process: warm Lambda containers, the local ticker
+_auditor = audit.Auditor()  # per process, like the one above
 _arrivals = growth.Arrivals()  # per process: each stream's arrival-rate window
 _metrics = metrics.MinuteBuffer()  # per process: published once a minute at most
 _activity = activity.Activity()  # per process: the last sweep, streams seen idle
 _fleet = fleetsize.FleetNotice()  # per process: the fleet size last told the nodes
+_delayed_slice = budget.Rotation(budget.DELAYED_STREAMS_PER_TICK)  # per process
+_expiry = expire.ExpiryCheck()  # per process: when each stream may next be past its ttl
 
 
-def reap(queue: Queue, listing: list[dict[str, Any]], now: float) -> int:
-    """Return the jobs of expired leases to the queue, each stream at most every 10 s."""
-    released = 0
-    for stream in listing:
-        if not may_hold_claims(stream):  # not only "running": counters can drift
-            continue
-        if now - _reaped_at.get(stream["id"], float("-inf")) < REAP_EVERY:
-            continue
-        _reaped_at[stream["id"]] = now
-        try:
-            released += queue.reap(stream["id"])
-        except Exception:
-            log.exception("reaping stream %s failed", stream["id"])
-    return released
+def reap(
+    queue: Queue,
+    listing: list[dict[str, Any]],
+    now: float,
+    items: dict[str, dict[str, Any]] | None = None,
+) -> int:
+    """Return the jobs of expired leases to the queue: the streams of nodes found dead
+    and a rotating slice of the busy ones (impetus.scaler.reaping)."""
+    return _reaping.reap(queue, listing, now, items)
 
 
 def _expire(
-    settings: DfsSettings, clients: Clients, listing: list[dict[str, Any]], now: float
+    settings: DfsSettings,
+    clients: Clients,
+    listing: list[dict[str, Any]],
+    now: float,
+    full: bool,
 ) -> list[str]:
     """Delete streams past their ttl (impetus.scaler.expire). DFS may not touch payload
     objects: those of a deleted stream expire by the bucket's lifecycle rule."""
     tables_only = Queue(replace(settings.aws, bucket=None), client=clients.ddb)
     try:
-        return expire.expire_streams(tables_only, listing, now)
+        if full:
+            _expiry.forget({s["id"] for s in listing})
+        return expire.expire_streams(tables_only, listing, now, _expiry)
     except Exception:
         log.exception("expiring streams failed")
         return []
@@ -164,6 +167,31 @@ def _tell_fleet(queue: Queue, items: dict[str, dict[str, Any]], now: float) -> N
         _fleet.publish(queue.streams.active, fleetsize.live_count(items.values(), now), now)
     except Exception:
         log.exception("publishing the fleet size failed")
+
+
+def _due_delayed(queue: Queue, listing: list[dict[str, Any]], now: float) -> dict[str, int]:
+    """Delayed jobs already due, of a rotating slice of the streams holding delayed jobs
+    (``budget.DELAYED_STREAMS_PER_TICK``; the others count 0 this tick)."""
+    chosen = _delayed_slice.take(s["id"] for s in listing if s["counts"].get("delayed"))
+
+    def one(sid: str) -> int:
+        try:
+            return queue.due_delayed(sid, now)
+        except Exception:
+            log.exception("counting due delayed jobs of %s failed", sid)
+            return 0
+
+    return dict(zip(chosen, budget.fan_out(one, chosen), strict=True))
+
+
+def _oldest_wait(queue: Queue, streams: list[StreamState], now: float) -> float:
+    """Seconds the longest-waiting job has waited, sampled at the heads of the
+    ``budget.OLDEST_STREAMS_PER_TICK`` streams with the largest backlog (a metric: past
+    that many streams with a backlog, an estimate)."""
+    waiting = sorted((s for s in streams if s.backlog), key=lambda s: (-s.backlog, s.id))
+    chosen = [s.id for s in waiting[: budget.OLDEST_STREAMS_PER_TICK]]
+    ages = budget.fan_out(lambda sid: queue.oldest_waiting_age([sid], now), chosen)
+    return max(ages, default=0.0)
 
 
 def _new_errors(listing: list[dict[str, Any]]) -> int:
@@ -188,9 +216,10 @@ def run(
     # The marked streams (impetus.scaler.activity); every stream once a minute.
     # Idle streams are audited at sweeps; a suspect's confirmation comes at a later tick.
     listing, full = _activity.listing(queue, now, extra=_auditor.suspects)
-    result.reaped = reap(queue, listing, now)
+    items = collect.node_items(clients.ddb, tables[NODES])  # dead nodes' streams are reaped
+    result.reaped = reap(queue, listing, now, items)
     # Idle streams expire at sweeps (their ttl is hours), active ones at any tick.
-    result.expired = _expire(settings, clients, listing, now)
+    result.expired = _expire(settings, clients, listing, now, full)
     listing = [s for s in listing if s["id"] not in result.expired]
     result.corrected = audit.audit(queue, listing, now, _auditor, full)
     if result.corrected:  # a stream whose work the counters hid wants its mark now
@@ -199,10 +228,9 @@ def run(
     growth.grow(queue, listing, now, _arrivals)
     decisions = DecisionLog(clients.ddb, tables[DECISIONS])
     memory = decisions.load_memory()
-    due = {s["id"]: queue.due_delayed(s["id"], now) for s in listing if s["counts"].get("delayed")}
+    due = _due_delayed(queue, listing, now)
     streams = collect.stream_states(listing, memory, now, due, full)
     described = collect.describe_groups(clients.asg, settings.node_groups)
-    items = collect.node_items(clients.ddb, tables[NODES])
     _tell_fleet(queue, items, now)
     inputs = collect.policy_input(
         now, streams, described, settings.node_groups, items, memory, settings.boot_seconds
@@ -227,7 +255,7 @@ def run(
         workers = int(items.get(node.id, {}).get("workers_busy", 0))
         busy[node.node_class] = busy.get(node.node_class, 0) + workers
     try:
-        oldest = queue.oldest_waiting_age([s.id for s in streams if s.backlog], now)
+        oldest = _oldest_wait(queue, streams, now)
         data = metrics.metric_data(inputs, decision, busy, settings.stream_metrics)
         data += metrics.fleet_data(inputs, busy, oldest, _new_errors(listing))
         _metrics.add(data)

@@ -26,6 +26,7 @@ from impetus.storage.joblist import JobLister
 from impetus.storage.jobqueue import JobQueue
 from impetus.storage.jobqueue.cancel import Canceller
 from impetus.storage.jobqueue.collect import ResultsPage
+from impetus.storage.markeditems import MarkedItems
 from impetus.storage.nodes import Nodes
 from impetus.storage.store import Store
 from impetus.storage.streams import Streams
@@ -61,6 +62,7 @@ class Queue:
         self.counters: BufferedCounters | None = None
         self.lister = JobLister(self.client, self.tables[JOBS], self.tables[QUEUE])
         self._payloads: payloads.Payloads | None = None
+        self._marked: MarkedItems | None = None  # a node agent's (list_active_streams)
 
     @property
     def payloads(self) -> payloads.Payloads:
@@ -116,15 +118,25 @@ class Queue:
         idle deployment costs one small read, however many streams it has."""
         # Uncounted: the mark says "may have work" and claims find out; reading every
         # marked stream's K counter items on each poll of each node would cost more.
-        return self.streams.list_marked(view.snapshot(), counted=False)
+        # The marked streams' items: read again only when their mark changed or once a
+        # minute (impetus.storage.markeditems), and shared with this node's claimer.
+        snapshot = view.snapshot()
+        if snapshot.overflow:
+            return self.streams.list_marked(snapshot, counted=False)
+        if self._marked is None:
+            self._marked = MarkedItems(self.streams, self.jobs.items)
+        return self._marked.listing(snapshot)
 
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Merge properties (a None value removes a key); returns the description."""
+        """Merge properties (a None value removes a key); returns the description.
+        The stream is marked again: node agents re-read its item at their next listing
+        (impetus.storage.markeditems)."""
         return self.streams.update_properties(stream_id, changes)
 
     def delete_stream(self, stream_id: str) -> None:
         """Hide the stream at once, then remove its chunks, job records, code and store."""
         item = self.streams.mark_deleting(stream_id)
+        self.streams.active.mark(stream_id)  # nodes re-read the item, see it go, drop it
         shards = properties.get(item.get("properties", {}), "shards")
         self.jobs.items.purge(stream_id, shards)
         self.store.purge(stream_id)

@@ -12,11 +12,9 @@ they live on counter items beside the stream item (:mod:`impetus.storage.streamc
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -32,74 +30,37 @@ from impetus.core.keys import STREAM_ID, check
 from impetus.storage import dynamo, streamcounters
 from impetus.storage.activestreams import ActiveStreams, Snapshot, is_record_key
 from impetus.storage.collectorlease import CollectorLease
+from impetus.storage.itemcopies import ItemCopies
 from impetus.storage.shardrule import shards_for
 from impetus.storage.streamcounters import COUNTERS, CounterShards, Reading
+from impetus.storage.streamitem import (
+    ACTIVE,
+    BUSY_COUNTERS,
+    DELAYED_UNTIL,
+    DELETING,
+    MARKED,
+    MAX_PROPERTIES_BYTES,
+    describe_item,
+    describe_items,
+    is_idle,
+    json_properties,
+    listing,
+    may_hold_claims,
+)
 
-ACTIVE = "active"
-DELETING = "deleting"
-# Counters are updated after the write they count, so a process killed in between leaves
-# them off by a few: a stuck claim may count as "waiting" rather than "running". Reapers
-# therefore visit every stream any of these says is not idle.
-BUSY_COUNTERS = ("waiting", "running", "delayed")
-
-
-# On an uncounted description (Streams.list_marked): the stream is marked active, so it
-# may have work, and its "counts" are only the stream item's own (not its counter items').
-MARKED = "marked"
-
-
-def is_idle(counts: dict[str, Any]) -> bool:
-    """No job waiting, delayed or running by these counters (as stored: a counter that
-    drifted below zero counts as none)."""
-    return not any(int(counts.get(name) or 0) > 0 for name in BUSY_COUNTERS)
-
-
-def may_hold_claims(stream: dict[str, Any]) -> bool:
-    """Whether a stream description (``list_streams``, ``list_marked``) may hold live or
-    expired leases."""
-    counts = stream.get("counts") or {}
-    return bool(stream.get(MARKED)) or any(counts.get(name) for name in BUSY_COUNTERS)
-
-
-MAX_PROPERTIES_BYTES = 64 * 1024
-
-
-def _describe(item: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """A stream's description; ``counts`` summed over its counter items (default: the
-    item's own, as :func:`impetus.storage.streamcounters.fold` leaves them)."""
-    counts = counts if counts is not None else {c: int(item.get(c, 0)) for c in COUNTERS}
-    return {
-        "id": item["stream"],
-        "properties": item.get("properties", {}),
-        "counts": {c: max(0, counts[c]) for c in COUNTERS},
-        "created": item.get("created"),
-        "status": item.get("status", ACTIVE),
-    }
-
-
-def _listing(items: Any) -> list[dict[str, Any]]:
-    """Descriptions of stream items (not the active-streams record's), oldest first."""
-    return sorted(
-        (
-            _describe(i)
-            for i in items
-            if not is_record_key(i["stream"]) and i.get("status") != DELETING
-        ),
-        key=lambda s: s["created"] or 0,
-    )
-
-
-def _json_properties(props: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(props, dict):
-        raise InvalidRequest("properties must be a JSON object")
-    try:
-        text = json.dumps(props)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"properties must be JSON: {exc}") from exc
-    if len(text) > MAX_PROPERTIES_BYTES:
-        raise InvalidRequest("properties are larger than 64 KB")
-    # DynamoDB has no floats: round-trip through Decimal keeps the exact JSON value.
-    return json.loads(text, parse_float=Decimal)
+# The stream item's vocabulary, re-exported: callers import it with Streams from here.
+__all__ = [
+    "ACTIVE",
+    "BUSY_COUNTERS",
+    "DELAYED_UNTIL",
+    "DELETING",
+    "MARKED",
+    "MAX_PROPERTIES_BYTES",
+    "Streams",
+    "describe_items",
+    "is_idle",
+    "may_hold_claims",
+]
 
 
 def _no_keys() -> streamauth.KeyDeriver:
@@ -122,7 +83,10 @@ class Streams:
         # Which streams have work: its items live in this table (activestreams.py).
         self.active = ActiveStreams(client, table)
         self.counters = CounterShards(client, table, self.get_item)
-        self.collector = CollectorLease(client, table, ACTIVE, self.get_item)
+        # The lease lives on the stream item and changes by the minute: read it fresh.
+        self.collector = CollectorLease(client, table, ACTIVE, self.fresh_item)
+        # An API container's copies of stream items (impetus.storage.itemcopies).
+        self.copies = ItemCopies(self._read_item)
 
     def create(
         self, stream_id: str | None, props: dict[str, Any] | None
@@ -138,10 +102,11 @@ class Streams:
         shards = properties.get(props, "shards")
         item = {
             "stream": stream_id,
-            "properties": _json_properties(props),
+            "properties": json_properties(props),
             "created": time.time(),
             "status": ACTIVE,
             "owner": {"nonce": nonce, "version": version},
+            DELAYED_UNTIL: 0,
             streamcounters.COUNTER_SHARDS: streamcounters.counters_for(shards),
             **dict.fromkeys(COUNTERS, 0),
         }
@@ -173,7 +138,7 @@ class Streams:
             return self.get(stream_id), False, None
         if properties.get(props, "min_nodes"):
             self.active.mark(stream_id)  # it wants nodes before any job: DFS lists it now
-        return _describe(dynamo.deserialize(dynamo.serialize(item))), True, key
+        return describe_item(dynamo.deserialize(dynamo.serialize(item))), True, key
 
     def stream_key(self, item: dict[str, Any]) -> str | None:
         """The key of a stream item (``get_item``); None for a stream created before
@@ -188,20 +153,38 @@ class Streams:
 
     def get_item(self, stream_id: str) -> dict[str, Any]:
         check(STREAM_ID, stream_id, "stream id")
-        answer = self.client.get_item(
-            TableName=self.table, Key=dynamo.serialize({"stream": stream_id}), ConsistentRead=True
-        )
-        item = answer.get("Item")
+        item = self.copies.get(stream_id)
+        return self.checked(stream_id, item)
+
+    def fresh_item(self, stream_id: str) -> dict[str, Any]:
+        """:meth:`get_item`, read consistently even in a scope of copies."""
+        check(STREAM_ID, stream_id, "stream id")
+        return self.checked(stream_id, self._read_item(stream_id, consistent=True))
+
+    def _read_item(self, stream_id: str, consistent: bool) -> dict[str, Any] | None:
+        """The raw item (None: none). Eventually consistent: a miss is read again
+        consistently (a stream created a moment ago)."""
+        key = dynamo.serialize({"stream": stream_id})
+        answer = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=consistent)
+        if "Item" not in answer and not consistent:
+            answer = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        return dynamo.deserialize(answer["Item"]) if "Item" in answer else None
+
+    def checked(self, stream_id: str, item: dict[str, Any] | None) -> dict[str, Any]:
+        """The stream item as read, or StreamNotFound (none, or being deleted)."""
         if not item:
             raise StreamNotFound(f"no stream {stream_id!r}")
-        item = dynamo.deserialize(item)
         if item.get("status") == DELETING:
             raise StreamNotFound(f"stream {stream_id!r} is being deleted")
         self.counters.note(item)
         return item
 
     def get(self, stream_id: str) -> dict[str, Any]:
-        return _describe(*self._counted(self.get_item(stream_id)))
+        return self.describe(self.get_item(stream_id))
+
+    def describe(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A stream item's description, its counter items read and summed in."""
+        return describe_item(*self._counted(item))
 
     def _counted(self, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
         return item, self.counters.read(item).totals()
@@ -210,7 +193,7 @@ class Streams:
         """Every stream, its counter items summed in: a Scan of the table (the API's
         listing, DFS's sweep; node agents and DFS's ticks read :meth:`list_marked`)."""
         items = dynamo.scan(self.client, TableName=self.table, ConsistentRead=consistent)
-        return _listing(streamcounters.fold(items))
+        return listing(streamcounters.fold(items))
 
     def describe_many(
         self, stream_ids: list[str], counted: bool = True, consistent: bool = True
@@ -233,7 +216,7 @@ class Streams:
             if counter_keys:
                 items += dynamo.batch_get(self.client, self.table, counter_keys)
             items = streamcounters.fold(items)
-        return _listing(items)
+        return listing(items)
 
     def list_marked(self, snapshot: Snapshot, counted: bool = True) -> list[dict[str, Any]]:
         """The streams an active-streams snapshot marks; every stream, counted, while the
@@ -292,14 +275,17 @@ class Streams:
             if dynamo.is_condition_failure(exc):
                 return False
             raise
+        self.active.mark(stream_id)  # nodes re-read the item: claims reach the new shards now
         return True
 
     def update_properties(self, stream_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         check(STREAM_ID, stream_id, "stream id")
+        self.copies.changed(stream_id)  # growth's condition and the answer need it as it is
         if not isinstance(changes, dict) or not changes:
             raise InvalidRequest("properties must be a non-empty JSON object")
         changes = self._grow_if_asked(stream_id, properties.validate(changes))
-        if not changes:
+        if not changes:  # only shards: nodes learn of new ones at their next listing
+            self.active.mark(stream_id)
             return self.get(stream_id)
         names = {"#p": "properties", "#s": "status", "#stream": "stream"}
         sets, removes, vals = [], [], {}
@@ -309,7 +295,7 @@ class Streams:
                 removes.append(f"#p.#k{i}")
             else:
                 sets.append(f"#p.#k{i} = :v{i}")
-                vals[f":v{i}"] = dynamo.serialize_value(_json_properties({"v": value})["v"])
+                vals[f":v{i}"] = dynamo.serialize_value(json_properties({"v": value})["v"])
         expression = (f"SET {', '.join(sets)} " if sets else "") + (
             f"REMOVE {', '.join(removes)}" if removes else ""
         )
@@ -327,12 +313,15 @@ class Streams:
             if dynamo.is_condition_failure(exc):
                 raise StreamNotFound(f"no stream {stream_id!r}") from exc
             raise
-        if changes.get("min_nodes"):
-            self.active.mark(stream_id)  # nodes to keep from now on: DFS lists it now
+        # Marked again after every change: node agents re-read the item at their next
+        # listing (impetus.storage.markeditems), and a stream given min_nodes is listed
+        # by DFS's next tick.
+        self.active.mark(stream_id)
         return self.get(stream_id)
 
     def mark_deleting(self, stream_id: str) -> dict[str, Any]:
         """First step of a delete: nodes and clients stop seeing the stream at once."""
+        self.copies.changed(stream_id)
         self.get_item(stream_id)  # StreamNotFound
         answer = self.client.update_item(
             TableName=self.table,

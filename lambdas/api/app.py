@@ -19,7 +19,7 @@ from impetus.scaler import nudge
 from impetus.storage import joblist, payloads
 from impetus.storage.queue import Queue
 from lambdas.api import auth, guards, handlers, models, owners, pages
-from lambdas.api.config import MAX_RESULTS_LIMIT, SERVICE, STAGE_PATTERN
+from lambdas.api.config import ITEM_COPY_TTL, MAX_RESULTS_LIMIT, SERVICE, STAGE_PATTERN
 from lambdas.api.exceptions import (
     HttpError,
     ServerError,
@@ -343,7 +343,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.set_correlation_id(request.get("requestId"))
     normalized, response = _precheck(event)
     if normalized is not None:
-        response = app.resolve(normalized, context)
+        # At most one eventually consistent read of a stream's item per request (owner
+        # check, properties, state), and per container at most one a ITEM_COPY_TTL
+        # (impetus.storage.itemcopies).
+        with queue().streams.copies.scope(ITEM_COPY_TTL):
+            response = app.resolve(normalized, context)
     logger.info(
         "request",
         extra={

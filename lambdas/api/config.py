@@ -46,3 +46,8 @@ MAX_DELAY_SECONDS = jobs.MAX_DELAY_SECONDS
 
 # How long a fetched authkey is trusted before Secrets Manager is asked again (rotation).
 AUTHKEY_MAX_AGE_SECONDS = 300
+
+# Seconds a warm container reuses its copy of a stream's item (impetus.storage.itemcopies):
+# at most one read of a busy stream's item per container and second, whatever the rate of
+# requests; about as stale as an eventually consistent read.
+ITEM_COPY_TTL = 1.0

@@ -21,7 +21,9 @@ from impetus.storage.jobqueue.layout import (
     CLAIM_PAGE,
     CLAIM_PROBES,
     CLAIMED_FIELDS,
+    CLOCK_SLACK_MS,
     OLDEST_SAMPLE,
+    PROMOTE_BATCH,
     PROMOTE_EVERY,
     TOP_K,
 )
@@ -34,6 +36,9 @@ class Claimer:
         self.items = items
         self._code_cache: dict[str, str] = {}  # code digest -> encoded code
         self._promoted_at: dict[str, float] = {}  # stream -> last promotion check
+        # stream -> epoch ms (less CLOCK_SLACK_MS) of the last promotion Query that found
+        # nothing due: no delayed chunk due by then was left (see _promote_due)
+        self._clear: dict[str, int] = {}
         self._sweep: dict[str, int] = {}  # stream -> the shard its next claim Queries first
 
     # --- claim ----------------------------------------------------------------------------
@@ -194,22 +199,45 @@ class Claimer:
 
         Rare path, so it uses a transaction: the ready copy appears exactly when the
         delayed one disappears, and two promoters cannot both move the same chunk.
+
+        Queried at most every PROMOTE_EVERY, and only while something may be due: every
+        delayed chunk is due by the stream's DELAYED_UNTIL, raised before the chunk is
+        written (QueueItems.note_delayed, a step past its due time), so once a Query
+        that started after DELAYED_UNTIL found nothing due, nothing is left until it
+        rises again (a new Query looks as soon as this claimer's copy of the stream item
+        shows it: a node's listing re-reads the item when its mark changes). 0 (nothing
+        ever delayed): no Query at all. A stream from before the hint: every time.
         """
         now = time.monotonic()
         if now - self._promoted_at.get(stream_id, 0) < PROMOTE_EVERY:
             return
         self._promoted_at[stream_id] = now
-        due = dynamo.query(
-            self.items.client,
-            TableName=self.items.queue_table,
-            KeyConditionExpression="#pk = :pk AND #sk <= :upper",
-            ExpressionAttributeNames=dynamo.names("#pk #sk"),
-            ExpressionAttributeValues=dynamo.values(
-                pk=layout.delayed_pk(stream_id), upper=layout.delayed_sk_upper(keys.now_ms())
-            ),
-            ConsistentRead=True,
+        hint = self.items.delayed_until(stream_id)
+        if hint is not None and hint < self._clear.get(stream_id, 1):
+            return
+        started = keys.now_ms()
+        due = list(
+            itertools.islice(
+                dynamo.query(
+                    self.items.client,
+                    TableName=self.items.queue_table,
+                    KeyConditionExpression="#pk = :pk AND #sk <= :upper",
+                    ExpressionAttributeNames=dynamo.names("#pk #sk"),
+                    ExpressionAttributeValues=dynamo.values(
+                        pk=layout.delayed_pk(stream_id), upper=layout.delayed_sk_upper(started)
+                    ),
+                    ConsistentRead=True,
+                    Limit=PROMOTE_BATCH,
+                ),
+                PROMOTE_BATCH,
+            )
         )
-        for chunk in itertools.islice(due, 25):
+        if not due:
+            self._clear[stream_id] = started - CLOCK_SLACK_MS
+        self._promote(stream_id, due)
+
+    def _promote(self, stream_id: str, due: list[dict[str, Any]]) -> None:
+        for chunk in due:
             pk, sk = self.items.ready_location(stream_id, chunk["pk"], chunk["sk"])
             ready = dict(chunk, pk=pk, sk=sk)
             try:

@@ -53,6 +53,9 @@ class Enqueuer:
             # Marked before any job is visible: nodes and DFS find the stream through the
             # active-streams record (impetus.storage.activestreams), not by a Scan.
             self.items.streams.active.mark(stream_id)
+        delayed_due = [c["due"] for c in chunks if c["pk"] == layout.delayed_pk(stream_id)]
+        if delayed_due:  # before the chunks: claimers look at the delayed partition again
+            self.items.note_delayed(stream_id, max(delayed_due))
         # Records before chunks: a claimer never finds a job id without its record.
         dynamo.batch_write(self.items.client, self.items.jobs_table, puts=code_items + records)
         dynamo.batch_write(self.items.client, self.items.queue_table, puts=chunks)

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from impetus.core import properties
 from impetus.storage import dynamo
 from impetus.storage.jobqueue import layout
-from impetus.storage.jobqueue.layout import PROPS_TTL, shard_of, suffix_of
-from impetus.storage.streams import Streams
+from impetus.storage.jobqueue.layout import DELAY_HINT_STEP_MS, PROPS_TTL, shard_of, suffix_of
+from impetus.storage.streams import DELAYED_UNTIL, Streams
 
 
 class QueueItems:
@@ -31,6 +31,17 @@ class QueueItems:
         # impetus.storage.counters.BufferedCounters (see Queue.buffer_counters).
         self.counters: Any = streams
         self._props_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        # Seconds a cached stream item is trusted. A node agent raises it: its listing
+        # re-reads the item whenever the stream's active mark changes and hands it over
+        # (:meth:`remember`), so this is only the bound for a change that came unmarked.
+        self.props_ttl = PROPS_TTL
+
+    def remember(self, stream_id: str, item: dict[str, Any], at: float | None = None) -> None:
+        """A copy of the stream item known good at monotonic time ``at`` (now)."""
+        self._props_cache[stream_id] = (time.monotonic() if at is None else at, item)
+
+    def forget(self, stream_id: str) -> None:
+        self._props_cache.pop(stream_id, None)
 
     def properties(self, stream_id: str) -> dict[str, Any]:
         """The stream's properties, trusted for PROPS_TTL seconds."""
@@ -43,11 +54,46 @@ class QueueItems:
 
     def _stream_item(self, stream_id: str) -> dict[str, Any]:
         cached = self._props_cache.get(stream_id)
-        if cached and time.monotonic() - cached[0] < PROPS_TTL:
+        if cached and time.monotonic() - cached[0] < self.props_ttl:
             return cached[1]
         item = self.streams.get_item(stream_id)
         self._props_cache[stream_id] = (time.monotonic(), item)
         return item
+
+    def delayed_until(self, stream_id: str) -> int | None:
+        """The stream's DELAYED_UNTIL (cached copy; None: a stream from before it)."""
+        value = self._stream_item(stream_id).get(DELAYED_UNTIL)
+        return None if value is None else int(value)
+
+    def note_delayed(self, stream_id: str, due_ms: int) -> None:
+        """Before a delayed chunk due at ``due_ms`` is written: raise the stream's
+        DELAYED_UNTIL past it, if the cached copy is not already (it only grows, so a
+        cached value that covers ``due_ms`` is right). Raised a step beyond, so that one
+        write covers the delays of the next DELAY_HINT_STEP_MS; then the stream is
+        marked again, so node agents re-read its item at their next listing and their
+        claimers look at the delayed partition (impetus.storage.jobqueue.claim)."""
+        item = self._stream_item(stream_id)
+        known = item.get(DELAYED_UNTIL)
+        if known is None or int(known) >= due_ms:
+            return  # a stream from before the hint: its claimers always look
+        step = DELAY_HINT_STEP_MS
+        bound = (due_ms // step + 2) * step
+        try:
+            self.client.update_item(
+                TableName=self.streams.table,
+                Key=dynamo.serialize({"stream": stream_id}),
+                UpdateExpression="SET #d = :bound",
+                ConditionExpression="attribute_exists(#stream) AND #d < :due",
+                ExpressionAttributeNames={"#d": DELAYED_UNTIL, "#stream": "stream"},
+                ExpressionAttributeValues=dynamo.values(bound=bound, due=due_ms),
+            )
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+            item[DELAYED_UNTIL] = due_ms  # someone raised it past (or the stream is gone)
+            return
+        item[DELAYED_UNTIL] = bound
+        self.streams.active.mark(stream_id)
 
     def ready_location(self, stream_id: str, pk: str, sk: str) -> tuple[str, str]:
         """Where a delayed chunk lives once it fell due (ready chunks: where they are)."""

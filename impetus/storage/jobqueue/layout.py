@@ -22,7 +22,14 @@ REAP_SHARDS = 8  # shards one reap reads at most (every node agent reaps busy st
 OLDEST_SAMPLE = 8  # shards DFS's oldest-wait estimate reads per stream and tick
 INLINE_RESULT_LIMIT = 8 * 1024  # larger results are stored as their own item
 PROMOTE_EVERY = 0.5  # seconds between checks for delayed chunks that fell due
+PROMOTE_BATCH = 25  # delayed chunks one check moves at most (the next check goes on)
+CLOCK_SLACK_MS = 1000  # clocks of enqueuers and claimers may differ by this much
 PROPS_TTL = 2.0  # seconds a claimer trusts its cached copy of stream properties
+# Granularity of a stream's DELAYED_UNTIL (impetus.storage.streams): raised at most about
+# once a step by delayed enqueues and retry backoffs, each raise a stream-item write and
+# a re-mark (16 small writes); claimers keep looking at the delayed partition for up to
+# two steps after the last delayed job fell due.
+DELAY_HINT_STEP_MS = 60_000
 POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
 # A claim's candidates, without their job ids: a page of 48 chunks with 20 ids each was a
 # ~40 KB answer to parse per claim; the claimed chunk's ids come back with the claim.

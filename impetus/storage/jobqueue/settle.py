@@ -273,6 +273,7 @@ class Settler:
         suffix = keys.unique_suffix()
         due = keys.now_ms() + int(rerun.delay * 1000)
         if rerun.delay > 0:
+            self.items.note_delayed(claim.stream, due)  # before the chunk is written
             pk, sk = layout.delayed_pk(claim.stream), layout.delayed_sk(claim.priority, due, suffix)
         else:
             shards = properties.get(self.items.properties(claim.stream), "shards")
