@@ -41,6 +41,7 @@ from bench.costs import Fork, Rig
 from impetus.capacity.mix import SCHEMA, split_count, split_runs
 from impetus.core import codec
 from impetus.scaler import tick
+from impetus.scaler.activity import Activity
 from impetus.scaler.config import DfsSettings
 from impetus.storage import dynamo
 from impetus.storage.activestreams import is_record_key
@@ -96,6 +97,10 @@ def measure_idle(rig: Rig, seconds: float, streams: int) -> dict[str, Any]:
     usage = rig.meter.reset()
     for sid in ids:
         queue.delete_stream(sid)
+    # DFS unmarks gone streams at its next tick; without it the next phase's node would
+    # keep re-reading the deleted streams' items (once per ITEM_TTL each), which no fleet
+    # with DFS running does.
+    Activity().sweep(queue, time.monotonic())
     time.sleep(SETTLE)
     return {"streams": streams, "seconds": seconds, "per_node_second": rows(usage, seconds),
             "hot_per_node_second": hot(usage, seconds)}  # fmt: skip
