@@ -77,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     mix = Mix.load(args.mix)
     # the model's busy nodes poll per node-second: these agents, for this run's length
     polls = _total(mix.busy_node_reads()) * (args.agents * wall / args.jobs)
+    # this run's fixed part (the stream's creation, code item, delete) over its jobs
+    per_run = _total(mix.busy_per_run) * (1 / args.jobs)
     model = {
         "idle per node-second": _total(mix.idle_per_node_second(args.streams, args.agents)),
-        "busy per job": _total(mix.busy) + polls,
+        "busy per job": _total(mix.busy) + per_run + polls,
     }
     print(f"{args.agents} agents, {args.streams} idle streams, {args.jobs} jobs "
           f"({time.monotonic() - t0:.0f} s); model: {args.mix}\n")  # fmt: skip
