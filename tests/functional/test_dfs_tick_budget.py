@@ -22,9 +22,9 @@ from impetus.storage.nodes import NodeBeat, Nodes, NodeStats
 from impetus.storage.queue import Queue
 from impetus.storage.tables import NODES, table_names_for
 
-STREAMS = 150  # ~0.15 s each to set up on moto
+STREAMS = 40  # ~0.25 s each to set up on moto (a mark is 16 writes)
 LIVE = 900.0  # a live node's lease: outlasts the test
-SLICE = 20  # the tiny reap budget of these tests: ceil(150 / 20) = 8 ticks
+SLICE = 5  # the tiny reap budget of these tests: ceil(40 / 5) = 8 ticks
 
 
 def _square(x):
@@ -106,23 +106,23 @@ def _dead_node(queue: Queue, node: str, streams: list[str], beat_at: float) -> d
 
 
 def test_dead_nodes_streams_are_reaped_outside_the_slice_once_their_lease_ran_out(queue):
-    """Two dead nodes: one whose last beat was long ago, held b120; one that beat 10 s
-    ago, held b090 (its lease may run for another 50 s). Both streams are far from the
+    """Two dead nodes: one whose last beat was long ago, held b032; one that beat 10 s
+    ago, held b024 (its lease may run for another 50 s). Both streams are far from the
     rotation's first slices: each is reaped on the first tick after its lease ran out."""
-    busy_streams(queue, lease=LIVE, short={90, 120})
+    busy_streams(queue, lease=LIVE, short={24, 32})
     listing, _ = Activity().listing(queue, time.time())
     now = time.time()
     lease = reaping.budget.ASSUMED_LEASE
-    _dead_node(queue, "long-dead", [name(120)], now - 2 * lease)
-    items = _dead_node(queue, "just-dead", [name(90)], now - 10)
+    _dead_node(queue, "long-dead", [name(32)], now - 2 * lease)
+    items = _dead_node(queue, "just-dead", [name(24)], now - 10)
     reaper = reaping.Reaping(per_tick=SLICE)
-    assert reaper.reap(queue, listing, now, items) == 1  # b120
-    assert reaper.rotation.cursor < name(90)  # the slice did not reach either
-    assert reaper.reap(queue, listing, now + 1, items) == 0  # b090's lease may run
-    assert reaper.reap(queue, listing, now - 10 + lease + 0.01, items) == 1  # b090
-    assert reaper.rotation.cursor < name(90)
+    assert reaper.reap(queue, listing, now, items) == 1  # b032
+    assert reaper.rotation.cursor < name(24)  # the slice did not reach either
+    assert reaper.reap(queue, listing, now + 1, items) == 0  # b024's lease may run
+    assert reaper.reap(queue, listing, now - 10 + lease + 0.01, items) == 1  # b024
+    assert reaper.rotation.cursor < name(24)
     assert not reaper.wanted
-    for i in (90, 120):
+    for i in (24, 32):
         assert queue.claim(name(i), "new-node", max_jobs=1, lease=30).jobs  # back
     assert reaper.reap(queue, listing, now + lease + 1, items) == 0  # each node seen once
     assert reaper.mourned == {"long-dead", "just-dead"}

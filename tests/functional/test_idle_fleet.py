@@ -39,7 +39,7 @@ env = dfs.env  # the DFS handler's fixture: tables, an Auto Scaling group, DFS's
 
 POLL = 0.2
 FLEET = 2000  # published: each idle node reads the head every FLEET / 1,000 = 2 s
-WINDOW = 8.0
+WINDOW = 6.0
 
 
 @contextmanager

@@ -78,7 +78,9 @@ def test_jobs_before_and_after_a_growth_are_each_claimed_once_and_all_collected(
     assert properties.get(queue.get_stream("g")["properties"], "shards") == 8
     after = fork(queue, "g", [f"b{i:03d}" for i in range(200)])
     spread = chunks_per_shard(queue, "g", 8)
-    assert sum(1 for n in spread[1:] if n) >= 4  # new jobs land on the new shards
+    # New jobs land on the new shards: 10 chunks, each on a random one of 8 shards, fill
+    # at least 2 of shards 1-7 but with odds of ~1 in 150,000 (at least 4: ~1 in 35).
+    assert sum(1 for n in spread[1:] if n) >= 2
     # The stale node still sees one shard (its cache) and claims there; a fresh node
     # visits all eight: together they run every job exactly once.
     stale.complete(first, {j.id: Outcome(jobs.READY, result=codec.dumps(0)) for j in first.jobs})
