@@ -18,7 +18,7 @@ from impetus.core import properties
 from impetus.storage import dynamo
 from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.layout import DELAY_HINT_STEP_MS, PROPS_TTL, shard_of, suffix_of
-from impetus.storage.streams import DELAYED_UNTIL, Streams
+from impetus.storage.streams import CLAIM_INDEX_FLAG, DELAYED_UNTIL, Streams
 
 
 class QueueItems:
@@ -64,6 +64,11 @@ class QueueItems:
         """The stream's DELAYED_UNTIL (cached copy; None: a stream from before it)."""
         value = self._stream_item(stream_id).get(DELAYED_UNTIL)
         return None if value is None else int(value)
+
+    def claim_index(self, stream_id: str) -> bool:
+        """Whether the stream's claims Query the claim index (cached copy of its item;
+        set at creation, never changed: see impetus.storage.streamitem)."""
+        return bool(self._stream_item(stream_id).get(CLAIM_INDEX_FLAG))
 
     def note_delayed(self, stream_id: str, due_ms: int) -> None:
         """Before a delayed chunk due at ``due_ms`` is written: raise the stream's
