@@ -105,7 +105,9 @@ class Claimer:
             KeyConditionExpression=f"{partition} = :pk",
             FilterExpression="#cursor < #n AND #due <= :now",
             ProjectionExpression=CANDIDATE_FIELDS,
-            ExpressionAttributeNames=dynamo.names(partition, "#cursor < #n AND #due", CANDIDATE_FIELDS),
+            ExpressionAttributeNames=dynamo.names(
+                partition, "#cursor < #n AND #due", CANDIDATE_FIELDS
+            ),
             ExpressionAttributeValues=dynamo.values(pk=pk, now=keys.now_ms()),
             Limit=CLAIM_PAGE,
             **where,
