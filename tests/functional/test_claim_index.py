@@ -15,7 +15,6 @@ from impetus.storage import dynamo
 from impetus.storage.jobqueue.layout import CLAIM_KEYS, CLAIM_PAGE
 from impetus.storage.streams import CLAIM_INDEX_FLAG
 from impetus.storage.tables import CLAIM_INDEX
-
 from tests.functional.test_queue import enqueue, spec
 
 SPENT = 60  # fully claimed, completed, unacknowledged chunks at the partition's head

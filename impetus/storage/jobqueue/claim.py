@@ -16,7 +16,6 @@ from impetus.core.claims import Claim, ClaimedJob
 from impetus.storage import dynamo
 from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
-from impetus.storage.tables import CLAIM_INDEX
 from impetus.storage.jobqueue.layout import (
     CANDIDATE_FIELDS,
     CLAIM_PAGE,
@@ -28,6 +27,7 @@ from impetus.storage.jobqueue.layout import (
     PROMOTE_EVERY,
     TOP_K,
 )
+from impetus.storage.tables import CLAIM_INDEX
 
 
 class Claimer:
