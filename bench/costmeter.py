@@ -10,7 +10,10 @@ the service's answer (moto's ``ConsumedCapacity`` is a constant):
 * reads: 1 RCU per started 4 KB strongly consistent, half that eventually consistent;
   GetItem and each BatchGetItem key on the whole item (projections do not help, a missing
   item costs the minimum); Query on the sum of the items it evaluated (before the filter);
-* transactions: twice the units of their items.
+* transactions: twice the units of their items;
+* global secondary indexes: a Query on an index is billed like one on a table (on the
+  index entries it evaluated), and a write also writes the index entries it changes
+  (bench/indexwrites.py), attributed to the index's own key kind.
 
 Each request's units are also attributed to an *actor* (``api``, ``node``, ``dfs``: set
 with :meth:`CostMeter.acting`, ``node`` by default), a table and a key kind
@@ -36,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.indexwrites import IndexWrites, written
 from impetus.capacity import keys as key_kinds
 from impetus.capacity.limits import (
     LAMBDA_MEMORY_GB,
@@ -175,6 +179,10 @@ class CostMeter:
             for t in TABLES.values()
         }
         self._logical = {t.physical_name(table_prefix): name for name, t in TABLES.items()}
+        self._indexes = {
+            t.physical_name(table_prefix): {i.name: i for i in t.indexes} for t in TABLES.values()
+        }
+        self._index_writes = IndexWrites(probe, table_prefix, item_size)
         self._lock = threading.Lock()
         self._local = threading.local()
         self.usage = Usage()
@@ -235,18 +243,26 @@ class CostMeter:
             }
         elif op == "TransactWriteItems":
             before = [self._transact_size(entry) for entry in params["TransactItems"]]
-        self._local.pending = (op, dict(params), before)
+        started = time.perf_counter()
+        items = written(op, params, lambda table, spec: self._key({"TableName": table, **spec}))
+        entries = self._index_writes.entries(items)  # the items' index entries before
+        self._probed(started)
+        self._local.pending = (op, dict(params), before, (items, entries))
 
     def _after(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
         pending = getattr(self._local, "pending", None)
         self._local.pending = None
         if pending is None or pending[0] != model.name:
             return
-        op, params, before = pending
+        op, params, before, (items, entries) = pending
         error = (parsed or {}).get("Error", {}).get("Code")
         # Rejected requests (validation, throttling) are not billed; lost conditions are.
         billed = error is None or error in BILLED_ERRORS
         parts = self._parts(op, params, before) if billed else []
+        if billed and items:  # and the index entries it changed (bench/indexwrites.py)
+            started = time.perf_counter()
+            parts += self._index_writes.parts(items, entries)
+            self._probed(started)
         if not parts:  # rejected, or control plane: one request on its table
             parts = [(params.get("TableName", ""), None, 0.0, 0.0)]
         actor = getattr(self._local, "actor", None) or "node"
@@ -314,10 +330,12 @@ class CostMeter:
         return []  # control plane (CreateTable, ...): not billed per request
 
     def _query_key(self, table: str, params: dict[str, Any]) -> dict[str, Any]:
-        """The partition key a Query reads (``#pk = :v`` in its key condition)."""
+        """The partition key a Query reads (``#pk = :v`` in its key condition); on an
+        index, the index's (its kind is the index's, impetus.capacity.keys)."""
         names = params.get("ExpressionAttributeNames") or {}
         values = params.get("ExpressionAttributeValues") or {}
-        partition = (self._keys.get(table) or [""])[0]
+        index = self._indexes.get(table, {}).get(params.get("IndexName", ""))
+        partition = index.partition_key if index else (self._keys.get(table) or [""])[0]
         for name, value in re.findall(
             r"([#\w]+)\s*=\s*(:\w+)", params.get("KeyConditionExpression", "")
         ):

@@ -7,12 +7,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import boto3
 import pytest
 
+from bench.costmeter import CostMeter
 from impetus.core import codec, jobs
 from impetus.core.jobs import Outcome
 from impetus.storage import dynamo
 from impetus.storage.jobqueue.layout import CLAIM_KEYS, CLAIM_PAGE
+from impetus.storage.queue import Queue
 from impetus.storage.streams import CLAIM_INDEX_FLAG
 from impetus.storage.tables import CLAIM_INDEX
 from tests.functional.test_queue import enqueue, spec
@@ -110,6 +113,27 @@ def test_claim_behind_a_head_of_spent_chunks_reads_only_the_claimable_one(queue)
     assert query["params"]["IndexName"] == CLAIM_INDEX.name
     assert "ConsistentRead" not in query["params"]
     assert query["scanned"] == 1  # the new chunk only, not the SPENT ones before it
+
+
+def test_the_cost_meter_bills_the_index_apart(queue):
+    """bench/costmeter.py: the claim's Query is the "claim index" kind on its shard's
+    index partition, eventually consistent (half a unit for one small entry), and the
+    claim that takes the chunk's last job also writes the index (the entry's removal)."""
+    queue.create_stream("s")
+    spend_head(queue, "s")
+    enqueue(queue, "s", [spec("new", priority=10)])
+    meter = CostMeter(boto3.client("dynamodb"), queue.settings.table_prefix)
+    metered = Queue(queue.settings, client=meter.instrument(boto3.client("dynamodb")))
+
+    assert [j.id for j in metered.claim("s", "n1", 5, lease=60).jobs] == ["new"]
+
+    usage = meter.reset()
+    query = usage.by_key[("node", "queue", "claim index", "Query")]
+    assert (query.requests, query.rcu) == (1, 0.5)
+    assert usage.by_key[("node", "queue", "shard partition", "Query")].requests == 0
+    removal = usage.by_key[("node", "queue", "claim index", "UpdateItem")]
+    assert (removal.requests, removal.wcu) == (1, 1.0)
+    assert list(usage.per_key[("node", "queue", "claim index")]) == ["s#0"]
 
 
 def test_an_old_style_stream_reads_its_spent_head_and_still_claims(queue):
