@@ -28,8 +28,6 @@ production paths: it is for ``bench/costs.py`` and ``bench/capacity_mix.py``.
 
 from __future__ import annotations
 
-import base64
-import math
 import re
 import threading
 import time
@@ -40,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.indexwrites import IndexWrites, written
+from bench.itemsize import item_size, read_units, write_units
 from impetus.capacity import keys as key_kinds
 from impetus.capacity.limits import (
     LAMBDA_MEMORY_GB,
@@ -51,10 +50,6 @@ from impetus.capacity.limits import (
 )
 from impetus.storage.tables import TABLES
 
-KB = 1024
-READ_UNIT_BYTES = 4 * KB
-WRITE_UNIT_BYTES = KB
-
 # On-demand prices, us-east-1 (USD): DynamoDB, Lambda and API Gateway's are the capacity
 # model's (impetus.capacity.limits, with their sources).
 PRICE_S3 = {"put": 0.005e-3, "get": 0.0004e-3}  # PUT/COPY/POST/LIST vs GET, per request
@@ -63,50 +58,6 @@ SQS_REQUESTS_PER_JOB = 3  # send, receive, delete
 
 BILLED_ERRORS = ("ConditionalCheckFailedException", "TransactionCanceledException")
 _S3_PUT_CLASS = ("Put", "Copy", "Post", "List", "Create", "Complete", "Upload")
-
-
-# --- item sizes -----------------------------------------------------------------------------
-def _number_size(text: str) -> int:
-    digits = text.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
-    return (len(digits) + 1) // 2 + 1
-
-
-def value_size(value: dict[str, Any]) -> int:
-    """Bytes of one typed attribute value, as DynamoDB counts them."""
-    (kind, v), *_ = value.items()
-    if kind == "S":
-        return len(v.encode())
-    if kind == "N":
-        return _number_size(v)
-    if kind == "B":
-        return len(v) if isinstance(v, bytes) else len(base64.b64decode(v))
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(s.encode()) for s in v)
-    if kind == "NS":
-        return sum(_number_size(n) for n in v)
-    if kind == "BS":
-        return sum(len(b) for b in v)
-    if kind == "L":
-        return 3 + sum(1 + value_size(e) for e in v)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + value_size(e) for k, e in v.items())
-    raise ValueError(f"unknown DynamoDB type {kind!r}")
-
-
-def item_size(item: dict[str, Any] | None) -> int:
-    """Bytes of a typed item: attribute names plus values."""
-    return sum(len(k.encode()) + value_size(v) for k, v in (item or {}).items())
-
-
-def write_units(before: int, after: int) -> int:
-    return max(1, math.ceil(max(before, after) / WRITE_UNIT_BYTES))
-
-
-def read_units(size: int, consistent: bool) -> float:
-    units = max(1, math.ceil(size / READ_UNIT_BYTES))
-    return units if consistent else units / 2
 
 
 # --- the meter ------------------------------------------------------------------------------
