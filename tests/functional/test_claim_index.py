@@ -261,3 +261,38 @@ def test_the_query_wrapper_refuses_consistent_reads_on_an_index():
     with pytest.raises(ValueError, match="ConsistentRead on the global secondary index"):
         dynamo.query(None, TableName="t", IndexName=CLAIM_INDEX.name, ConsistentRead=True)
     dynamo.query(None, TableName="t", IndexName=CLAIM_INDEX.name)  # lazy: no request yet
+
+
+def test_the_recount_mends_chunks_of_node_agents_older_than_the_index(queue):
+    """During a rollout, agents of the code before the index may serve a new stream:
+    their re-queued chunks lack the index keys (unseen by index claims: stranded once
+    those agents are gone), their last claims leave the keys. DFS's recount mends both."""
+    queue.create_stream("s")
+    enqueue(queue, "s", [spec("a0", priority=0), spec("a1", priority=0)])
+    enqueue(queue, "s", [spec("b", priority=1)])
+    a_sk, b_sk = chunk_keys(queue, "s#0")
+    client, table = queue.jobs.items.client, queue.jobs.items.queue_table
+    old_style = {"pk": "s#0", "sk": a_sk}
+    client.update_item(
+        TableName=table,
+        Key=dynamo.serialize(old_style),
+        UpdateExpression="REMOVE #cpk, #csk",
+        ExpressionAttributeNames=dynamo.names("#cpk #csk"),
+    )
+    assert [j.id for j in queue.claim("s", "n1", 5, lease=60).jobs] == ["b"]
+    client.update_item(  # as an old agent's claim of b would have left it
+        TableName=table,
+        Key=dynamo.serialize({"pk": "s#0", "sk": b_sk}),
+        UpdateExpression="SET #cpk = :pk, #csk = :sk",
+        ExpressionAttributeNames=dynamo.names("#cpk #csk"),
+        ExpressionAttributeValues=dynamo.values(pk="s#0", sk=b_sk),
+    )
+    assert index_keys(queue) == {b_sk}
+    assert queue.claim("s", "n1", 5, lease=60) is None  # a0 and a1 unseen
+
+    assert queue.recount("s")["waiting"] == 2
+
+    assert index_keys(queue) == {a_sk}
+    assert sorted(j.id for j in queue.claim("s", "n1", 5, lease=60).jobs) == ["a0", "a1"]
+    queue.recount("s")
+    assert index_keys(queue) == set()  # nothing more to mend

@@ -181,6 +181,40 @@ class QueueItems:
             if not dynamo.is_condition_failure(exc):
                 raise
 
+    def fix_claim_index(self, pk: str, chunk: dict[str, Any]) -> bool:
+        """Give a ready chunk the claim index keys it should have (a job of it waits) or
+        take away the ones it should not (none does); the chunk as read, with ``sk``,
+        ``n``, ``cursor`` and its index keys. Conditional on what decided it, so a claim
+        in between wins. True when something was written.
+
+        Only chunks written by code older than the index need this, on a stream created
+        with it (node agents of the older code still running during a rollout: their
+        re-queued chunks lack the keys, their last claims leave them); DFS's recount
+        calls it (impetus.storage.jobqueue.recount)."""
+        waiting = int(chunk["cursor"]) < int(chunk["n"])
+        if waiting == (layout.CLAIM_KEYS[0] in chunk):
+            return False
+        if waiting:
+            update = "SET #cpk = :pk, #csk = :sk"
+            condition = "#cursor < #n AND attribute_not_exists(#cpk)"
+            values = dynamo.values(pk=pk, sk=chunk["sk"])
+        else:
+            update, condition, values = layout.LEAVE_CLAIM_INDEX, "#cursor >= #n", None
+        try:
+            self.client.update_item(
+                TableName=self.queue_table,
+                Key=dynamo.serialize({"pk": pk, "sk": chunk["sk"]}),
+                UpdateExpression=update,
+                ConditionExpression=f"attribute_exists(#pk) AND {condition}",
+                ExpressionAttributeNames=dynamo.names(update, condition, "#pk"),
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+            return False
+        return True
+
     @staticmethod
     def partitions(stream_id: str, shards: int) -> list[str]:
         """The stream's queue partitions: its ready shards, then its delayed partition."""
