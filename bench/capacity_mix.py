@@ -36,7 +36,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench import costmeter
+from bench import costmeter, itemsize
 from bench.costs import Fork, Rig
 from impetus.capacity.mix import SCHEMA, split_count, split_runs
 from impetus.core import codec
@@ -237,13 +237,13 @@ def _bytes_per_stream(client: Any, table: str) -> float:
     raw = [dynamo.serialize(i) for i in dynamo.scan(client, TableName=table)]
     raw = [i for i in raw if not is_record_key(i["stream"]["S"])]
     streams = sum(1 for i in raw if COUNTER_OF not in i)
-    return sum(costmeter.item_size(i) for i in raw) / max(1, streams)
+    return sum(itemsize.item_size(i) for i in raw) / max(1, streams)
 
 
 def _mean_size(client: Any, table: str) -> float:
     items = dynamo.scan(client, TableName=table)
     raw = [dynamo.serialize(i) for i in items]
-    return sum(costmeter.item_size(i) for i in raw) / max(1, len(raw))
+    return sum(itemsize.item_size(i) for i in raw) / max(1, len(raw))
 
 
 def _commit() -> str:

@@ -10,7 +10,10 @@ the service's answer (moto's ``ConsumedCapacity`` is a constant):
 * reads: 1 RCU per started 4 KB strongly consistent, half that eventually consistent;
   GetItem and each BatchGetItem key on the whole item (projections do not help, a missing
   item costs the minimum); Query on the sum of the items it evaluated (before the filter);
-* transactions: twice the units of their items.
+* transactions: twice the units of their items;
+* global secondary indexes: a Query on an index is billed like one on a table (on the
+  index entries it evaluated), and a write also writes the index entries it changes
+  (bench/indexwrites.py), attributed to the index's own key kind.
 
 Each request's units are also attributed to an *actor* (``api``, ``node``, ``dfs``: set
 with :meth:`CostMeter.acting`, ``node`` by default), a table and a key kind
@@ -25,8 +28,6 @@ production paths: it is for ``bench/costs.py`` and ``bench/capacity_mix.py``.
 
 from __future__ import annotations
 
-import base64
-import math
 import re
 import threading
 import time
@@ -36,6 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.indexwrites import IndexWrites, written
+from bench.itemsize import item_size, read_units, write_units
 from impetus.capacity import keys as key_kinds
 from impetus.capacity.limits import (
     LAMBDA_MEMORY_GB,
@@ -47,10 +50,6 @@ from impetus.capacity.limits import (
 )
 from impetus.storage.tables import TABLES
 
-KB = 1024
-READ_UNIT_BYTES = 4 * KB
-WRITE_UNIT_BYTES = KB
-
 # On-demand prices, us-east-1 (USD): DynamoDB, Lambda and API Gateway's are the capacity
 # model's (impetus.capacity.limits, with their sources).
 PRICE_S3 = {"put": 0.005e-3, "get": 0.0004e-3}  # PUT/COPY/POST/LIST vs GET, per request
@@ -59,50 +58,6 @@ SQS_REQUESTS_PER_JOB = 3  # send, receive, delete
 
 BILLED_ERRORS = ("ConditionalCheckFailedException", "TransactionCanceledException")
 _S3_PUT_CLASS = ("Put", "Copy", "Post", "List", "Create", "Complete", "Upload")
-
-
-# --- item sizes -----------------------------------------------------------------------------
-def _number_size(text: str) -> int:
-    digits = text.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
-    return (len(digits) + 1) // 2 + 1
-
-
-def value_size(value: dict[str, Any]) -> int:
-    """Bytes of one typed attribute value, as DynamoDB counts them."""
-    (kind, v), *_ = value.items()
-    if kind == "S":
-        return len(v.encode())
-    if kind == "N":
-        return _number_size(v)
-    if kind == "B":
-        return len(v) if isinstance(v, bytes) else len(base64.b64decode(v))
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(s.encode()) for s in v)
-    if kind == "NS":
-        return sum(_number_size(n) for n in v)
-    if kind == "BS":
-        return sum(len(b) for b in v)
-    if kind == "L":
-        return 3 + sum(1 + value_size(e) for e in v)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + value_size(e) for k, e in v.items())
-    raise ValueError(f"unknown DynamoDB type {kind!r}")
-
-
-def item_size(item: dict[str, Any] | None) -> int:
-    """Bytes of a typed item: attribute names plus values."""
-    return sum(len(k.encode()) + value_size(v) for k, v in (item or {}).items())
-
-
-def write_units(before: int, after: int) -> int:
-    return max(1, math.ceil(max(before, after) / WRITE_UNIT_BYTES))
-
-
-def read_units(size: int, consistent: bool) -> float:
-    units = max(1, math.ceil(size / READ_UNIT_BYTES))
-    return units if consistent else units / 2
 
 
 # --- the meter ------------------------------------------------------------------------------
@@ -175,6 +130,10 @@ class CostMeter:
             for t in TABLES.values()
         }
         self._logical = {t.physical_name(table_prefix): name for name, t in TABLES.items()}
+        self._indexes = {
+            t.physical_name(table_prefix): {i.name: i for i in t.indexes} for t in TABLES.values()
+        }
+        self._index_writes = IndexWrites(probe, table_prefix, item_size)
         self._lock = threading.Lock()
         self._local = threading.local()
         self.usage = Usage()
@@ -235,18 +194,26 @@ class CostMeter:
             }
         elif op == "TransactWriteItems":
             before = [self._transact_size(entry) for entry in params["TransactItems"]]
-        self._local.pending = (op, dict(params), before)
+        started = time.perf_counter()
+        items = written(op, params, lambda table, spec: self._key({"TableName": table, **spec}))
+        entries = self._index_writes.entries(items)  # the items' index entries before
+        self._probed(started)
+        self._local.pending = (op, dict(params), before, (items, entries))
 
     def _after(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
         pending = getattr(self._local, "pending", None)
         self._local.pending = None
         if pending is None or pending[0] != model.name:
             return
-        op, params, before = pending
+        op, params, before, (items, entries) = pending
         error = (parsed or {}).get("Error", {}).get("Code")
         # Rejected requests (validation, throttling) are not billed; lost conditions are.
         billed = error is None or error in BILLED_ERRORS
         parts = self._parts(op, params, before) if billed else []
+        if billed and items:  # and the index entries it changed (bench/indexwrites.py)
+            started = time.perf_counter()
+            parts += self._index_writes.parts(items, entries)
+            self._probed(started)
         if not parts:  # rejected, or control plane: one request on its table
             parts = [(params.get("TableName", ""), None, 0.0, 0.0)]
         actor = getattr(self._local, "actor", None) or "node"
@@ -314,10 +281,12 @@ class CostMeter:
         return []  # control plane (CreateTable, ...): not billed per request
 
     def _query_key(self, table: str, params: dict[str, Any]) -> dict[str, Any]:
-        """The partition key a Query reads (``#pk = :v`` in its key condition)."""
+        """The partition key a Query reads (``#pk = :v`` in its key condition); on an
+        index, the index's (its kind is the index's, impetus.capacity.keys)."""
         names = params.get("ExpressionAttributeNames") or {}
         values = params.get("ExpressionAttributeValues") or {}
-        partition = (self._keys.get(table) or [""])[0]
+        index = self._indexes.get(table, {}).get(params.get("IndexName", ""))
+        partition = index.partition_key if index else (self._keys.get(table) or [""])[0]
         for name, value in re.findall(
             r"([#\w]+)\s*=\s*(:\w+)", params.get("KeyConditionExpression", "")
         ):

@@ -24,7 +24,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from impetus.storage.tables import STORE, TABLES
+from impetus.storage.tables import CLAIM_INDEX, QUEUE, STORE, TABLES
 
 PAYLOAD_PREFIX = "payloads/"
 PAYLOAD_DAYS = 7  # a stream's payloads are deleted with it; this catches the abandoned ones
@@ -117,9 +117,14 @@ class DataPlane(Construct):
         return {name: table.ref for name, table in self.tables.items()}
 
     def table_arns(self) -> list[str]:
-        """Every table and its indexes: the resources of the roles' DynamoDB statements."""
-        arns = [table.attr_arn for table in self.tables.values()]
-        return arns + [f"{arn}/index/*" for arn in arns]
+        """Every table: the resources of the roles' DynamoDB statements."""
+        return [table.attr_arn for table in self.tables.values()]
+
+    def claim_index_arn(self) -> str:
+        """The queue table's claim index: a Query on an index is authorised on its ARN
+        (``<table arn>/index/<name>``), not the table's
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/iam-policy-specific-table-indexes.html)."""
+        return f"{self.tables[QUEUE].attr_arn}/index/{CLAIM_INDEX.name}"
 
     def payload_objects_arn(self) -> str:
         return self.bucket.arn_for_objects(f"{PAYLOAD_PREFIX}*")

@@ -50,6 +50,7 @@ def data_arns(data: DataPlane) -> dict[Res, list[str]]:
     """The ARNs of the stack's state, shared by every role."""
     return {
         Res.TABLES: data.table_arns(),
+        Res.CLAIM_INDEX: [data.claim_index_arn()],
         Res.PAYLOAD_OBJECTS: [data.payload_objects_arn()],
         Res.PAYLOAD_BUCKET: [data.bucket.bucket_arn],
         Res.AUTHKEY_SECRET: [data.authkey.secret_arn],

@@ -18,6 +18,13 @@ A kind's ``spread``:
 * ``"counter"``: one of a stream's K counter items (K = its queue shards): a stream's
   counter writes spread over K keys, a random one per write
   (:mod:`impetus.storage.streamcounters`);
+* the queue's claim index (a global secondary index, ``claim index``) is its own kind
+  with the base partitions' spread: one index partition key per shard (``cpk`` is the
+  shard partition's pk). A GSI partition has the same limits as a table's, 1,000 WCU
+  and 3,000 RCU per second
+  (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html),
+  and its writes (a chunk entering, changing a projected attribute, leaving) are billed
+  apart from the table's;
 * ``"replica"``: one of the active-streams record's replicas
   (:mod:`impetus.storage.activestreams`): each node reads one replica's head and shards,
   so a key takes 1/``REPLICAS`` of the fleet's reads.
@@ -31,6 +38,7 @@ from typing import Any
 from impetus.storage.activestreams import RECORD_PREFIX
 from impetus.storage.jobqueue.layout import CODE_PREFIX, DELAYED
 from impetus.storage.streamcounters import shard_key
+from impetus.storage.tables import CLAIM_INDEX
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ KINDS: dict[tuple[str, str], KeyKind] = {
         KeyKind("streams", "scan", "table", "a Scan of every stream item"),
         KeyKind("queue", "shard partition", "stream", "a stream's ready chunks, one per shard"),
         KeyKind("queue", "delayed partition", "stream", "a stream's delayed chunks"),
+        KeyKind("queue", "claim index", "stream", "a shard's claimable chunks (GSI)"),
         KeyKind("queue", "scan", "table", "a Scan of the queue table"),
         KeyKind("jobs", "job record", "split", "job records (sort key: random job id)"),
         KeyKind("jobs", "code item", "stream", "a function's code, once per stream"),
@@ -75,13 +84,15 @@ def _text(value: Any) -> str:
 
 def classify(table: str, key: dict[str, Any] | None) -> tuple[str, str]:
     """(kind, partition key value) of a request on logical ``table`` with ``key`` (typed or
-    plain values; None: a Scan)."""
+    plain values; None: a Scan). A key of an index's attributes is the index's."""
     if key is None:
         return "scan", "*"
     values = {name: _text(v) for name, v in key.items()}
     if table == "streams":
         return _streams_kind(values.get("stream", ""))
     if table == "queue":
+        if CLAIM_INDEX.partition_key in values:  # a Query of, or a write to, the index
+            return "claim index", values[CLAIM_INDEX.partition_key]
         pk = values.get("pk", "")
         return ("delayed partition" if pk.endswith(f"#{DELAYED}") else "shard partition"), pk
     if table == "jobs":

@@ -22,8 +22,10 @@ Assumptions, stated where they are made:
   completions, counter writes); a node reads every marked stream's item each poll
   (measured with one: scaled by ``busy_streams``);
 * a key kind spread per stream (the stream item, a shard partition, a code item) takes
-  all of that stream's load on one partition key (a shard partition and a counter item:
-  1/``shards``); a kind shared by the fleet (``fleet``, or ``stream`` in the idle mix)
+  all of that stream's load on one partition key (a shard partition, its claim index
+  partition and a counter item: 1/``shards``; a GSI partition has a table partition's
+  limits, https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html);
+  a kind shared by the fleet (``fleet``, or ``stream`` in the idle mix)
   is read by every node, a replica of the active-streams record (``replica``) by
   1/``REPLICAS`` of them; a node's own item only by it; job records and the store
   spread by split-for-heat (random sort keys), so only their table's limits bind;
@@ -55,6 +57,8 @@ DFS_ACTIVE_TICK = 10.0  # impetus.scaler.tick.FOLLOW_UP
 DFS_IDLE_TICK = 60.0  # the schedule (infra/functions.py DFS_RATE)
 FLOWING = 1e-6  # jobs/s: work flows (nodes poll at their busy pace), next to no jobs
 DEFAULT_JOBS_PER_RUN = 100_000.0  # a run (one stream's life) of 100,000 jobs
+# Kinds with one partition key per queue shard: a stream's load on them spreads 1/shards.
+PER_SHARD = ("shard partition", "claim index")
 TARGET_USE = 0.5  # issue 19: no item or partition above 50 % of its limit at the target
 
 
@@ -168,7 +172,7 @@ def _hot_share(key: Key, s: Scenario, rate: float) -> float | None:
     spread = keys.spread(*key)
     per_stream = rate / s.busy_streams
     if spread == "stream":
-        return per_stream / (s.queue_shards if key[1] == "shard partition" else 1)
+        return per_stream / (s.queue_shards if key[1] in PER_SHARD else 1)
     if spread == "counter":
         return per_stream / counters_for(s.queue_shards)
     if spread == "fleet":

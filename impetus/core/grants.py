@@ -35,7 +35,8 @@ class Res(enum.Enum):
     """A kind of resource a grant is on; each renderer knows its ARNs."""
 
     ANY = "*"  # actions with no resource-level control
-    TABLES = "tables"  # every table of the stack and its indexes
+    TABLES = "tables"  # every table of the stack (not their indexes)
+    CLAIM_INDEX = "claim index"  # the queue table's index of claimable chunks
     PAYLOAD_OBJECTS = "payload objects"  # payloads/* in the payload bucket
     PAYLOAD_BUCKET = "payload bucket"  # the bucket itself (listing)
     AUTHKEY_SECRET = "authkey secret"
@@ -72,6 +73,9 @@ LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 METRICS_NAMESPACE = DFS_METRICS_NAMESPACE  # the one DFS publishes to (impetus.scaler.config)
 
 TABLES = Grant(DYNAMODB_ACTIONS, (Res.TABLES,))
+# Claims (node agents) and DFS's oldest-wait estimate Query the queue's claim index
+# (impetus.storage.jobqueue.claim); nothing else reads an index, and no one writes one.
+CLAIM_INDEX = Grant(("dynamodb:Query",), (Res.CLAIM_INDEX,))
 PAYLOADS = Grant(PAYLOAD_ACTIONS, (Res.PAYLOAD_OBJECTS,))
 # Listing the payload bucket: deleting a stream finds its objects, and HeadObject on a
 # missing upload answers 404 (not 403) only to a caller that may list the bucket. No
@@ -98,6 +102,7 @@ GRANTS: Mapping[Component, tuple[Grant, ...]] = MappingProxyType(
         Component.DFS: (
             LAMBDA_LOGS,
             TABLES,
+            CLAIM_INDEX,
             # Describe calls support no resource-level permissions.
             Grant(("autoscaling:DescribeAutoScalingGroups",), (Res.ANY,)),
             # Only what impetus/scaler calls: not ec2:DescribeInstances, and not
@@ -118,6 +123,7 @@ GRANTS: Mapping[Component, tuple[Grant, ...]] = MappingProxyType(
         ),
         Component.NODE: (
             TABLES,
+            CLAIM_INDEX,
             Grant(("secretsmanager:GetSecretValue",), (Res.SIGNING_SECRET,)),
             PAYLOADS,
             Grant(("s3:GetObject",), (Res.NODE_PACKAGE,)),

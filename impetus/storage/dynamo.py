@@ -119,7 +119,22 @@ def batch_get(
 
 
 def query(client: Any, **kwargs: Any) -> Iterator[dict]:
-    """Every item of a Query, page after page, as plain dicts."""
+    """Every item of a Query, page after page, as plain dicts.
+
+    A global secondary index serves eventually consistent reads only: AWS rejects
+    ``ConsistentRead`` with ``IndexName`` (ValidationException,
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html). Refused
+    here before any request, so the rule holds whatever the backend (moto 5.2 rejects it
+    too; a laxer fake or version would not) and the error names the index."""
+    if kwargs.get("IndexName") and kwargs.get("ConsistentRead"):
+        raise ValueError(
+            f"ConsistentRead on the global secondary index {kwargs['IndexName']!r}: "
+            "AWS serves index reads eventually consistent only"
+        )
+    return _pages(client, kwargs)
+
+
+def _pages(client: Any, kwargs: dict[str, Any]) -> Iterator[dict]:
     while True:
         answer = client.query(**kwargs)
         for item in answer.get("Items", []):

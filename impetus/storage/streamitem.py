@@ -43,6 +43,12 @@ MAX_PROPERTIES_BYTES = 64 * 1024
 # .note_delayed): claimers skip the delayed partition's Query once it held nothing due
 # past this. Absent on streams from before it: their claimers always look.
 DELAYED_UNTIL = "delayed_until"
+# True on streams created since the queue table has its claim index: all their ready
+# chunks carry the index keys, so their claims Query the index
+# (impetus.storage.jobqueue.claim). Absent on older streams: some of their chunks were
+# written without the keys (the index would not show them), so their claims keep
+# Querying the partitions themselves. Never set on an existing stream.
+CLAIM_INDEX_FLAG = "claim_index"
 
 
 def describe_item(item: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from impetus.storage.streamcounters import COUNTERS, CounterShards, Reading
 from impetus.storage.streamitem import (
     ACTIVE,
     BUSY_COUNTERS,
+    CLAIM_INDEX_FLAG,
     DELAYED_UNTIL,
     DELETING,
     MARKED,
@@ -52,6 +53,7 @@ from impetus.storage.streamitem import (
 __all__ = [
     "ACTIVE",
     "BUSY_COUNTERS",
+    "CLAIM_INDEX_FLAG",
     "DELAYED_UNTIL",
     "DELETING",
     "MARKED",
@@ -107,6 +109,7 @@ class Streams:
             "status": ACTIVE,
             "owner": {"nonce": nonce, "version": version},
             DELAYED_UNTIL: 0,
+            CLAIM_INDEX_FLAG: True,
             streamcounters.COUNTER_SHARDS: streamcounters.counters_for(shards),
             **dict.fromkeys(COUNTERS, 0),
         }

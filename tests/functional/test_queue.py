@@ -174,7 +174,7 @@ def test_racing_claim_on_a_stale_read_loses(queue):
     """The claim write is conditional on the cursor it read: a stale reader loses."""
     queue.create_stream("s")
     enqueue(queue, "s", [spec("a"), spec("b")])
-    stale = queue.jobs.claimer.claimable("s#0")[0]
+    stale = queue.jobs.claimer.claimable("s", "s#0")[0]
     assert queue.claim("s", "n1", 1, lease=30).jobs[0].id == "a"
     assert queue.jobs.claimer._try_claim("s", stale, "n2", 1, 30) is None
     assert queue.claim("s", "n2", 1, lease=30).jobs[0].id == "b"

@@ -129,7 +129,9 @@ def test_a_claim_costs_the_same_with_256_shards_as_with_1(metered, queue):
     # on a sparse queue of 20 chunks over 256 shards; under load, nearly all).
     first_probe = [c for c in many if c[0] <= 2]
     assert len(first_probe) >= len(many) / 2
-    assert max(c[1] for c in first_probe) <= max(c[1] for c in one)
+    # Per Query: claims read the claim index, where a Query costs the minimum (half a
+    # unit) on 1 shard as on 256, so one dry probe before the fruitful one doubles the sum.
+    assert max(c[1] / c[0] for c in first_probe) <= max(c[1] / c[0] for c in one)
     # Counter writes ride along: one UpdateItem for the claim, one for its count.
     assert {c[2] for c in first_probe} == {c[2] for c in one} == {2}
 

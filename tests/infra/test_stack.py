@@ -24,7 +24,7 @@ from impetus.core.config import (
     ENV_SIGNING_SECRET,
     ENV_TABLES,
 )
-from impetus.storage.tables import TABLES
+from impetus.storage.tables import CLAIM_INDEX, TABLES
 from infra import lock
 from infra.build import LAMBDA_PYTHON
 from infra.nodepackage import NodeTarget, build_node_package
@@ -125,6 +125,27 @@ def test_tables_are_built_from_the_shared_definitions(synth):
         else:
             assert ttl is None
         assert deployed["SSESpecification"] == {"SSEEnabled": True}
+        assert deployed.get("GlobalSecondaryIndexes") == expected.get("GlobalSecondaryIndexes")
+
+
+def test_the_queue_table_has_its_sparse_claim_index(synth):
+    _, template, _ = synth
+    queue = next(
+        r["Properties"]
+        for k, r in resources(template, "AWS::DynamoDB::Table").items()
+        if k.startswith("DataQueueTable")
+    )
+    (index,) = queue["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == CLAIM_INDEX.name
+    assert index["KeySchema"] == [
+        {"AttributeName": "cpk", "KeyType": "HASH"},
+        {"AttributeName": "csk", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["n", "cursor", "attempt", "failures", "stage", "priority", "due"],
+    }
+    assert "ProvisionedThroughput" not in index  # on-demand, like its table
 
 
 def test_bucket_is_encrypted_private_and_expires_payloads(synth):
@@ -378,6 +399,29 @@ def test_nodes_read_only_the_signing_secret(synth):
     api = role_statements(template, "ApiApiRole")
     (read,) = actions_on(api, "secretsmanager:GetSecretValue")
     assert sorted(r["Ref"] for r in read["Resource"]) == sorted(secrets)
+
+
+def test_only_claimers_query_the_claim_index_and_no_other_index_is_granted(synth):
+    """Nodes (claims) and DFS (the oldest wait) may Query the queue's claim index, on
+    its own ARN; the API may not, and no role gets the tables' ``index/*``."""
+    _, template, _ = synth
+    roles = {
+        "node": role_statements(template, "NodesdefaultRole"),
+        "dfs": role_statements(template, "DfsDfsRole"),
+        "api": role_statements(template, "ApiApiRole"),
+    }
+    for who, stmts in roles.items():
+        on_index = [
+            s for s in stmts if any("/index/" in flatten(r) for r in as_list(s["Resource"]))
+        ]
+        if who == "api":
+            assert on_index == []
+            continue
+        (grant,) = on_index
+        assert as_list(grant["Action"]) == ["dynamodb:Query"]
+        (arn,) = as_list(grant["Resource"])
+        assert flatten(arn).endswith(f"/index/{CLAIM_INDEX.name}")
+        assert "DataQueueTable" in flatten(arn)
 
 
 def test_dfs_mutates_only_the_node_groups_and_its_metric_namespace(synth):

@@ -8,7 +8,8 @@ no other cancel either):
 * the chunk swaps ``jobs[i]`` and ``jobs[c]``, advances the cursor past the cancelled
   job and drops one from ``left``: the slot is consumed without a claim or a result,
   so no claim takes it, collection returns nothing for it and the chunk is deleted
-  once its other jobs are acknowledged;
+  once its other jobs are acknowledged; when that was its last waiting slot, the chunk
+  leaves the claim index (its index keys go, as with a claim's);
 * the cancelled job's record gets ``status = cancelled`` (and the pointer to its slot);
 * the job swapped into ``i`` (when ``i != c``) gets its record re-pointed.
 
@@ -108,6 +109,8 @@ class Canceller:
         other = chunk["jobs"][cursor]
         swap = f", #jobs[{index}] = :other, #jobs[{cursor}] = :me" if index != cursor else ""
         update = f"SET #cursor = :next{swap} ADD #left :minus_one"
+        if cursor + 1 >= int(chunk["n"]):  # its last waiting slot: out of the claim index
+            update += " " + layout.LEAVE_CLAIM_INDEX
         chunk_write = {
             "TableName": self.items.queue_table,
             "Key": dynamo.serialize({"pk": pk, "sk": sk}),

@@ -27,6 +27,7 @@ from impetus.storage.jobqueue.layout import (
     PROMOTE_EVERY,
     TOP_K,
 )
+from impetus.storage.tables import CLAIM_INDEX
 
 
 class Claimer:
@@ -76,23 +77,40 @@ class Claimer:
         heads = [
             chunk["due"]
             for shard in sample
-            for chunk in self.claimable(layout.ready_pk(stream_id, shard))
+            for chunk in self.claimable(stream_id, layout.ready_pk(stream_id, shard))
         ]
         return min(heads, default=None)
 
-    def claimable(self, pk: str) -> list[dict[str, Any]]:
-        """The first claimable chunks of a partition (due, not fully claimed), oldest first."""
-        now = keys.now_ms()
+    def claimable(self, stream_id: str, pk: str) -> list[dict[str, Any]]:
+        """The first claimable chunks of a partition (due, not fully claimed), oldest first.
+
+        Streams created with the claim index (CLAIM_INDEX_FLAG on their item) Query it:
+        it holds only chunks with a waiting job, so a Query evaluates (and is billed for)
+        claimable chunks, not the fully claimed ones that wait at a partition's head
+        until their results are acknowledged. An index read is eventually consistent
+        (AWS allows no other): a chunk written a moment ago may be missing, a chunk
+        claimed a moment ago may show its old cursor; the claim's write, conditional
+        on the cursor, loses such a race like any other. The filter stays: a chunk not
+        due yet is in the index, and so is a stale entry. Older streams, whose chunks
+        may lack the index keys, Query their partition (strongly consistent).
+        """
+        if self.items.claim_index(stream_id):
+            where: dict[str, Any] = {"IndexName": CLAIM_INDEX.name}
+            partition = f"#{CLAIM_INDEX.partition_key}"
+        else:
+            where, partition = {"ConsistentRead": True}, "#pk"
         found = dynamo.query(
             self.items.client,
             TableName=self.items.queue_table,
-            KeyConditionExpression="#pk = :pk",
+            KeyConditionExpression=f"{partition} = :pk",
             FilterExpression="#cursor < #n AND #due <= :now",
             ProjectionExpression=CANDIDATE_FIELDS,
-            ExpressionAttributeNames=dynamo.names("#pk", "#cursor < #n AND #due", CANDIDATE_FIELDS),
-            ExpressionAttributeValues=dynamo.values(pk=pk, now=now),
-            ConsistentRead=True,
+            ExpressionAttributeNames=dynamo.names(
+                partition, "#cursor < #n AND #due", CANDIDATE_FIELDS
+            ),
+            ExpressionAttributeValues=dynamo.values(pk=pk, now=keys.now_ms()),
             Limit=CLAIM_PAGE,
+            **where,
         )
         return list(itertools.islice(found, TOP_K))
 
@@ -101,7 +119,7 @@ class Claimer:
     ) -> Claim | None:
         """Head chunk first (FIFO); after a lost race, a random one of the top K."""
         for attempt in range(6):
-            candidates = self.claimable(pk)
+            candidates = self.claimable(stream_id, pk)
             if not candidates:
                 return None
             chunk = candidates[0] if attempt == 0 else random.choice(candidates)
@@ -118,13 +136,16 @@ class Claimer:
         claim_id = uuid.uuid4().hex[:16]
         expires = time.time() + lease
         entry = {"node": node, "start": start, "end": end, "expires": expires, "state": "active"}
+        update = "SET #cursor = :end, #claims.#id = :entry"
+        if end == chunk["n"]:  # its last waiting jobs: out of the claim index
+            update += " " + layout.LEAVE_CLAIM_INDEX
         try:
             answer = self.items.client.update_item(
                 TableName=self.items.queue_table,
                 Key=dynamo.serialize({"pk": chunk["pk"], "sk": chunk["sk"]}),
-                UpdateExpression="SET #cursor = :end, #claims.#id = :entry",
+                UpdateExpression=update,
                 ConditionExpression="#cursor = :start",
-                ExpressionAttributeNames=dynamo.names("#cursor #claims #id", id=claim_id),
+                ExpressionAttributeNames=dynamo.names(update, id=claim_id),
                 ExpressionAttributeValues=dynamo.values(end=end, entry=entry, start=start),
                 # the chunk's job ids (billed the same: a write is billed on item size)
                 ReturnValues="ALL_NEW",
@@ -239,7 +260,7 @@ class Claimer:
     def _promote(self, stream_id: str, due: list[dict[str, Any]]) -> None:
         for chunk in due:
             pk, sk = self.items.ready_location(stream_id, chunk["pk"], chunk["sk"])
-            ready = dict(chunk, pk=pk, sk=sk)
+            ready = layout.in_claim_index(dict(chunk, pk=pk, sk=sk))  # into the claim index
             try:
                 self.items.client.transact_write_items(
                     TransactItems=[

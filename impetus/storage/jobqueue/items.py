@@ -18,7 +18,7 @@ from impetus.core import properties
 from impetus.storage import dynamo
 from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.layout import DELAY_HINT_STEP_MS, PROPS_TTL, shard_of, suffix_of
-from impetus.storage.streams import DELAYED_UNTIL, Streams
+from impetus.storage.streams import CLAIM_INDEX_FLAG, DELAYED_UNTIL, Streams
 
 
 class QueueItems:
@@ -64,6 +64,11 @@ class QueueItems:
         """The stream's DELAYED_UNTIL (cached copy; None: a stream from before it)."""
         value = self._stream_item(stream_id).get(DELAYED_UNTIL)
         return None if value is None else int(value)
+
+    def claim_index(self, stream_id: str) -> bool:
+        """Whether the stream's claims Query the claim index (cached copy of its item;
+        set at creation, never changed: see impetus.storage.streamitem)."""
+        return bool(self._stream_item(stream_id).get(CLAIM_INDEX_FLAG))
 
     def note_delayed(self, stream_id: str, due_ms: int) -> None:
         """Before a delayed chunk due at ``due_ms`` is written: raise the stream's
@@ -175,6 +180,40 @@ class QueueItems:
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):
                 raise
+
+    def fix_claim_index(self, pk: str, chunk: dict[str, Any]) -> bool:
+        """Give a ready chunk the claim index keys it should have (a job of it waits) or
+        take away the ones it should not (none does); the chunk as read, with ``sk``,
+        ``n``, ``cursor`` and its index keys. Conditional on what decided it, so a claim
+        in between wins. True when something was written.
+
+        Only chunks written by code older than the index need this, on a stream created
+        with it (node agents of the older code still running during a rollout: their
+        re-queued chunks lack the keys, their last claims leave them); DFS's recount
+        calls it (impetus.storage.jobqueue.recount)."""
+        waiting = int(chunk["cursor"]) < int(chunk["n"])
+        if waiting == (layout.CLAIM_KEYS[0] in chunk):
+            return False
+        if waiting:
+            update = "SET #cpk = :pk, #csk = :sk"
+            condition = "#cursor < #n AND attribute_not_exists(#cpk)"
+            values = dynamo.values(pk=pk, sk=chunk["sk"])
+        else:
+            update, condition, values = layout.LEAVE_CLAIM_INDEX, "#cursor >= #n", None
+        try:
+            self.client.update_item(
+                TableName=self.queue_table,
+                Key=dynamo.serialize({"pk": pk, "sk": chunk["sk"]}),
+                UpdateExpression=update,
+                ConditionExpression=f"attribute_exists(#pk) AND {condition}",
+                ExpressionAttributeNames=dynamo.names(update, condition, "#pk"),
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+            return False
+        return True
 
     @staticmethod
     def partitions(stream_id: str, shards: int) -> list[str]:

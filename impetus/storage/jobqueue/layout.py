@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 from impetus.core.keys import PRIORITY_MIN
+from impetus.storage.tables import CLAIM_INDEX
 
 CHUNK_SIZE = 20  # keeps a chunk ~1 KB: a claim's write is billed on the item's size
 TOP_K = 8  # claim candidates considered after a lost race
@@ -33,7 +34,13 @@ DELAY_HINT_STEP_MS = 60_000
 POINTER_FIELDS = ("stream", "job", "status", "chunk_pk", "chunk_sk", "index")
 # A claim's candidates, without their job ids: a page of 48 chunks with 20 ids each was a
 # ~40 KB answer to parse per claim; the claimed chunk's ids come back with the claim.
-CANDIDATE_FIELDS = "#pk, #sk, #n, #cursor, #attempt, #failures, #stage, #priority, #due"
+# The claim index's projection is exactly these fields (impetus.storage.tables).
+CANDIDATE_FIELDS = ", ".join(f"#{name}" for name in ("pk", "sk", *CLAIM_INDEX.projected))
+# The queue table's sparse index of claimable ready chunks: a ready chunk carries its
+# keys (its own pk and sk) while it has a job no claim took; the write that takes its
+# last one removes them, so the chunk leaves the index.
+CLAIM_KEYS = (CLAIM_INDEX.partition_key, CLAIM_INDEX.sort_key)
+LEAVE_CLAIM_INDEX = "REMOVE " + ", ".join(f"#{name}" for name in CLAIM_KEYS)
 CLAIMED_FIELDS = (
     "job", "name", "code", "args", "python", "cloudpickle", "transport", "args_ref", "args_digest",
     "retries", "max_attempts", "time_limit", "sig",
@@ -75,8 +82,9 @@ def new_chunk(
     attempt: int = 0,
     failures: int = 0,
 ) -> dict[str, Any]:
-    """A new chunk item: ``ids`` of one stage, priority and due time, none claimed."""
-    return {
+    """A new chunk item: ``ids`` of one stage, priority and due time, none claimed; in
+    the claim index when it is a ready one."""
+    chunk = {
         "pk": pk,
         "sk": sk,
         "stream": stream_id,
@@ -92,6 +100,16 @@ def new_chunk(
         "results": {},
         "left": len(ids),  # jobs neither acknowledged nor moved elsewhere: 0 = spent
     }
+    return chunk if pk == delayed_pk(stream_id) else in_claim_index(chunk)
+
+
+def in_claim_index(chunk: dict[str, Any]) -> dict[str, Any]:
+    """A ready chunk with its claim index keys (its own pk and sk) while a job of it
+    waits; without them once none does (it would only take index space and writes)."""
+    unkeyed = {k: v for k, v in chunk.items() if k not in CLAIM_KEYS}
+    if int(chunk["cursor"]) >= int(chunk["n"]):
+        return unkeyed
+    return dict(unkeyed, **dict(zip(CLAIM_KEYS, (chunk["pk"], chunk["sk"]), strict=True)))
 
 
 # --- key formats ----------------------------------------------------------------------------

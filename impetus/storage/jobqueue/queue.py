@@ -16,6 +16,17 @@ removes the lease, conditional on the lease still being ours, so a zombie whose 
 was reaped cannot record anything. A chunk is deleted when every job in it has been
 acknowledged or moved to another chunk (released, reaped).
 
+Why claims read an index: a fully claimed chunk stays at the head of its partition
+until its results are acknowledged, and a Query is billed on the items it evaluates
+before its filter; claims on the partition read ~48 spent ~2.7 KB chunks to find a
+claimable one, 4.5 read units per job (docs/capacity-mix.json), the first limit one
+stream hit at 1,000+ jobs/s (a partition serves 3,000 RCU/s). So a ready chunk carries
+the keys of the queue table's sparse index ``claimable`` (``cpk``/``csk``, its own pk
+and sk) while a job of it waits: the claim or cancel that takes its last waiting job
+removes them. Claims Query the index (eventually consistent; the claim's conditional
+write settles a stale read) on streams created with it; older streams keep Querying
+their partitions (see docs/architecture.md, "The claim index").
+
 The parts, one collaborator each over the shared :class:`QueueItems`:
 
 =====================  ==============================================================

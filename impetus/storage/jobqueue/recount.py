@@ -5,6 +5,11 @@ buffers its deltas; a process can die between the write and the count), so DFS c
 them against this (:mod:`impetus.scaler.audit`). Consistent Queries over the stream's ready
 shards and its delayed partition: billed by the bytes of the chunks read, about one read
 unit per 4 KB of queue items (a 20-job chunk is ~1 KB).
+
+The same pass mends the claim index on streams created with it: a ready chunk with a
+waiting job but without the index keys (re-queued by a node agent of the code before
+the index, during a rollout) gets them, so no job waits unseen by the claims that read
+the index; a fully claimed one with them (claimed by such an agent) loses them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from impetus.storage.jobqueue import layout
 from impetus.storage.jobqueue.items import QueueItems
 
 RECOUNTED = ("waiting", "running", "delayed")
+# What the recount reads of a chunk: its counts, and whether it is in the claim index
+# (a stream with the index gets chunks written by older node agents mended here).
+CHUNK_FIELDS = "#sk, #n, #cursor, #claims, #" + layout.CLAIM_KEYS[0]
 
 
 def chunk_counts(chunk: dict[str, Any], delayed: bool) -> dict[str, int]:
@@ -66,9 +74,12 @@ class Recounter:
             item = self.items.streams.get_item(stream_id)
             shards = properties.get(item.get("properties", {}), "shards")
         totals = dict.fromkeys(RECOUNTED, 0)
+        indexed = self.items.claim_index(stream_id)
         for pk in self.items.partitions(stream_id, shards):
             delayed = pk == layout.delayed_pk(stream_id)
-            for chunk in self.items.chunks_in(pk, "#n, #cursor, #claims", consistent=True):
+            for chunk in self.items.chunks_in(pk, CHUNK_FIELDS, consistent=True):
                 for name, value in chunk_counts(chunk, delayed).items():
                     totals[name] += value
+                if indexed and not delayed:  # the audit reads them anyway: a repair pass
+                    self.items.fix_claim_index(pk, chunk)
         return totals
