@@ -28,6 +28,7 @@ production paths: it is for ``bench/costs.py`` and ``bench/capacity_mix.py``.
 
 from __future__ import annotations
 
+import contextvars
 import re
 import threading
 import time
@@ -136,6 +137,11 @@ class CostMeter:
         self._index_writes = IndexWrites(probe, table_prefix, item_size)
         self._lock = threading.Lock()
         self._local = threading.local()
+        # a context variable, not thread-local: DFS's tick fans its requests out to a
+        # thread pool (impetus.scaler.budget.fan_out) that carries the caller's context
+        self._actor: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"actor-{id(self)}", default=None
+        )
         self.usage = Usage()
 
     def logical(self, physical: str) -> str:
@@ -144,13 +150,12 @@ class CostMeter:
 
     @contextmanager
     def acting(self, actor: str) -> Iterator[None]:
-        """Attribute this thread's requests to ``actor`` (``api``, ``dfs``) meanwhile."""
-        before = getattr(self._local, "actor", None)
-        self._local.actor = actor
+        """Attribute this context's requests to ``actor`` (``api``, ``dfs``) meanwhile."""
+        token = self._actor.set(actor)
         try:
             yield
         finally:
-            self._local.actor = before
+            self._actor.reset(token)
 
     def reset(self) -> Usage:
         """Start a new window; returns the one that ended."""
@@ -216,7 +221,7 @@ class CostMeter:
             self._probed(started)
         if not parts:  # rejected, or control plane: one request on its table
             parts = [(params.get("TableName", ""), None, 0.0, 0.0)]
-        actor = getattr(self._local, "actor", None) or "node"
+        actor = self._actor.get() or "node"
         with self._lock:
             count = self.usage.dynamodb[op]
             count.requests += 1

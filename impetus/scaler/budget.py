@@ -45,6 +45,7 @@ another the same requests would take 35-65 s (before the budget: 304 s and 784 s
 from __future__ import annotations
 
 import bisect
+import contextvars
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -73,8 +74,11 @@ def fan_out(work: Callable[[T], R], items: Iterable[T], workers: int | None = No
     workers = REQUEST_CONCURRENCY if workers is None else workers
     if workers <= 1 or len(items) <= 1:
         return [work(i) for i in items]
+    # Each item runs in its own copy of the caller's context: context-bound state (the
+    # cost meter's actor, a logging context) follows the work onto the pool's threads.
+    contexts = [contextvars.copy_context() for _ in items]
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(work, items))
+        return list(pool.map(lambda c, i: c.run(work, i), contexts, items))
 
 
 class Rotation:

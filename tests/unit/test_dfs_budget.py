@@ -4,6 +4,7 @@ dead nodes seen by the reaper."""
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 import time
@@ -39,6 +40,25 @@ def test_fan_out_keeps_the_order_and_uses_several_threads():
     assert budget.fan_out(work, range(40), workers=8) == [i * i for i in range(40)]
     assert len(threads) > 1
     assert budget.fan_out(work, [3], workers=8) == [9]
+
+
+def test_fan_out_runs_each_item_in_the_callers_context():
+    """What the caller set in its context (the cost meter's actor) is seen on the pool's
+    threads, and one item's changes do not leak into another's or back."""
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+    def work(i: int) -> str:
+        seen = who.get()
+        who.set(f"item {i}")
+        time.sleep(0.01)
+        return seen
+
+    token = who.set("dfs")
+    try:
+        assert budget.fan_out(work, range(8), workers=4) == ["dfs"] * 8
+        assert who.get() == "dfs"
+    finally:
+        who.reset(token)
 
 
 def test_the_audit_takes_at_most_its_share_longest_unaudited_first():
