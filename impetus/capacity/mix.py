@@ -31,7 +31,8 @@ from typing import Any
 
 from impetus.core.exceptions import ConfigError
 from impetus.scaler.audit import AUDIT_PARTITIONS
-from impetus.storage.jobqueue.layout import REAP_SHARDS
+from impetus.scaler.budget import OLDEST_STREAMS_PER_TICK, REAP_STREAMS_PER_TICK
+from impetus.storage.jobqueue.layout import OLDEST_SAMPLE, REAP_SHARDS
 
 SCHEMA = 3
 READABLE = (2, 3)  # 2: one busy run, no per-run part (every unit charged per job)
@@ -54,6 +55,8 @@ AUDIT_KEYS = (
 )
 IDLE_PARTITIONS = 2
 REAP_KEY = ("queue", "shard partition")  # a busy stream's reaping Queries, one per shard
+REAP_OPS = ("GetItem", "Query")  # a reap: the stream's item, then its shards
+OLDEST_KEY = ("queue", "claim index")  # the oldest-wait sample reads the claim index
 
 
 @dataclass(frozen=True)
@@ -270,16 +273,42 @@ class Mix:
             scans[("streams", "scan")] = scan_units(streams, self.item_bytes["stream"])
         audited = min(streams, AUDIT_PARTITIONS / IDLE_PARTITIONS)
         per_stream = no_scan(self._dfs_rows("per_stream", sweep))
-        reaps = min(shards, REAP_SHARDS)
         parts = [
             no_scan(self._dfs_rows("per_tick", sweep)),
             {k: v * nodes for k, v in no_scan(self._dfs_rows("per_node", sweep)).items()},
             {k: v * (audited if k in AUDIT_KEYS else streams) for k, v in per_stream.items()},
-            {k: v * busy_streams * (reaps if k == REAP_KEY else 1)
-             for k, v in no_scan(self._dfs_rows("per_busy_stream", sweep)).items()},
+            self._busy_stream_work(busy_streams, sweep, shards),
             scans,
         ]  # fmt: skip
         return _merge(*parts)
+
+    def _busy_stream_work(self, busy: float, sweep: bool, shards: int) -> dict[Key, Units]:
+        """What the tick does per busy stream, within the budget's caps
+        (:mod:`impetus.scaler.budget`): the rotating reap slice (a GetItem of the stream
+        and a Query per shard, at most ``REAP_SHARDS``) takes ``REAP_STREAMS_PER_TICK``
+        streams a tick; the oldest-wait sample Queries the claim index of at most
+        ``OLDEST_SAMPLE`` shards of ``OLDEST_STREAMS_PER_TICK`` streams; the listing's
+        BatchGets grow with every busy stream. The mix measured ``extra`` busy streams,
+        under the reap cap and over the sample's: each measured row is per stream up to
+        its cap."""
+        part = self.data["dfs"]["sweep"] if sweep else self.data["dfs"]
+        out: dict[Key, Units] = {}
+        for r in part["per_busy_stream"]:
+            if r["actor"] != "dfs" or r["kind"] == "scan":
+                continue
+            key = (r["table"], r["kind"])
+            units = _clamp(Units(r["requests"], r["rcu"], r["wcu"]))
+            if key == OLDEST_KEY:
+                measured = min(self.extra, OLDEST_STREAMS_PER_TICK)
+                each = units * (self.extra / measured) * min(shards, OLDEST_SAMPLE)
+                scaled = each * min(busy, OLDEST_STREAMS_PER_TICK)
+            elif r["op"] in REAP_OPS:
+                reaps = min(shards, REAP_SHARDS) if key == REAP_KEY else 1
+                scaled = units * reaps * min(busy, REAP_STREAMS_PER_TICK)
+            else:
+                scaled = units * busy
+            out[key] = out.get(key, Units()) + scaled
+        return out
 
     def dfs_moto_seconds(self, sweep: bool = False) -> dict[str, float]:
         part = self.data["dfs"]["sweep"] if sweep else self.data["dfs"]

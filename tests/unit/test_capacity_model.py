@@ -377,6 +377,39 @@ def test_dfs_reaps_at_most_reap_shards_and_audits_at_most_its_partitions():
     assert audits == AUDIT_PARTITIONS / 2
 
 
+def test_dfs_busy_stream_work_stays_within_the_tick_budgets_caps():
+    """Past the budget's caps, more busy streams add only the listing's reads: reaps take
+    a slice of REAP_STREAMS_PER_TICK streams, the oldest-wait sample
+    OLDEST_STREAMS_PER_TICK streams of at most OLDEST_SAMPLE shards each."""
+    from impetus.scaler.budget import OLDEST_STREAMS_PER_TICK, REAP_STREAMS_PER_TICK
+    from impetus.storage.jobqueue.layout import OLDEST_SAMPLE, REAP_SHARDS
+
+    data = mix_data()
+    extra = data["dfs"]["extra"]
+    sampled = min(extra, OLDEST_STREAMS_PER_TICK)  # the measured tick hit the sample's cap
+    data["dfs"]["per_busy_stream"] = [
+        row("queue", "shard partition", 1, 1, 0, "dfs", "Query"),  # a reap
+        row("streams", "stream item", 1, 1, 0, "dfs", "GetItem"),  # a reap's read
+        row("queue", "claim index", sampled / extra, 0.5, 0, "dfs", "Query"),  # the sample
+        row("streams", "counter item", 0.01, 0.01, 0, "dfs", "BatchGetItem"),  # listing
+    ]
+    mix = Mix(data, "hand-made")
+
+    def busy_part(busy: int, shards: int) -> dict:
+        """Requests by key kind that the busy streams add to a tick."""
+        base, tick = mix.dfs_tick(1, 1, 0, shards=shards), mix.dfs_tick(1, 1, busy, shards=shards)
+        return {k: u.requests - base.get(k, Units()).requests for k, u in tick.items()}
+
+    many = busy_part(10_000, shards=127)
+    assert many[("queue", "shard partition")] == REAP_STREAMS_PER_TICK * REAP_SHARDS
+    assert many[("streams", "stream item")] == REAP_STREAMS_PER_TICK
+    assert many[("queue", "claim index")] == pytest.approx(OLDEST_STREAMS_PER_TICK * OLDEST_SAMPLE)
+    assert many[("streams", "counter item")] == pytest.approx(100)  # 10,000 / 100 a BatchGet
+    few = busy_part(5, shards=1)  # under every cap: per stream
+    assert few[("queue", "shard partition")] == 5
+    assert few[("queue", "claim index")] == pytest.approx(5)
+
+
 def test_dfs_tick_time_divides_by_the_requests_in_flight(mix):
     from impetus.capacity.model import dfs_tick_seconds
 
