@@ -1,0 +1,169 @@
+"""`impetus dashboard` on the local stack, loaded in a real headless Chromium.
+
+A stream runs five jobs on the stack's nodes, one of which raises; the dashboard runs as
+the command a user types; Chromium loads the page, lets its JavaScript poll and render
+(--dump-dom after a virtual-time budget), and the rendered numbers must equal the API's.
+With IMPETUS_DASHBOARD_SCREENSHOT=PATH the test also saves a screenshot there (how
+docs/dashboard.png is made).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+
+from impetus.api_client import ApiClient
+from impetus.core import codec
+from impetus.core.config import ClientSettings
+from impetus.dashboard.gather import totals
+from impetus.session import StreamSession
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+JOBS = 5
+FAILING = 3
+
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK), reason="chromium is not installed (make browser)"
+)
+
+
+def work(x):
+    print(f"working on {x}")
+    if x == FAILING:
+        raise ValueError(f"bad input {x}")
+    return x * x
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _chromium(*args: str, budget_ms: int = 8000) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
+             f"--virtual-time-budget={budget_ms}", *args],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _text(dom: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', dom)
+    assert match, f"#{element_id} not on the page"
+    return html.unescape(match.group(1))
+
+
+def _settled(api: ApiClient, stream_id: str, timeout: float = 120) -> dict:
+    """The stream once every job ended and its counters stopped moving."""
+    deadline, last = time.time() + timeout, None
+    while time.time() < deadline:
+        counts = api.get_stream(stream_id)["counts"]
+        ended = int(counts["finished"]) + int(counts["acked"])
+        if ended == JOBS and counts == last:
+            return counts
+        last = counts
+        time.sleep(1.0)
+    raise AssertionError(f"jobs did not end: {last}")
+
+
+@pytest.fixture
+def run(local_stack):
+    """A named stream whose five jobs ran (one raised); results left uncollected."""
+    session = StreamSession.open(None, None, properties={"name": "dash-e2e"})
+    code = codec.dump_function(work)
+    digest = codec.digest(code)
+    specs = [
+        {"id": f"job-{i}", "name": "work", "code": digest, "args": codec.dumps(i), "stage": "s1"}
+        for i in range(JOBS)
+    ]
+    session.api.enqueue(
+        session.id, specs, {digest: code}, codec.PYTHON_VERSION, codec.CLOUDPICKLE_VERSION
+    )
+    try:
+        _settled(session.api, session.id)
+        yield session
+    finally:
+        session.delete()
+        session.close()
+
+
+@pytest.fixture
+def dashboard(local_stack):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "impetus.cli", "dashboard", "--port", str(port), "--no-browser"],
+        env=local_stack["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urlopen(url, timeout=2).read()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.time() < deadline, "the dashboard did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_page_shows_what_the_api_says(run, dashboard):
+    api = ApiClient(ClientSettings.resolve())
+    dom = _chromium("--dump-dom", dashboard)
+    assert 'data-ready="1"' in dom, dom[-3000:]
+    expected = [totals(s["counts"]) for s in api.list_streams()]
+    assert int(_text(dom, "total-done")) == sum(t["done"] for t in expected) >= JOBS - 1
+    assert int(_text(dom, "total-errors")) == sum(t["errors"] for t in expected) >= 1
+    nodes = api.list_nodes()
+    assert int(_text(dom, "node-count")) == len(nodes) == 2
+    assert int(_text(dom, "workers-busy")) + int(_text(dom, "workers-idle")) == sum(
+        n["workers_total"] for n in nodes
+    )
+    # the stream by its name, with its own numbers
+    row = re.search(rf'<tr data-stream="{run.id}">(.*?)</tr>', dom, re.S)
+    assert row and ">dash-e2e<" in row.group(1)
+    assert re.search(r'class="n done-n">4<', row.group(1))
+    assert re.search(r'class="n errors-n">1<', row.group(1))
+    # the errored job: its traceback (the job's own line) and what it printed
+    block = re.search(r'<details class="error"[^>]*data-job="job-3">(.*?)</details>', dom, re.S)
+    assert block, "the errored job is not shown"
+    shown = html.unescape(block.group(1))
+    raising_line = work.__code__.co_firstlineno + 3  # the `raise` in work()
+    assert "ValueError: bad input 3" in shown and f"line {raising_line}, in work" in shown
+    assert "working on 3" in shown
+    # its link resolves to the job's record
+    href = re.search(r'<a class="job-link" href="([^"]+)">job-3</a>', dom).group(1)
+    assert href == f"/job/{run.id}/job-3"
+    record = html.unescape(_chromium("--dump-dom", dashboard.rstrip("/") + href, budget_ms=2000))
+    assert '"status": "error"' in record and '"id": "job-3"' in record
+    # nothing secret reached the page
+    assert ClientSettings.resolve().authkey not in dom
+    assert run.key not in dom
+
+    shot = os.environ.get("IMPETUS_DASHBOARD_SCREENSHOT")
+    if shot:
+        _chromium(f"--screenshot={Path(shot).resolve()}", "--window-size=1280,1400", dashboard)
+        assert Path(shot).stat().st_size > 10_000
