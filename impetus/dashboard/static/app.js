@@ -105,8 +105,13 @@ function renderChart(dfs, now) {
     const p = byTime.get(f.at) || { at: f.at, desired: 0, in_service: 0 };
     p.desired += f.desired; p.in_service += f.in_service; byTime.set(f.at, p);
   }
-  let line = [...byTime.values()];
-  if (!line.length) line = dfs.decisions.map((d) => ({ at: d.at, desired: d.desired, in_service: d.in_service ?? 0 }));
+  // Before the dashboard's first sample, the decisions (with what the policy saw) are
+  // the history; from then on, the samples.
+  const sampled = [...byTime.values()];
+  const since = sampled.length ? sampled[0].at : Infinity;
+  const line = dfs.decisions.filter((d) => d.at < since)
+    .map((d) => ({ at: d.at, desired: d.desired, in_service: d.in_service ?? 0 }))
+    .concat(sampled);
   const times = [...line.map((p) => p.at), ...dfs.decisions.map((d) => d.at), now];
   const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 60);
   const top = Math.max(1, ...line.map((p) => Math.max(p.desired, p.in_service)),
