@@ -9,6 +9,7 @@ docs/dashboard.png is made by docs/dashboard_shot.py (`make screenshot`).
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import time
 from urllib.request import urlopen
 
 import pytest
+from conftest import impetus_cli
 
 from impetus.api_client import ApiClient
 from impetus.core import codec
@@ -70,32 +72,37 @@ def _text(dom: str, element_id: str) -> str:
     return html.unescape(match.group(1))
 
 
-def _settled(api: ApiClient, stream_id: str, timeout: float = 120) -> dict:
+def _settled(api: ApiClient, stream_id: str, jobs: int = JOBS, timeout: float = 120) -> dict:
     """The stream once every job ended and its counters stopped moving."""
     deadline, last = time.time() + timeout, None
     while time.time() < deadline:
         counts = api.get_stream(stream_id)["counts"]
         ended = int(counts["finished"]) + int(counts["acked"])
-        if ended == JOBS and counts == last:
+        if ended == jobs and counts == last:
             return counts
         last = counts
         time.sleep(1.0)
     raise AssertionError(f"jobs did not end: {last}")
 
 
-@pytest.fixture
-def run(local_stack):
-    """A named stream whose five jobs ran (one raised); results left uncollected."""
-    session = StreamSession.open(None, None, properties={"name": "dash-e2e"})
-    code = codec.dump_function(work)
+def _enqueue(name: str, fn, n: int) -> StreamSession:
+    session = StreamSession.open(None, None, properties={"name": name})
+    code = codec.dump_function(fn)
     digest = codec.digest(code)
     specs = [
         {"id": f"job-{i}", "name": "work", "code": digest, "args": codec.dumps(i), "stage": "s1"}
-        for i in range(JOBS)
+        for i in range(n)
     ]
     session.api.enqueue(
         session.id, specs, {digest: code}, codec.PYTHON_VERSION, codec.CLOUDPICKLE_VERSION
     )
+    return session
+
+
+@pytest.fixture
+def run(local_stack):
+    """A named stream whose five jobs ran (one raised); results left uncollected."""
+    session = _enqueue("dash-e2e", work, JOBS)
     try:
         _settled(session.api, session.id)
         yield session
@@ -106,10 +113,15 @@ def run(local_stack):
 
 @pytest.fixture
 def dashboard(local_stack):
+    yield from _serve(local_stack["env"])
+
+
+def _serve(env: dict[str, str]):
+    """`impetus dashboard` as a user starts it, on a free port; its URL once it answers."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "impetus.cli", "dashboard", "--port", str(port), "--no-browser"],
-        env=local_stack["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -160,3 +172,61 @@ def test_the_page_shows_what_the_api_says(run, dashboard):
     # nothing secret reached the page
     assert ClientSettings.resolve().authkey not in dom
     assert run.key not in dom
+
+
+def sleepy(x):
+    import time
+
+    time.sleep(0.5)
+    return x
+
+
+@pytest.fixture
+def dfs_stack(tmp_path, monkeypatch):
+    """A stack of its own that starts with no nodes, so that DFS decides (the session's
+    stack pins its fleet); this process's clients use it."""
+    home = tmp_path / "dfs-home"
+    env = dict(os.environ, IMPETUS_HOME=str(home))
+    env.pop("IMPETUS_TABLE_PREFIX", None)
+    up = impetus_cli("local", "up", env=env)
+    assert up.returncode == 0, up.stderr + up.stdout
+    monkeypatch.setenv("IMPETUS_HOME", str(home))
+    try:
+        yield env
+    finally:
+        down = impetus_cli("local", "down", env=env)
+        assert down.returncode == 0, down.stderr
+
+
+def test_the_dfs_decisions_on_the_page_are_the_decision_logs(dfs_stack):
+    session = _enqueue("dash-dfs", sleepy, 8)
+    try:
+        _settled(session.api, session.id, jobs=8)
+        served = _serve(dfs_stack)
+        url = next(served)
+        try:
+            time.sleep(5)  # the dashboard's own fleet samples: a few polls of the page
+            dom = _chromium("--dump-dom", url)
+        finally:
+            served.close()
+    finally:
+        session.delete()
+        session.close()
+    log = impetus_cli("dfs", "log", "--json", "--limit", "50", env=dfs_stack)
+    assert log.returncode == 0, log.stderr
+    logged = {
+        (e["decision"]["action"], e["decision"]["desired"], e["decision"]["reason"])
+        for e in map(json.loads, log.stdout.splitlines())
+    }
+    rows = re.findall(
+        r'<tr class="decision-row"><td>[^<]*</td><td>default</td><td>([^<]*)</td>'
+        r'<td class="n ">(\d+)→(\d+)</td><td class="n ">(\d+)</td><td>([^<]*)</td></tr>',
+        dom,
+    )
+    assert rows, dom[-3000:]
+    shown = {(a, int(desired), html.unescape(r)) for a, _, desired, _, r in rows}
+    assert shown <= logged  # every decision shown is one the log holds, reason and all
+    assert any(a == "scale-out" for a, _, _ in shown)  # the jobs brought nodes up
+    assert 'id="dfs-error" class="none"></p>' in dom  # DFS was readable
+    assert dom.count('class="decision"') >= len(rows)  # a chart dot per decision
+    assert re.search(r'<path d="M[^"]+" class="in-service"', dom)
