@@ -188,3 +188,20 @@ def test_server_routes_and_no_authkey_in_any_answer(served):
         assert not [b for b in everything if AUTHKEY in b]
     finally:
         server.stop()
+
+
+def test_cli_bad_port_is_a_usage_error_and_a_taken_port_one_line(served, capsys):
+    from impetus.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dashboard", "--port", "http"])
+    assert exit_info.value.code == 2 and "port number" in capsys.readouterr().err
+    taken = DashboardServer(Gatherer(served["api"]), port=0)
+    try:
+        port = str(taken.server_address[1])
+        assert main(["dashboard", "--port", port, "--no-browser"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"impetus: error: cannot listen on 127.0.0.1:{port}")
+        assert err.count("\n") == 1
+    finally:
+        taken.server_close()
