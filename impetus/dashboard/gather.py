@@ -126,11 +126,17 @@ class Gatherer:
         self.fleet: deque[dict[str, Any]] = deque(maxlen=FLEET_SAMPLES)
         self._keyed: dict[str, bool] = {}  # stream id -> this user filed its key
         self._records: dict[tuple[str, str, int], dict[str, Any]] = {}  # errored jobs
+        self._details: dict[
+            str, tuple[dict[str, Any], dict[str, Any]]
+        ] = {}  # id -> counts, details
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
         streams = [self._stream(s, now) for s in self.api.list_streams()]
-        self.throughput.forget_except({s["id"] for s in streams})
+        live = {s["id"] for s in streams}
+        self.throughput.forget_except(live)
+        for gone in set(self._details) - live:
+            del self._details[gone]
         nodes = [node_entry(n) for n in self.api.list_nodes()]
         return {
             "at": now,
@@ -161,18 +167,27 @@ class Gatherer:
         entry.update(stages=None, retried=None, errored=[], keyed=self._has_key(sid))
         if entry["keyed"]:
             try:
-                self._details(sid, entry)
+                entry.update(self._stream_details(sid, stream["counts"]))
             except ApiError as exc:  # deleted meanwhile: the counts still stand
                 entry["details_error"] = exc.message or str(exc)
         return entry
 
-    def _details(self, sid: str, entry: dict[str, Any]) -> None:
-        """Per-stage progress, retried jobs and errors, from the stream's job list."""
+    def _stream_details(self, sid: str, counts: dict[str, Any]) -> dict[str, Any]:
+        """Per-stage progress, retried jobs and errors, from the stream's job list. The
+        listing reads the whole stream, so it is read again only when the stream's
+        counters moved (they change after the queue does: a settled stream costs none)."""
+        known = self._details.get(sid)
+        if known and known[0] == counts:
+            return known[1]
         jobs = self.api.list_jobs(sid, limit=MAX_LIMIT)["jobs"]
-        entry["stages"] = stage_rows(jobs)
-        entry["retried"] = sum(1 for j in jobs if (j.get("attempt") or 0) > 0)
         errored = [j for j in jobs if j["status"] == "error"][:ERRORS_SHOWN]
-        entry["errored"] = [self._error(sid, j) for j in errored]
+        details = {
+            "stages": stage_rows(jobs),
+            "retried": sum(1 for j in jobs if (j.get("attempt") or 0) > 0),
+            "errored": [self._error(sid, j) for j in errored],
+        }
+        self._details[sid] = (dict(counts), details)
+        return details
 
     def _error(self, sid: str, summary: dict[str, Any]) -> dict[str, Any]:
         key = (sid, summary["id"], summary.get("attempt") or 0)

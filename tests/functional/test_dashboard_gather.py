@@ -205,3 +205,33 @@ def test_cli_bad_port_is_a_usage_error_and_a_taken_port_one_line(served, capsys)
         assert err.count("\n") == 1
     finally:
         taken.server_close()
+
+
+class CountingApi(ApiClient):
+    """The real client, counting its job listings."""
+
+    listings = 0
+
+    def list_jobs(self, *args, **kwargs):
+        self.listings += 1
+        return super().list_jobs(*args, **kwargs)
+
+
+def test_retries_shown_and_a_settled_stream_is_not_listed_again(served):
+    queue = served["queue"]
+    queue.create_stream("s1", {"retries": 1, "retry_backoff": 0})
+    body = job_batch(2)
+    queue.enqueue("s1", body["jobs"], body["functions"], body["python"])
+    claim = queue.claim("s1", "node-a", max_jobs=1, lease=60)
+    raised = Outcome(jobs.ERROR, error={"error": "boom", "type": "E"}, failure=jobs.EXCEPTION)
+    queue.complete(claim, {claim.jobs[0].id: raised})  # runs again (attempt 1)
+    api = CountingApi(ClientSettings.resolve(), max_attempts=2)
+    gatherer = Gatherer(api)
+    first = gatherer.snapshot()["streams"][0]
+    assert first["retried"] == 1 and first["errors"] == 0 and api.listings == 1
+    assert gatherer.snapshot()["streams"][0]["retried"] == 1 and api.listings == 1
+    for _ in range(2):
+        claim = queue.claim("s1", "node-a", max_jobs=1, lease=60)
+        queue.complete(claim, {claim.jobs[0].id: Outcome(READY, result=codec.dumps(1))})
+    last = gatherer.snapshot()["streams"][0]
+    assert api.listings == 2 and last["stages"][0]["done"] == 2 and last["retried"] == 1
