@@ -13,7 +13,7 @@ NPM_STAMP := node_modules/.installed
 # The CDK CLI offline: no telemetry, no notices, no Node 20 end-of-life banner.
 CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
-.PHONY: venv demo test test-latest lock lint lint-template synth format bench clean distclean
+.PHONY: venv demo test test-latest lock lint lint-template synth format bench clean distclean browser screenshot
 
 venv: $(STAMP)
 
@@ -52,8 +52,19 @@ demo: venv
 	    $(BIN)/python examples/helloworld.py; rc=$$?; wait $$watch || rc=$${rc:-1}; }; \
 	  $(BIN)/impetus local down; exit $$rc
 
-test: venv lint synth lint-template
+test: venv lint synth lint-template browser
 	$(BIN)/pytest -q
+
+# Headless Chromium for the dashboard's e2e test (tests/e2e/test_dashboard_e2e.py),
+# from Debian's packages when it is missing.
+CHROMIUM := /usr/bin/chromium
+browser:
+	test -x $(CHROMIUM) || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }
+
+# docs/dashboard.png: a run on a fresh local stack (its own IMPETUS_HOME), shot in
+# headless Chromium (docs/dashboard_shot.py). About a minute.
+screenshot: venv browser
+	$(BIN)/python -m docs.dashboard_shot docs/dashboard.png
 
 # cfn-lint on the synthesized template: 0 errors, 0 warnings; .cfnlintrc.yaml lists the
 # rules it ignores, each with its reason.
