@@ -43,6 +43,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from impetus import timeline
 from impetus.api_client import ApiClient
 from impetus.core import codec
 from impetus.core.config import DisplaySettings
@@ -296,6 +297,12 @@ class Impetus:
     def progress(self) -> dict[str, dict[str, int]]:
         """{stage: {"forked": n, "processed": m}} of this run."""
         return self._ledger.progress()
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw the stream's timeline (per node and worker: when each job waited, ran and
+        returned) as a PNG at ``path`` (impetus.timeline). ``run`` deletes the stream at
+        its end: call it from the shutdown step, or after ``run(keep=True)``."""
+        return timeline.plot(self._session.api, self.id, path)
 
     def _step(self, label: str, name: str | None, args: tuple[Any, ...]) -> None:
         """Run one step with its label as the current stage, then send its forks."""

@@ -30,15 +30,17 @@ import concurrent.futures as cf
 import contextlib
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from impetus import mapping
+from impetus import mapping, timeline
 from impetus.api_client import ApiClient
 from impetus.cancelling import JobCanceller
 from impetus.core import codec
@@ -189,6 +191,11 @@ class Executor(cf.Executor):
         self._sent.set()  # an idle collector looks at _closing
         if wait:
             self._thread.join()
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw the stream's timeline (per node and worker) as a PNG at ``path``
+        (impetus.timeline); before shutdown, or after it with ``keep=True``."""
+        return timeline.plot(self._session.api, self.id, path)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):

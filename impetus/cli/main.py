@@ -11,10 +11,10 @@ import argparse
 import sys
 from typing import NoReturn
 
-from impetus.cli import capacity, dfs, local, nodes, stackconfig, store, streams, tasks, watch
+from impetus.cli import capacity, dfs, local, nodes, plot, stackconfig, store, streams, tasks, watch
 from impetus.core.exceptions import ApiError, ImpetusError
 
-COMMAND_GROUPS = (local, stackconfig, streams, store, nodes, tasks, watch, dfs, capacity)
+COMMAND_GROUPS = (local, stackconfig, streams, store, nodes, tasks, watch, dfs, capacity, plot)
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
