@@ -42,6 +42,7 @@ from typing import Any
 
 from impetus import mapping, timeline
 from impetus.api_client import ApiClient
+from impetus.callprogress import CallProgress
 from impetus.cancelling import JobCanceller
 from impetus.core import codec
 from impetus.core.config import DisplaySettings
@@ -82,6 +83,8 @@ class Executor(cf.Executor):
     ``time_limit``, ...; any other name is a TypeError); custom properties (node filters)
     go in ``properties={...}``. ``max_workers`` is checked as the stdlib pools check it
     (> 0) and otherwise ignored: the nodes and ``mpps`` decide how many calls run at once.
+    ``progress``: a line of the calls' progress on stderr (default: only when stderr is a
+    terminal; impetus.callprogress).
     """
 
     #: The API client class; a hook for unit tests (the end-to-end tests use the real one).
@@ -98,6 +101,7 @@ class Executor(cf.Executor):
         properties: dict[str, Any] | None = None,
         output: bool | None = None,
         include_modules: Iterable[str | ModuleType] = (),
+        progress: bool | None = None,
         **stream_properties: Any,
     ) -> None:
         if max_workers is not None and max_workers <= 0:
@@ -130,6 +134,8 @@ class Executor(cf.Executor):
         self._collector.echo = _to_stderr if show else None
         self._canceller = JobCanceller(self._session, self._forks)
         self._keep = keep
+        name = str(self._session.properties.get("name") or self.id)
+        self._progress = CallProgress(name, progress)
         self._lock = threading.Lock()
         self._futures = PendingFutures()
         self._id_prefix = uuid.uuid4().hex  # submit's job ids: <prefix>-<n>
@@ -220,6 +226,7 @@ class Executor(cf.Executor):
             except BaseException:
                 self._forget([future])
                 raise
+        self._progress.track([future])
         self._sender.forked()
         return future
 
@@ -241,6 +248,7 @@ class Executor(cf.Executor):
             futures = [ImpetusFuture(_chunk_of(i), fn, self._cancel_one) for i in ids]
             for item_id, future in zip(ids, futures, strict=True):
                 self._futures.add(item_id, future)
+        self._progress.track(futures)
         self._sender.forked()
         return results_in_order(futures, end, self._cancel)
 
@@ -352,6 +360,7 @@ class Executor(cf.Executor):
                 got = 0
                 if failures >= MAX_FAILURES or isinstance(exc, StreamDeleted):
                     self._fail_all(exc)
+            self._progress.show()
             pending = self._pending()
             if self._closing and not pending:
                 self._sender.stop()
@@ -384,6 +393,7 @@ class Executor(cf.Executor):
                 future.set_exception(exc)
 
     def _cleanup(self) -> None:
+        self._progress.show(force=True)  # a batch ended by cancelling: its last line
         self._session.release()  # another client may collect the stream now
         if self._keep or self._deleted:
             return
