@@ -37,8 +37,9 @@ def _spans(bars: list[Bar], start: str, end: str) -> list[tuple[float, float]]:
 def draw(timeline: Timeline, path: str | Path) -> Path:
     """Write the timeline as a PNG at ``path``: one row per node and worker slot."""
     rows = timeline.rows
-    height = max(2.5, 1.6 + 0.35 * len(rows))
-    figure = Figure(figsize=(10, height), dpi=DPI)
+    height = 2.2 + 0.35 * max(1, len(rows))  # the legend's and labels' room, then rows
+    # constrained layout leaves room for the legend outside the axes
+    figure = Figure(figsize=(10, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for y, row in enumerate(rows):
@@ -63,8 +64,7 @@ def draw(timeline: Timeline, path: str | Path) -> Path:
     axes.set_title(_title(timeline))
     handles = [Patch(color=colour, label=label) for label, colour, *_ in SEGMENTS]
     handles.append(Patch(color=ERROR_COLOUR, label="ran, error (x at its end)"))
-    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
-    figure.tight_layout()
+    figure.legend(handles=handles, loc="outside lower center", ncol=3, fontsize="small")
     target = Path(path)
     figure.savefig(target, format="png")
     return target

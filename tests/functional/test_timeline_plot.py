@@ -90,11 +90,11 @@ def test_impetus_plot_writes_a_png_with_a_row_per_worker(ran, tmp_path, monkeypa
     out = tmp_path / "run.png"
     assert main(["plot", "s1", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: 5 jobs on 3 workers, 1 errors"
-    # 10 x (1.6 + 0.35 per row) inches at 100 dpi; 3 rows
-    assert _png_size(out) == (1000, 265)
+    # 10 x (2.2 + 0.35 per row) inches at 100 dpi; 3 rows
+    assert _png_size(out) == (1000, 325)
     assert 15_000 < out.stat().st_size < 500_000  # bars, labels and a legend: not blank
 
 
 def test_the_python_call_draws_the_same_plot(ran, tmp_path):
     path = timeline.plot(ran["session"].api, "s1", tmp_path / "py.png")
-    assert path == tmp_path / "py.png" and _png_size(path) == (1000, 265)
+    assert path == tmp_path / "py.png" and _png_size(path) == (1000, 325)
