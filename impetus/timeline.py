@@ -101,6 +101,31 @@ def build(title: str, jobs: list[dict[str, Any]]) -> Timeline:
     return timeline
 
 
+# (phase, from, to) of a job's timeline object, as the plot's segments
+PHASES = (
+    ("waited", "forked_at", "claimed_at"),
+    ("queued on node", "claimed_at", "started_at"),
+    ("ran", "started_at", "finished_at"),
+    ("returned", "finished_at", "acked_at"),
+)
+
+
+def phases_text(line: dict[str, Any]) -> str:
+    """``waited 0.9 s, queued on node 1 s, ran 0.003 s, returned 1.5 s (local-0 w1)``:
+    the phases known, then the worker (``impetus job``'s timeline line); "" when nothing
+    is known."""
+    parts = [
+        f"{name} {float(line[b]) - float(line[a]):.3g} s"
+        for name, a, b in PHASES
+        if line.get(a) is not None and line.get(b) is not None
+    ]
+    text = ", ".join(parts)
+    if line.get("node"):
+        row = Row(str(line["node"]), int(line.get("worker", UNKNOWN_WORKER)))
+        text = f"{text} ({row.label})" if text else row.label
+    return text
+
+
 def gather(api: Any, stream_id: str) -> Timeline:
     """The timeline of a stream, read through the API (an impetus.api_client.ApiClient)."""
     title = stream_title(api.get_stream(stream_id))

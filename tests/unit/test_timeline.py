@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from impetus.timeline import UNKNOWN_WORKER, Row, build, stream_title
+from impetus.timeline import UNKNOWN_WORKER, Row, build, phases_text, stream_title
 
 
 def _job(job_id, **line):
@@ -35,3 +35,12 @@ def test_a_run_without_a_slot_gets_a_row_of_its_own_and_no_fork_falls_back():
 def test_the_title_is_the_name_property_else_the_id():
     assert stream_title({"id": "abc", "properties": {"name": "etl"}}) == "etl"
     assert stream_title({"id": "abc", "properties": {}}) == "abc"
+
+
+def test_impetus_job_s_timeline_line_names_the_known_phases_and_the_worker():
+    line = {"forked_at": 1.0, "claimed_at": 1.9, "started_at": 2.9, "finished_at": 2.903,
+            "acked_at": 4.4, "node": "local-0", "worker": 1}  # fmt: skip
+    text = "waited 0.9 s, queued on node 1 s, ran 0.003 s, returned 1.5 s (local-0 w1)"
+    assert phases_text(line) == text
+    assert phases_text({"forked_at": 1.0, "claimed_at": 3.0, "node": "n"}) == "waited 2 s (n w?)"
+    assert phases_text({"forked_at": 1.0}) == ""
