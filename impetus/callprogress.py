@@ -54,6 +54,15 @@ class CallProgress:
                 self._began, self._last, self._meter = time.monotonic(), float("-inf"), RateMeter()
             self._futures.extend(futures)
 
+    def note(self, text: str) -> None:
+        """Print a line (a job's output) without garbling the bar: on a terminal the
+        bar's line is cleared first, and drawn again below at the next show."""
+        with self._lock:
+            prefix = "\r" + CLEAR_LINE if self._tty else ""
+            self._stream.write(prefix + text.rstrip("\n") + "\n")
+            self._stream.flush()
+            self._last = float("-inf")
+
     def show(self, force: bool = False) -> None:
         """Draw the current batch (at most every ``interval`` s unless ``force``, and
         always its last state); end the batch when all its calls are done."""

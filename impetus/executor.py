@@ -130,12 +130,14 @@ class Executor(cf.Executor):
             self._hand_over,
             on_started=self._mark_started,
         )
-        show = DisplaySettings.from_env().show_output if output is None else output
-        self._collector.echo = _to_stderr if show else None
-        self._canceller = JobCanceller(self._session, self._forks)
-        self._keep = keep
         name = str(self._session.properties.get("name") or self.id)
         self._progress = CallProgress(name, progress)
+        show = DisplaySettings.from_env().show_output if output is None else output
+        # with a progress line, output goes above it (not appended to the line)
+        echo = self._progress.note if self._progress.enabled else _to_stderr
+        self._collector.echo = echo if show else None
+        self._canceller = JobCanceller(self._session, self._forks)
+        self._keep = keep
         self._lock = threading.Lock()
         self._futures = PendingFutures()
         self._id_prefix = uuid.uuid4().hex  # submit's job ids: <prefix>-<n>

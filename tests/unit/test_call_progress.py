@@ -95,3 +95,19 @@ def test_executor_progress_follows_stderr_being_a_terminal(api, capsys, monkeypa
     shown = terminal.getvalue()
     assert "\r" + progress.CLEAR_LINE + "pows [" in shown and "5/5" in shown
     assert shown.endswith("\n")
+
+
+def test_a_note_clears_the_bar_s_line_and_the_bar_comes_back_below_it():
+    out = Terminal()
+    bar = CallProgress("square", stream=out, interval=3600)
+    calls = _futures(2)
+    bar.track(calls)
+    bar.show()
+    bar.note("[job-1] hello\n")
+    bar.show()  # drawn again at once, though within the interval
+    lines = out.getvalue().split("\r" + progress.CLEAR_LINE)
+    assert lines[1].startswith("square [") and lines[2] == "[job-1] hello\n"
+    assert lines[3].startswith("square [") and "0/2" in lines[3]
+    plain = io.StringIO()
+    CallProgress("square", enabled=True, stream=plain).note("[job-1] hello")
+    assert plain.getvalue() == "[job-1] hello\n"
