@@ -118,9 +118,10 @@ class Claimer:
         claim_id = uuid.uuid4().hex[:16]
         now = time.time()
         expires = now + lease
-        # "at": when it was claimed, for the jobs' timeline (same write, a few bytes more)
+        # "at": when it was claimed, for the jobs' timeline (same write, a few bytes more;
+        # to the millisecond: each result entry carries it too, see jobqueue.stamps)
         entry = {"node": node, "start": start, "end": end, "expires": expires, "state": "active"}
-        entry["at"] = now
+        entry["at"] = now = round(now, 3)
         try:
             answer = self.items.client.update_item(
                 TableName=self.items.queue_table,
