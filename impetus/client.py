@@ -277,8 +277,10 @@ class Impetus:
         with the job id; default from ``IMPETUS_SHOW_OUTPUT`` (on unless it is 0).
         """
         progress = progress or Progress()
-        # the status line's head: the stream's name, else its id (as every command shows it)
-        progress.name = progress.name or str(self.properties.get("name") or self.id)
+        if isinstance(progress, Progress) and not progress.name:
+            # the status line's head: the stream's name, else its id (as commands show
+            # it); any other object with update, note and close is used as it is
+            progress.name = str(self.properties.get("name") or self.id)
         show = DisplaySettings.from_env().show_output if output is None else output
         self._collector.echo = progress.note if show else None
         try:
@@ -338,9 +340,10 @@ class Impetus:
                     polled.add(stage)
                     got += self._collector.collect(stage)
                     more = more or self._collector.more
-            progress.update(
-                self._ledger.steps(), self._last_step, running=self._collector.running()
-            )
+            # jobs running: only impetus's Progress takes them (see run)
+            ours = isinstance(progress, Progress)
+            running = {"running": self._collector.running()} if ours else {}
+            progress.update(self._ledger.steps(), self._last_step, **running)
             wait = pacer.after(got, RESULTS_LIMIT * len(active), more)
             if wait:
                 time.sleep(wait)

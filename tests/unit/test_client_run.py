@@ -401,6 +401,25 @@ def test_a_run_off_a_terminal_prints_status_lines_headed_by_the_stream_name(api,
     assert lines[-1].endswith(" s") and "\x1b" not in out.getvalue()
 
 
+def test_any_object_with_update_note_and_close_can_be_the_progress(api, tmp_path):
+    seen = []
+
+    class Mine:  # the signature progress objects had before the status line
+        def update(self, steps, current, force=False):
+            seen.append(list(steps))
+
+        def note(self, text):
+            pass
+
+        def close(self):
+            pass
+
+    app = make(Hello, tmp_path)
+    app.n = 3
+    app.run(progress=Mine())
+    assert seen and seen[-1][-1][:3] == ("stage1", 3, 3)
+
+
 def test_progress_line_format():
     out = io.StringIO()
     Progress(out, interval=0).update([("startup", 100, 100), ("stage1", 100, 100)], "stage1")
