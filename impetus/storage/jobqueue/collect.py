@@ -250,7 +250,7 @@ class Collector:
         # the tombstone keeps the job's timeline (impetus.storage.jobqueue.stamps)
         tombstones = [
             {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now}
-            | {"created": records[i].get("created"), "tl": stamps.kept(entry)}
+            | stamps.tombstone_fields(records[i], entry)
             for i, entry in acked.items()
         ]
         dynamo.batch_write(

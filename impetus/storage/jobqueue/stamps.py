@@ -31,9 +31,13 @@ _ENTRY_STAMPS = {"cl": "claimed_at", "st": "started_at", "fi": "finished_at"}
 KEPT = ("cl", "st", "fi", "node", "w", "s")
 
 
-def kept(entry: dict[str, Any]) -> dict[str, Any]:
-    """The part of a result entry an acknowledgement tombstone keeps (its ``tl``)."""
-    return {k: entry[k] for k in KEPT if entry.get(k) is not None}
+def tombstone_fields(record: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """What an acknowledgement tombstone keeps of the job's record (its fork time) and of
+    the result entry the ack removes (``tl``)."""
+    fields: dict[str, Any] = {"tl": {k: entry[k] for k in KEPT if entry.get(k) is not None}}
+    if record.get("created") is not None:
+        fields["created"] = record["created"]
+    return fields
 
 
 def timeline(
