@@ -50,6 +50,9 @@ READ_TIMEOUT = 60.0
 MAX_ATTEMPTS = 6
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0
+# The job listing route answers at most this many jobs a page (lambdas/api: joblist.MAX_LIMIT);
+# a larger ``limit`` is reached by following its pages.
+JOBS_PAGE_MAX = 1000
 
 
 def _segment(value: str) -> str:
@@ -171,7 +174,7 @@ class ApiClient:
     ) -> dict[str, Any]:
         """``{"jobs": [summary], "count": n}``: the first ``limit`` jobs in fork order,
         payloads left out (pages cut by size are followed until ``limit``)."""
-        params: dict[str, Any] = {"limit": limit}
+        params: dict[str, Any] = {"limit": min(limit, JOBS_PAGE_MAX)}
         if status is not None:
             params["status"] = status
         path = f"/streams/{_segment(stream_id)}/jobs"
@@ -181,7 +184,7 @@ class ApiClient:
             answer["count"] = page["count"]
             if len(answer["jobs"]) >= limit:
                 break
-            params["limit"] = limit - len(answer["jobs"])
+            params["limit"] = min(limit - len(answer["jobs"]), JOBS_PAGE_MAX)
         return answer
 
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from impetus import timeline
 from impetus.api_client import ApiClient
 from impetus.core import codec
 from impetus.core.config import DisplaySettings
@@ -276,6 +277,10 @@ class Impetus:
         with the job id; default from ``IMPETUS_SHOW_OUTPUT`` (on unless it is 0).
         """
         progress = progress or Progress()
+        if isinstance(progress, Progress) and not progress.name:
+            # the status line's head: the stream's name, else its id (as commands show
+            # it); any other object with update, note and close is used as it is
+            progress.name = str(self.properties.get("name") or self.id)
         show = DisplaySettings.from_env().show_output if output is None else output
         self._collector.echo = progress.note if show else None
         try:
@@ -296,6 +301,12 @@ class Impetus:
     def progress(self) -> dict[str, dict[str, int]]:
         """{stage: {"forked": n, "processed": m}} of this run."""
         return self._ledger.progress()
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw the stream's timeline (per node and worker: when each job waited, ran and
+        returned) as a PNG at ``path`` (impetus.timeline). ``run`` deletes the stream at
+        its end: call it from the shutdown step, or after ``run(keep=True)``."""
+        return timeline.plot(self._session.api, self.id, path)
 
     def _step(self, label: str, name: str | None, args: tuple[Any, ...]) -> None:
         """Run one step with its label as the current stage, then send its forks."""
@@ -329,7 +340,10 @@ class Impetus:
                     polled.add(stage)
                     got += self._collector.collect(stage)
                     more = more or self._collector.more
-            progress.update(self._ledger.steps(), self._last_step)
+            # jobs running: only impetus's Progress takes them (see run)
+            ours = isinstance(progress, Progress)
+            running = {"running": self._collector.running()} if ours else {}
+            progress.update(self._ledger.steps(), self._last_step, **running)
             wait = pacer.after(got, RESULTS_LIMIT * len(active), more)
             if wait:
                 time.sleep(wait)

@@ -30,16 +30,19 @@ import concurrent.futures as cf
 import contextlib
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from impetus import mapping
+from impetus import mapping, timeline
 from impetus.api_client import ApiClient
+from impetus.callprogress import CallProgress
 from impetus.cancelling import JobCanceller
 from impetus.core import codec
 from impetus.core.config import DisplaySettings
@@ -80,6 +83,8 @@ class Executor(cf.Executor):
     ``time_limit``, ...; any other name is a TypeError); custom properties (node filters)
     go in ``properties={...}``. ``max_workers`` is checked as the stdlib pools check it
     (> 0) and otherwise ignored: the nodes and ``mpps`` decide how many calls run at once.
+    ``progress``: a line of the calls' progress on stderr (default: only when stderr is a
+    terminal; impetus.callprogress).
     """
 
     #: The API client class; a hook for unit tests (the end-to-end tests use the real one).
@@ -96,6 +101,7 @@ class Executor(cf.Executor):
         properties: dict[str, Any] | None = None,
         output: bool | None = None,
         include_modules: Iterable[str | ModuleType] = (),
+        progress: bool | None = None,
         **stream_properties: Any,
     ) -> None:
         if max_workers is not None and max_workers <= 0:
@@ -124,8 +130,12 @@ class Executor(cf.Executor):
             self._hand_over,
             on_started=self._mark_started,
         )
+        name = str(self._session.properties.get("name") or self.id)
+        self._progress = CallProgress(name, progress)
         show = DisplaySettings.from_env().show_output if output is None else output
-        self._collector.echo = _to_stderr if show else None
+        # with a progress line, output goes above it (not appended to the line)
+        echo = self._progress.note if self._progress.enabled else _to_stderr
+        self._collector.echo = echo if show else None
         self._canceller = JobCanceller(self._session, self._forks)
         self._keep = keep
         self._lock = threading.Lock()
@@ -190,6 +200,11 @@ class Executor(cf.Executor):
         if wait:
             self._thread.join()
 
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw the stream's timeline (per node and worker) as a PNG at ``path``
+        (impetus.timeline); before shutdown, or after it with ``keep=True``."""
+        return timeline.plot(self._session.api, self.id, path)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             self._interrupt()
@@ -213,6 +228,7 @@ class Executor(cf.Executor):
             except BaseException:
                 self._forget([future])
                 raise
+        self._progress.track([future])
         self._sender.forked()
         return future
 
@@ -234,6 +250,7 @@ class Executor(cf.Executor):
             futures = [ImpetusFuture(_chunk_of(i), fn, self._cancel_one) for i in ids]
             for item_id, future in zip(ids, futures, strict=True):
                 self._futures.add(item_id, future)
+        self._progress.track(futures)
         self._sender.forked()
         return results_in_order(futures, end, self._cancel)
 
@@ -345,6 +362,7 @@ class Executor(cf.Executor):
                 got = 0
                 if failures >= MAX_FAILURES or isinstance(exc, StreamDeleted):
                     self._fail_all(exc)
+            self._progress.show()
             pending = self._pending()
             if self._closing and not pending:
                 self._sender.stop()
@@ -377,6 +395,7 @@ class Executor(cf.Executor):
                 future.set_exception(exc)
 
     def _cleanup(self) -> None:
+        self._progress.show(force=True)  # a batch ended by cancelling: its last line
         self._session.release()  # another client may collect the stream now
         if self._keep or self._deleted:
             return

@@ -1,10 +1,13 @@
 """The client's progress display.
 
-Not a terminal (a log, a pipe, CI): the original's line,
-``thread: startup 100/100 -> stage1 100/100 via stage1`` — for startup, the jobs it
-forked and how many of them have been collected; for each stage, the jobs forked into it
-and how many have been collected; ``via`` names the step that ran last. A new line is
-printed when it changed, at most every ``interval`` seconds (logs stay short).
+Not a terminal (a log, a pipe, CI): one plain status line a person can read, over all
+stages (each stage's count added when there are several)::
+
+    helloworld: 30/50 done, 2 errors, 18 waiting, 4 running, 12 s
+
+*done* counts collected jobs, *running* the ones a node marked started (when known),
+*waiting* the rest. A new line is printed when it changed, at most every ``interval``
+seconds (logs stay short).
 
 On a terminal: one live bar per stage, redrawn in place with ANSI escapes (no curses)::
 
@@ -38,10 +41,34 @@ class Step(NamedTuple):
     errors: int = 0
 
 
-def render(steps: Sequence[tuple], current: str | None) -> str:
-    """The original's one-line progress."""
-    parts = " -> ".join(f"{s[0]} {s[2]}/{s[1]}" for s in steps)
-    return f"thread: {parts} via {current or '-'}"
+def status_line(name: str, forked: int, done: int, errors: int, running: int, secs: float) -> str:
+    """The plain one-line status (see the module doc)."""
+    waiting = max(0, forked - done - running)
+    return (
+        f"{name}: {done}/{forked} done, {errors} errors, {waiting} waiting, "
+        f"{running} running, {secs:.0f} s"
+    )
+
+
+def render(steps: Sequence[Step], name: str, running: int, secs: float) -> str:
+    """The status line of a pipeline's stages (``steps[0]`` is startup: its jobs are
+    counted in their stages)."""
+    stages = steps[1:]
+    line = status_line(
+        name,
+        sum(s.forked for s in stages),
+        sum(s.processed for s in stages),
+        sum(s.errors for s in stages),
+        running,
+        secs,
+    )
+    if len(stages) > 1:
+        line += " (" + ", ".join(f"{s.name} {s.processed}/{s.forked}" for s in stages) + ")"
+    return line
+
+
+def is_terminal(stream: TextIO) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 class RateMeter:
@@ -105,9 +132,10 @@ def render_bars(steps: Sequence[Step], rates: dict[str, float | None]) -> list[s
 
 
 class Progress:
-    """Throttled printer: live bars on a terminal, else the original's line.
+    """Throttled printer: live bars on a terminal, else a plain status line.
 
-    ``bars=None`` decides by whether ``stream`` is a terminal.
+    ``bars=None`` decides by whether ``stream`` is a terminal. ``name`` heads the status
+    line (the app sets its stream's name when none was given).
     """
 
     def __init__(
@@ -116,9 +144,11 @@ class Progress:
         interval: float | None = None,
         enabled: bool = True,
         bars: bool | None = None,
+        name: str | None = None,
     ) -> None:
         self._stream = stream or sys.stdout
-        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self.name = name
+        self._tty = is_terminal(self._stream)
         self._bars = self._tty if bars is None else bars
         self._interval = interval if interval is not None else (0.25 if self._tty else 2.0)
         self._enabled = enabled
@@ -126,17 +156,28 @@ class Progress:
         self._last_time = float("-inf")  # the first update always prints
         self._drawn = 0  # lines of the last bar frame (to move up over them)
         self._meter = RateMeter()
+        self._began: float | None = None  # monotonic time of the first update
 
-    def update(self, steps: Sequence[tuple], current: str | None, force: bool = False) -> None:
+    def update(
+        self, steps: Sequence[tuple], current: str | None, force: bool = False, running: int = 0
+    ) -> None:
+        """Show the steps' counts; ``running``: jobs a node marked started. ``current``
+        (the step that ran last) is no longer shown; kept for callers."""
         if not self._enabled:
             return
         now = time.monotonic()
+        self._began = now if self._began is None else self._began
         steps = [Step(*s) for s in steps]
         rates = {s.name: self._meter.observe(s.name, s.processed, now) for s in steps[1:]}
-        frame = "\n".join(render_bars(steps, rates)) if self._bars else render(steps, current)
-        if frame == self._last_line or (not force and now - self._last_time < self._interval):
+        if self._bars:
+            frame = key = "\n".join(render_bars(steps, rates))
+        else:
+            name = self.name or "impetus"
+            frame = render(steps, name, running, now - self._began)
+            key = render(steps, name, running, 0)  # the clock alone is no change
+        if key == self._last_line or (not force and now - self._last_time < self._interval):
             return
-        self._last_line, self._last_time = frame, now
+        self._last_line, self._last_time = key, now
         if self._bars:
             self._draw(frame.split("\n"))
         else:

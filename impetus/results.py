@@ -122,14 +122,16 @@ class ResultCollector:
         go to it first."""
         page = self._session.api.results_page(self._session.id, stage, RESULTS_LIMIT)
         self.more = bool(page.get("more"))
-        if self._on_started is None:
-            return page["jobs"]
-        started = page["started"]
+        started = page.get("started") or []
         new = [job_id for job_id in started if job_id not in self._running.get(stage, ())]
         self._running[stage] = set(started)
-        if new:
+        if new and self._on_started is not None:
             self._on_started(new)
         return page["jobs"]
+
+    def running(self) -> int:
+        """Jobs a node marked started and not ended, as of each stage's last round."""
+        return sum(len(ids) for ids in self._running.values())
 
     def acknowledge(self, job_ids: list[str]) -> None:
         """Tell the queue these results are kept: it will not return them again."""

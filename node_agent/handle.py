@@ -100,6 +100,7 @@ class WorkerHandle:
         self.process, self._out, self.conn = _spawn(identity)
         self.stream_id = stream_id
         self.name = f"worker-{next(_numbers)}"
+        self.slot = 0  # its row on this node's timeline (Pool gives the lowest free one)
         self.assignments: deque[Assignment] = deque()
         self.idle_since = time.monotonic()
         self.current: str | None = None  # the job running now

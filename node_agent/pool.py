@@ -167,7 +167,10 @@ class Pool:
             self._claims.give_back(flight)
             run.dry_until = time.monotonic() + self._poll_interval
             return
+        used = {w.slot for w in run.workers}
         for worker in new:
+            worker.slot = min(set(range(len(used) + 1)) - used)
+            used.add(worker.slot)
             log.info("stream %s: started %s (pid %s)", run.stream.id, worker.name, worker.pid)
         run.workers += new
         workers += new
@@ -232,6 +235,7 @@ class Pool:
 
     def _record(self, worker: WorkerHandle, job_id: str, outcome: Outcome) -> None:
         flight: InFlight | None = worker.take(job_id)
+        outcome.worker = worker.slot  # the agent's own slot number, not the worker's word
         self.jobs_done += 1
         run = self.runs.get(worker.stream_id)
         if run is not None and outcome.finished >= outcome.started > 0:

@@ -17,6 +17,7 @@ from impetus.cli import (
     dfs,
     local,
     nodes,
+    plot,
     stackconfig,
     store,
     streams,
@@ -25,7 +26,9 @@ from impetus.cli import (
 )
 from impetus.core.exceptions import ApiError, ImpetusError
 
-COMMAND_GROUPS = (local, stackconfig, streams, store, nodes, tasks, watch, dfs, capacity, dashboard)
+COMMAND_GROUPS = (
+    local, stackconfig, streams, store, nodes, tasks, watch, dfs, capacity, plot, dashboard
+)  # fmt: skip
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2

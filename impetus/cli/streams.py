@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any
 
+from impetus import timeline
 from impetus.cli.common import (
     STREAM_ID_HELP,
     add_json_flag,
@@ -165,6 +166,9 @@ def cmd_job(args: argparse.Namespace) -> int:
     took = _duration(job.get("started"), job.get("finished"))
     if took:
         write(f"{'time:':10s} {took}")
+    phases = timeline.phases_text(job.get("timeline") or {})
+    if phases:
+        write(f"{'timeline:':10s} {phases}")
     result = job.get("result")
     if job.get("status") == "error" and isinstance(result, dict):
         write(f"{'error:':10s} {result.get('type')}: {result.get('error')}")

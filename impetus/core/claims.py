@@ -47,3 +47,4 @@ class Claim:
     failures: int = 0  # exception re-runs the chunk's jobs used (attempt - failures = lost)
     priority: int = 0
     jobs: list[ClaimedJob] = field(default_factory=list)
+    claimed: float = 0.0  # epoch seconds of the claim: each job's ``claimed_at``

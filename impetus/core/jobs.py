@@ -88,6 +88,9 @@ class Outcome:
     # What the job printed and logged: {"stdout"?, "stderr"?, "log"?, "truncated"?},
     # each the last 64 KiB (node_agent/capture.py); None when it wrote nothing.
     output: dict[str, Any] | None = None
+    # The worker slot that ran it (0, 1, ... on its node), set by the node agent, never
+    # taken from the worker's own report: the timeline's rows (impetus.timeline).
+    worker: int | None = None
 
 
 def error_record(exc: BaseException, function_name: str | None = None) -> dict[str, Any]:

@@ -14,18 +14,19 @@ from typing import Any
 
 from impetus.core import jobs
 from impetus.storage import dynamo
-from impetus.storage.jobqueue import layout
+from impetus.storage.jobqueue import layout, stamps
 
 #: Statuses a listing can filter on (``delayed`` is a waiting job that is not due yet).
 LIST_STATUSES = (jobs.WAITING, "delayed", jobs.RUNNING, jobs.READY, jobs.ERROR, jobs.ACKED)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_RECORD_FIELDS = ("job", "name", "stage", "status", "created", "priority", "delay")
+_RECORD_FIELDS = ("job", "name", "stage", "status", "created", "priority", "delay", "acked", "tl")
 _CHUNK_FIELDS = ("pk", "jobs", "cursor", "claims", "results", "attempt")
 
 
 def chunk_states(chunks: Iterable[dict[str, Any]], delayed_pk: str) -> dict[str, dict[str, Any]]:
-    """job id -> {"status", "node"?, "attempt", "started"?, "finished"?} from live chunks.
+    """job id -> {"status", "node"?, "attempt", "started"?, "finished"?, and the result
+    "entry" or the "claim" entry holding it} from live chunks.
 
     Jobs before a chunk's cursor with neither a claim nor a result were acknowledged or
     moved to another chunk: they are left out (their record or new chunk tells).
@@ -43,6 +44,7 @@ def chunk_states(chunks: Iterable[dict[str, Any]], delayed_pk: str) -> dict[str,
                     "attempt": entry.get("a", 0),
                     "started": entry.get("st"),
                     "finished": entry.get("fi"),
+                    "entry": entry,
                 }
                 continue
             owner = next((c for c in claims if layout.holds(c, index)), None)
@@ -51,6 +53,7 @@ def chunk_states(chunks: Iterable[dict[str, Any]], delayed_pk: str) -> dict[str,
                     "status": jobs.RUNNING,
                     "node": owner.get("node"),
                     "attempt": chunk.get("attempt", 0),
+                    "claim": owner,
                 }
             elif index >= chunk.get("cursor", 0):
                 waiting = "delayed" if chunk.get("pk") == delayed_pk else jobs.WAITING
@@ -72,8 +75,11 @@ def summarize(record: dict[str, Any], state: dict[str, Any] | None) -> dict[str,
         "started": None,
         "finished": None,
     }
-    if state is not None and row["status"] != jobs.ACKED:
+    live = state is not None and row["status"] != jobs.ACKED
+    if live:
         row.update({k: v for k, v in state.items() if v is not None or k == "node"})
+    entry, claim = (row.pop("entry", None), row.pop("claim", None)) if live else (None, None)
+    row["timeline"] = stamps.timeline(record, entry, claim)
     return row
 
 

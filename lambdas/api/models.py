@@ -177,6 +177,13 @@ class StreamList(Paged):
     streams: list[Stream]
 
 
+TIMELINE_DOC = (
+    "epoch seconds of forked_at, claimed_at, started_at, finished_at and acked_at, and "
+    "node, worker (its slot on the node) and outcome (ready or error); a key is absent "
+    "when unknown (impetus.storage.jobqueue.stamps)"
+)
+
+
 class Job(BaseModel):
     id: str
     name: str
@@ -211,6 +218,7 @@ class Job(BaseModel):
         description="what the job printed and logged: stdout, stderr, log (each its last "
         "64 KiB) and truncated (the names cut); absent when it wrote nothing",
     )
+    timeline: dict[str, Any] | None = Field(default=None, description=TIMELINE_DOC)
 
 
 class ResultList(BaseModel):
@@ -237,6 +245,7 @@ class JobSummary(BaseModel):
     node: str | None
     started: float | None
     finished: float | None
+    timeline: dict[str, Any] | None = Field(default=None, description=TIMELINE_DOC)
 
 
 class JobSummaryList(Paged):

@@ -115,6 +115,8 @@ def test_jobs_lists_and_filters(served, capsys):
     assert answer["count"] == 1 and answer["jobs"][0]["id"] == "job-0"
     code, out, _ = run(capsys, "job", "s1", "job-0")
     assert code == 0 and "status:    ready" in out and "time:      0.500s" in out
+    (line,) = [t for t in out.splitlines() if t.startswith("timeline:")]
+    assert "ran 0.5 s" in line and line.endswith("(node-a w?)")  # no slot in this outcome
 
 
 @pytest.mark.parametrize(

@@ -390,10 +390,40 @@ def test_stream_id_rules(api, tmp_path):
         make(Hello, tmp_path, id="bad id/with slash")
 
 
+def test_a_run_off_a_terminal_prints_status_lines_headed_by_the_stream_name(api, tmp_path):
+    out = io.StringIO()  # not a terminal
+    app = make(Hello, tmp_path, name="hello")
+    app.n = 30
+    app.run(progress=Progress(out))
+    lines = out.getvalue().splitlines()
+    assert lines and all(line.startswith("hello: ") for line in lines)
+    assert lines[-1].startswith("hello: 30/30 done, 0 errors, 0 waiting, 0 running, ")
+    assert lines[-1].endswith(" s") and "\x1b" not in out.getvalue()
+
+
+def test_any_object_with_update_note_and_close_can_be_the_progress(api, tmp_path):
+    seen = []
+
+    class Mine:  # the signature progress objects had before the status line
+        def update(self, steps, current, force=False):
+            seen.append(list(steps))
+
+        def note(self, text):
+            pass
+
+        def close(self):
+            pass
+
+    app = make(Hello, tmp_path)
+    app.n = 3
+    app.run(progress=Mine())
+    assert seen and seen[-1][-1][:3] == ("stage1", 3, 3)
+
+
 def test_progress_line_format():
     out = io.StringIO()
     Progress(out, interval=0).update([("startup", 100, 100), ("stage1", 100, 100)], "stage1")
-    assert out.getvalue() == "thread: startup 100/100 -> stage1 100/100 via stage1\n"
+    assert out.getvalue() == "impetus: 100/100 done, 0 errors, 0 waiting, 0 running, 0 s\n"
 
 
 def test_stage_failure_leaves_batch_unwritten_and_unacked_for_a_restart(api, tmp_path):

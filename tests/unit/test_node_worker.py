@@ -122,6 +122,14 @@ def test_worker_process_runs_a_batch_paced_by_frequency():
     assert starts[1] - starts[0] >= 0.19 and starts[2] - starts[1] >= 0.19
 
 
+def test_outcomes_carry_the_agents_worker_slot():
+    """Two workers of one stream are slots 0 and 1 (the timeline's rows); the agent
+    sets the slot, whatever the worker's report said (it says None)."""
+    jobs = [make_job(square, i, job_id=f"j{i}") for i in range(2)]
+    outcomes = run_jobs(jobs, run=stream_run(mpps=2), batch=1)
+    assert sorted(o.worker for o in outcomes.values()) == [0, 1]
+
+
 def test_worker_process_death_is_seen_on_its_sentinel():
     worker = WorkerHandle("s", support().identity)
     try:

@@ -16,13 +16,27 @@ class Terminal(io.StringIO):
 STEPS = [Step("startup", 100, 40), Step("stage1", 100, 40, 2)]
 
 
-def test_not_a_terminal_prints_the_original_line():
+def test_not_a_terminal_prints_a_plain_status_line():
     out = io.StringIO()
-    p = Progress(out, interval=0)
-    p.update(STEPS, "stage1")
-    p.update(STEPS, "stage1")  # unchanged: not printed again
+    p = Progress(out, interval=0, name="helloworld")
+    p.update([Step("startup", 50, 30), Step("stage1", 50, 30, 2)], "stage1", running=4)
+    p.update([Step("startup", 50, 30), Step("stage1", 50, 30, 2)], None, running=4)  # same
     p.close()
-    assert out.getvalue() == "thread: startup 40/100 -> stage1 40/100 via stage1\n"
+    assert out.getvalue() == "helloworld: 30/50 done, 2 errors, 16 waiting, 4 running, 0 s\n"
+    assert "\x1b" not in out.getvalue()
+
+
+def test_the_status_line_sums_stages_and_names_each_when_there_are_several(monkeypatch):
+    clock = iter([100.0, 112.4])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    p = Progress(out, interval=0)  # no name: the app sets its stream's
+    p.update([Step("startup", 60, 0), Step("a", 50, 10, 1), Step("b", 10, 0)], None)
+    p.update([Step("startup", 60, 0), Step("a", 50, 20, 1), Step("b", 20, 5)], None, running=3)
+    assert out.getvalue().splitlines() == [
+        "impetus: 10/60 done, 1 errors, 50 waiting, 0 running, 0 s (a 10/50, b 0/10)",
+        "impetus: 25/70 done, 1 errors, 42 waiting, 3 running, 12 s (a 20/50, b 5/20)",
+    ]
 
 
 def test_not_a_terminal_is_throttled():

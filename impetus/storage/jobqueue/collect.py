@@ -15,13 +15,17 @@ from botocore.exceptions import ClientError
 from impetus.core import joboutput, jobs, keys, properties
 from impetus.core.exceptions import JobNotFound
 from impetus.storage import dynamo
-from impetus.storage.jobqueue import layout
+from impetus.storage.jobqueue import layout, stamps
 from impetus.storage.jobqueue.items import QueueItems
 from impetus.storage.jobqueue.layout import CHUNK_SIZE, POINTER_FIELDS
 from impetus.storage.jobqueue.seal import ARGS_VERIFIED, MAC
 
 #: Finished jobs read per round trip when a page is cut by size (BatchGetItem takes 100).
 SLICE = 100
+
+
+# an ack reads the records' pointers, and their fork time for the tombstone's timeline
+ACK_FIELDS = (*POINTER_FIELDS, "created")
 
 
 @dataclass
@@ -198,6 +202,7 @@ class Collector:
             )
             if "ref" in entry:
                 job["result"] = spilled.get(entry["ref"])
+        job["timeline"] = stamps.timeline(record, entry)
         return job
 
     def get_job(self, stream_id: str, job_id: str) -> dict[str, Any]:
@@ -208,7 +213,8 @@ class Collector:
         if record is None:
             raise JobNotFound(f"no job {job_id!r} in stream {stream_id!r}")
         if record.get("status") == jobs.ACKED:
-            return {"id": job_id, "client": stream_id, "status": jobs.ACKED}
+            line = stamps.timeline(record)
+            return {"id": job_id, "client": stream_id, "status": jobs.ACKED, "timeline": line}
         pk, sk = record["chunk_pk"], record["chunk_sk"]
         chunk = self.items.get_chunk(pk, sk) or self.items.get_chunk(
             *self.items.ready_location(stream_id, pk, sk)
@@ -224,23 +230,28 @@ class Collector:
             for claim in chunk.get("claims", {}).values():
                 if layout.holds(claim, record["index"]):
                     job.update(status=jobs.RUNNING, node=claim["node"], attempt=chunk["attempt"])
+                    job["timeline"] = stamps.timeline(record, claim=claim)
         return job
 
     def ack(self, stream_id: str, job_ids: list[str]) -> int:
         self.items.streams.get_item(stream_id)
-        records = self.items.records(stream_id, list(dict.fromkeys(job_ids)), POINTER_FIELDS)
+        records = self.items.records(stream_id, list(dict.fromkeys(job_ids)), ACK_FIELDS)
         by_chunk: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
         for r in records.values():
             if r.get("status") != jobs.ACKED:
                 by_chunk[(r["chunk_pk"], r["chunk_sk"])][str(r["index"])] = r["job"]
-        acked, refs = [], []
+        acked: dict[str, dict[str, Any]] = {}  # job id -> its removed result entry
+        refs = []
         for (pk, sk), members in by_chunk.items():
             removed = self._ack_chunk(pk, sk, members)
-            acked += [members[i] for i in removed]
+            acked.update({members[i]: e for i, e in removed.items()})
             refs += [e[r] for e in removed.values() for r in ("ref", "oref") if r in e]
         now = time.time()
+        # the tombstone keeps the job's timeline (impetus.storage.jobqueue.stamps)
         tombstones = [
-            {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now} for i in acked
+            {"stream": stream_id, "job": i, "status": jobs.ACKED, "acked": now}
+            | stamps.tombstone_fields(records[i], entry)
+            for i, entry in acked.items()
         ]
         dynamo.batch_write(
             self.items.client,

@@ -177,6 +177,11 @@ class Settler:
             "st": outcome.started,
             "fi": outcome.finished,
         }
+        # the timeline's claim time and worker slot ride on the completion write
+        if claim.claimed:
+            entry["cl"] = claim.claimed
+        if outcome.worker is not None:
+            entry["w"] = outcome.worker
         if outcome.status == jobs.ERROR:
             entry["e"] = outcome.error
             return entry, []
@@ -354,6 +359,7 @@ class Settler:
             node=entry["node"],
             attempt=attempt,
             expires=entry["expires"],
+            claimed=entry.get("at", 0.0),
             failures=failures,
             priority=chunk["priority"],
             jobs=[
