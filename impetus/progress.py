@@ -89,6 +89,11 @@ class RateMeter:
             return None
         return max(0.0, (n1 - n0) / (t1 - t0))
 
+    def forget_except(self, names: set[str]) -> None:
+        """Drop the history of every name not in ``names`` (a stream gone)."""
+        for gone in set(self._history) - names:
+            del self._history[gone]
+
 
 def _eta(left: int, rate: float | None) -> str:
     if left <= 0:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from impetus.core.exceptions import ApiError
+from impetus.progress import RateMeter
 from impetus.storage.joblist import MAX_LIMIT
 
 ERRORS_SHOWN = 10  # errored jobs shown per stream (their records are fetched once each)
@@ -83,27 +84,6 @@ def error_entry(stream_id: str, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Throughput:
-    """Jobs/s per stream over the last ``RATE_WINDOW`` seconds of snapshots."""
-
-    def __init__(self, window: float = RATE_WINDOW) -> None:
-        self.window = window
-        self._seen: dict[str, deque[tuple[float, int]]] = {}
-
-    def add(self, stream_id: str, at: float, ended: int) -> float | None:
-        """Record ``ended`` jobs at ``at``; the rate, or None before two samples."""
-        samples = self._seen.setdefault(stream_id, deque())
-        samples.append((at, ended))
-        while len(samples) > 2 and at - samples[1][0] >= self.window:
-            samples.popleft()
-        (t0, n0) = samples[0]
-        return max(0.0, (ended - n0) / (at - t0)) if at > t0 else None
-
-    def forget_except(self, stream_ids: set[str]) -> None:
-        for gone in set(self._seen) - stream_ids:
-            del self._seen[gone]
-
-
 def eta(left: int, rate: float | None) -> float | None:
     """Seconds until ``left`` jobs end at ``rate``: 0 when none are left, else None
     while nothing ends (no rate to extrapolate)."""
@@ -122,7 +102,7 @@ class Gatherer:
         self.api = api
         self.dfs = dfs
         self.clock = clock
-        self.throughput = Throughput()
+        self.throughput = RateMeter(RATE_WINDOW)  # the pipeline's own rate meter
         self.fleet: deque[dict[str, Any]] = deque(maxlen=FLEET_SAMPLES)
         self._keyed: dict[str, bool] = {}  # stream id -> this user filed its key
         self._records: dict[tuple[str, str, int], dict[str, Any]] = {}  # errored jobs
@@ -162,7 +142,7 @@ class Gatherer:
         sid = stream["id"]
         entry: dict[str, Any] = {"id": sid, "name": stream_name(stream), **totals(stream["counts"])}
         ended = entry["done"] + entry["errors"]
-        entry["rate"] = self.throughput.add(sid, now, ended)
+        entry["rate"] = self.throughput.observe(sid, ended, now)
         entry["eta"] = eta(entry["forked"] - ended, entry["rate"])
         entry.update(stages=None, retried=None, errored=[], keyed=self._has_key(sid))
         if entry["keyed"]:

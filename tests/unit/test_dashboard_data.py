@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from impetus.dashboard.gather import (
-    Throughput,
     decision_entry,
     eta,
     stage_rows,
     stream_name,
     totals,
 )
+from impetus.progress import RateMeter
 
 
 def test_a_stream_is_named_by_its_name_property_else_its_id():
@@ -39,14 +39,14 @@ def test_stage_rows_count_each_status_per_stage_in_first_seen_order():
 
 
 def test_throughput_is_measured_over_the_window_not_since_the_start():
-    rates = Throughput(window=10)
-    assert rates.add("s", 0.0, 0) is None
-    assert rates.add("s", 5.0, 50) == pytest.approx(10.0)
-    assert rates.add("s", 10.0, 50) == pytest.approx(5.0)
+    rates = RateMeter(window=10)  # the dashboard's, the pipeline's own
+    assert rates.observe("s", 0, 0.0) is None
+    assert rates.observe("s", 50, 5.0) == pytest.approx(10.0)
+    assert rates.observe("s", 50, 10.0) == pytest.approx(5.0)
     # 20 s in: the samples before t=10 fell out, so the idle stretch is all that counts
-    assert rates.add("s", 20.0, 50) == pytest.approx(0.0)
+    assert rates.observe("s", 50, 20.0) == pytest.approx(0.0)
     rates.forget_except(set())
-    assert rates.add("s", 30.0, 60) is None  # a forgotten stream starts over
+    assert rates.observe("s", 60, 30.0) is None  # a forgotten stream starts over
 
 
 def test_eta():
