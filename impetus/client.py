@@ -55,6 +55,7 @@ from impetus.progress import Progress
 from impetus.results import RESULTS_LIMIT, ResultCollector
 from impetus.session import StreamSession, StreamStore
 from impetus.streamkeys import taskfile_key
+from impetus.streamname import program_name, with_default_name
 
 # FLUSH_* and RESULTS_LIMIT are re-exported: the module doc and callers name them here.
 __all__ = [
@@ -154,6 +155,7 @@ class Impetus:
         # Modules to ship by value though installed here (impetus.core.codec): checked
         # before the stream exists, so a typo fails without leaving one behind.
         codec.ship_by_value(include_modules)
+        properties = with_default_name(properties, id is None, program_name(type(self).__name__))
         self._session = StreamSession.open(address, authkey, id, properties, self.api_class)
         self.id: str = self._session.id
         self.properties: dict[str, Any] = self._session.properties
