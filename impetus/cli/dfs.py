@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from impetus.cli.common import print_list
 from impetus.core.config import (
     ENV_ENDPOINT,
     ENV_NODE_GROUPS,
@@ -69,7 +70,7 @@ def register(subparsers: Any) -> None:
     log = commands.add_parser("log", help="show DFS's recent decisions with their reasons")
     log.add_argument("--limit", type=int, default=20, help="decisions to show (default 20)")
     log.add_argument("--group", help="only this node class")
-    log.add_argument("--json", action="store_true", help="one JSON object per decision")
+    log.add_argument("--json", action="store_true", help="the decisions as one JSON array")
     log.set_defaults(func=cmd_log)
 
     watch = commands.add_parser("watch", help="print the fleet and backlog as they change")
@@ -268,10 +269,10 @@ def cmd_log(args: argparse.Namespace) -> int:
         entries = DecisionLog.from_settings(settings).recent(args.limit, args.group)
     except (BotoCoreError, ClientError) as exc:
         raise DfsCliError(f"cannot read the decision log: {exc}") from exc
+    if args.json:  # one array, as every listing (docs/cli.md, "JSON output")
+        print_list(entries)
+        return 0
     for entry in entries:
-        if args.json:
-            print(json.dumps(entry, default=str))
-            continue
         when = time.strftime("%H:%M:%S", time.localtime(float(entry["at_epoch"])))
         d = entry["decision"]
         print(
@@ -282,7 +283,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             print(f"{'':20}drain {node}")
         for node in d.get("terminate") or []:
             print(f"{'':20}terminate {node} (decrement)")
-    if not entries and not args.json:
+    if not entries:
         print("no decisions recorded")
     return 0
 

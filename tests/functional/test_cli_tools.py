@@ -18,6 +18,7 @@ from impetus.core import codec
 from impetus.core.config import AwsSettings
 from impetus.core.jobs import READY, Outcome
 from impetus.local.apiserver import ApiServer
+from impetus.storage.joblist import ORDER
 from impetus.storage.nodes import NodeBeat, Nodes, NodeStats
 from impetus.storage.queue import Queue
 from impetus.streamkeys import KeyStore
@@ -63,7 +64,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def _stream_with_jobs(queue: Queue, n: int = 3) -> None:
-    queue.create_stream("s1", {"mpps": 3})
+    queue.create_stream("s1", {"mpps": 3, "name": "squares"})
     body = job_batch(n)
     queue.enqueue("s1", body["jobs"], body["functions"], body["python"])
 
@@ -74,15 +75,18 @@ def test_streams_and_stream_show(served, capsys):
     code, out, _ = run(capsys, "streams")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[:3] == ["STREAM", "WAITING", "DELAYED"]
-    assert row.split()[:2] == ["s1", "3"]
+    assert header.split()[:4] == ["STREAM", "NAME", "WAITING", "DELAYED"]
+    assert row.split()[:3] == ["s1", "squares", "3"]
     code, out, _ = run(capsys, "streams", "--json")
     (stream,) = json.loads(out)
     assert stream["id"] == "s1" and stream["counts"]["forked"] == 3
+    assert stream["name"] == "squares"
     code, out, _ = run(capsys, "stream", "show", "s1")
     assert code == 0 and "waiting 3" in out and '"mpps": 3' in out
+    assert out.startswith("stream s1 'squares' (created")
     code, out, _ = run(capsys, "stream", "show", "s1", "--json")
-    assert json.loads(out)["properties"] == {"mpps": 3}
+    shown = json.loads(out)
+    assert shown["properties"] == {"mpps": 3, "name": "squares"} and shown["name"] == "squares"
 
 
 def test_stream_delete_then_unknown_stream_is_one_line_exit_1(served, capsys):
@@ -107,12 +111,13 @@ def test_jobs_lists_and_filters(served, capsys):
     lines = out.splitlines()
     assert lines[0].split() == ["JOB", "NAME", "STAGE", "STATUS", "NODE", "ATTEMPT", "TIME"]
     assert lines[1].split() == ["job-0", "square", "stage1", "ready", "node-a", "0", "0.500s"]
-    assert lines[-1] == "3 jobs"
+    assert lines[-1] == f"3 jobs of stream s1 (squares), {ORDER}"
     code, out, _ = run(capsys, "jobs", "s1", "--status", "waiting", "--limit", "1")
-    assert out.splitlines()[-1] == "2 waiting jobs (showing 1; --limit for more)"
+    assert out.splitlines()[-1].endswith(" (showing 1; --limit for more)")
+    assert out.splitlines()[-1].startswith("2 waiting jobs of stream s1")
     code, out, _ = run(capsys, "jobs", "s1", "--status", "ready", "--json")
-    answer = json.loads(out)
-    assert answer["count"] == 1 and answer["jobs"][0]["id"] == "job-0"
+    (job,) = json.loads(out)  # the list alone, no {count, jobs} wrapper
+    assert job["id"] == "job-0" and job["status"] == "ready"
     code, out, _ = run(capsys, "job", "s1", "job-0")
     assert code == 0 and "status:    ready" in out and "time:      0.500s" in out
 
@@ -142,7 +147,7 @@ def test_store_commands(served, capsys):
     assert run(capsys, "store", "s1", "get", "doc") == (0, '{"a": [1, 2]}\n', "")
     assert run(capsys, "store", "s1", "ls") == (0, "doc\nn\nquoted\nword\n", "")
     code, out, _ = run(capsys, "store", "s1", "ls", "--json")
-    assert json.loads(out) == ["doc", "n", "quoted", "word"]
+    assert json.loads(out) == [{"key": k} for k in ("doc", "n", "quoted", "word")]
     assert run(capsys, "store", "s1", "del", "n") == (0, "", "")
     code, out, err = run(capsys, "store", "s1", "get", "n")
     assert (code, out) == (1, "") and err == "impetus: error: no key 'n' in the store of 's1'\n"
