@@ -184,7 +184,9 @@ def test_watch_once_draws_one_frame_with_rates(served, capsys):
     code, out, err = run(capsys, "watch", "--once", "--interval", "0.2")
     assert (code, err) == (0, "")
     assert "STREAM" in out and "s1" in out and "no live nodes" not in out
-    assert "backlog 4 · running 0 · done/s 0.0 · errors 0 · nodes 1 · workers 2/2 busy" in out
+    assert "backlog 4 · claimed 0 · running 0 · done/s 0.0 · errors 0" in out
+    assert "nodes 1 · workers 2/2 busy" in out
+    assert "squares" in out  # the stream's name next to its id
     assert "\x1b[" not in out  # not a terminal: plain text
     code, out, err = run(capsys, "watch", "nope", "--once")
     assert (code, out, err) == (1, "", "impetus: error: no stream 'nope'\n")
