@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from impetus.cli import main
+from impetus.cli.main import build_parser
+from impetus.local.control import differences
 
 
 def test_bare_impetus_prints_the_help_and_exits_0(capsys):
@@ -38,3 +40,20 @@ def test_a_group_without_its_command_is_still_a_usage_error(capsys):
         main(["local"])
     assert exit_info.value.code == 2
     assert "required" in capsys.readouterr().err
+
+
+def test_local_up_names_only_the_given_options_that_differ_from_the_running_stack():
+    running = {"options": {"nodes": 1, "mpps": 4, "max_nodes": 4, "api_port": 0}}
+    assert differences({"nodes": 2, "mpps": 4}, running) == ["--nodes 2 (running: 1)"]
+    assert differences({"nodes": 1, "api_port": 0}, running) == []
+    autoscaled = {"options": {"nodes": None, "max_nodes": 4}}
+    assert differences({"nodes": 3, "max_nodes": 8}, autoscaled) == [
+        "--max-nodes 8 (running: 4)",
+        "--nodes 3 (running: DFS autoscaling)",
+    ]
+    assert differences({"nodes": 2}, {}) == []  # a stack that recorded no options
+
+
+def test_local_up_marks_given_options_apart_from_defaults():
+    args = build_parser().parse_args(["local", "up", "--mpps", "4"])
+    assert args.mpps == 4 and args.nodes is None and args.max_nodes is None  # filled later
