@@ -239,6 +239,22 @@ def test_helloworld_flow_batches_forks_and_writes_task_files(api, tmp_path):
     assert app.id not in api.streams  # deleted at the end
 
 
+def test_a_run_writes_task_files_under_impetus_home_not_the_working_directory(
+    api, tmp_path, monkeypatch, impetus_home
+):
+    monkeypatch.chdir(tmp_path)
+    app = Hello("http://api.invalid", "secret-key")  # no taskdir: the default
+    app.n = 3
+    app.run(progress=quiet())
+    assert not (tmp_path / "tasks").exists()
+    assert app.stream_dir == impetus_home / "tasks" / app.id
+    assert len((app.stream_dir / "stage1.ok").read_text().splitlines()) == 3
+    old = Hello("http://api.invalid", "secret-key", taskdir="tasks")  # the old behaviour
+    old.n = 1
+    old.run(progress=quiet())
+    assert (tmp_path / "tasks" / old.id / "stage1.ok").is_file()
+
+
 def test_keep_and_keep_property(api, tmp_path):
     app = make(Hello, tmp_path)
     app.n = 1
