@@ -20,6 +20,7 @@ __all__ = [
     "clip",
     "print_json",
     "print_list",
+    "same_keys",
     "stream_api",
     "stream_name",
     "table",
@@ -62,8 +63,13 @@ def print_json(value: Any) -> None:
 def print_list(rows: list[dict[str, Any]]) -> None:
     """A listing's ``--json``: one array of objects that all carry the same keys (a key
     one row lacks is null), the one shape of every list (docs/cli.md, "JSON output")."""
+    print_json(same_keys(rows))
+
+
+def same_keys(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with every key any of them has (null where a row lacks it)."""
     keys = sorted({key for row in rows for key in row})
-    print_json([{key: row.get(key) for key in keys} for row in rows])
+    return [{key: row.get(key) for key in keys} for row in rows]
 
 
 def stream_name(stream: dict[str, Any]) -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -178,6 +177,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     failures = _failures(args)
     if args.seeds is not None:
         return _simulate_seeds(args, _seeds(args.seeds), failures)
+    rows: list[dict[str, Any]] = []  # --json: one array over every trace
     for name in _trace_names(args):
         trace = traces.make(name, seed=args.seed)
         results = [
@@ -185,7 +185,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             for p in (args.policy or simpolicies.POLICIES)
         ]
         if args.json:
-            print(json.dumps([{"trace": trace.name, **r.row()} for r in results], indent=2))
+            rows += [{"trace": trace.name, **r.row()} for r in results]
         else:
             print(
                 f"trace {trace.name}: {len(trace.jobs)} jobs over {trace.length / 60:.0f} min, "
@@ -193,6 +193,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             )
             print(simulate.table(results))
         _plot(args, results, Path(f"impetus-dfs-{trace.name}.png"))
+    if args.json:
+        print_list(rows)
     return 0
 
 
@@ -219,7 +221,7 @@ def _simulate_seeds(args: argparse.Namespace, seeds: tuple[int, ...], failures: 
             }
             for s in summaries
         ]
-        print(json.dumps(rows, indent=2))
+        print_list(rows)
     else:
         print(f"fleet seeds {', '.join(map(str, seeds))}; each cell: median (worst @seed)")
         print(compare.table(summaries))

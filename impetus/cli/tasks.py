@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from impetus import taskfiles
-from impetus.cli.common import write
+from impetus.cli.common import same_keys, write
 from impetus.core.config import tasks_root
 from impetus.core.exceptions import ImpetusError
 
@@ -80,7 +80,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     files = [f for p in paths for f in task_files(p)]
     indent = 2 if args.pretty else None
     if args.json:
-        jobs = [job for f in files for job in decoded(f)]
+        jobs = same_keys([job for f in files for job in decoded(f)])  # one shape per list
         write(json.dumps(jobs, indent=indent, ensure_ascii=False))
         return 0
     for path in files:

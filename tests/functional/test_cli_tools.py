@@ -248,3 +248,29 @@ def test_cancel_jobs_one_line_each_exit_1_when_one_was_not_cancelled(served, cap
     code, out, _ = run(capsys, "cancel", "s1", "--json")
     assert code == 0 and json.loads(out)["cancelled"] == ["job-3"]
     assert run(capsys, "cancel", "s1") == (0, "no waiting jobs\n", "")
+
+
+def test_every_listing_json_is_one_array_of_objects_with_the_same_keys(served, capsys):
+    """docs/cli.md, "JSON output": lists are arrays of objects sharing one key set, even
+    when the rows differ (a named and an unnamed stream, a finished and a waiting job,
+    nodes with and without properties)."""
+    queue = served["queue"]
+    _stream_with_jobs(queue)
+    queue.create_stream("s2", {})  # no name, no jobs
+    claim = queue.claim("s1", "node-a", max_jobs=1, lease=60)
+    queue.complete(
+        claim, {claim.jobs[0].id: Outcome(READY, result=codec.dumps(1), started=1, finished=2)}
+    )
+    _beat(served, "n1", workers_total=2, workers_busy=1, jobs_done=9, streams=["s1"])
+    _beat(served, "n2", workers_total=4)
+    assert run(capsys, "store", "s1", "put", "a", "1")[0] == 0
+    assert run(capsys, "store", "s1", "put", "b", "[2]")[0] == 0
+    for argv in (("streams",), ("jobs", "s1"), ("nodes",), ("store", "s1", "ls")):
+        code, out, err = run(capsys, *argv, "--json")
+        assert (code, err) == (0, ""), argv
+        rows = json.loads(out)
+        assert isinstance(rows, list) and len(rows) >= 2, argv
+        assert all(isinstance(r, dict) for r in rows), argv
+        assert len({frozenset(r) for r in rows}) == 1, (argv, rows)
+    streams = json.loads(run(capsys, "streams", "--json")[1])
+    assert {s["id"]: s["name"] for s in streams} == {"s1": "squares", "s2": None}
