@@ -274,3 +274,23 @@ def test_every_listing_json_is_one_array_of_objects_with_the_same_keys(served, c
         assert len({frozenset(r) for r in rows}) == 1, (argv, rows)
     streams = json.loads(run(capsys, "streams", "--json")[1])
     assert {s["id"]: s["name"] for s in streams} == {"s1": "squares", "s2": None}
+
+
+def test_jobs_are_listed_in_the_order_the_help_says_oldest_first_then_id(served, capsys):
+    from impetus.cli.main import build_parser
+
+    queue = served["queue"]
+    queue.create_stream("s1", {})
+    later = job_batch(1)
+    later["jobs"][0]["id"] = "a-sent-second"  # sorts first by id
+    first = job_batch(2)
+    first["jobs"][0]["id"], first["jobs"][1]["id"] = "z-sent-first", "y-sent-first"
+    queue.enqueue("s1", first["jobs"], first["functions"], first["python"])
+    time.sleep(0.01)  # a later enqueue time
+    queue.enqueue("s1", later["jobs"], later["functions"], later["python"])
+    code, out, _ = run(capsys, "jobs", "s1", "--json")
+    assert code == 0
+    # one batch shares its time: the id breaks the tie (y before z); then the later batch
+    assert [j["id"] for j in json.loads(out)] == ["y-sent-first", "z-sent-first", "a-sent-second"]
+    jobs_help = build_parser()._subparsers._group_actions[0].choices["jobs"].format_help()
+    assert "oldest first" in " ".join(jobs_help.split()) and "fork order" not in jobs_help
