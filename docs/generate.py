@@ -190,6 +190,33 @@ def _command_help(name: str, parser: argparse.ArgumentParser) -> list[str]:
     return parts
 
 
+CLI_CONVENTIONS = """\
+Errors are one line on stderr (`impetus: error: ...`) with exit code 1; usage errors exit
+2. A bare `impetus` prints this help on stdout and exits 0: asking for nothing is not a
+mistake, and a help that goes to stdout can be paged (`impetus | less`); a command group
+without its command (`impetus local`) is a usage error. `impetus --version` prints
+`impetus <version>`. Streams show as their `name` property next to their id.
+
+## JSON output
+
+Every command that lists things takes `--json` and prints one shape per kind:
+
+- **A list** (`streams`, `jobs`, `nodes`, `store ls`, `dfs log`, `dfs simulate`,
+  `tasks read --json`): one JSON array of objects that all carry the same keys; a key a
+  row has no value for is `null` (a stream without a name: `"name": null`). No wrapper
+  object: `impetus jobs ID --json` is the array of jobs, at most `--limit` of them (`impetus
+  stream show ID --json` has the stream's counts). `store ls` gives `[{"key": ...}]`.
+- **One thing** (`stream show`, `job`, `cancel`, `local status`, `store get`): one JSON
+  object (for `store get`, the stored value).
+- **A stream of records**: only `impetus tasks read` without `--json` prints JSON lines,
+  one job per line as the task files hold them, for `jq` or `grep` on big files.
+
+Streams carry `name` (their `name` property) at the top level of `streams` and
+`stream show`; objects are printed with sorted keys.
+
+"""
+
+
 def cli() -> str:
     from impetus.cli.main import build_parser
 
@@ -209,11 +236,7 @@ def cli() -> str:
             del os.environ["COLUMNS"]
         else:
             os.environ["COLUMNS"] = saved
-    return (
-        HEADER + "# Command line reference\n\n"
-        "Every listing takes `--json`. Errors are one line on stderr (`impetus: error: ...`)\n"
-        "with exit code 1; usage errors exit 2.\n\n" + "\n".join(parts)
-    )
+    return HEADER + "# Command line reference\n\n" + CLI_CONVENTIONS + "\n".join(parts)
 
 
 def openapi() -> str:

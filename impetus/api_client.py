@@ -172,8 +172,9 @@ class ApiClient:
     def list_jobs(
         self, stream_id: str, status: str | None = None, limit: int = 100
     ) -> dict[str, Any]:
-        """``{"jobs": [summary], "count": n}``: the first ``limit`` jobs in fork order,
-        payloads left out (pages cut by size are followed until ``limit``)."""
+        """``{"jobs": [summary], "count": n}``: the first ``limit`` jobs, oldest
+        first (joblist.ORDER), payloads left out (pages cut by size are followed until
+        ``limit``)."""
         params: dict[str, Any] = {"limit": min(limit, JOBS_PAGE_MAX)}
         if status is not None:
             params["status"] = status

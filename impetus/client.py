@@ -5,8 +5,8 @@ How a run goes (``Impetus.run``):
 1. ``startup`` runs; its forks default to the first stage.
 2. One collector loop in the calling thread polls each unfinished stage's results
    (``GET /results?stage=S``), calls the stage with the new jobs ``(ready, errors)``, sends
-   its forks, appends the jobs to ``<taskdir>/<id>/<stage>.ok`` or ``.err`` and then
-   acknowledges the batch. Stage
+   its forks, appends the jobs to ``<taskdir>/<id>/<stage>.ok`` or ``.err`` (``taskdir``
+   defaults to ``$IMPETUS_HOME/tasks``) and then acknowledges the batch. Stage
    calls never overlap, so stages need no locks for the instance's state. A stage ends
    when the step before it (startup, then the previous stage) has ended and every job
    forked into it has been collected.
@@ -46,7 +46,7 @@ from typing import Any
 from impetus import timeline
 from impetus.api_client import ApiClient
 from impetus.core import codec
-from impetus.core.config import DisplaySettings
+from impetus.core.config import DisplaySettings, tasks_root
 from impetus.core.exceptions import ImpetusError
 from impetus.core.keys import JOB_ID
 from impetus.forks import FLUSH_BYTES, FLUSH_JOBS, Callback, ForkSender, FunctionTable
@@ -56,6 +56,7 @@ from impetus.progress import Progress
 from impetus.results import RESULTS_LIMIT, ResultCollector
 from impetus.session import StreamSession, StreamStore
 from impetus.streamkeys import taskfile_key
+from impetus.streamname import program_name, with_default_name
 
 # FLUSH_* and RESULTS_LIMIT are re-exported: the module doc and callers name them here.
 __all__ = [
@@ -71,6 +72,16 @@ __all__ = [
 SHUTDOWN = "shutdown"
 
 _ORDER = itertools.count()  # declaration order of decorated steps, across classes
+
+
+#: ``Impetus(taskdir=...)``'s default: ``$IMPETUS_HOME/tasks`` (impetus.core.config).
+TASKDIR_DEFAULT = "$IMPETUS_HOME/tasks"
+
+
+def _taskdir(taskdir: str | os.PathLike[str] | None) -> Path | None:
+    if taskdir is None:
+        return None
+    return tasks_root() if taskdir == TASKDIR_DEFAULT else Path(taskdir)
 
 
 def _mark(fn: Callable[..., Any], role: str) -> Callable[..., Any]:
@@ -147,7 +158,7 @@ class Impetus:
         self,
         address: str | None = None,
         authkey: str | None = None,
-        taskdir: str | os.PathLike[str] | None = "tasks",
+        taskdir: str | os.PathLike[str] | None = TASKDIR_DEFAULT,
         id: str | None = None,  # the seed's parameter name
         include_modules: Iterable[str | ModuleType] = (),
         **properties: Any,
@@ -155,12 +166,13 @@ class Impetus:
         # Modules to ship by value though installed here (impetus.core.codec): checked
         # before the stream exists, so a typo fails without leaving one behind.
         codec.ship_by_value(include_modules)
+        properties = with_default_name(properties, id is None, program_name(type(self).__name__))
         self._session = StreamSession.open(address, authkey, id, properties, self.api_class)
         self.id: str = self._session.id
         self.properties: dict[str, Any] = self._session.properties
         self.store: StreamStore = self._session.store
-        # None: no task files
-        self.taskdir = Path(taskdir) if taskdir is not None else None
+        # None: no task files; the default: under IMPETUS_HOME, not the working directory
+        self.taskdir = _taskdir(taskdir)
         self._current: str | None = None  # the step running now (explicit bookkeeping)
         self._last_step: str | None = None
         self._ended: set[str] = set()

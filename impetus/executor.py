@@ -64,6 +64,7 @@ from impetus.remote import rebuild
 from impetus.results import RESULTS_LIMIT, ResultCollector
 from impetus.sender import BackgroundSender
 from impetus.session import StreamDeleted, StreamSession
+from impetus.streamname import with_default_name
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class Executor(cf.Executor):
                 "in properties={...})"
             )
         props = {**(properties or {}), **stream_properties}
+        props = with_default_name(props, id is None, "executor")  # no function known yet
         codec.ship_by_value(include_modules)  # before the stream exists: a typo leaves none
         self._session = StreamSession.open(address, authkey, id, props, self.api_class)
         self.id = self._session.id

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from impetus.cli.common import print_list
 from impetus.core.config import (
     ENV_ENDPOINT,
     ENV_NODE_GROUPS,
@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     log = commands.add_parser("log", help="show DFS's recent decisions with their reasons")
     log.add_argument("--limit", type=int, default=20, help="decisions to show (default 20)")
     log.add_argument("--group", help="only this node class")
-    log.add_argument("--json", action="store_true", help="one JSON object per decision")
+    log.add_argument("--json", action="store_true", help="the decisions as one JSON array")
     log.set_defaults(func=cmd_log)
 
     watch = commands.add_parser("watch", help="print the fleet and backlog as they change")
@@ -177,6 +177,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     failures = _failures(args)
     if args.seeds is not None:
         return _simulate_seeds(args, _seeds(args.seeds), failures)
+    rows: list[dict[str, Any]] = []  # --json: one array over every trace
     for name in _trace_names(args):
         trace = traces.make(name, seed=args.seed)
         results = [
@@ -184,7 +185,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             for p in (args.policy or simpolicies.POLICIES)
         ]
         if args.json:
-            print(json.dumps([{"trace": trace.name, **r.row()} for r in results], indent=2))
+            rows += [{"trace": trace.name, **r.row()} for r in results]
         else:
             print(
                 f"trace {trace.name}: {len(trace.jobs)} jobs over {trace.length / 60:.0f} min, "
@@ -192,6 +193,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             )
             print(simulate.table(results))
         _plot(args, results, Path(f"impetus-dfs-{trace.name}.png"))
+    if args.json:
+        print_list(rows)
     return 0
 
 
@@ -218,7 +221,7 @@ def _simulate_seeds(args: argparse.Namespace, seeds: tuple[int, ...], failures: 
             }
             for s in summaries
         ]
-        print(json.dumps(rows, indent=2))
+        print_list(rows)
     else:
         print(f"fleet seeds {', '.join(map(str, seeds))}; each cell: median (worst @seed)")
         print(compare.table(summaries))
@@ -268,10 +271,10 @@ def cmd_log(args: argparse.Namespace) -> int:
         entries = DecisionLog.from_settings(settings).recent(args.limit, args.group)
     except (BotoCoreError, ClientError) as exc:
         raise DfsCliError(f"cannot read the decision log: {exc}") from exc
+    if args.json:  # one array, as every listing (docs/cli.md, "JSON output")
+        print_list(entries)
+        return 0
     for entry in entries:
-        if args.json:
-            print(json.dumps(entry, default=str))
-            continue
         when = time.strftime("%H:%M:%S", time.localtime(float(entry["at_epoch"])))
         d = entry["decision"]
         print(
@@ -282,7 +285,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             print(f"{'':20}drain {node}")
         for node in d.get("terminate") or []:
             print(f"{'':20}terminate {node} (decrement)")
-    if not entries and not args.json:
+    if not entries:
         print("no decisions recorded")
     return 0
 

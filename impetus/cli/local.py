@@ -16,8 +16,16 @@ def register(subparsers: Any) -> None:
     )
     commands = local.add_subparsers(dest="local_command", metavar="{up,down,status}", required=True)
 
-    up = commands.add_parser("up", help="start the local stack (no-op when it is up)")
+    up = commands.add_parser(
+        "up",
+        help="start the local stack (no-op when it is up with the same options)",
+        description="Start the local stack. When one is up: exit 0 if the options given "
+        "match it, else say which differ and exit 1 (`impetus local down` first).",
+    )
     stack.add_stack_arguments(up)
+    # Defaults to None, so that cmd_up knows which options were given (compared with a
+    # running stack's); the real defaults are filled in from STACK_DEFAULTS.
+    up.set_defaults(**dict.fromkeys(STACK_DEFAULTS, None))
     up.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
     up.set_defaults(func=cmd_up)
 
@@ -29,18 +37,45 @@ def register(subparsers: Any) -> None:
     status.set_defaults(func=cmd_status)
 
 
+def _stack_defaults() -> dict[str, Any]:
+    parser = argparse.ArgumentParser(add_help=False)
+    stack.add_stack_arguments(parser)
+    return vars(parser.parse_args([]))
+
+
+STACK_DEFAULTS = _stack_defaults()
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    given = {k: getattr(args, k) for k in STACK_DEFAULTS if getattr(args, k) is not None}
+    for name, default in STACK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     try:
         options = stack.options_from_args(args)
     except ValueError as exc:
         raise control.LocalStackError(str(exc)) from exc
     if args.foreground:
-        return _up_foreground(options)
+        return _up_foreground(options, given)
     settings = control.up(options)
     if settings["already_up"]:
-        print(f"local stack already up: {settings['api_url']}")
-    else:
-        print(f"local stack up: {settings['api_url']}")
+        return _already_up(settings, given)
+    print(f"local stack up: {settings['api_url']}")
+    print(fleet_line(settings))
+    return 0
+
+
+def _already_up(settings: dict[str, Any], given: dict[str, Any]) -> int:
+    """Exit 0 when the running stack has the options given, else say which differ."""
+    differ = control.differences(given, settings)
+    if differ:
+        print(
+            f"impetus: error: a local stack is up ({settings['api_url']}) with other options: "
+            f"{', '.join(differ)}; run `impetus local down` first",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"local stack already up: {settings['api_url']}")
     print(fleet_line(settings))
     return 0
 
@@ -54,12 +89,11 @@ def fleet_line(settings: dict[str, Any]) -> str:
     )
 
 
-def _up_foreground(options: stack.StackOptions) -> int:
+def _up_foreground(options: stack.StackOptions, given: dict[str, Any]) -> int:
     with control.exclusive():
         current = control.check_can_start()
     if current:
-        print(f"local stack already up: {current['api_url']}")
-        return 0
+        return _already_up(current, given)
     stack.configure_logging()
 
     def ready(settings: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ To add a group, import its module here and append it to :data:`COMMAND_GROUPS`.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from typing import NoReturn
 
@@ -43,14 +44,28 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="impetus", description="Auto-scaling distributed processing.")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"impetus {version()}")
+    # Not required: a bare `impetus` asks for nothing wrong, so it gets the help (main).
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(subparsers)
     return parser
 
 
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's, through its metadata)."""
+    try:
+        return importlib.metadata.version("impetus")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `impetus` alone: the help on stdout, exit 0 (docs/cli.md)
+        parser.print_help()
+        return 0
     try:
         return int(args.func(args) or 0)
     except ApiError as exc:

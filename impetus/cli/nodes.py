@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from impetus.cli.common import add_json_flag, age, api, print_json, table, write
+from impetus.cli.common import add_json_flag, age, api, print_list, table, write
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +35,7 @@ HEADERS = ["NODE", "STATE", "BUSY/WORKERS", "JOBS", "STREAMS", "BEAT", "FILTER"]
 def cmd_nodes(args: argparse.Namespace) -> int:
     nodes = api().list_nodes()
     if args.json:
-        print_json(nodes)
+        print_list(nodes)
     elif not nodes:
         write("no live nodes")
     else:

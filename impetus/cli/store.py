@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from impetus.cli.common import STREAM_ID_HELP, add_json_flag, print_json, stream_api, write
+from impetus.cli.common import STREAM_ID_HELP, add_json_flag, print_list, stream_api, write
 from impetus.core.exceptions import ImpetusError
 
 
@@ -50,8 +50,8 @@ def parse_value(text: str, as_string: bool = False) -> Any:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     keys = sorted(stream_api(args.id).store_keys(args.id))
-    if args.json:
-        print_json(keys)
+    if args.json:  # objects, as every listing (docs/cli.md, "JSON output")
+        print_list([{"key": key} for key in keys])
     elif keys:
         write("\n".join(keys))
     return 0

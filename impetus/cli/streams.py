@@ -9,16 +9,20 @@ from typing import Any
 
 from impetus import timeline
 from impetus.cli.common import (
+    NAME_WIDTH,
     STREAM_ID_HELP,
     add_json_flag,
     age,
     api,
+    clip,
     print_json,
+    print_list,
     stream_api,
+    stream_name,
     table,
     write,
 )
-from impetus.storage.joblist import DEFAULT_LIMIT, LIST_STATUSES, MAX_LIMIT
+from impetus.storage.joblist import DEFAULT_LIMIT, LIST_STATUSES, MAX_LIMIT, ORDER
 
 COUNT_COLUMNS = ("waiting", "delayed", "running", "finished", "errors", "acked", "forked")
 
@@ -45,7 +49,7 @@ def register(subparsers: Any) -> None:
         "--limit",
         type=_limit,
         default=DEFAULT_LIMIT,
-        help=f"at most this many, in fork order (default {DEFAULT_LIMIT}, max {MAX_LIMIT})",
+        help=f"at most this many, {ORDER} (default {DEFAULT_LIMIT}, max {MAX_LIMIT})",
     )
     add_json_flag(jobs)
     jobs.set_defaults(func=cmd_jobs)
@@ -81,24 +85,30 @@ def _limit(text: str) -> int:
 def cmd_streams(args: argparse.Namespace) -> int:
     streams = api().list_streams()
     if args.json:
-        print_json(streams)
+        print_list([{**s, "name": stream_name(s)} for s in streams])
         return 0
     if not streams:
         write("no streams")
         return 0
     rows = [
-        [s["id"], *(s["counts"][c] for c in COUNT_COLUMNS), age(s.get("created"))] for s in streams
+        [s["id"], clip(stream_name(s), NAME_WIDTH), *_counts(s), age(s.get("created"))]
+        for s in streams
     ]
-    write(table(["STREAM", *(c.upper() for c in COUNT_COLUMNS), "AGE"], rows))
+    write(table(["STREAM", "NAME", *(c.upper() for c in COUNT_COLUMNS), "AGE"], rows))
     return 0
+
+
+def _counts(stream: dict[str, Any]) -> list[Any]:
+    return [stream["counts"][c] for c in COUNT_COLUMNS]
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     stream = stream_api(args.id).get_stream(args.id)
     if args.json:
-        print_json(stream)
+        print_json({**stream, "name": stream_name(stream)})
         return 0
-    write(f"stream {stream['id']} (created {age(stream.get('created'))} ago)")
+    named = f" {stream_name(stream)!r}" if stream_name(stream) else ""
+    write(f"stream {stream['id']}{named} (created {age(stream.get('created'))} ago)")
     write("counts:     " + "  ".join(f"{c} {stream['counts'][c]}" for c in COUNT_COLUMNS))
     props = stream.get("properties") or {}
     write("properties: " + (json.dumps(props, sort_keys=True) if props else "(defaults)"))
@@ -129,9 +139,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    answer = stream_api(args.id).list_jobs(args.id, args.status, args.limit)
-    if args.json:
-        print_json(answer)
+    client = stream_api(args.id)
+    answer = client.list_jobs(args.id, args.status, args.limit)
+    if args.json:  # the list alone, as every listing (docs/cli.md, "JSON output")
+        print_list(answer["jobs"])
         return 0
     jobs = answer["jobs"]
     rows = [
@@ -145,7 +156,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         write(table(["JOB", "NAME", "STAGE", "STATUS", "NODE", "ATTEMPT", "TIME"], rows))
     what = f" {args.status}" if args.status else ""
     more = f" (showing {len(jobs)}; --limit for more)" if answer["count"] > len(jobs) else ""
-    write(f"{answer['count']}{what} jobs{more}")
+    name = stream_name(client.get_stream(args.id))
+    of = f" of stream {args.id}" + (f" ({name})" if name else "")
+    write(f"{answer['count']}{what} jobs{of}, {ORDER}{more}")
     return 0
 
 

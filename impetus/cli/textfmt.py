@@ -26,3 +26,10 @@ def age(epoch: float | None, now: float | None = None) -> str | None:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"
+
+
+def clip(text: str | None, width: int) -> str | None:
+    """``text`` cut to ``width`` characters, the last one an ellipsis when it was cut."""
+    if text is None or len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from typing import Any
 
@@ -42,4 +43,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     frames = 1 if args.once else args.frames
     title = ClientSettings.resolve().api_url
     client = stream_api(args.id) if args.id else api()  # one stream: with its key
-    return watchview.watch(client, sys.stdout, args.id, args.interval, frames, title)
+    # The terminal's width ($COLUMNS, else 80 when not a terminal); never under 80.
+    width = max(watchview.WIDTH, shutil.get_terminal_size().columns)
+    return watchview.watch(client, sys.stdout, args.id, args.interval, frames, title, width=width)

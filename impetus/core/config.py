@@ -136,6 +136,12 @@ def impetus_home() -> Path:
     return Path(os.environ.get(ENV_HOME) or Path.home() / ".impetus")
 
 
+def tasks_root() -> Path:
+    """Where a pipeline app writes its task files by default: ``<this>/<stream id>/``
+    (kept out of the working directory; ``Impetus(taskdir=...)`` picks another)."""
+    return impetus_home() / "tasks"
+
+
 def local_settings_path() -> Path:
     return impetus_home() / "local.json"
 

@@ -23,6 +23,7 @@ class Property:
     maximum: float | None
     help: str
     pattern: re.Pattern[str] | None = None
+    rule: str | None = None  # the pattern in words, for the error message
 
     def check(self, value: Any) -> Any:
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
@@ -34,7 +35,8 @@ class Property:
         if self.maximum is not None and value > self.maximum:
             raise InvalidRequest(f"property {self.name!r} must be <= {self.maximum}")
         if self.pattern is not None and not self.pattern.match(value):
-            raise InvalidRequest(f"property {self.name!r} must match {self.pattern.pattern}")
+            rule = self.rule or f"match {self.pattern.pattern}"
+            raise InvalidRequest(f"property {self.name!r} must {rule}")
         return value
 
 
@@ -44,10 +46,27 @@ _DAY = 86400.0
 # shards"). 256 carry ~200,000 jobs/s at half of every partition's limit (the rule in
 # impetus.storage.shardrule); 100,000 jobs/s take 127.
 MAX_SHARDS = 256
+# A stream's name is shown next to its id in a terminal: short enough to fit a line.
+MAX_NAME = 100
 
 PROPERTIES: dict[str, Property] = {
     p.name: p
     for p in (
+        Property(
+            "name",
+            str,
+            None,
+            None,
+            None,
+            "What the stream is called in `impetus streams`, `watch`, `jobs` and `nodes`: "
+            f"1-{MAX_NAME} printable characters. Default (set by the client when it "
+            "creates the stream without an id): the program's file name for `Impetus` (the "
+            "class name without a script), `executor` for `Executor` (its stream exists "
+            "before any function is submitted).",
+            # \Z, not $: $ also matches before a trailing newline.
+            re.compile(rf"^[^\x00-\x1f\x7f-\x9f]{{1,{MAX_NAME}}}\Z"),
+            f"be 1-{MAX_NAME} printable characters",
+        ),
         Property("mpps", int, 2, 1, 256, "Max worker processes per stream on one node."),
         Property("frequency", float, 0.0, 0, 3600, "Seconds a worker pauses between jobs."),
         Property("idle_timeout", float, 15.0, 0.1, _DAY, "Seconds an idle worker lives on."),

@@ -70,6 +70,24 @@ def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]
     raise LocalStackError(f"local stack not ready after {timeout:.0f}s; see {log_path}")
 
 
+def differences(given: dict[str, Any], running: dict[str, Any]) -> list[str]:
+    """The options given to ``up`` that the running stack was not started with, as
+    ``--nodes 2 (running: 1)``; ``given`` holds only the options on the command line.
+    A stack that recorded no options (started by an older version) differs in none."""
+    recorded = running.get("options")
+    if not isinstance(recorded, dict):
+        return []
+    said = []
+    for name, value in sorted(given.items()):
+        if name == "api_port" and value == 0:  # 0: any free port, whichever it got
+            continue
+        if name in recorded and recorded[name] != value:
+            flag = "--" + name.replace("_", "-")
+            shown = "DFS autoscaling" if recorded[name] is None else recorded[name]
+            said.append(f"{flag} {value} (running: {shown})")
+    return said
+
+
 def check_can_start() -> dict[str, Any]:
     """The running stack's settings, {} if none runs; raises if one is half up or down."""
     current = running_settings()

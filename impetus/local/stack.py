@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -214,6 +215,8 @@ class LocalStack:
             "idle_seconds": self.options.idle_seconds,
             "supervisor_pid": os.getpid(),
             "started": time.time(),
+            # what `local up` was given: a later `up` with other options says they differ
+            "options": dataclasses.asdict(self.options),
         }
 
     def _write_processes(self) -> None:

@@ -18,6 +18,9 @@ from impetus.storage.jobqueue import layout, stamps
 
 #: Statuses a listing can filter on (``delayed`` is a waiting job that is not due yet).
 LIST_STATUSES = (jobs.WAITING, "delayed", jobs.RUNNING, jobs.READY, jobs.ERROR, jobs.ACKED)
+#: The listing's order in words (help texts, the API's docs): jobs sent in one batch share
+#: a time, and a derived job id is a digest, so the id only breaks ties.
+ORDER = "oldest first (by the time they were sent, then by id)"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _RECORD_FIELDS = ("job", "name", "stage", "status", "created", "priority", "delay", "acked", "tl")
@@ -98,7 +101,7 @@ class JobLister:
         status: str | None = None,
         limit: int | None = DEFAULT_LIMIT,
     ) -> tuple[list[dict[str, Any]], int]:
-        """(rows in fork order, at most ``limit`` (None: all); how many matched in all)."""
+        """(rows oldest first (ORDER), at most ``limit`` (None: all); how many matched in all)."""
         states = chunk_states(self._chunks(stream_id, shards), layout.delayed_pk(stream_id))
         rows = [summarize(r, states.get(r["job"])) for r in self._records(stream_id)]
         if status is not None:

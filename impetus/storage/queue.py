@@ -203,7 +203,7 @@ class Queue:
     def list_jobs(
         self, stream_id: str, status: str | None = None, limit: int | None = 100
     ) -> tuple[list[dict[str, Any]], int]:
-        """A stream's jobs in fork order (payloads left out), optionally of one status
+        """A stream's jobs oldest first (payloads left out), optionally of one status
         (see impetus.storage.joblist). Returns (at most ``limit`` rows, how many matched)."""
         item = self.streams.get_item(stream_id)
         shards = properties.get(item.get("properties", {}), "shards")

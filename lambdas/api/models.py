@@ -249,7 +249,9 @@ class JobSummary(BaseModel):
 
 
 class JobSummaryList(Paged):
-    jobs: list[JobSummary] = Field(description="in fork order, at most `limit`")
+    jobs: list[JobSummary] = Field(
+        description="oldest first (by the time they were sent, then by id), at most `limit`"
+    )
     count: int = Field(description="how many jobs matched in all")
 
 

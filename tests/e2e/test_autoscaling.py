@@ -106,7 +106,7 @@ def test_fleet_grows_from_zero_for_work_and_returns_to_zero(dfs_stack, tmp_path)
 
     log = impetus_cli("dfs", "log", "--json", "--limit", "100", env=env)
     assert log.returncode == 0, log.stderr
-    decisions = [json.loads(line)["decision"] for line in log.stdout.splitlines()]
+    decisions = [entry["decision"] for entry in json.loads(log.stdout)]
     actions = [d["action"] for d in decisions]
     assert "scale-out" in actions and "scale-in" in actions
     assert any(d["terminate"] for d in decisions)  # drained nodes left by terminate

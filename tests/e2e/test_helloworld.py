@@ -36,7 +36,9 @@ def test_helloworld_example(local_stack, tmp_path):
     assert "Errors: 0" in run.stdout
     assert "shutting down" in run.stdout
 
-    lines = (tmp_path / "tasks" / stream_id / "stage1.ok").read_text().splitlines()
+    assert not (tmp_path / "tasks").exists()  # nothing left in the working directory
+    stream_dir = local_stack["home"] / "tasks" / stream_id  # $IMPETUS_HOME/tasks/<id>
+    lines = (stream_dir / "stage1.ok").read_text().splitlines()
     assert len(lines) == 100
     first = json.loads(zlib.decompress(base64.b64decode(lines[0])))  # plain base64 + zlib
     assert set(first) >= JOB_FIELDS
@@ -44,10 +46,10 @@ def test_helloworld_example(local_stack, tmp_path):
     assert first["callback"] == "stage1" and first["name"] == "pow"
     pow_fn = codec.loads(first["code"])
     assert pow_fn(first["args"]) == first["result"] == first["args"] ** 2
-    jobs = taskfiles.read(tmp_path / "tasks" / stream_id / "stage1.ok")
+    jobs = taskfiles.read(stream_dir / "stage1.ok")
     assert sorted(j["args"] for j in jobs) == list(range(100))
     assert len({j["id"] for j in jobs}) == 100
-    err = tmp_path / "tasks" / stream_id / "stage1.err"
+    err = stream_dir / "stage1.err"
     assert not err.exists() or not err.read_text()
 
 

@@ -18,6 +18,7 @@ from impetus.core import codec
 from impetus.core.config import AwsSettings
 from impetus.core.jobs import READY, Outcome
 from impetus.local.apiserver import ApiServer
+from impetus.storage.joblist import ORDER
 from impetus.storage.nodes import NodeBeat, Nodes, NodeStats
 from impetus.storage.queue import Queue
 from impetus.streamkeys import KeyStore
@@ -63,7 +64,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def _stream_with_jobs(queue: Queue, n: int = 3) -> None:
-    queue.create_stream("s1", {"mpps": 3})
+    queue.create_stream("s1", {"mpps": 3, "name": "squares"})
     body = job_batch(n)
     queue.enqueue("s1", body["jobs"], body["functions"], body["python"])
 
@@ -74,15 +75,18 @@ def test_streams_and_stream_show(served, capsys):
     code, out, _ = run(capsys, "streams")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[:3] == ["STREAM", "WAITING", "DELAYED"]
-    assert row.split()[:2] == ["s1", "3"]
+    assert header.split()[:4] == ["STREAM", "NAME", "WAITING", "DELAYED"]
+    assert row.split()[:3] == ["s1", "squares", "3"]
     code, out, _ = run(capsys, "streams", "--json")
     (stream,) = json.loads(out)
     assert stream["id"] == "s1" and stream["counts"]["forked"] == 3
+    assert stream["name"] == "squares"
     code, out, _ = run(capsys, "stream", "show", "s1")
     assert code == 0 and "waiting 3" in out and '"mpps": 3' in out
+    assert out.startswith("stream s1 'squares' (created")
     code, out, _ = run(capsys, "stream", "show", "s1", "--json")
-    assert json.loads(out)["properties"] == {"mpps": 3}
+    shown = json.loads(out)
+    assert shown["properties"] == {"mpps": 3, "name": "squares"} and shown["name"] == "squares"
 
 
 def test_stream_delete_then_unknown_stream_is_one_line_exit_1(served, capsys):
@@ -107,12 +111,13 @@ def test_jobs_lists_and_filters(served, capsys):
     lines = out.splitlines()
     assert lines[0].split() == ["JOB", "NAME", "STAGE", "STATUS", "NODE", "ATTEMPT", "TIME"]
     assert lines[1].split() == ["job-0", "square", "stage1", "ready", "node-a", "0", "0.500s"]
-    assert lines[-1] == "3 jobs"
+    assert lines[-1] == f"3 jobs of stream s1 (squares), {ORDER}"
     code, out, _ = run(capsys, "jobs", "s1", "--status", "waiting", "--limit", "1")
-    assert out.splitlines()[-1] == "2 waiting jobs (showing 1; --limit for more)"
+    assert out.splitlines()[-1].endswith(" (showing 1; --limit for more)")
+    assert out.splitlines()[-1].startswith("2 waiting jobs of stream s1")
     code, out, _ = run(capsys, "jobs", "s1", "--status", "ready", "--json")
-    answer = json.loads(out)
-    assert answer["count"] == 1 and answer["jobs"][0]["id"] == "job-0"
+    (job,) = json.loads(out)  # the list alone, no {count, jobs} wrapper
+    assert job["id"] == "job-0" and job["status"] == "ready"
     code, out, _ = run(capsys, "job", "s1", "job-0")
     assert code == 0 and "status:    ready" in out and "time:      0.500s" in out
     (line,) = [t for t in out.splitlines() if t.startswith("timeline:")]
@@ -144,7 +149,7 @@ def test_store_commands(served, capsys):
     assert run(capsys, "store", "s1", "get", "doc") == (0, '{"a": [1, 2]}\n', "")
     assert run(capsys, "store", "s1", "ls") == (0, "doc\nn\nquoted\nword\n", "")
     code, out, _ = run(capsys, "store", "s1", "ls", "--json")
-    assert json.loads(out) == ["doc", "n", "quoted", "word"]
+    assert json.loads(out) == [{"key": k} for k in ("doc", "n", "quoted", "word")]
     assert run(capsys, "store", "s1", "del", "n") == (0, "", "")
     code, out, err = run(capsys, "store", "s1", "get", "n")
     assert (code, out) == (1, "") and err == "impetus: error: no key 'n' in the store of 's1'\n"
@@ -181,7 +186,9 @@ def test_watch_once_draws_one_frame_with_rates(served, capsys):
     code, out, err = run(capsys, "watch", "--once", "--interval", "0.2")
     assert (code, err) == (0, "")
     assert "STREAM" in out and "s1" in out and "no live nodes" not in out
-    assert "backlog 4 · running 0 · done/s 0.0 · errors 0 · nodes 1 · workers 2/2 busy" in out
+    assert "backlog 4 · claimed 0 · running 0 · done/s 0.0 · errors 0" in out
+    assert "nodes 1 · workers 2/2 busy" in out
+    assert "squares" in out  # the stream's name next to its id
     assert "\x1b[" not in out  # not a terminal: plain text
     code, out, err = run(capsys, "watch", "nope", "--once")
     assert (code, out, err) == (1, "", "impetus: error: no stream 'nope'\n")
@@ -243,3 +250,49 @@ def test_cancel_jobs_one_line_each_exit_1_when_one_was_not_cancelled(served, cap
     code, out, _ = run(capsys, "cancel", "s1", "--json")
     assert code == 0 and json.loads(out)["cancelled"] == ["job-3"]
     assert run(capsys, "cancel", "s1") == (0, "no waiting jobs\n", "")
+
+
+def test_every_listing_json_is_one_array_of_objects_with_the_same_keys(served, capsys):
+    """docs/cli.md, "JSON output": lists are arrays of objects sharing one key set, even
+    when the rows differ (a named and an unnamed stream, a finished and a waiting job,
+    nodes with and without properties)."""
+    queue = served["queue"]
+    _stream_with_jobs(queue)
+    queue.create_stream("s2", {})  # no name, no jobs
+    claim = queue.claim("s1", "node-a", max_jobs=1, lease=60)
+    queue.complete(
+        claim, {claim.jobs[0].id: Outcome(READY, result=codec.dumps(1), started=1, finished=2)}
+    )
+    _beat(served, "n1", workers_total=2, workers_busy=1, jobs_done=9, streams=["s1"])
+    _beat(served, "n2", workers_total=4)
+    assert run(capsys, "store", "s1", "put", "a", "1")[0] == 0
+    assert run(capsys, "store", "s1", "put", "b", "[2]")[0] == 0
+    for argv in (("streams",), ("jobs", "s1"), ("nodes",), ("store", "s1", "ls")):
+        code, out, err = run(capsys, *argv, "--json")
+        assert (code, err) == (0, ""), argv
+        rows = json.loads(out)
+        assert isinstance(rows, list) and len(rows) >= 2, argv
+        assert all(isinstance(r, dict) for r in rows), argv
+        assert len({frozenset(r) for r in rows}) == 1, (argv, rows)
+    streams = json.loads(run(capsys, "streams", "--json")[1])
+    assert {s["id"]: s["name"] for s in streams} == {"s1": "squares", "s2": None}
+
+
+def test_jobs_are_listed_in_the_order_the_help_says_oldest_first_then_id(served, capsys):
+    from impetus.cli.main import build_parser
+
+    queue = served["queue"]
+    queue.create_stream("s1", {})
+    later = job_batch(1)
+    later["jobs"][0]["id"] = "a-sent-second"  # sorts first by id
+    first = job_batch(2)
+    first["jobs"][0]["id"], first["jobs"][1]["id"] = "z-sent-first", "y-sent-first"
+    queue.enqueue("s1", first["jobs"], first["functions"], first["python"])
+    time.sleep(0.01)  # a later enqueue time
+    queue.enqueue("s1", later["jobs"], later["functions"], later["python"])
+    code, out, _ = run(capsys, "jobs", "s1", "--json")
+    assert code == 0
+    # one batch shares its time: the id breaks the tie (y before z); then the later batch
+    assert [j["id"] for j in json.loads(out)] == ["y-sent-first", "z-sent-first", "a-sent-second"]
+    jobs_help = build_parser()._subparsers._group_actions[0].choices["jobs"].format_help()
+    assert "oldest first" in " ".join(jobs_help.split()) and "fork order" not in jobs_help

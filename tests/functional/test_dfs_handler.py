@@ -251,6 +251,9 @@ def test_decisions_are_logged_with_reasons_and_shown_by_the_cli(env, capsys, mon
     assert main(["dfs", "log"]) == 0
     out = capsys.readouterr().out
     assert "scale-out" in out and "desired 0->1" in out
+    assert main(["dfs", "log", "--json"]) == 0
+    logged = json.loads(capsys.readouterr().out)  # one array, as every listing
+    assert [e["decision"]["action"] for e in logged][-1] == "scale-out"
 
 
 def test_metrics_are_published(env):

@@ -484,6 +484,13 @@ def test_local_stack_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
         again = _impetus(home, "local", "up")
         assert again.returncode == 0 and "already up" in again.stdout
+        same = _impetus(home, "local", "up", "--nodes", "1", "--node-command", STAND_IN)
+        assert same.returncode == 0 and "already up" in same.stdout, same.stderr
+        other = _impetus(home, "local", "up", "--nodes", "2", "--mpps", "4")
+        assert other.returncode == 1 and other.stdout == "", other.stdout
+        assert "--nodes 2 (running: 1)" in other.stderr and "local down" in other.stderr
+        assert "--mpps" not in other.stderr  # 4 is what it runs with (the default)
+        assert other.stderr.count("\n") == 1
 
         status = _impetus(home, "local", "status", "--json")
         assert status.returncode == 0, status.stderr

@@ -76,3 +76,20 @@ def test_deeply_nested_json_to_store_put_is_one_line(capsys):
     assert main(["store", "s1", "put", "k", "[" * 100_000 + "]" * 100_000]) == 1
     err = capsys.readouterr().err
     assert err == "impetus: error: the value is JSON nested too deeply\n"
+
+
+def test_reads_a_task_root_of_stream_directories(tmp_path, capsys):
+    # `impetus tasks read tasks/`: the folder the client wrote, one directory per stream
+    _write(tmp_path / "tasks" / "s1" / "stage1.ok", [{"id": "a"}])
+    _write(tmp_path / "tasks" / "s2" / "stage1.err", [{"id": "b"}])
+    assert main(["tasks", "read", str(tmp_path / "tasks"), "--json"]) == 0
+    assert [j["id"] for j in json.loads(capsys.readouterr().out)] == ["a", "b"]
+
+
+def test_no_path_reads_the_default_task_root_under_impetus_home(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("IMPETUS_HOME", str(tmp_path / "home"))
+    assert main(["tasks", "read"]) == 1  # nothing written yet: one line
+    assert "home/tasks: no such file" in capsys.readouterr().err
+    _write(tmp_path / "home" / "tasks" / "s1" / "stage1.ok", [{"id": "a"}])
+    assert main(["tasks", "read"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"id": "a"}

@@ -180,7 +180,7 @@ def executor_api(monkeypatch):
 
 def test_the_executor_resolves_futures_acknowledges_and_deletes_its_stream(executor_api):
     with Executor("http://api.invalid", "secret-key", mpps=1) as ex:
-        assert executor_api.streams[ex.id]["properties"] == {"mpps": 1}
+        assert executor_api.streams[ex.id]["properties"] == {"mpps": 1, "name": "executor"}
         assert ex.submit(pow, 2, 10).result(timeout=10) == 1024
         assert list(ex.map(abs, [-1, -2, -3], chunksize=2, timeout=10)) == [1, 2, 3]
         with pytest.raises(ZeroDivisionError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import sys
 
 import pytest
 
@@ -238,6 +239,22 @@ def test_helloworld_flow_batches_forks_and_writes_task_files(api, tmp_path):
     assert app.id not in api.streams  # deleted at the end
 
 
+def test_a_run_writes_task_files_under_impetus_home_not_the_working_directory(
+    api, tmp_path, monkeypatch, impetus_home
+):
+    monkeypatch.chdir(tmp_path)
+    app = Hello("http://api.invalid", "secret-key")  # no taskdir: the default
+    app.n = 3
+    app.run(progress=quiet())
+    assert not (tmp_path / "tasks").exists()
+    assert app.stream_dir == impetus_home / "tasks" / app.id
+    assert len((app.stream_dir / "stage1.ok").read_text().splitlines()) == 3
+    old = Hello("http://api.invalid", "secret-key", taskdir="tasks")  # the old behaviour
+    old.n = 1
+    old.run(progress=quiet())
+    assert (tmp_path / "tasks" / old.id / "stage1.ok").is_file()
+
+
 def test_keep_and_keep_property(api, tmp_path):
     app = make(Hello, tmp_path)
     app.n = 1
@@ -382,6 +399,27 @@ def test_store_view(api, tmp_path):
         app.store["a"]
     with pytest.raises(KeyError):
         del app.store["a"]
+
+
+def test_stream_name_defaults_to_the_program_and_a_given_name_wins(api, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/home/me/resize_photos.py", "--fast"])
+    app = make(Hello, tmp_path)
+    assert api.streams[app.id]["properties"]["name"] == "resize_photos"
+    app = make(Hello, tmp_path, name="nightly")
+    assert api.streams[app.id]["properties"]["name"] == "nightly"
+    monkeypatch.setattr(sys, "argv", [""])  # no script: the REPL, a notebook
+    app = make(Hello, tmp_path)
+    assert api.streams[app.id]["properties"]["name"] == "Hello"
+
+
+def test_a_stream_joined_again_by_id_keeps_its_name(api, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["first.py"])
+    make(Hello, tmp_path, id="s1")  # created with an id: a user-chosen id, no default name
+    assert "name" not in api.streams["s1"]["properties"]
+    make(Hello, tmp_path, id="s1", name="kept")
+    monkeypatch.setattr(sys, "argv", ["second.py"])
+    make(Hello, tmp_path, id="s1")
+    assert api.streams["s1"]["properties"]["name"] == "kept"
 
 
 def test_stream_id_rules(api, tmp_path):

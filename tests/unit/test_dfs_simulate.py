@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from impetus.cli import main
@@ -98,6 +100,14 @@ def test_cli_prints_the_table_and_writes_the_plot(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "| impetus" in out and "| static" in out and "p95 wait s" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_json_over_two_traces_is_one_array(capsys):
+    code = main(["dfs", "simulate", "--trace", "steady", "--trace", "bursty", "--policy",
+                 "static", "--json", "--no-plot"])  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)  # one document, not one per trace
+    assert code == 0 and [r["trace"] for r in rows] == ["steady", "bursty"]
+    assert len({frozenset(r) for r in rows}) == 1
 
 
 def test_cli_refuses_an_unknown_policy(capsys):

@@ -221,8 +221,19 @@ def test_unknown_keyword_arguments_are_a_type_error_naming_the_properties(api):
     assert "bogus" in str(info.value) and "mpps" in str(info.value)
     assert api.streams == {}  # nothing created
     with executor(max_workers=5, properties={"gpu": "a100"}, time_limit=2) as ex:
-        assert api.streams[ex.id]["properties"] == {"gpu": "a100", "time_limit": 2}
+        assert api.streams[ex.id]["properties"] == {
+            "gpu": "a100",
+            "time_limit": 2,
+            "name": "executor",
+        }
     assert set(PROPERTIES) >= {"mpps", "time_limit", "retries"}
+
+
+def test_the_stream_is_named_executor_unless_the_user_names_it(api):
+    with executor() as ex:
+        assert api.streams[ex.id]["properties"]["name"] == "executor"
+    with executor(name="resize photos") as ex:
+        assert api.streams[ex.id]["properties"]["name"] == "resize photos"
 
 
 def test_options_fork_with_retries_time_limit_priority_delay(api):
