@@ -216,7 +216,7 @@ def test_the_dfs_decisions_on_the_page_are_the_decision_logs(dfs_stack):
     assert log.returncode == 0, log.stderr
     logged = {
         (e["decision"]["action"], e["decision"]["desired"], e["decision"]["reason"])
-        for e in map(json.loads, log.stdout.splitlines())
+        for e in json.loads(log.stdout)  # one array of decisions (docs/cli.md, JSON output)
     }
     rows = re.findall(
         r'<tr class="decision-row"><td>[^<]*</td><td>default</td><td>([^<]*)</td>'
