@@ -54,6 +54,10 @@ class CallProgress:
                 self._began, self._last, self._meter = time.monotonic(), float("-inf"), RateMeter()
             self._futures.extend(futures)
 
+    def rename(self, name: str) -> None:
+        """The stream's name changed (an executor's, after its first function)."""
+        self._name = name
+
     def note(self, text: str) -> None:
         """Print a line (a job's output) without garbling the bar: on a terminal the
         bar's line is cleared first, and drawn again below at the next show."""

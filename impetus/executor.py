@@ -64,7 +64,7 @@ from impetus.remote import rebuild
 from impetus.results import RESULTS_LIMIT, ResultCollector
 from impetus.sender import BackgroundSender
 from impetus.session import StreamDeleted, StreamSession
-from impetus.streamname import with_default_name
+from impetus.streamname import FirstFunctionName, with_default_name
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,12 @@ class Executor(cf.Executor):
                 "in properties={...})"
             )
         props = {**(properties or {}), **stream_properties}
+        unnamed = id is None and props.get("name") is None
         props = with_default_name(props, id is None, "executor")  # no function known yet
         codec.ship_by_value(include_modules)  # before the stream exists: a typo leaves none
         self._session = StreamSession.open(address, authkey, id, props, self.api_class)
         self.id = self._session.id
+        self._naming = FirstFunctionName(self._session, unnamed)  # then after its function
         ledger = JobLedger((STAGE,))  # no task files: results live in the futures
         self._functions = FunctionTable()
         self._forks = ForkSender(
@@ -230,6 +232,7 @@ class Executor(cf.Executor):
             except BaseException:
                 self._forget([future])
                 raise
+        self._named_after(fn)
         self._progress.track([future])
         self._sender.forked()
         return future
@@ -252,9 +255,14 @@ class Executor(cf.Executor):
             futures = [ImpetusFuture(_chunk_of(i), fn, self._cancel_one) for i in ids]
             for item_id, future in zip(ids, futures, strict=True):
                 self._futures.add(item_id, future)
+        self._named_after(fn)
         self._progress.track(futures)
         self._sender.forked()
         return results_in_order(futures, end, self._cancel)
+
+    def _named_after(self, fn: Callable[..., Any]) -> None:
+        if name := self._naming.first_function(fn):
+            self._progress.rename(name)
 
     def _forget(self, futures: Iterable[ImpetusFuture]) -> None:
         """Drop pending futures (the caller holds the lock)."""

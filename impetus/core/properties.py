@@ -61,8 +61,8 @@ PROPERTIES: dict[str, Property] = {
             "What the stream is called in `impetus streams`, `watch`, `jobs` and `nodes`: "
             f"1-{MAX_NAME} printable characters. Default (set by the client when it "
             "creates the stream without an id): the program's file name for `Impetus` (the "
-            "class name without a script), `executor` for `Executor` (its stream exists "
-            "before any function is submitted).",
+            "class name without a script); for `Executor` the first function it runs "
+            "(`executor` until then: its stream exists before any function is submitted).",
             # \Z, not $: $ also matches before a trailing newline.
             re.compile(rf"^[^\x00-\x1f\x7f-\x9f]{{1,{MAX_NAME}}}\Z"),
             f"be 1-{MAX_NAME} printable characters",

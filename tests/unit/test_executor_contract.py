@@ -229,10 +229,18 @@ def test_unknown_keyword_arguments_are_a_type_error_naming_the_properties(api):
     assert set(PROPERTIES) >= {"mpps", "time_limit", "retries"}
 
 
-def test_the_stream_is_named_executor_unless_the_user_names_it(api):
+def test_the_stream_is_named_after_its_first_function_unless_the_user_names_it(api):
+    api.run_all = True
     with executor() as ex:
-        assert api.streams[ex.id]["properties"]["name"] == "executor"
+        assert api.streams[ex.id]["properties"]["name"] == "executor"  # no function yet
+        assert list(ex.map(abs, [-1, -2])) == [1, 2]
+        assert api.streams[ex.id]["properties"]["name"] == "abs"
+        assert ex.submit(pow, 2, 3).result(timeout=10) == 8
+        assert api.streams[ex.id]["properties"]["name"] == "abs"  # the first one's, once
+    renames = [c for c in api.calls if c[0] == "update_properties"]
+    assert len(renames) == 1
     with executor(name="resize photos") as ex:
+        assert ex.submit(pow, 2, 2).result(timeout=10) == 4
         assert api.streams[ex.id]["properties"]["name"] == "resize photos"
 
 
