@@ -52,8 +52,11 @@ demo: venv
 	    $(BIN)/python examples/helloworld.py; rc=$$?; wait $$watch || rc=$${rc:-1}; }; \
 	  $(BIN)/impetus local down; exit $$rc
 
+# pytest-xdist: most e2e tests wait on a local stack (its boot, DFS's ticks, leases), so
+# the suite runs on more workers than cores; a module's tests stay on one worker.
+TEST_WORKERS ?= 3
 test: venv lint synth lint-template browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Headless Chromium for the dashboard's e2e test (tests/e2e/test_dashboard_e2e.py),
 # from Debian's packages when it is missing.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 
 import pytest
@@ -18,6 +19,10 @@ os.environ.update(
 )
 for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "IMPETUS_API_URL", "IMPETUS_AUTHKEY"):
     os.environ.pop(var, None)
+# Stream keys, task files and local stacks go to a home of this test process's own (a
+# test may set another), never to the developer's ~/.impetus; each pytest-xdist worker
+# is a process of its own, so workers never share one.
+os.environ["IMPETUS_HOME"] = tempfile.mkdtemp(prefix="impetus-test-home-")
 
 
 @pytest.fixture

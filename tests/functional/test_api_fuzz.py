@@ -28,6 +28,9 @@ def api_server() -> Iterator[dict[str, Any]]:
     with MotoServer() as moto:
         aws = local_settings(moto.endpoint_url, table_prefix="fuzz")
         os.environ.update(server_environment(aws, dict(os.environ)))  # the handler reads it
+        from lambdas.api import app as api_app
+
+        api_app.reset_state()  # a warm handler of an earlier test in this process: cold again
         authkey = provision(aws).authkey
         server = ApiServer().start()
         try:

@@ -71,10 +71,21 @@ def idle_window(queue: Queue, fleet: int) -> Usage:
     meter = CostMeter(boto3.client("dynamodb"), queue.settings.table_prefix)
     client = meter.instrument(boto3.client("dynamodb"))
     with agent_running(queue, client):
-        time.sleep(1.0)  # its first listing and its first (idle) beat are behind it
+        wait_for_idle_beat(queue)  # its first listing and its first idle beat are behind it
         meter.reset()
         time.sleep(WINDOW)
         return meter.reset()
+
+
+def wait_for_idle_beat(queue: Queue, timeout: float = 10.0) -> None:
+    """Until the agent's item says it is idle (from then on it beats at the idle
+    cadence); a fixed sleep was too short on a loaded machine."""
+    nodes = Nodes.for_prefix(queue.client, queue.settings.table_prefix)
+    deadline = time.monotonic() + timeout
+    while "idle_since" not in nodes.by_node().get("idle-node", {}):
+        assert time.monotonic() < deadline, "the agent never reported itself idle"
+        time.sleep(0.05)
+    time.sleep(0.2)  # the beat's write is done; its next one is the idle cadence's
 
 
 def per_second(usage: Usage, op: str) -> float:
