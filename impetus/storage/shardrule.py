@@ -15,9 +15,10 @@ SHARD_HEADROOM = 0.5  # a shard is planned to run at most at this share of its p
 # Queue-table units per job, measured by bench/costs.py on the fork workload (2000 trivial
 # jobs, docs/performance.md): the chunk's put (1 per 20 jobs), claims, completions and
 # acknowledgements write 0.43 WCU per job; the claim and collection Queries read 1.9 RCU.
-# Since claims read the claim index (docs/capacity-mix.json) the shard partition takes
-# ~0.51 WCU and ~0.32 RCU a job: the read figure kept here gives ~790 jobs/s a shard,
-# where writes bind at ~980; the spare shards keep the partition's writes near 40 %.
+# Since claims read the claim index and carry the jobs' timeline stamps
+# (docs/capacity-mix.json) the shard partition takes ~0.6 WCU and ~0.22 RCU a job: the
+# read figure kept here gives ~790 jobs/s a shard, under the ~830 at which writes reach
+# half the partition; at the rule's rate its writes run near 47 %.
 QUEUE_WCU_PER_JOB = 0.43
 QUEUE_RCU_PER_JOB = 1.9
 
