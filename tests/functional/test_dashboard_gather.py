@@ -12,7 +12,8 @@ import boto3
 import pytest
 from conftest_api import AUTHKEY
 from test_api import job_batch
-from test_cli_tools import OwnedQueue, _beat
+from test_cli_tools import _beat
+from test_cli_tools import served as cli_served  # noqa: F401 (a fixture)
 
 from impetus.api_client import ApiClient
 from impetus.core import codec, jobs
@@ -21,11 +22,9 @@ from impetus.core.jobs import READY, Outcome
 from impetus.dashboard.dfsread import DfsReader
 from impetus.dashboard.gather import Gatherer
 from impetus.dashboard.server import DashboardServer
-from impetus.local.apiserver import ApiServer
 from impetus.scaler.model import GroupDecision, GroupState, PolicyInput
 from impetus.storage.decisions import DecisionLog
 from impetus.storage.queue import Queue
-from impetus.streamkeys import KeyStore
 
 pytest_plugins = ["conftest_api"]
 
@@ -33,20 +32,11 @@ TRACEBACK = 'Traceback (most recent call last):\n  File "job.py", line 3\nValueE
 
 
 @pytest.fixture
-def served(api_aws, monkeypatch, tmp_path):
-    from lambdas.api import app as api_app
-
-    api_app.reset_state()
-    server = ApiServer().start()
-    monkeypatch.setenv("IMPETUS_API_URL", server.url)
-    monkeypatch.setenv("IMPETUS_AUTHKEY", AUTHKEY)
-    monkeypatch.setenv("IMPETUS_HOME", str(tmp_path / "home"))
-    keys = KeyStore(server.url)
+def served(cli_served):  # noqa: F811 (the fixture imported above, by name)
+    """The CLI tests' served API (test_cli_tools.served), plus an API client of its own."""
     client = ApiClient(ClientSettings.resolve(), max_attempts=2)
-    yield {"queue": OwnedQueue(keys), "api": client, **api_aws}
+    yield {**cli_served, "api": client}
     client.close()
-    server.stop()
-    api_app.reset_state()
 
 
 def _run(queue: Queue) -> None:
