@@ -10,6 +10,10 @@ termination lifecycle hook.
   heartbeat's put is conditional on ``drain`` being absent, so the request can never be
   overwritten: the put fails, the node learns it must drain, stops claiming, finishes
   what it holds and reports ``drained`` (staying up until DFS terminates it).
+- **Leave on request**: an idle node DFS retires is terminated first, then marked
+  ``drain = "leave"``. The node drains the same way, stops, and completes the lifecycle
+  action itself as soon as its instance is in ``Terminating:Wait``, rather than at its
+  next lifecycle check, up to ``LIFECYCLE_POLL`` seconds later (billed all along).
 - **Lifecycle hook**: when the instance enters ``Terminating:Wait`` the node drains the
   same way, then stops (the agent's normal stop: release what is left) and completes
   the lifecycle action with ``CONTINUE``; while it drains it records lifecycle
@@ -32,7 +36,7 @@ from typing import Any
 
 from impetus.core import aws
 from impetus.core.config import ENV_INSTANCE_ID, AwsSettings
-from impetus.storage.nodes import DRAINED, DRAINING, RUNNING, NodeBeat, Nodes
+from impetus.storage.nodes import DRAINED, DRAINING, LEAVE, RUNNING, NodeBeat, Nodes
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,11 @@ __all__ = ["DRAINED", "DRAINING", "RUNNING", "Scaling", "instance_id_for"]
 
 TERMINATING_WAIT = "Terminating:Wait"
 TERMINATING_HOOK = "autoscaling:EC2_INSTANCE_TERMINATING"
+TERMINATING_PAST = ("Terminating:Proceed", "Terminated")  # no lifecycle action to complete
 LIFECYCLE_POLL = 15.0  # seconds between lifecycle-state checks (DescribeAutoScalingInstances)
+# A node told to leave waits this long, checking every LEAVE_POLL seconds, for Auto
+# Scaling to put its instance in Terminating:Wait (normally within a second or two).
+LEAVE_WAIT, LEAVE_POLL = 30.0, 0.5
 
 
 def instance_id_for(node_id: str) -> str | None:
@@ -79,6 +87,7 @@ class Scaling:
         self._warned: set[str] = set()
         self._idle_since: float | None = None  # heartbeat time first seen holding nothing
         self._idle_done: int | None = None  # jobs_done at that heartbeat
+        self._leaving = False  # DFS terminated this instance: complete the hook at once
 
     def _warn(self, what: str, exc: Exception) -> None:
         """Warn once per kind of failure (a missing permission would repeat forever)."""
@@ -128,6 +137,10 @@ class Scaling:
             log.info("node %s: drain requested: no more claims", self.node_id)
             self._drain.set()
             beat = replace(beat, state=DRAINING if beat.stats.claims else DRAINED)
+            if self._nodes.drain_requested(self.node_id) == LEAVE:
+                log.info("node %s: instance terminated by DFS: stopping", self.node_id)
+                self._leaving = True
+                self._on_terminate()
         self._nodes.heartbeat(beat, draining=True)
 
     # --- Auto Scaling -----------------------------------------------------------------------
@@ -187,11 +200,24 @@ class Scaling:
                 InstanceId=self.instance_id,
             )
             return
+        if self._lifecycle_state() != TERMINATING_WAIT:
+            return
+        self._take_hook()
+        log.info("node %s: instance terminating (hook %r): draining", self.node_id, self._hook)
+        self._drain.set()
+        self._on_terminate()
+
+    def _lifecycle_state(self) -> str | None:
+        """The instance's lifecycle state in its group (None: no longer in one)."""
         found = self._client().describe_auto_scaling_instances(InstanceIds=[self.instance_id])
         instances = found.get("AutoScalingInstances", [])
-        if not instances or instances[0]["LifecycleState"] != TERMINATING_WAIT:
-            return
+        if not instances:
+            return None
         self._group = instances[0]["AutoScalingGroupName"]
+        return instances[0]["LifecycleState"]
+
+    def _take_hook(self) -> None:
+        """Remember the group's termination hook ("" when it has none)."""
         hooks = self._client().describe_lifecycle_hooks(AutoScalingGroupName=self._group)
         names = [
             h["LifecycleHookName"]
@@ -199,13 +225,36 @@ class Scaling:
             if h["LifecycleTransition"] == TERMINATING_HOOK
         ]
         self._hook = names[0] if names else ""
-        log.info("node %s: instance terminating (hook %r): draining", self.node_id, self._hook)
-        self._drain.set()
-        self._on_terminate()
+
+    def _await_hook(self) -> None:
+        """A node told to leave: wait for Terminating:Wait and take the hook (none when
+        the instance is already past it, gone, or the group has no hook)."""
+        deadline = time.monotonic() + LEAVE_WAIT
+        while time.monotonic() < deadline:
+            try:
+                state = self._lifecycle_state()
+            except Exception as exc:
+                self._warn("lifecycle check", exc)
+                state = "unknown"
+            if state == TERMINATING_WAIT:
+                self._take_hook()
+                return
+            if state is None or state in TERMINATING_PAST:
+                return
+            time.sleep(LEAVE_POLL)
+        log.warning(
+            "node %s: told to leave, but its instance never reached %s",
+            self.node_id,
+            TERMINATING_WAIT,
+        )
 
     def finish(self) -> None:
         """After the agent stopped: let a pending termination proceed."""
-        if not self._hook or not self.instance_id:
+        if not self.instance_id:
+            return
+        if self._leaving and self._hook is None:
+            self._await_hook()
+        if not self._hook:
             return
         try:
             self._client().complete_lifecycle_action(

@@ -285,6 +285,8 @@ def cmd_log(args: argparse.Namespace) -> int:
             print(f"{'':20}drain {node}")
         for node in d.get("terminate") or []:
             print(f"{'':20}terminate {node} (decrement)")
+        for node in d.get("retire") or []:
+            print(f"{'':20}retire {node} (idle: terminate with decrement, then tell it)")
     if not entries:
         print("no decisions recorded")
     return 0

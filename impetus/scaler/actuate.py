@@ -1,15 +1,18 @@
 """Carry out a group decision through Auto Scaling and the nodes table (drain requests
 go through its owner, impetus.storage.nodes).
 
-Order: terminate the drained nodes (each with ``ShouldDecrementDesiredCapacity``, so the
-group never picks a victim of its own), ask the chosen nodes to drain, then set the
-desired capacity if it still differs. Desired capacity is checked against the group's
+Order: terminate the drained nodes and the idle nodes retired (each with
+``ShouldDecrementDesiredCapacity``, so the group never picks a victim of its own; a
+retired node's drain mark, set after its termination, tells its agent to finish what it
+holds and complete the lifecycle action at once), ask the chosen nodes to drain, then
+set the desired capacity if it still differs. Desired capacity is checked against the group's
 [min, max] here too: moto accepts values outside, AWS refuses them.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -32,16 +35,18 @@ def apply(
     desired = group.desired
     nodes = Nodes(ddb, nodes_table)
     for node_id in decision.terminate:
-        try:
-            asg.terminate_instance_in_auto_scaling_group(
-                InstanceId=node_id, ShouldDecrementDesiredCapacity=True
-            )
-        except ClientError as exc:
-            log.warning("terminating %s failed: %s", node_id, exc)
+        if not _terminate(asg, node_id):
             continue
         desired -= 1
         why = " (failed boot)" if node_id in decision.failed else ""
         done.append(f"terminated {node_id}{why}")
+    for node_id in decision.retire:
+        if not _terminate(asg, node_id):
+            decision = replace(decision, desired=decision.desired + 1)  # it stays: count it
+            continue
+        desired -= 1
+        nodes.request_drain(node_id, leave=True)  # False: its agent is already gone
+        done.append(f"retired {node_id}")
     for node_id in decision.replace:  # the group is at its min: it launches a replacement
         try:
             asg.terminate_instance_in_auto_scaling_group(
@@ -66,3 +71,15 @@ def apply(
         )
         done.append(f"desired {desired} -> {decision.desired}")
     return done
+
+
+def _terminate(asg: Any, node_id: str) -> bool:
+    """Terminate an instance with decrement; False (logged) when Auto Scaling refused."""
+    try:
+        asg.terminate_instance_in_auto_scaling_group(
+            InstanceId=node_id, ShouldDecrementDesiredCapacity=True
+        )
+    except ClientError as exc:
+        log.warning("terminating %s failed: %s", node_id, exc)
+        return False
+    return True

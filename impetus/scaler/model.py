@@ -130,7 +130,10 @@ class GroupDecision:
     desired: int  # desired capacity to set (always within [min, max])
     needed: int  # nodes the streams need (before clamping to the group's limits)
     floor: int = 0  # nodes the streams keep busy at their measured throughput (no scale-in below)
-    drain: tuple[str, ...] = ()  # nodes to ask to drain now
+    drain: tuple[str, ...] = ()  # nodes to ask to drain now (terminated once drained)
+    # idle nodes to terminate now with decrement: the termination lifecycle hook holds the
+    # instance until its agent, told through its drain mark, has finished what it holds
+    retire: tuple[str, ...] = ()
     terminate: tuple[str, ...] = ()  # nodes to terminate with decrement (drained, failed boots)
     replace: tuple[str, ...] = ()  # failed boots to terminate without decrement (at min)
     failed: tuple[str, ...] = ()  # failed boots (each in terminate or replace)

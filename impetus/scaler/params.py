@@ -48,3 +48,4 @@ class PolicyParams:
     reach_share: float = REACH_SHARE  # share of the in-service reach left for the backlog
     busy_share: float = BUSY_SHARE  # scale-in keeps the measured busy slots at most this share
     consolidate: bool = True  # drain the least-busy node when capacity stays idle (see idle.py)
+    retire_idle: bool = True  # terminate idle victims at once (False: drain, then terminate)

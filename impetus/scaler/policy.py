@@ -52,7 +52,9 @@ workers for *every* stream it serves, so streams share nodes. Then:
    ``boot_seconds``: about what a replacement takes to arrive) that have run for their
    billing minimum (EC2: 60 s), with a fresh heartbeat, not protected, and only after
    ``scale_in_ticks`` (3) consecutive ticks agree that the group has a surplus; the
-   longest-idle nodes are asked to drain (:func:`may_leave`).
+   longest-idle nodes are terminated at once (``retire``), the termination lifecycle
+   hook letting a job one claimed meanwhile finish (:func:`may_leave`). A busy node
+   chosen by consolidation is asked to drain instead and terminated once drained.
 5. ``desired`` is always clamped to the group's ``[min, max]`` (AWS refuses values
    outside; moto does not), and scale-in never goes below ``min``.
 
@@ -254,6 +256,9 @@ def decide_group(
     return replace(base, reason=why)
 
 
+IDLE = "idle node(s)"
+
+
 def _scale_in(
     base: GroupDecision,
     group: GroupState,
@@ -280,7 +285,7 @@ def _scale_in(
             reason=f"{keeps}: scale-in agreed {memory.agree[key]}/{params.scale_in_ticks} ticks",
         )
     threshold = idle_threshold(group, params)
-    what = "idle node(s)"
+    what = IDLE
     if not candidates and params.consolidate and now - since >= threshold:
         least = consolidation_candidate(stay, group, now, params)
         candidates = [least] if least else []
@@ -294,6 +299,17 @@ def _scale_in(
     memory.agree[key] = 0
     memory.surplus.pop(key, None)
     victims = tuple(n.id for n in candidates[:allowed])
+    if what == IDLE and params.retire_idle:
+        # Idle: terminated now. Draining first cost a heartbeat and a DFS poll per node,
+        # then the lifecycle hook's wait on top (docs/autoscaling.md, "Leaving").
+        return replace(
+            base,
+            retire=victims,
+            desired=_clamp(base.desired - len(victims), group),
+            action="scale-in",
+            reason=f"{keeps} for {params.scale_in_ticks} ticks: terminate {len(victims)} "
+            f"{what} (the lifecycle hook lets a job claimed meanwhile finish)",
+        )
     for node_id in victims:
         memory.draining[node_id] = now
     return replace(

@@ -246,7 +246,7 @@ def run(
             done = ["failed"]
         if done:
             log.info("%s: %s (%s)", group.name, "; ".join(done), group_decision.reason)
-        fleetsize.signal_drains(queue.streams.active, group_decision.drain)
+        fleetsize.signal_drains(queue.streams.active, group_decision.drain + group_decision.retire)
         decisions.record(group_decision, inputs)
         result.groups.append({**group_decision.to_json(), "done": done})
     decisions.save_memory(decision.memory)

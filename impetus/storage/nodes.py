@@ -8,6 +8,9 @@ stops. Liveness is judged by the node's own schedule: a node is gone once ``expi
 passes, whatever its cadence.
 DFS asks a node to drain by setting ``drain`` on its item; a heartbeat never erases that
 mark (its put is conditional on the mark being absent), so the request cannot be lost.
+The mark is ``True`` (drain, report ``drained``, wait to be terminated) or ``"leave"``
+(DFS has already terminated the instance: drain, then stop and complete the lifecycle
+action at once).
 
 DynamoDB's TTL deletes expired items only eventually (and moto never does), so readers
 drop them themselves: a node past ``expires`` stopped heartbeating.
@@ -36,6 +39,7 @@ RUNNING, DRAINING, DRAINED = "running", "draining", "drained"
 
 KEY = "node"  # the partition key: the node id
 DRAIN = "drain"  # set by DFS: stop claiming (see the module docstring)
+LEAVE = "leave"  # the drain mark's value when DFS already terminated the instance
 BEATS_TO_EXPIRE = 3  # default grace: the beat due and two more missed, as before cadences
 
 NODE_FIELDS = (
@@ -160,9 +164,11 @@ class Nodes:
         """Delete a stopping node's item (it would otherwise linger until it expires)."""
         self._client.delete_item(TableName=self.table, Key=dynamo.serialize({KEY: node_id}))
 
-    def drain_requested(self, node_id: str) -> bool:
-        """Whether DFS asked this node to drain (one small consistent read: an idle node
-        checks when DFS signals drains in its replica, between its rare beats)."""
+    def drain_requested(self, node_id: str) -> bool | str:
+        """DFS's drain mark on this node's item: False (none), True (drain) or
+        :data:`LEAVE` (drain and stop: the instance is terminating). One small consistent
+        read: an idle node checks when DFS signals drains in its replica, between its rare
+        beats, and a node whose beat found the mark checks which it is."""
         answer = self._client.get_item(
             TableName=self.table,
             Key=dynamo.serialize({KEY: node_id}),
@@ -170,12 +176,14 @@ class Nodes:
             ExpressionAttributeNames={"#drain": DRAIN},
             ConsistentRead=True,
         )
-        return bool((answer.get("Item") or {}).get(DRAIN))
+        mark = dynamo.deserialize(answer.get("Item") or {}).get(DRAIN)
+        return LEAVE if mark == LEAVE else bool(mark)
 
     # --- DFS --------------------------------------------------------------------------------
-    def request_drain(self, node_id: str) -> bool:
-        """Mark a node's item ``drain``: its agent stops claiming and reports ``drained``.
-        False when the node is gone (no item: nothing is created for it)."""
+    def request_drain(self, node_id: str, *, leave: bool = False) -> bool:
+        """Mark a node's item ``drain``: its agent stops claiming and reports ``drained``
+        (``leave``: DFS terminated its instance; the agent stops once drained). False
+        when the node is gone (no item: nothing is created for it)."""
         try:
             self._client.update_item(
                 TableName=self.table,
@@ -183,7 +191,7 @@ class Nodes:
                 UpdateExpression="SET #drain = :yes",
                 ConditionExpression="attribute_exists(#node)",
                 ExpressionAttributeNames={"#drain": DRAIN, "#node": KEY},
-                ExpressionAttributeValues=dynamo.values(yes=True),
+                ExpressionAttributeValues=dynamo.values(yes=LEAVE if leave else True),
             )
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):

@@ -109,5 +109,5 @@ def test_fleet_grows_from_zero_for_work_and_returns_to_zero(dfs_stack, tmp_path)
     decisions = [entry["decision"] for entry in json.loads(log.stdout)]
     actions = [d["action"] for d in decisions]
     assert "scale-out" in actions and "scale-in" in actions
-    assert any(d["terminate"] for d in decisions)  # drained nodes left by terminate
+    assert any(d["retire"] for d in decisions)  # idle nodes left by terminate at once
     assert all(0 <= d["desired"] <= 2 for d in decisions)

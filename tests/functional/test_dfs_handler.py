@@ -155,7 +155,7 @@ def test_never_below_min_even_with_nothing_to_do(env):
     assert not node_item(env["ddb"], node).get("drain")
 
 
-def test_the_chosen_idle_node_is_drained_then_terminated_with_decrement(env):
+def test_the_chosen_idle_node_is_terminated_with_decrement_and_told_to_leave(env):
     queue, asg, ddb = env["queue"], env["asg"], env["ddb"]
     queue.create_stream("s", {"mpps": 2})
     asg.set_desired_capacity(AutoScalingGroupName="impetus-default", DesiredCapacity=2)
@@ -166,16 +166,13 @@ def test_the_chosen_idle_node_is_drained_then_terminated_with_decrement(env):
     heartbeat(ddb, busy, busy=True)
     heartbeat(ddb, idle)
     handler({}, None)  # tick 1 agrees on a surplus
-    assert not node_item(ddb, idle).get("drain")
-    handler({}, None)  # tick 2: drain the idle node, not the busy one
-    assert node_item(ddb, idle).get("drain") and not node_item(ddb, busy).get("drain")
-    assert group(asg)["DesiredCapacity"] == 2  # nothing terminated before the drain is done
-    heartbeat(ddb, idle, state="drained")  # the agent acknowledges
-    heartbeat(ddb, busy, busy=True)
-    result = handler({}, None)
+    assert not node_item(ddb, idle).get("drain") and len(in_service(asg)) == 2
+    result = handler({}, None)  # tick 2: the idle node leaves, not the busy one
     g = group(asg)
     assert g["DesiredCapacity"] == 1 and in_service(asg) == [busy]
-    assert any(f"terminated {idle}" in d for d in result["last"]["groups"][0]["done"])
+    assert f"retired {idle}" in result["last"]["groups"][0]["done"]
+    # its agent learns it must stop (a job claimed meanwhile finishes under the hook)
+    assert node_item(ddb, idle)["drain"] == "leave" and not node_item(ddb, busy).get("drain")
 
 
 class Context:
@@ -188,7 +185,7 @@ class Context:
         return int(self.left * 1000)
 
 
-def test_one_invocation_follows_a_drain_closely_until_the_node_is_terminated(env, monkeypatch):
+def test_one_invocation_follows_an_idle_node_until_it_has_left(env, monkeypatch):
     queue, asg, ddb = env["queue"], env["asg"], env["ddb"]
     queue.create_stream("s", {"mpps": 2})
     asg.set_desired_capacity(AutoScalingGroupName="impetus-default", DesiredCapacity=1)
@@ -196,17 +193,15 @@ def test_one_invocation_follows_a_drain_closely_until_the_node_is_terminated(env
     heartbeat(ddb, idle)
     context, sleeps = Context(90.0), []
 
-    def sleep(seconds):  # the node answers the drain request on its next heartbeat
+    def sleep(seconds):
         sleeps.append(seconds)
         context.left -= seconds
-        if node_item(ddb, idle).get("drain"):
-            heartbeat(ddb, idle, state="drained")
 
     monkeypatch.setattr("lambdas.dfs.handler.time.sleep", sleep)
     result = handler({}, context)
     assert in_service(asg) == [] and group(asg)["DesiredCapacity"] == 0
-    # agree (10 s), drain, poll every 2 s while it drains, terminate, then stop
-    assert sleeps == [10.0, tick.DRAIN_POLL] and result["ticks"] == 3
+    # agree over ticks 10 s apart, retire the node, then stop: no drain to poll for
+    assert sleeps == [10.0] and result["ticks"] == 2
     assert result["last"]["next_in"] is None
 
 

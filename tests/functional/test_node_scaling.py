@@ -173,3 +173,75 @@ def test_termination_lifecycle_hook_drains_then_completes_the_action(instance):
         assert scaling.draining and stops == [1]
         scaling.finish()
         stubber.assert_no_pending_responses()
+
+
+def lifecycle_state(node, state):
+    return {
+        "AutoScalingInstances": [
+            {
+                "InstanceId": node,
+                "AutoScalingGroupName": "g",
+                "AvailabilityZone": "us-east-1a",
+                "LifecycleState": state,
+                "HealthStatus": "HEALTHY",
+                "ProtectedFromScaleIn": False,
+            }
+        ]
+    }
+
+
+def test_a_node_dfs_retired_stops_and_completes_the_lifecycle_action_at_once(instance, monkeypatch):
+    """DFS terminated the instance, then marked it ``leave``: the next beat stops the
+    agent, and ``finish`` waits for Terminating:Wait (first still Terminating) and
+    completes the hook itself, without waiting for a lifecycle check."""
+    monkeypatch.setattr("node_agent.scaling.LEAVE_POLL", 0.01)
+    ddb, asg = instance["ddb"], boto3.client("autoscaling")
+    node = "i-0123456789abcdef1"
+    stubber = Stubber(asg)
+    for state in ("Terminating", "Terminating:Wait"):
+        stubber.add_response(
+            "describe_auto_scaling_instances", lifecycle_state(node, state), {"InstanceIds": [node]}
+        )
+    stubber.add_response(
+        "describe_lifecycle_hooks",
+        {
+            "LifecycleHooks": [
+                {
+                    "LifecycleHookName": "drain",
+                    "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                }
+            ]
+        },
+        {"AutoScalingGroupName": "g"},
+    )
+    stubber.add_response(
+        "complete_lifecycle_action",
+        {},
+        {
+            "LifecycleHookName": "drain",
+            "AutoScalingGroupName": "g",
+            "LifecycleActionResult": "CONTINUE",
+            "InstanceId": node,
+        },
+    )
+    stops = []
+    scaling = scaling_of(node, ddb, lambda: stops.append(1), asg=asg)
+    scaling.write_item(item(node))
+    assert nodes(ddb).request_drain(node, leave=True)  # what DFS does after terminating
+    scaling.write_item(item(node, heartbeat=2.0))
+    assert scaling.draining and stops == [1] and read(ddb, node)["state"] == DRAINED
+    with stubber:
+        scaling.finish()
+        stubber.assert_no_pending_responses()
+
+
+def test_a_plain_drain_request_does_not_stop_the_node(instance):
+    ddb = instance["ddb"]
+    stops = []
+    scaling = scaling_of("n-plain", ddb, lambda: stops.append(1))
+    scaling.write_item(item("n-plain"))
+    assert nodes(ddb).drain_requested("n-plain") is False
+    request_drain(ddb, "n-plain")
+    assert nodes(ddb).drain_requested("n-plain") is True
+    scaling.write_item(item("n-plain", heartbeat=2.0))
+    assert scaling.draining and stops == []  # it waits, drained, for DFS to terminate it

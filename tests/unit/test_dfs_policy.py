@@ -158,19 +158,28 @@ def test_desired_is_never_set_outside_the_group_limits():
     d, _ = one([stream(backlog=10_000)], groups=[group(max=3)])
     assert d.desired == 3
     d, _ = one([], groups=[group(min=2, desired=2, in_service=2)])
-    assert d.desired == 2 and not d.drain
+    assert d.desired == 2 and not (d.drain or d.retire)
 
 
-def test_scale_in_needs_k_consecutive_ticks_and_then_drains_the_idle_node():
+def test_scale_in_needs_k_consecutive_ticks_and_then_terminates_the_idle_node():
     g = group(desired=1, in_service=1)
     memory = Memory()
     node = idle_node("i-1", idle_for=120)
     for tick in range(2):
         d, memory = one([], [node], [g], memory=memory, now=NOW + tick)
-        assert not d.drain and d.desired == 1, tick
+        assert not (d.drain or d.retire) and d.desired == 1, tick
     d, memory = one([], [node], [g], memory=memory, now=NOW + 2)
-    assert d.action == "scale-in" and d.drain == ("i-1",)
-    assert d.desired == 1  # capacity is lowered only by terminating the drained node
+    assert d.action == "scale-in" and d.retire == ("i-1",) and not d.drain
+    assert d.desired == 0  # terminated with decrement: the group never picks a victim
+    assert not memory.draining  # nothing to wait for: the lifecycle hook holds the rest
+
+
+def test_without_retire_idle_the_idle_node_is_drained_then_terminated():
+    params = PolicyParams(scale_in_ticks=1, retire_idle=False)
+    g = group(desired=1, in_service=1)
+    d, memory = one([], [idle_node("i-1", idle_for=120)], [g], params=params)
+    assert d.drain == ("i-1",) and not d.retire and d.desired == 1
+    assert "i-1" in memory.draining
 
 
 def test_a_tick_with_work_resets_the_scale_in_agreement():
@@ -180,24 +189,24 @@ def test_a_tick_with_work_resets_the_scale_in_agreement():
     _, memory = one([], [node], [g], memory=memory)
     _, memory = one([stream(running=1)], [node], [g], memory=memory)  # work came back
     d, _ = one([], [node], [g], memory=memory)
-    assert not d.drain
+    assert not (d.drain or d.retire)
 
 
 def test_scale_in_only_nodes_idle_for_half_their_boot_time_by_default():
     params = PolicyParams(scale_in_ticks=1)
     g = group(desired=1, in_service=1, boot_seconds=90)
     d, _ = one([], [idle_node("i-1", idle_for=40)], [g], params=params)
-    assert not d.drain  # idle 40 s < half of boot 90 s
+    assert not d.retire  # idle 40 s < half of boot 90 s
     d, _ = one([], [idle_node("i-1", idle_for=45)], [g], params=params)
-    assert d.drain == ("i-1",)
+    assert d.retire == ("i-1",)
     assert "idle >= 45s" in one([], [idle_node("i-1", 44)], [g], params=params)[0].reason
 
 
 def test_an_idle_floor_overrides_the_boot_estimate():
     params = PolicyParams(scale_in_ticks=1, idle_floor=10)
     g = group(desired=1, in_service=1, boot_seconds=90)
-    assert not one([], [idle_node("i-1", idle_for=9)], [g], params=params)[0].drain
-    assert one([], [idle_node("i-1", idle_for=10)], [g], params=params)[0].drain == ("i-1",)
+    assert not one([], [idle_node("i-1", idle_for=9)], [g], params=params)[0].retire
+    assert one([], [idle_node("i-1", idle_for=10)], [g], params=params)[0].retire == ("i-1",)
 
 
 def test_a_node_leaves_only_once_its_60_second_billing_minimum_is_paid():
@@ -205,12 +214,12 @@ def test_a_node_leaves_only_once_its_60_second_billing_minimum_is_paid():
     g = group(desired=1, in_service=1, boot_seconds=10)
     young = idle_node("i-1", idle_for=30, started=NOW - 59)  # idle, but up only 59 s
     d, _ = one([], [young], [g], params=params)
-    assert not d.drain and "up >= 60s" in d.reason
+    assert not (d.drain or d.retire) and "up >= 60s" in d.reason
     d, _ = one([], [replace(young, started=NOW - 60)], [g], params=params)
-    assert d.drain == ("i-1",)
+    assert d.retire == ("i-1",)
     # with no billing minimum (the local stack) the idle floor alone decides
     d, _ = one([], [young], [g], params=PolicyParams(scale_in_ticks=1, idle_floor=5, min_billed=0))
-    assert d.drain == ("i-1",)
+    assert d.retire == ("i-1",)
 
 
 def test_the_idle_rule_still_waits_for_k_ticks_and_never_takes_a_busy_node():
@@ -220,9 +229,9 @@ def test_the_idle_rule_still_waits_for_k_ticks_and_never_takes_a_busy_node():
     memory = None
     for tick in range(2):
         d, memory = one([], nodes, [g], memory=memory, params=params, now=NOW + tick)
-        assert not d.drain, tick
+        assert not (d.drain or d.retire), tick
     d, _ = one([], nodes, [g], memory=memory, params=params, now=NOW + 2)
-    assert d.drain == ("i-1",)  # the idle one only; the busy one keeps its job
+    assert d.retire == ("i-1",)  # the idle one only; the busy one keeps its job
 
 
 def test_busy_or_protected_nodes_are_never_drained():
@@ -231,11 +240,11 @@ def test_busy_or_protected_nodes_are_never_drained():
     busy = idle_node("i-1", idle_for=0, busy=True, idle_since=None)
     protected = idle_node("i-2", idle_for=500, protected=True)
     d, _ = one([], [busy, protected], [g], params=params)
-    assert not d.drain
+    assert not (d.drain or d.retire)
 
 
 def test_drained_nodes_are_terminated_with_decrement_not_left_to_the_group():
-    params = PolicyParams(scale_in_ticks=1)
+    params = PolicyParams(scale_in_ticks=1, retire_idle=False)
     g = group(desired=2, in_service=2)
     nodes = [idle_node("i-1", 500), idle_node("i-2", 100)]
     d, memory = one([stream(running=1, mpps=2)], nodes, [g], params=params)
@@ -258,7 +267,7 @@ def test_scale_in_never_goes_below_the_group_minimum():
     params = PolicyParams(scale_in_ticks=1)
     g = group(min=1, desired=2, in_service=2)
     d, _ = one([], [idle_node("i-1", 500), idle_node("i-2", 400)], [g], params=params)
-    assert len(d.drain) == 1
+    assert len(d.retire) == 1
 
 
 def test_every_decision_has_a_reason():
@@ -343,7 +352,7 @@ def test_the_floor_keeps_the_slots_a_stream_keeps_busy_and_never_launches():
     s = stream(running=2, mpps=4, job_seconds=2.0, throughput=6.0)
     nodes = [idle_node(f"i-{k}", 500.0) for k in range(6)]
     d, _ = one([s], nodes, [group(desired=6, in_service=6)], params=PolicyParams(scale_in_ticks=1))
-    assert (d.floor, d.action, len(d.drain)) == (4, "scale-in", 2)
+    assert (d.floor, d.action, len(d.retire)) == (4, "scale-in", 2)
     # The floor is no reason to launch: an empty group gets what the need formula says.
     d, _ = one([replace(s, running=0, backlog=1)], groups=[group()])
     assert (d.floor, d.desired) == (4, 1)
@@ -416,7 +425,7 @@ def test_a_node_is_trusted_until_its_own_expiry_not_a_fixed_staleness():
     g = group(desired=2, in_service=2)
     quiet = idle_node("i-quiet", 500.0, heartbeat=NOW - 64, fresh_until=NOW + 1)
     d, _ = one([], [quiet], [g], params=params)
-    assert d.drain == ("i-quiet",)
+    assert d.retire == ("i-quiet",)
     late = replace(quiet, fresh_until=NOW - 1)
     d, _ = one([], [late], [g], params=params)
-    assert d.drain == ()
+    assert d.retire == ()

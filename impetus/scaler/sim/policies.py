@@ -7,7 +7,12 @@
   schedule). Job duration from the same Little's-law estimator as the Lambda. Nodes are
   seen through heartbeat items written every 5 s from boot, as node agents write them
   (node_agent/scaling.py): ``idle_since`` is the first beat that saw the node idle, and
-  a drain request is answered with ``drained`` on the node's next beat.
+  a drain request is answered with ``drained`` on the node's next beat. A terminated
+  instance waits in the termination lifecycle hook until its agent completes the action
+  (billed meanwhile, and no longer in the policy's view): a retired idle node
+  ``LEAVE_SECONDS`` after the tick (it learns of its drain mark from the head record it
+  reads every second, then stops), a drained one at its next lifecycle check (every
+  ``LIFECYCLE_POLL`` seconds); a job it claimed meanwhile finishes first.
 - ``target-tracking``: AWS target tracking on "backlog per instance" (the metric math
   AWS documents for queue workers, with 0 instances counted as 1), target = acceptable
   latency / job duration x workers per instance. One datapoint a minute; scale out when
@@ -34,7 +39,7 @@ from impetus.scaler import collect, estimate, tick
 from impetus.scaler.model import GroupState, Memory, PolicyInput, StreamState
 from impetus.scaler.params import PolicyParams
 from impetus.scaler.policy import decide
-from impetus.scaler.sim.fleet import Fleet, SimNode
+from impetus.scaler.sim.fleet import Action, Fleet, SimNode
 
 POLICIES = ("impetus", "target-tracking", "dask-adaptive", "static")
 IN_AUTO_SCALING_GROUP = ("impetus", "target-tracking", "static")  # Dask's workers are not
@@ -45,6 +50,8 @@ class Impetus:
     name = "impetus"
     IDLE_TICK = 60.0  # the EventBridge schedule
     HEARTBEAT = 5.0  # node_agent.config.DEFAULT_HEARTBEAT_INTERVAL
+    LEAVE_SECONDS = 2.0  # a 1 s head-record poll, a read, a beat, two Auto Scaling calls
+    LIFECYCLE_POLL = 15.0  # node_agent.scaling.LIFECYCLE_POLL
 
     def __init__(self, fleet: Fleet, params: PolicyParams | None = None) -> None:
         self.params = params or PolicyParams()
@@ -52,8 +59,10 @@ class Impetus:
         self.sample: list[float] | None = None
         self.next_tick = 0.0
         self.drain_asked: dict[str, float] = {}
+        self.leaving: dict[str, float] = {}  # terminated, in the lifecycle hook: -> its end
 
     def act(self, fleet: Fleet) -> None:
+        self._complete_lifecycle_actions(fleet)
         if not (fleet.nudged or fleet.t >= self.next_tick):
             return
         self.sample = estimate.update(self.sample, fleet.t, fleet.completed, fleet.running_jobs())
@@ -65,6 +74,20 @@ class Impetus:
             self.drain_asked[node_id] = fleet.t
         wait = tick.follow_up(inputs, decision, self.params, tick.is_active(inputs, decision))
         self.next_tick = fleet.t + (self.IDLE_TICK if wait is None else math.ceil(wait))
+
+    def _complete_lifecycle_actions(self, fleet: Fleet) -> None:
+        gone = [
+            n
+            for n in fleet.alive()
+            if n.id in self.leaving and fleet.t >= self.leaving[n.id] and not n.busy
+        ]
+        for node in gone:
+            del self.leaving[node.id]
+        fleet.terminate(gone, by_policy=False)
+
+    def _in_group(self, fleet: Fleet) -> list[SimNode]:
+        """Instances the policy sees: not those waiting in the termination hook."""
+        return [n for n in fleet.alive() if n.id not in self.leaving]
 
     def _beat(self, node: SimNode, t: float, after: float) -> float:
         """The first heartbeat of ``node`` at or after ``after`` (beats every 5 s from boot)."""
@@ -122,9 +145,9 @@ class Impetus:
                 self.memory,
                 t,
             )
-            for n in fleet.alive()
+            for n in self._in_group(fleet)
         )
-        alive = fleet.alive()
+        alive = self._in_group(fleet)
         live = {n.id for n in alive}
         for node_id in [k for k in self.memory.seen if k not in live]:
             del self.memory.seen[node_id]  # as collect.policy_input forgets them
@@ -134,19 +157,31 @@ class Impetus:
             min=0,
             max=fleet.max_nodes,
             desired=len(alive),
-            in_service=len(fleet.in_service()),
+            in_service=sum(1 for n in alive if fleet.t >= n.in_service_at),
             pending=len(alive) - len(fleet.in_service()),
             boot_seconds=fleet.boot_seconds,
         )
         return PolicyInput(now=t, streams=(stream,), nodes=nodes, groups=(group,))
 
-    @staticmethod
-    def apply(fleet: Fleet, decision) -> None:
+    def apply(self, fleet: Fleet, decision) -> None:
         by_id = {n.id: n for n in fleet.alive()}
-        fleet.terminate([by_id[i] for i in decision.terminate + decision.replace])
+        t = fleet.t
+        now, hooked = [], []
+        for node in (by_id[i] for i in decision.terminate + decision.replace):
+            (hooked if node.state == "drained" else now).append(node)
+        fleet.terminate(now, by_policy=False)
+        for node in hooked:  # its agent completes the hook at its next lifecycle check
+            polls = math.ceil((t - node.ready_at) / self.LIFECYCLE_POLL)
+            self.leaving[node.id] = node.ready_at + self.LIFECYCLE_POLL * polls
         for node_id in decision.drain:
             fleet.drain(by_id[node_id])
-        fleet.launch(decision.desired - len(fleet.alive()))
+        for node_id in decision.retire:
+            fleet.drain(by_id[node_id])  # it claims nothing more; a job held finishes
+            self.leaving[node_id] = t + self.LEAVE_SECONDS
+        down = len(decision.terminate) + len(decision.replace) + len(decision.retire)
+        if down:
+            fleet.actions.append(Action(t, "down", down))
+        fleet.launch(decision.desired - len(self._in_group(fleet)))
 
 
 class TargetTracking:
