@@ -115,30 +115,23 @@ def test_the_heartbeat_reports_since_when_the_node_holds_nothing(instance):
     assert read(ddb, node)["idle_since"] == 30.0
 
 
-def test_drain_request_for_a_gone_node_is_refused(instance):
-    assert not request_drain(instance["ddb"], "i-gone")
+def lifecycle_state(node, state):
+    return {
+        "AutoScalingInstances": [
+            {
+                "InstanceId": node,
+                "AutoScalingGroupName": "g",
+                "AvailabilityZone": "us-east-1a",
+                "LifecycleState": state,
+                "HealthStatus": "HEALTHY",
+                "ProtectedFromScaleIn": False,
+            }
+        ]
+    }
 
 
-def test_termination_lifecycle_hook_drains_then_completes_the_action(instance):
-    asg = boto3.client("autoscaling")
-    stubber = Stubber(asg)
-    node = "i-0123456789abcdef0"
-    stubber.add_response(
-        "describe_auto_scaling_instances",
-        {
-            "AutoScalingInstances": [
-                {
-                    "InstanceId": node,
-                    "AutoScalingGroupName": "g",
-                    "AvailabilityZone": "us-east-1a",
-                    "LifecycleState": "Terminating:Wait",
-                    "HealthStatus": "HEALTHY",
-                    "ProtectedFromScaleIn": False,
-                }
-            ]
-        },
-        {"InstanceIds": [node]},
-    )
+def stub_hook_and_completion(stubber, node):
+    """The group's hooks (a launch one and a termination one), then the completion."""
     stubber.add_response(
         "describe_lifecycle_hooks",
         {
@@ -165,6 +158,22 @@ def test_termination_lifecycle_hook_drains_then_completes_the_action(instance):
             "InstanceId": node,
         },
     )
+
+
+def test_drain_request_for_a_gone_node_is_refused(instance):
+    assert not request_drain(instance["ddb"], "i-gone")
+
+
+def test_termination_lifecycle_hook_drains_then_completes_the_action(instance):
+    asg = boto3.client("autoscaling")
+    stubber = Stubber(asg)
+    node = "i-0123456789abcdef0"
+    stubber.add_response(
+        "describe_auto_scaling_instances",
+        lifecycle_state(node, "Terminating:Wait"),
+        {"InstanceIds": [node]},
+    )
+    stub_hook_and_completion(stubber, node)
     stops = []
     with stubber:
         scaling = scaling_of(node, instance["ddb"], lambda: stops.append(1), asg=asg)
@@ -173,21 +182,6 @@ def test_termination_lifecycle_hook_drains_then_completes_the_action(instance):
         assert scaling.draining and stops == [1]
         scaling.finish()
         stubber.assert_no_pending_responses()
-
-
-def lifecycle_state(node, state):
-    return {
-        "AutoScalingInstances": [
-            {
-                "InstanceId": node,
-                "AutoScalingGroupName": "g",
-                "AvailabilityZone": "us-east-1a",
-                "LifecycleState": state,
-                "HealthStatus": "HEALTHY",
-                "ProtectedFromScaleIn": False,
-            }
-        ]
-    }
 
 
 def test_a_node_dfs_retired_stops_and_completes_the_lifecycle_action_at_once(instance, monkeypatch):
@@ -202,28 +196,7 @@ def test_a_node_dfs_retired_stops_and_completes_the_lifecycle_action_at_once(ins
         stubber.add_response(
             "describe_auto_scaling_instances", lifecycle_state(node, state), {"InstanceIds": [node]}
         )
-    stubber.add_response(
-        "describe_lifecycle_hooks",
-        {
-            "LifecycleHooks": [
-                {
-                    "LifecycleHookName": "drain",
-                    "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
-                }
-            ]
-        },
-        {"AutoScalingGroupName": "g"},
-    )
-    stubber.add_response(
-        "complete_lifecycle_action",
-        {},
-        {
-            "LifecycleHookName": "drain",
-            "AutoScalingGroupName": "g",
-            "LifecycleActionResult": "CONTINUE",
-            "InstanceId": node,
-        },
-    )
+    stub_hook_and_completion(stubber, node)
     stops = []
     scaling = scaling_of(node, ddb, lambda: stops.append(1), asg=asg)
     scaling.write_item(item(node))
