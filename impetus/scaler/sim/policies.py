@@ -148,6 +148,7 @@ class Impetus:
             for n in self._in_group(fleet)
         )
         alive = self._in_group(fleet)
+        in_service = sum(1 for n in alive if t >= n.in_service_at)
         live = {n.id for n in alive}
         for node_id in [k for k in self.memory.seen if k not in live]:
             del self.memory.seen[node_id]  # as collect.policy_input forgets them
@@ -157,8 +158,8 @@ class Impetus:
             min=0,
             max=fleet.max_nodes,
             desired=len(alive),
-            in_service=sum(1 for n in alive if fleet.t >= n.in_service_at),
-            pending=len(alive) - len(fleet.in_service()),
+            in_service=in_service,
+            pending=len(alive) - in_service,
             boot_seconds=fleet.boot_seconds,
         )
         return PolicyInput(now=t, streams=(stream,), nodes=nodes, groups=(group,))
