@@ -1,7 +1,12 @@
 """The simulated world of the DFS simulator: a queue of jobs and a fleet of nodes.
 
 One-second steps. Nodes boot for a random 45-75 s (billed from launch, per second with a
-60 s minimum, as EC2 bills Linux instances), then run up to ``mpps`` jobs at once. The
+60 s minimum, as EC2 bills Linux instances), then run up to ``mpps`` jobs at once. A
+node's boot is drawn from the seed, its launch second and its place among that second's
+launches (common random numbers): policies that launch alike get the same boots, so a
+comparison measures the policies, not the dice. (Drawn from the stream that also
+shuffles the dispatch, a policy's tick timing changed every later boot, and with it the
+p95 wait, which a burst's cold start sets, by about a second either way.) The
 policies (impetus.scaler.sim.policies) act on the fleet only through ``launch``,
 ``drain`` and ``terminate``; a terminated node's running jobs go back to the head of
 the queue and count as interrupted.
@@ -122,7 +127,8 @@ class Fleet:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self.fail_rng = random.Random(f"failures-{self.seed}")  # boot draws stay the same
+        self.fail_rng = random.Random(f"failures-{self.seed}")  # Spot notices
+        self._launches: dict[float, int] = {}  # launches so far this second
         self.jobs = [SimJob(a, s) for a, s in self.trace.jobs]
         self._next_arrival = 0
 
@@ -147,8 +153,9 @@ class Fleet:
     def launch(self, count: int, by_policy: bool = True) -> None:
         count = min(count, self.max_nodes - len(self.alive()))
         for _ in range(max(0, count)):
-            boot = self.rng.uniform(*BOOT_RANGE)
-            failed = self.fail_rng.random() < self.failures.failed_boot
+            draws = self._launch_draws()
+            boot = draws.uniform(*BOOT_RANGE)
+            failed = draws.random() < self.failures.failed_boot
             node = SimNode(
                 id=f"i-{len(self.nodes):05d}",
                 launched=self.t,
@@ -163,6 +170,12 @@ class Fleet:
                 self.events.append(Event(self.t, "failed-boot", node.id))
         if count > 0 and by_policy:
             self.actions.append(Action(self.t, "up", count))
+
+    def _launch_draws(self) -> random.Random:
+        """The random stream of the next launch: the seed, the second, the launch's place."""
+        place = self._launches.get(self.t, 0)
+        self._launches = {self.t: place + 1}  # only this second's count is needed
+        return random.Random(f"launch-{self.seed}-{self.t:.0f}-{place}")
 
     def drain(self, node: SimNode) -> None:
         node.state = "draining"
