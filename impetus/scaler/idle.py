@@ -42,21 +42,33 @@ def leave_at(node: NodeState, group: GroupState, params: PolicyParams) -> float 
     return max(node.idle_since + idle_threshold(group, params), node.started + params.min_billed)
 
 
+def spare(nodes: list[NodeState], warm: int) -> int:
+    """Running nodes beyond the ``warm`` count (:mod:`impetus.scaler.warm`): as many idle
+    ones may leave without waiting for the idle threshold."""
+    return max(0, sum(1 for n in nodes if n.state == NODE_RUNNING) - warm)
+
+
 def scale_in_candidates(
-    nodes: list[NodeState], group: GroupState, now: float, params: PolicyParams
+    nodes: list[NodeState], group: GroupState, now: float, params: PolicyParams, warm: int
 ) -> list[NodeState]:
-    """Nodes that may be drained: running, fresh, unprotected, idle long enough;
-    longest idle first."""
-    fit = [
-        n
-        for n in nodes
-        if n.state == NODE_RUNNING
-        and not n.busy
-        and not n.protected
-        and may_leave(n, group, now, params)
-        and is_fresh(n, now, params)
-    ]
-    return sorted(fit, key=lambda n: (n.idle_since, n.id))
+    """Nodes that may leave: running, fresh, unprotected and idle, longest idle first;
+    each idle for the threshold, or among the first :func:`spare` ones with their billing
+    minimum paid (``warm``: the running nodes the group keeps for the threshold)."""
+    idle = sorted(
+        (
+            n
+            for n in nodes
+            if n.state == NODE_RUNNING
+            and not n.busy
+            and not n.protected
+            and n.idle_since is not None
+            and is_fresh(n, now, params)
+        ),
+        key=lambda n: (n.idle_since, n.id),
+    )
+    billed = [n for n in idle if now - n.started >= params.min_billed][: spare(nodes, warm)]
+    early = {n.id for n in billed}
+    return [n for n in idle if n.id in early or may_leave(n, group, now, params)]
 
 
 def consolidation_candidate(

@@ -85,6 +85,9 @@ class Memory:
     failed: dict[str, list[float]] = field(default_factory=dict)  # group -> failed boots' times
     # group -> since when its capacity has stayed above what its streams need and keep busy
     surplus: dict[str, float] = field(default_factory=dict)
+    # group -> [[t, nodes]]: recent warm counts no later one superseded (impetus.scaler.warm)
+    warm: dict[str, list[list[float]]] = field(default_factory=dict)
+    quiet: dict[str, float] = field(default_factory=dict)  # group -> since when no work
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +103,10 @@ class Memory:
             seen={k: float(v) for k, v in (data.get("seen") or {}).items()},
             failed={k: [float(x) for x in v] for k, v in (data.get("failed") or {}).items()},
             surplus={k: float(v) for k, v in (data.get("surplus") or {}).items()},
+            quiet={k: float(v) for k, v in (data.get("quiet") or {}).items()},
+            warm={
+                k: [[float(t), float(n)] for t, n in v] for k, v in (data.get("warm") or {}).items()
+            },
         )
 
 
@@ -130,6 +137,7 @@ class GroupDecision:
     desired: int  # desired capacity to set (always within [min, max])
     needed: int  # nodes the streams need (before clamping to the group's limits)
     floor: int = 0  # nodes the streams keep busy at their measured throughput (no scale-in below)
+    warm: int = 0  # idle nodes kept for the idle threshold; the rest leave once billed (warm.py)
     drain: tuple[str, ...] = ()  # nodes to ask to drain now (terminated once drained)
     # idle nodes to terminate now with decrement: the termination lifecycle hook holds the
     # instance until its agent, told through its drain mark, has finished what it holds

@@ -27,6 +27,9 @@ BUSY_SHARE = 0.75
 # (https://aws.amazon.com/ec2/pricing/on-demand/): a node that ran less is billed 60 s.
 MIN_BILLED = 60.0
 SCALE_IN_TICKS = 3
+# Warm capacity (impetus.scaler.warm) covers the largest load of this many seconds back: two
+# minutes spans the 30-60 s gaps between the batches of a pipeline's stages.
+WARM_WINDOW: float | None = 120.0
 # A node silent this long is not trusted to be idle (only for items without `expires`).
 STALE_HEARTBEAT = 60.0
 # An in-service instance without a first heartbeat this long after DFS first saw it did
@@ -49,3 +52,6 @@ class PolicyParams:
     busy_share: float = BUSY_SHARE  # scale-in keeps the measured busy slots at most this share
     consolidate: bool = True  # drain the least-busy node when capacity stays idle (see idle.py)
     retire_idle: bool = True  # terminate idle victims at once (False: drain, then terminate)
+    # idle nodes beyond those that start the last window's peak load leave once billed
+    # (None: every idle node waits for the idle threshold)
+    warm_window: float | None = WARM_WINDOW

@@ -53,8 +53,11 @@ workers for *every* stream it serves, so streams share nodes. Then:
    billing minimum (EC2: 60 s), with a fresh heartbeat, not protected, and only after
    ``scale_in_ticks`` (3) consecutive ticks agree that the group has a surplus; the
    longest-idle nodes are terminated at once (``retire``), the termination lifecycle
-   hook letting a job one claimed meanwhile finish (:func:`may_leave`). A busy node
-   chosen by consolidation is asked to drain instead and terminated once drained.
+   hook letting a job one claimed meanwhile finish (:func:`may_leave`). Once the group's
+   streams have been quiet for a few seconds, idle nodes beyond those that would start
+   the last two minutes' peak load without a launch need not wait for the threshold
+   (:mod:`impetus.scaler.warm`). A busy node chosen by consolidation is asked to drain
+   instead and terminated once drained.
 5. ``desired`` is always clamped to the group's ``[min, max]`` (AWS refuses values
    outside; moto does not), and scale-in never goes below ``min``.
 
@@ -80,6 +83,7 @@ from impetus.scaler.model import (
     StreamState,
 )
 from impetus.scaler.params import BUSY_SHARE, FAILURE_WINDOW, REACH_SHARE, PolicyParams
+from impetus.scaler.warm import Need, warm_count
 
 
 def stream_need(
@@ -127,6 +131,11 @@ def stream_need(
     if nodes < stream.min_nodes:
         nodes, why = stream.min_nodes, f"{why}, min_nodes {stream.min_nodes}"
     return StreamNeed(stream.id, nodes, why)
+
+
+def _alone(reach_share: float) -> Need:
+    """Nodes a stream asks of a group with nothing booting (for :mod:`impetus.scaler.warm`)."""
+    return lambda stream, group: stream_need(stream, group, (), reach_share).nodes
 
 
 def stream_floor(stream: StreamState, busy_share: float = BUSY_SHARE) -> int:
@@ -191,6 +200,7 @@ def decide_group(
     needs = tuple(stream_need(s, serving, booting_for, params.reach_share) for s in streams)
     needed = max((n.nodes for n in needs), default=0)
     floor = max((stream_floor(s, params.busy_share) for s in streams), default=0)
+    warm = warm_count(memory, group, streams, now, params, _alone(params.reach_share))
     target = _clamp(needed, group)
     present = {n.id for n in nodes}
     for node_id in [n for n in memory.draining if n not in present]:
@@ -212,6 +222,7 @@ def decide_group(
         desired=_clamp(desired, group),
         needed=needed,
         floor=floor,
+        warm=warm,
         terminate=terminate,
         needs=needs,
     )
@@ -259,6 +270,10 @@ def decide_group(
 IDLE = "idle node(s)"
 
 
+def _beyond(warm: int, staying: int) -> str:
+    return f" (or beyond the {warm} kept warm)" if warm < staying else ""
+
+
 def _scale_in(
     base: GroupDecision,
     group: GroupState,
@@ -276,7 +291,7 @@ def _scale_in(
     keeps = f"need {needed}, floor {base.floor} < {staying} staying"
     since = memory.surplus.setdefault(key, now)
     stay = [n for n in nodes if n.id not in memory.draining]
-    candidates = scale_in_candidates(stay, group, now, params)
+    candidates = scale_in_candidates(stay, group, now, params, base.warm)
     allowed = min(surplus, base.desired - leaving - group.min)
     memory.agree[key] = memory.agree.get(key, 0) + 1
     if memory.agree[key] < params.scale_in_ticks:
@@ -294,7 +309,7 @@ def _scale_in(
         return replace(
             base,
             reason=f"{keeps} for {memory.agree[key]} ticks, but no node idle >= "
-            f"{threshold:g}s and up >= {params.min_billed:g}s",
+            f"{threshold:g}s{_beyond(base.warm, staying)} and up >= {params.min_billed:g}s",
         )
     memory.agree[key] = 0
     memory.surplus.pop(key, None)

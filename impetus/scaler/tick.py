@@ -26,10 +26,11 @@ from impetus.scaler import (
     reaping,
 )
 from impetus.scaler.config import DfsSettings
-from impetus.scaler.idle import leave_at
+from impetus.scaler.idle import leave_at, spare
 from impetus.scaler.model import NODE_RUNNING, Decision, PolicyInput, StreamState
 from impetus.scaler.params import PolicyParams
 from impetus.scaler.policy import decide
+from impetus.scaler.warm import warming_ends
 from impetus.storage.decisions import DecisionLog
 from impetus.storage.queue import Queue
 from impetus.storage.tables import DECISIONS, NODES, table_names_for
@@ -74,6 +75,9 @@ class TickResult:
 
 FOLLOW_UP = 10.0  # seconds between ticks while work waits or runs, or nodes boot
 DRAIN_POLL = 2.0  # while a drain is in flight: its node reports drained within a heartbeat
+# while ticks agree on a scale-in and idle nodes wait for it: its 3 ticks take 4 s, not 20
+# (a second of 20 idle nodes is 20 node-seconds)
+AGREE_POLL = 1.0
 MIN_FOLLOW_UP = 1.0
 
 
@@ -95,8 +99,11 @@ def follow_up(
     ``DRAIN_POLL`` seconds while a drain is in flight (a drained node is terminated
     promptly instead of being billed while it waits for a tick), and right when the next
     idle node of a group with a surplus reaches the idle threshold (it may be drained
-    then, not up to a tick later). Idle nodes with nobody else active are followed too:
-    the fleet must get back to zero without waiting for the once-a-minute schedule."""
+    then, not up to a tick later; those beyond the group's warm ones once billed), every
+    ``AGREE_POLL`` seconds while the scale-in agreement builds up, and when the group's
+    quiet streams let the nodes beyond the warm ones leave. Idle nodes with nobody else
+    active are followed too: the fleet must get back to zero without waiting for the
+    once-a-minute schedule."""
     now, wait = inputs.now, FOLLOW_UP
     draining = decision.memory.draining
     if draining:
@@ -106,6 +113,11 @@ def follow_up(
         staying = chosen.desired - sum(1 for n in mine if n.id in draining)
         if staying <= max(group.min, chosen.needed):
             continue  # no surplus: nothing to scale in
+        early = spare([n for n in mine if n.id not in draining], chosen.warm) > 0
+        agreed = decision.memory.agree.get(group.node_class, 0) >= params.scale_in_ticks
+        quiet_at = warming_ends(decision.memory, group.node_class)
+        if quiet_at is not None and quiet_at > now and params.warm_window is not None:
+            wait = min(wait, max(MIN_FOLLOW_UP, quiet_at - now))  # the warm count applies then
         for node in mine:
             if (
                 node.state == NODE_RUNNING
@@ -114,9 +126,11 @@ def follow_up(
                 and node.id not in draining
             ):
                 active = True  # an idle node to scale in: follow it, not the schedule
-                crossing = leave_at(node, group, params) - now
-                if crossing > 0:
-                    wait = min(wait, max(MIN_FOLLOW_UP, crossing))
+                at = leave_at(node, group, params)
+                if early:  # beyond the warm nodes: once billed
+                    at = min(at, node.started + params.min_billed)
+                soon = at - now if agreed else AGREE_POLL  # agreement first, then the node
+                wait = min(wait, max(MIN_FOLLOW_UP, soon))
     return wait if active else None
 
 

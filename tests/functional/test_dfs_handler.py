@@ -200,8 +200,8 @@ def test_one_invocation_follows_an_idle_node_until_it_has_left(env, monkeypatch)
     monkeypatch.setattr("lambdas.dfs.handler.time.sleep", sleep)
     result = handler({}, context)
     assert in_service(asg) == [] and group(asg)["DesiredCapacity"] == 0
-    # agree over ticks 10 s apart, retire the node, then stop: no drain to poll for
-    assert sleeps == [10.0] and result["ticks"] == 2
+    # agree over ticks AGREE_POLL apart, retire the node, then stop: no drain to poll for
+    assert sleeps == [tick.AGREE_POLL] and result["ticks"] == 2
     assert result["last"]["next_in"] is None
 
 
