@@ -22,7 +22,9 @@ so one due job on an empty fleet asks for one node (scale from zero), a node is 
 launched for work the running and booting fleet starts before it could boot, and a
 stream with nothing due or running asks for ``min_nodes`` (default 0). A booting node's
 ``a_k`` counts from the first tick that saw its instance (DFS launched it at most a
-tick earlier).
+tick earlier). ``in_service`` counts the nodes that start jobs: an instance Auto
+Scaling calls InService is booting until its agent is heard from, and a node draining
+starts nothing.
 
 **Per group.** A group (one Auto Scaling group per ``node_class``; ``default`` when a
 stream names none) needs the largest need of its streams: a node runs up to ``mpps``
@@ -194,9 +196,17 @@ def decide_group(
     """One group's decision; updates ``memory`` (agree counter, drains in flight)."""
     key = group.node_class
     booting_for = tuple(now - n.started for n in nodes if n.state == NODE_BOOTING)
-    # Nodes asked to drain start no more jobs: the reach is the nodes that stay.
+    # In service are the nodes that start jobs: not those asked to drain, and not those
+    # Auto Scaling calls InService whose agent has not been heard from (an instance is
+    # InService once it runs and passes EC2's health checks, well before its user data
+    # has started the agent): booting, as for the reach they count in booting_for.
     draining = sum(1 for n in nodes if n.id in memory.draining and n.in_service)
-    serving = replace(group, in_service=max(0, group.in_service - draining))
+    unheard = sum(1 for n in nodes if n.state == NODE_BOOTING and n.in_service)
+    serving = replace(
+        group,
+        in_service=max(0, group.in_service - draining - unheard),
+        pending=group.pending + min(unheard, group.in_service),
+    )
     needs = tuple(stream_need(s, serving, booting_for, params.reach_share) for s in streams)
     needed = max((n.nodes for n in needs), default=0)
     floor = max((stream_floor(s, params.busy_share) for s in streams), default=0)
@@ -244,7 +254,7 @@ def decide_group(
         # A booting node has never claimed: cancelling it kills nothing (an agent racing
         # to its first claim is drained by the termination lifecycle hook first).
         allowed = min(staying - target, desired - leaving - group.min, len(booting))
-        victims = _unneeded_booting(group, streams, booting, now)[: max(0, allowed)]
+        victims = _unneeded_booting(serving, streams, booting, now)[: max(0, allowed)]
         if victims:
             memory.agree[key] = 0
             return replace(

@@ -42,6 +42,24 @@ def idle_node(node_id: str, idle_for: float, **kw) -> NodeState:
     return NodeState(**{**base, **kw})
 
 
+def booting(node_id: str, booted_for: float, **kw) -> NodeState:
+    base = dict(
+        id=node_id,
+        node_class="default",
+        heartbeat=0.0,
+        busy=False,
+        idle_since=None,
+        started=NOW - booted_for,
+        state=NODE_BOOTING,
+    )
+    return NodeState(**{**base, **kw})
+
+
+def pending(node_id: str, booted_for: float) -> NodeState:
+    """A launched instance Auto Scaling does not call InService yet."""
+    return booting(node_id, booted_for, in_service=False)
+
+
 def one(streams=(), nodes=(), groups=(), memory=None, params=None, now=NOW):
     decision = decide(PolicyInput(now, tuple(streams), tuple(nodes), tuple(groups)), memory, params)
     return decision.groups[0], decision.memory
@@ -109,15 +127,27 @@ def test_nodes_booting_for_a_while_count_toward_the_reach():
     # of them for the backlog: enough, though a 5 s target alone would ask for 20 nodes.
     s = stream(backlog=200, job_seconds=2.0, mpps=4, target_latency=5.0)
     g = group(desired=5, pending=5)
-    booting = [
-        NodeState(f"i-{i}", "default", 0.0, False, None, NOW - 40, state=NODE_BOOTING)
-        for i in range(5)
-    ]
+    booting = [pending(f"i-{i}", 40) for i in range(5)]
     d, _ = one([s], booting, [g])
     assert d.desired == 5 and d.action == "hold" and "and 5 booting" in d.needs[0].reason
     fresh = [replace(n, started=NOW - 1) for n in booting]  # just launched: they reach little
     d, _ = one([s], fresh, [g])
     assert d.desired > 5 and d.action == "scale-out"
+
+
+def test_an_instance_in_service_whose_agent_is_not_heard_from_counts_once_as_booting():
+    # Auto Scaling calls an instance InService once it runs, a minute before its agent
+    # beats. One such node, booting for 90 s: its reach (4 slots x 60 s / 2 s = 120 jobs,
+    # half for the backlog) is counted once, so 100 due jobs ask for a second node;
+    # counted both in service and booting (120 jobs for the backlog) they did not.
+    s = stream(backlog=100, job_seconds=2.0, mpps=4)
+    g = group(desired=1, in_service=1)
+    d, _ = one([s], [booting("i-slow", 90)], [g])
+    assert (d.action, d.desired) == ("scale-out", 2)
+    d, _ = one([s], [idle_node("i-up", 0, busy=True, idle_since=None)], [g])
+    assert d.action == "scale-out"  # heard from: the same reach, in service
+    d, _ = one([stream(backlog=50, job_seconds=2.0, mpps=4)], [booting("i-slow", 90)], [g])
+    assert d.action == "hold" and d.desired == 1  # within its reach
 
 
 def test_a_booting_node_is_kept_while_the_backlog_outlasts_its_boot():
@@ -127,8 +157,8 @@ def test_a_booting_node_is_kept_while_the_backlog_outlasts_its_boot():
     g = group(desired=3, in_service=1, pending=2)
     nodes = [
         idle_node("i-up", 0, busy=True, idle_since=None),
-        NodeState("i-soon", "default", 0.0, False, None, NOW - 50, state=NODE_BOOTING),
-        NodeState("i-late", "default", 0.0, False, None, NOW - 20, state=NODE_BOOTING),
+        pending("i-soon", 50),
+        pending("i-late", 20),
     ]
     d, _ = one([stream(backlog=100, job_seconds=2.0, mpps=4)], nodes, [g])
     assert d.terminate == ("i-late",) and d.desired == 2
@@ -281,26 +311,13 @@ def test_surplus_nodes_still_booting_are_cancelled_at_once_newest_first():
     g = group(desired=3, in_service=1, pending=2)
     nodes = [
         idle_node("i-up", 0, busy=True, idle_since=None),
-        NodeState("i-old", "default", 0.0, False, None, NOW - 30, state=NODE_BOOTING),
-        NodeState("i-new", "default", 0.0, False, None, NOW - 5, state=NODE_BOOTING),
+        pending("i-old", 30),
+        pending("i-new", 5),
     ]
     d, _ = one([stream(running=2, mpps=2)], nodes, [g])  # one node's work: two surplus
     assert d.terminate == ("i-new", "i-old") and d.desired == 1 and not d.drain
     d, _ = one([stream(running=2, backlog=2, mpps=2)], nodes, [g], params=PolicyParams())
     assert "i-up" not in d.terminate  # a node that heartbeats is never cancelled
-
-
-def booting(node_id: str, booted_for: float, **kw) -> NodeState:
-    base = dict(
-        id=node_id,
-        node_class="default",
-        heartbeat=0.0,
-        busy=False,
-        idle_since=None,
-        started=NOW - booted_for,
-        state=NODE_BOOTING,
-    )
-    return NodeState(**{**base, **kw})
 
 
 def test_a_node_without_heartbeat_past_the_boot_deadline_is_terminated_with_decrement():
