@@ -71,6 +71,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from impetus.scaler.faults import failed_boots
 from impetus.scaler.idle import consolidation_candidate, idle_threshold, scale_in_candidates
 from impetus.scaler.model import (
     NODE_BOOTING,
@@ -344,15 +345,6 @@ def _scale_in(
         reason=f"{keeps} for {params.scale_in_ticks} ticks: drain {len(victims)} {what}, "
         "terminate once drained",
     )
-
-
-def failed_boots(nodes: list[NodeState], now: float, params: PolicyParams) -> list[NodeState]:
-    """In-service nodes that never sent a heartbeat within the boot deadline."""
-    return [
-        n
-        for n in nodes
-        if n.state == NODE_BOOTING and n.in_service and now - n.started > params.boot_deadline
-    ]
 
 
 def decide_with_failed_boots(
