@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from impetus.scaler.faults import failed_boots
+from impetus.scaler.faults import adopt_own_drains, failed_boots
 from impetus.scaler.idle import consolidation_candidate, idle_threshold, scale_in_candidates
 from impetus.scaler.model import (
     NODE_BOOTING,
@@ -196,6 +196,7 @@ def decide_group(
 ) -> GroupDecision:
     """One group's decision; updates ``memory`` (agree counter, drains in flight)."""
     key = group.node_class
+    adopt_own_drains(nodes, memory, now)
     booting_for = tuple(now - n.started for n in nodes if n.state == NODE_BOOTING)
     # In service are the nodes that start jobs: not those asked to drain, and not those
     # Auto Scaling calls InService whose agent has not been heard from (an instance is

@@ -284,6 +284,23 @@ def test_drained_nodes_are_terminated_with_decrement_not_left_to_the_group():
     assert d.terminate == ("i-1",) and d.desired == 1
 
 
+def test_a_node_draining_on_its_own_is_replaced_at_once_and_terminated_once_drained():
+    # A Spot notice: the agent drains, DFS did not ask. Two nodes busy, 100 due: one
+    # of them noticed: it starts nothing more, so a replacement is launched now (not two
+    # minutes later, when EC2 reclaims it); drained, it goes with decrement.
+    g = group(desired=2, in_service=2)
+    s = stream(running=8, backlog=100, mpps=4, job_seconds=2.0)
+    noticed = busy_node("i-spot", 4, state=NODE_DRAINING)
+    d, memory = one([s], [noticed, busy_node("i-ok", 4)], [g])
+    assert (d.action, d.desired) == ("scale-out", 3) and "i-spot" in memory.draining
+    g = group(desired=3, in_service=2, pending=1)
+    done = idle_node("i-spot", 0, state=NODE_DRAINED)
+    d, memory = one([s], [done, busy_node("i-ok", 4)], [g], memory=memory)
+    assert d.terminate == ("i-spot",) and "i-spot" not in memory.draining
+    d, _ = one([s], [noticed, busy_node("i-ok", 4)], [group(desired=2, in_service=2)])
+    assert d.terminate == ()  # still draining: it finishes its jobs first
+
+
 def test_a_draining_node_is_not_counted_as_capacity_that_stays():
     g = group(desired=2, in_service=2)
     memory = Memory(draining={"i-1": NOW - 5})

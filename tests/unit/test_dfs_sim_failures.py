@@ -77,6 +77,29 @@ def test_impetus_terminates_every_failed_boot_by_its_deadline():
     assert fleet.alive()  # ... and replaced while the work still needs a node
 
 
+def test_impetus_terminates_a_noticed_node_once_drained_not_when_ec2_takes_it():
+    from impetus.scaler.sim import policies
+
+    fleet = Fleet(traces.make("steady"), seed=7, autoreplace=True)
+    policy = policies.make("impetus", fleet)
+    while fleet.t < 600:  # the steady fleet is up and busy
+        fleet.step()
+        policy.act(fleet)
+        fleet.t += 1
+    node = fleet.ready_nodes()[0]
+    noticed = fleet.t
+    node.notice_at, node.state = noticed, "draining" if node.busy else "drained"
+    while fleet.t < noticed + NOTICE_SECONDS + 10:
+        fleet.step()
+        policy.act(fleet)
+        fleet.t += 1
+    # DFS saw it drain on its heartbeat: gone with its jobs done, within a few ticks, and
+    # with decrement, so the group launched no replacement when the notice ran out
+    assert node.terminated is not None and node.terminated < noticed + 30
+    assert fleet.interrupted() == 0
+    assert not [n for n in fleet.nodes if n.launched == noticed + NOTICE_SECONDS]
+
+
 def test_failed_boots_and_interruptions_lose_no_job():
     trace = traces.make("bursty")
     result = simulate.run(trace, "impetus", seed=7, failures=Failures(2.0, 0.3))
