@@ -179,7 +179,10 @@ class Impetus:
         for node_id in decision.retire:
             fleet.drain(by_id[node_id])  # it claims nothing more; a job held finishes
             self.leaving[node_id] = t + self.LEAVE_SECONDS
-        down = len(decision.terminate) + len(decision.replace) + len(decision.retire)
+        # A noticed node DFS terminates once drained would have gone at the notice's end
+        # anyway: not a scale action (as when EC2 takes it), so not a reversal either.
+        noticed = sum(1 for i in decision.terminate if by_id[i].notice_at is not None)
+        down = len(decision.terminate) + len(decision.replace) + len(decision.retire) - noticed
         if down:
             fleet.actions.append(Action(t, "down", down))
         fleet.launch(decision.desired - len(self._in_group(fleet)))
