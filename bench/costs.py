@@ -89,6 +89,9 @@ class Rig:
         self.authkey = provision(settings).authkey
         from lambdas.api import app as api_app
 
+        # A fresh container: a Queue or authkey client cached by an earlier API in this
+        # process points at another endpoint (a test's moto, or none: real AWS).
+        api_app.reset_state()
         api_app.logger.setLevel(logging.WARNING)  # one INFO line per request otherwise
         MeteredApi.meter = self.meter
         self.api = MeteredApi(port=0).start()
@@ -124,6 +127,9 @@ class Rig:
         self.thread.join(30)
         self.api.stop()
         self.moto.stop()
+        from lambdas.api import app as api_app
+
+        api_app.reset_state()  # nothing cached here outlives this moto server
 
 
 class _Silent:

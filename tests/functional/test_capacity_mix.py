@@ -49,6 +49,15 @@ def test_a_small_measurement_gives_a_mix_the_model_reads(monkeypatch):
     # the rig points the environment and impetus.core.aws.client at its own moto server
     # and meter (as bench/costs.py does): both are put back after this test
     monkeypatch.setattr(aws, "client", aws.client)
+    # an API run earlier in this process left its authkey client behind, pointed at no
+    # moto (real AWS): the rig's API is a fresh container and must not use it
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from lambdas.api import auth
+
+    stale = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=None)
+    monkeypatch.setattr(auth, "_provider", SecretsProvider(boto3_client=stale))
     saved = dict(os.environ)
     try:
         data = capacity_mix.measure(jobs=10, idle_seconds=1.0, streams=3, extra=2)
