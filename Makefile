@@ -42,7 +42,7 @@ test-latest: venv
 
 # Runs the original helloworld against a fresh local stack (state in ~/.impetus) that
 # starts with 0 nodes: DFS brings nodes up for the jobs and takes them back to zero
-# (idle threshold shortened to 10 s for the local stack; 60 s on AWS), which
+# (idle threshold shortened to 10 s for the local stack; half a boot, 30 s, on AWS), which
 # `impetus dfs watch` prints. The stack is stopped even when the example fails; the
 # example's exit code wins.
 demo: venv

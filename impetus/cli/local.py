@@ -85,7 +85,7 @@ def fleet_line(settings: dict[str, Any]) -> str:
         return "  fleet: fixed (--nodes)"
     return (
         f"  fleet: DFS autoscaling, 0 to {settings.get('max_nodes')} nodes; idle nodes leave "
-        f"after {settings.get('idle_seconds'):g}s (shortened for the local stack; 60s on AWS)"
+        f"after {settings.get('idle_seconds'):g}s (shortened for the local stack; 30s on AWS)"
     )
 
 

@@ -75,7 +75,7 @@ class StackOptions:
     table_prefix: str = "impetus"
     node_grace: float = 10.0
     max_nodes: int = 4  # the local Auto Scaling group's MaxSize
-    idle_seconds: float = 10.0  # shortened idle floor of the local DFS (60 s on AWS)
+    idle_seconds: float = 10.0  # shortened idle floor of the local DFS (30 s, half a boot, on AWS)
 
     @property
     def autoscaling(self) -> bool:
