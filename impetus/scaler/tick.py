@@ -116,7 +116,7 @@ def follow_up(
         early = spare([n for n in mine if n.id not in draining], chosen.warm) > 0
         agreed = decision.memory.agree.get(group.node_class, 0) >= params.scale_in_ticks
         quiet_at = warming_ends(decision.memory, group.node_class)
-        if quiet_at is not None and quiet_at > now and params.warm_window is not None:
+        if quiet_at is not None and quiet_at > now:
             wait = min(wait, max(MIN_FOLLOW_UP, quiet_at - now))  # the warm count applies then
         for node in mine:
             if (

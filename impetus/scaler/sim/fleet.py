@@ -128,7 +128,7 @@ class Fleet:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.fail_rng = random.Random(f"failures-{self.seed}")  # Spot notices
-        self._launches: dict[float, int] = {}  # launches so far this second
+        self._launched_now = (-1.0, 0)  # (second, launches so far in it)
         self.jobs = [SimJob(a, s) for a, s in self.trace.jobs]
         self._next_arrival = 0
 
@@ -173,8 +173,9 @@ class Fleet:
 
     def _launch_draws(self) -> random.Random:
         """The random stream of the next launch: the seed, the second, the launch's place."""
-        place = self._launches.get(self.t, 0)
-        self._launches = {self.t: place + 1}  # only this second's count is needed
+        second, count = self._launched_now
+        place = count if second == self.t else 0
+        self._launched_now = (self.t, place + 1)
         return random.Random(f"launch-{self.seed}-{self.t:.0f}-{place}")
 
     def drain(self, node: SimNode) -> None:
